@@ -1,0 +1,1 @@
+//! Parsed, always-valid domain values: the CSV header, rows, emails and roles.

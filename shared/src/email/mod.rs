@@ -1,0 +1,1 @@
+//! The mailer: renders invitation emails and sends them over SMTP or into an outbox folder.
