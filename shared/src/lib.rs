@@ -1,5 +1,14 @@
 //! Types and services shared by the API and the workers: configuration, domain types, the store,
 //! job payloads, the mailer and metric names.
 
+pub mod config;
+pub mod db;
 pub mod domain;
 pub mod email;
+pub mod ids;
+pub mod jobs;
+pub mod metrics;
+pub mod queue;
+pub mod status;
+pub mod store;
+pub mod tokens;

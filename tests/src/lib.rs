@@ -1,1 +1,3 @@
 //! Test helpers shared by the integration suites.
+
+pub mod smtp;

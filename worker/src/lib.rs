@@ -1,1 +1,114 @@
+//! The workers: process imports and send invitation emails, registered in one place ([`run`]).
+//!
+//! Retry policy, by job:
+//! - `ProcessImport`: errors are transient (database, queue); the queue re-delivers the job, which
+//!   resumes at the import's checkpoint. A file-level failure marks the import `failed` and ends the
+//!   job successfully, since retrying cannot help.
+//! - `SendInvites`: a wake-up only. Send retries are scheduled per delivery in the database
+//!   (`next_attempt_at`, exponential backoff with jitter, up to `EMAIL_RETRY_WINDOW`), never by the
+//!   queue, and every worker's sweeper picks up due retries every `SEND_POLL_INTERVAL`.
 
+pub mod jobs;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use apalis::prelude::*;
+use invite_shared::config::Settings;
+use invite_shared::db::Db;
+use invite_shared::email::Mailer;
+use invite_shared::queue::JobQueue;
+use lettre::message::Mailbox;
+use secrecy::ExposeSecret as _;
+use tokio_util::sync::CancellationToken;
+
+/// Everything a job needs; cheap to clone.
+#[derive(Clone)]
+pub struct Deps {
+    /// The ledger.
+    pub db: Db,
+    /// Where emails go.
+    pub mailer: Arc<Mailer>,
+    /// The `From` of invitation emails.
+    pub from: Mailbox,
+    /// Settings in force.
+    pub settings: Arc<Settings>,
+    /// The job queue, to wake the senders.
+    pub queue: JobQueue,
+}
+
+impl Deps {
+    /// Builds the mailer from settings (SMTP when `SMTP_URL` is set, else the outbox).
+    pub fn mailer(settings: &Settings) -> anyhow::Result<Mailer> {
+        Ok(match &settings.smtp_url {
+            Some(url) => Mailer::smtp(
+                url.expose_secret(),
+                settings.smtp_pool_size,
+                settings.smtp_timeout,
+            )?,
+            None => Mailer::outbox(settings.outbox_dir())?,
+        })
+    }
+
+    /// Assembles the dependencies from settings and already-connected database and queue.
+    pub fn new(settings: Arc<Settings>, db: Db, queue: JobQueue) -> anyhow::Result<Deps> {
+        let from = settings
+            .email_from
+            .parse()
+            .context("EMAIL_FROM is not a valid mailbox")?;
+        Ok(Deps {
+            db,
+            mailer: Arc::new(Deps::mailer(&settings)?),
+            from,
+            settings,
+            queue,
+        })
+    }
+}
+
+/// A name no other live worker has: apalis-redis refuses a name it saw recently.
+pub fn unique_worker_name(role: &str) -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
+    let nonce: u32 = rand::random();
+    format!("{host}-{}-{nonce:08x}-{role}", std::process::id())
+}
+
+/// Runs every worker and the send sweeper until `shutdown` is cancelled.
+pub async fn run(deps: Deps, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let concurrency = deps.settings.worker_concurrency;
+    let imports = deps.queue.imports.clone();
+    let sends = deps.queue.sends.clone();
+    let import_deps = deps.clone();
+    let send_deps = deps.clone();
+    let import_name = unique_worker_name("process-import");
+    let send_name = unique_worker_name("send-invites");
+    let monitor = Monitor::new()
+        .register(move |_| {
+            WorkerBuilder::new(import_name.clone())
+                .backend(imports.clone())
+                .data(import_deps.clone())
+                .concurrency(concurrency)
+                .build(jobs::process_import::handle)
+        })
+        .register(move |_| {
+            WorkerBuilder::new(send_name.clone())
+                .backend(sends.clone())
+                .data(send_deps.clone())
+                .concurrency(concurrency)
+                .build(jobs::send_invites::handle)
+        })
+        .shutdown_timeout(Duration::from_secs(30));
+
+    let sweeper = tokio::spawn(jobs::send_invites::sweep(deps.clone(), shutdown.clone()));
+    let stop = shutdown.clone();
+    let result = monitor
+        .run_with_signal(async move {
+            stop.cancelled().await;
+            Ok(())
+        })
+        .await;
+    shutdown.cancel();
+    sweeper.await.context("the send sweeper panicked")?;
+    result.map_err(|e| anyhow::anyhow!("worker monitor: {e}"))
+}

@@ -1,1 +1,641 @@
 //! The mailer: renders invitation emails and sends them over SMTP or into an outbox folder.
+//!
+//! Every send ends in a [`SendReceipt`] or a [`SendError`] that is either `Transient` (retry later)
+//! or `Permanent` (mark the send `failed` and keep the server's reply), so the retry policy lives in
+//! the type, not in string matching on replies.
+
+mod template;
+
+use std::{
+    error::Error as _,
+    fmt,
+    path::PathBuf,
+    sync::{Arc, Mutex, PoisonError, RwLock},
+    time::Duration,
+};
+
+use lettre::{
+    Address, AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
+    message::{Mailbox, MultiPart},
+    transport::smtp::{self, AsyncSmtpTransportBuilder, PoolConfig, response::Response},
+};
+
+pub use template::{InvitationEmail, Rendered};
+
+/// Longest reply kept on a receipt or error, so one chatty server cannot bloat the members table.
+const MAX_REPLY_CHARS: usize = 500;
+
+/// Where emails go: one type whatever the transport, chosen once at start-up.
+pub enum Mailer {
+    /// Pooled SMTP, from `SMTP_URL`.
+    Smtp(Box<SmtpSender>),
+    /// Writes each message to `<dir>/<random UUID v4>.eml` (the embedded default).
+    Outbox(AsyncFileTransport<Tokio1Executor>, PathBuf),
+    /// Keeps every message in memory; for tests that inspect what was sent.
+    Memory(Arc<Mutex<Vec<Message>>>),
+}
+
+/// A pooled SMTP transport with a deadline on every send.
+///
+/// lettre's async transport applies its timeout to the TCP connect only; an SMTP server that
+/// accepts the connection and then stalls would hang the send forever. So each send runs under
+/// `timeout`, and because lettre recycles a connection abandoned mid-conversation into its pool
+/// (where the late replies would desynchronise the next message), an overrun swaps in a fresh pool.
+pub struct SmtpSender {
+    /// The live transport and a generation number, so concurrent overruns rebuild it only once.
+    current: RwLock<(u64, AsyncSmtpTransport<Tokio1Executor>)>,
+    builder: AsyncSmtpTransportBuilder,
+    endpoint: String,
+    timeout: Duration,
+}
+
+/// Proof that a message left: the SMTP server's reply, or where the outbox wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendReceipt {
+    /// The server accepted the message, e.g. "250 2.0.0 OK queued as 4B2F1".
+    Smtp {
+        /// The server's reply to the end of DATA, truncated to 500 characters.
+        reply: String,
+    },
+    /// The message was written to this `.eml` file.
+    Outbox {
+        /// Full path of the written file.
+        path: PathBuf,
+    },
+    /// The message was kept in memory at this position.
+    Memory {
+        /// Index into the memory transport's vector.
+        index: usize,
+    },
+}
+
+/// Why a send failed, split by what the caller should do about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Worth retrying: a 4xx reply, a connection or TLS failure, a timeout, an outbox I/O error.
+    #[error("transient send failure: {reply}")]
+    Transient {
+        /// The server's reply or the error's description, truncated to 500 characters.
+        reply: String,
+    },
+    /// Retrying cannot help: the server answered 5xx.
+    #[error("permanent send failure: {reply}")]
+    Permanent {
+        /// The server's reply, e.g. "550 5.1.1 no such user", truncated to 500 characters.
+        reply: String,
+    },
+}
+
+/// Why the mailer or a message could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum MailerError {
+    /// `SMTP_URL` is not a usable `smtp://` or `smtps://` URL.
+    #[error("invalid SMTP URL {endpoint}")]
+    SmtpUrl {
+        /// The URL with any credentials removed.
+        endpoint: String,
+        /// lettre's parse error.
+        source: smtp::Error,
+    },
+    /// The outbox folder could not be created.
+    #[error("cannot create the outbox folder {}", path.display())]
+    OutboxDir {
+        /// The folder that was asked for.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The invitee's address is not a valid email address (the address is not repeated here).
+    #[error("invalid recipient address")]
+    Recipient(#[source] lettre::address::AddressError),
+    /// lettre refused to assemble the message.
+    #[error("cannot build the message")]
+    Message(#[source] lettre::error::Error),
+}
+
+impl Mailer {
+    /// An SMTP mailer for `smtp://[user:pass@]host[:port][?tls=required|opportunistic]` or
+    /// `smtps://…`; `timeout` bounds connecting and each whole send. Call inside a Tokio runtime:
+    /// lettre spawns its pool's cleanup task on construction.
+    pub fn smtp(url: &str, pool_size: u32, timeout: Duration) -> Result<Mailer, MailerError> {
+        let endpoint = describe_smtp_url(url);
+        let builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+            .map_err(|source| MailerError::SmtpUrl {
+                endpoint: endpoint.clone(),
+                source,
+            })?
+            .pool_config(PoolConfig::new().max_size(pool_size))
+            .timeout(Some(timeout));
+        Ok(Mailer::Smtp(Box::new(SmtpSender {
+            current: RwLock::new((0, builder.clone().build())),
+            builder,
+            endpoint,
+            timeout,
+        })))
+    }
+
+    /// An outbox mailer writing `.eml` files into `dir`, which is created if missing.
+    pub fn outbox(dir: PathBuf) -> Result<Mailer, MailerError> {
+        // lettre writes into the folder but never creates it; fail at start-up, not on first send.
+        std::fs::create_dir_all(&dir).map_err(|source| MailerError::OutboxDir {
+            path: dir.clone(),
+            source,
+        })?;
+        Ok(Mailer::Outbox(AsyncFileTransport::new(&dir), dir))
+    }
+
+    /// An in-memory mailer and a handle on the messages it will record.
+    pub fn memory() -> (Mailer, Arc<Mutex<Vec<Message>>>) {
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        (Mailer::Memory(Arc::clone(&sent)), sent)
+    }
+
+    /// Sends one message, classifying any failure as transient or permanent.
+    pub async fn send(&self, message: &Message) -> Result<SendReceipt, SendError> {
+        match self {
+            Mailer::Smtp(sender) => sender.send(message).await,
+            Mailer::Outbox(transport, dir) => {
+                let id = transport
+                    .send_raw(message.envelope(), &message.formatted())
+                    .await
+                    // A full disk or a permission problem may well be fixed by the next attempt.
+                    .map_err(|err| SendError::Transient {
+                        reply: truncate(error_chain(&err)),
+                    })?;
+                Ok(SendReceipt::Outbox {
+                    path: dir.join(format!("{id}.eml")),
+                })
+            }
+            Mailer::Memory(sent) => {
+                let mut sent = sent.lock().unwrap_or_else(PoisonError::into_inner);
+                sent.push(message.clone());
+                Ok(SendReceipt::Memory {
+                    index: sent.len() - 1,
+                })
+            }
+        }
+    }
+
+    /// One line for the start-up log, without credentials: "SMTP smtp://host:port" or "outbox /path".
+    pub fn describe(&self) -> String {
+        match self {
+            Mailer::Smtp(sender) => format!("SMTP {}", sender.endpoint),
+            Mailer::Outbox(_, dir) => format!("outbox {}", dir.display()),
+            Mailer::Memory(_) => "memory".to_owned(),
+        }
+    }
+}
+
+impl fmt::Debug for Mailer {
+    // By hand, so that no transport internals (credentials included) can end up in a log.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Mailer").field(&self.describe()).finish()
+    }
+}
+
+impl SmtpSender {
+    async fn send(&self, message: &Message) -> Result<SendReceipt, SendError> {
+        let (generation, transport) = {
+            let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
+            (current.0, current.1.clone())
+        };
+        let raw = message.formatted();
+        let sending = transport.send_raw(message.envelope(), &raw);
+        match tokio::time::timeout(self.timeout, sending).await {
+            Ok(Ok(response)) => Ok(SendReceipt::Smtp {
+                reply: truncate(reply_text(&response)),
+            }),
+            Ok(Err(err)) => Err(classify(&err)),
+            Err(_elapsed) => {
+                self.replace_pool(generation);
+                // The server may still accept this message after we gave up; a retry can then
+                // deliver it twice, which SMTP itself cannot rule out.
+                Err(SendError::Transient {
+                    reply: format!(
+                        "no reply from the SMTP server within {} ms",
+                        self.timeout.as_millis()
+                    ),
+                })
+            }
+        }
+    }
+
+    fn replace_pool(&self, seen_generation: u64) {
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        if current.0 == seen_generation {
+            // The old pool closes its connections once the last in-flight send drops its handle.
+            *current = (seen_generation + 1, self.builder.clone().build());
+        }
+    }
+}
+
+impl SendError {
+    /// The server's reply or the error's description.
+    pub fn reply(&self) -> &str {
+        match self {
+            SendError::Transient { reply } | SendError::Permanent { reply } => reply,
+        }
+    }
+
+    /// Whether retrying is pointless.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, SendError::Permanent { .. })
+    }
+}
+
+impl fmt::Display for SendReceipt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendReceipt::Smtp { reply } => f.write_str(reply),
+            SendReceipt::Outbox { path } => write!(f, "written to {}", path.display()),
+            SendReceipt::Memory { index } => write!(f, "kept in memory as message {index}"),
+        }
+    }
+}
+
+/// Assembles the invitation as multipart/alternative (text, then HTML) from `from` to the invitee.
+pub fn build_message(from: &Mailbox, email: &InvitationEmail) -> Result<Message, MailerError> {
+    let address: Address = email.to.parse().map_err(MailerError::Recipient)?;
+    let name = email
+        .first_name
+        .as_deref()
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .map(str::to_owned);
+    let rendered = email.render();
+    Message::builder()
+        // lettre adds Date but not Message-ID, and spam filters penalise its absence.
+        .message_id(None)
+        .from(from.clone())
+        .to(Mailbox::new(name, address))
+        .subject(rendered.subject)
+        .multipart(MultiPart::alternative_plain_html(
+            rendered.text,
+            rendered.html,
+        ))
+        .map_err(MailerError::Message)
+}
+
+/// Only an explicit 5xx is permanent: lettre reports 4xx as transient, and connection, TLS,
+/// protocol and client errors carry no verdict from the server, so they are retried too.
+fn classify(err: &smtp::Error) -> SendError {
+    let reply = truncate(match (err.status(), err.source()) {
+        // lettre's own Display would say "permanent error (550): …"; keep the server's words.
+        (Some(code), Some(text)) => format!("{code} {text}"),
+        (Some(code), None) => code.to_string(),
+        _ => error_chain(err),
+    });
+    if err.is_permanent() {
+        SendError::Permanent { reply }
+    } else {
+        SendError::Transient { reply }
+    }
+}
+
+fn reply_text(response: &Response) -> String {
+    let lines: Vec<&str> = response.message().collect();
+    format!("{} {}", response.code(), lines.join(" "))
+        .trim_end()
+        .to_owned()
+}
+
+/// lettre's errors print only their first cause, and the useful part (refused, reset, TLS) is
+/// often deeper.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+fn truncate(mut text: String) -> String {
+    if let Some((cut, _)) = text.char_indices().nth(MAX_REPLY_CHARS) {
+        text.truncate(cut);
+    }
+    text
+}
+
+/// `scheme://host:port` plus the STARTTLS mode, with credentials dropped and lettre's default
+/// ports filled in, so the log shows where mail really goes.
+fn describe_smtp_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "(unparseable URL)".to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let host_port = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host_port)| host_port);
+    let tls = tail
+        .split_once('?')
+        .and_then(|(_, query)| query.split('&').find_map(|pair| pair.strip_prefix("tls=")));
+
+    let after_ipv6_brackets = host_port.rfind(']').map_or(0, |i| i + 1);
+    let has_port = host_port[after_ipv6_brackets..].contains(':');
+    let default_port = match (scheme, tls) {
+        ("smtps", _) => 465,
+        (_, Some(_)) => 587,
+        _ => 25,
+    };
+    let address = if has_port {
+        host_port.to_owned()
+    } else {
+        format!("{host_port}:{default_port}")
+    };
+    match (scheme, tls) {
+        ("smtps", _) => format!("{scheme}://{address}"),
+        (_, Some("required")) => format!("{scheme}://{address} (STARTTLS required)"),
+        (_, Some("opportunistic")) => format!("{scheme}://{address} (STARTTLS if offered)"),
+        _ => format!("{scheme}://{address}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        sync::atomic::{AtomicU32, Ordering},
+        time::{SystemTime, UNIX_EPOCH},
+    };
+
+    use chrono::{TimeZone, Utc};
+    use tokio::{
+        io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+        net::TcpListener,
+    };
+
+    use super::*;
+
+    const LINK: &str = "https://invite.example.com/invitations/abc_DEF-123";
+
+    fn invitation(to: &str) -> InvitationEmail {
+        InvitationEmail {
+            workspace: "Acme Research".to_owned(),
+            inviter: "Grace Hopper".to_owned(),
+            first_name: Some("Ada".to_owned()),
+            to: to.to_owned(),
+            link: LINK.to_owned(),
+            expires_at: Utc.with_ymd_and_hms(2026, 12, 3, 15, 4, 0).unwrap(),
+        }
+    }
+
+    fn message(to: &str) -> Message {
+        let from: Mailbox = "Bulk Invite <no-reply@example.com>".parse().unwrap();
+        build_message(&from, &invitation(to)).unwrap()
+    }
+
+    /// A fresh folder per test so parallel tests never see each other's files.
+    fn unique_temp_dir(label: &str) -> PathBuf {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        std::env::temp_dir().join(format!(
+            "bulk-invite-{label}-{}-{nanos}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ))
+    }
+
+    /// A scripted SMTP server on 127.0.0.1, so lettre's real client code is what gets classified.
+    async fn fake_smtp(rcpt_reply: &'static str, end_of_data_reply: &'static str) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let (read, mut write) = stream.into_split();
+                    let mut lines = BufReader::new(read).lines();
+                    let _ = write.write_all(b"220 fake.test ESMTP\r\n").await;
+                    let mut in_data = false;
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        let reply = if in_data {
+                            if line != "." {
+                                continue;
+                            }
+                            in_data = false;
+                            end_of_data_reply
+                        } else {
+                            let command = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                            match command.as_str() {
+                                "EHLO" => "250-fake.test\r\n250 8BITMIME",
+                                "RCPT" => rcpt_reply,
+                                "DATA" => {
+                                    in_data = true;
+                                    "354 end with <CRLF>.<CRLF>"
+                                }
+                                "QUIT" => "221 2.0.0 bye",
+                                _ => "250 2.0.0 OK",
+                            }
+                        };
+                        let _ = write.write_all(format!("{reply}\r\n").as_bytes()).await;
+                    }
+                });
+            }
+        });
+        format!("smtp://127.0.0.1:{port}")
+    }
+
+    async fn send_via(url: &str) -> Result<SendReceipt, SendError> {
+        let mailer = Mailer::smtp(url, 2, Duration::from_secs(5)).unwrap();
+        mailer.send(&message("ada@example.com")).await
+    }
+
+    #[tokio::test]
+    async fn outbox_writes_one_readable_eml_file_per_message() {
+        let dir = unique_temp_dir("outbox");
+        let mailer = Mailer::outbox(dir.clone()).unwrap();
+
+        let first = mailer.send(&message("ada@example.com")).await.unwrap();
+        let second = mailer.send(&message("alan@example.com")).await.unwrap();
+
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .collect();
+        files.sort();
+        let mut receipts: Vec<PathBuf> = [first, second]
+            .into_iter()
+            .map(|receipt| match receipt {
+                SendReceipt::Outbox { path } => path,
+                other => panic!("expected an outbox receipt, got {other:?}"),
+            })
+            .collect();
+        receipts.sort();
+        assert_eq!(files, receipts);
+        for file in &files {
+            assert_eq!(file.extension().and_then(|e| e.to_str()), Some("eml"));
+            let eml = std::fs::read_to_string(file).unwrap();
+            assert!(eml.contains(LINK));
+            assert!(eml.contains("Subject: Grace Hopper invited you to join Acme Research"));
+            assert!(eml.contains("multipart/alternative"));
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn memory_transport_records_each_message() {
+        let (mailer, sent) = Mailer::memory();
+
+        let receipt = mailer.send(&message("ada@example.com")).await.unwrap();
+
+        assert_eq!(receipt, SendReceipt::Memory { index: 0 });
+        let sent = sent.lock().unwrap();
+        assert_eq!(sent.len(), 1);
+        let to: Vec<String> = sent[0]
+            .envelope()
+            .to()
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        assert_eq!(to, ["ada@example.com"]);
+        assert!(String::from_utf8_lossy(&sent[0].formatted()).contains(LINK));
+    }
+
+    #[test]
+    fn build_message_rejects_an_invalid_recipient() {
+        let from: Mailbox = "no-reply@example.com".parse().unwrap();
+
+        let result = build_message(&from, &invitation("not an address"));
+
+        assert!(matches!(result, Err(MailerError::Recipient(_))));
+    }
+
+    #[tokio::test]
+    async fn smtp_receipt_carries_the_servers_reply() {
+        let url = fake_smtp("250 2.1.5 OK", "250 2.0.0 OK queued as 4B2F1").await;
+
+        let receipt = send_via(&url).await.unwrap();
+
+        assert_eq!(
+            receipt,
+            SendReceipt::Smtp {
+                reply: "250 2.0.0 OK queued as 4B2F1".to_owned()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn rejected_recipient_is_permanent_with_the_servers_reply() {
+        let url = fake_smtp("550 5.1.1 no such user", "250 OK").await;
+
+        let error = send_via(&url).await.unwrap_err();
+
+        assert_eq!(
+            error,
+            SendError::Permanent {
+                reply: "550 5.1.1 no such user".to_owned()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn reply_4xx_after_data_is_transient() {
+        let url = fake_smtp("250 OK", "451 4.3.0 try again later").await;
+
+        let error = send_via(&url).await.unwrap_err();
+
+        assert_eq!(
+            error,
+            SendError::Transient {
+                reply: "451 4.3.0 try again later".to_owned()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn reply_5xx_after_data_is_permanent() {
+        let url = fake_smtp("250 OK", "554 5.7.1 message rejected").await;
+
+        let error = send_via(&url).await.unwrap_err();
+
+        assert_eq!(
+            error,
+            SendError::Permanent {
+                reply: "554 5.7.1 message rejected".to_owned()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn refused_connection_is_transient() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+
+        let error = send_via(&format!("smtp://127.0.0.1:{port}"))
+            .await
+            .unwrap_err();
+
+        assert!(matches!(error, SendError::Transient { .. }), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn server_that_never_answers_times_out_as_transient() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("smtp://{}", listener.local_addr().unwrap());
+        // Accepts the TCP connection but never sends its greeting.
+        let _held = tokio::spawn(async move {
+            let _stream = listener.accept().await;
+            std::future::pending::<()>().await;
+        });
+        let mailer = Mailer::smtp(&url, 2, Duration::from_millis(200)).unwrap();
+
+        let error = mailer.send(&message("ada@example.com")).await.unwrap_err();
+
+        assert_eq!(
+            error,
+            SendError::Transient {
+                reply: "no reply from the SMTP server within 200 ms".to_owned()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn describe_never_shows_smtp_credentials() {
+        let mailer = Mailer::smtp(
+            "smtp://user:s3cret@mail.example.com:2525",
+            4,
+            Duration::from_secs(10),
+        )
+        .unwrap();
+
+        assert_eq!(mailer.describe(), "SMTP smtp://mail.example.com:2525");
+        assert!(!format!("{mailer:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn describe_fills_in_lettres_default_ports() {
+        assert_eq!(
+            describe_smtp_url("smtps://u:p@mx.example.com"),
+            "smtps://mx.example.com:465"
+        );
+        assert_eq!(
+            describe_smtp_url("smtp://mx.example.com?tls=required"),
+            "smtp://mx.example.com:587 (STARTTLS required)"
+        );
+        assert_eq!(describe_smtp_url("smtp://[::1]"), "smtp://[::1]:25");
+    }
+
+    #[test]
+    fn outbox_describes_its_folder() {
+        let dir = unique_temp_dir("describe");
+        let mailer = Mailer::outbox(dir.clone()).unwrap();
+
+        assert_eq!(mailer.describe(), format!("outbox {}", dir.display()));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn long_replies_are_truncated_to_500_characters() {
+        assert_eq!(truncate("é".repeat(600)).chars().count(), 500);
+        assert_eq!(truncate("short".to_owned()), "short");
+    }
+}

@@ -1,0 +1,11 @@
+DROP TABLE import_rows;
+DROP TABLE deliveries;
+DROP TABLE invitations;
+DROP TABLE member_groups;
+DROP TABLE members;
+DROP TABLE import_chunks;
+DROP TABLE imports;
+DROP TABLE groups;
+DROP TABLE api_tokens;
+DROP TABLE accounts;
+DROP TABLE workspaces;

@@ -1,0 +1,204 @@
+//! Configuration: one typed struct, layered from `config/default.toml`, an optional
+//! `config/local.toml` (or the file named by `CONFIG_FILE`), then environment variables.
+//!
+//! Every key is documented with its default in `config/default.toml`. Environment variables use the
+//! key's upper-case name (`DATABASE_URL`, `REDIS_URL`, `SMTP_URL`, `PUBLIC_URL`, `API_ADDR`, …).
+//! Durations take humantime text (`7d`, `24h`, `30s`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::Deserialize;
+
+/// Which product edition runs: decides whether invitees without an account are `requested`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Edition {
+    /// Self-hosted: every invitee is `invited`; admins may copy invitation links.
+    #[default]
+    #[serde(alias = "self-hosted", alias = "selfhosted")]
+    SelfHosted,
+    /// Cloud: invitees who never activated an account are `requested`.
+    Cloud,
+}
+
+/// All settings of the API and the workers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// `postgres://…` or `sqlite://PATH`; unset means `sqlite://{data_dir}/bulk-invite.db`.
+    pub database_url: Option<SecretString>,
+    /// `redis://…`; unset means the embedded queue in the database.
+    pub redis_url: Option<SecretString>,
+    /// `smtp://…` / `smtps://…`; unset means emails are written to `{data_dir}/outbox`.
+    pub smtp_url: Option<SecretString>,
+    /// Base URL of invitation links.
+    pub public_url: String,
+    /// Where `invite-api serve` listens.
+    pub api_addr: SocketAddr,
+    /// Where `invite-worker` serves `/metrics` (the API serves it on `api_addr`).
+    pub metrics_addr: SocketAddr,
+    /// Folder for the embedded database and the outbox.
+    pub data_dir: PathBuf,
+    /// `self_hosted` or `cloud`.
+    pub edition: Edition,
+    /// How long an invitation link stays valid after it is emailed.
+    #[serde(with = "humantime_serde")]
+    pub invite_ttl: Duration,
+    /// How long transient send failures are retried before the send is `failed`.
+    #[serde(with = "humantime_serde")]
+    pub email_retry_window: Duration,
+    /// Wait before the first retry of a transient failure; later waits double (with jitter).
+    #[serde(with = "humantime_serde")]
+    pub email_retry_base_delay: Duration,
+    /// The `From` of invitation emails.
+    pub email_from: String,
+    /// Largest accepted upload; bigger requests get 413.
+    pub max_upload_bytes: u64,
+    /// Rows validated and written per database transaction (and per checkpoint).
+    pub import_chunk_rows: usize,
+    /// Deliveries claimed per send batch.
+    pub send_batch_size: usize,
+    /// How often each worker looks for due deliveries (retries) without being told.
+    #[serde(with = "humantime_serde")]
+    pub send_poll_interval: Duration,
+    /// How long a claimed delivery is reserved for the worker sending it.
+    #[serde(with = "humantime_serde")]
+    pub email_lease: Duration,
+    /// Pooled SMTP connections per worker.
+    pub smtp_pool_size: u32,
+    /// SMTP command timeout.
+    #[serde(with = "humantime_serde")]
+    pub smtp_timeout: Duration,
+    /// Database connections per process.
+    pub db_pool_size: usize,
+    /// Prefix of every Redis key, so several deployments (or tests) share one Redis.
+    pub queue_prefix: String,
+    /// Jobs each worker process runs at once, per job kind.
+    pub worker_concurrency: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            database_url: None,
+            redis_url: None,
+            smtp_url: None,
+            public_url: "http://localhost:8080".into(),
+            api_addr: ([127, 0, 0, 1], 8080).into(),
+            metrics_addr: ([127, 0, 0, 1], 9090).into(),
+            data_dir: PathBuf::from("data"),
+            edition: Edition::SelfHosted,
+            invite_ttl: Duration::from_secs(7 * 24 * 3600),
+            email_retry_window: Duration::from_secs(24 * 3600),
+            email_retry_base_delay: Duration::from_secs(30),
+            email_from: "Bulk Invite <no-reply@localhost>".into(),
+            max_upload_bytes: 256 * 1024 * 1024,
+            import_chunk_rows: 1000,
+            send_batch_size: 50,
+            send_poll_interval: Duration::from_secs(5),
+            email_lease: Duration::from_secs(300),
+            smtp_pool_size: 8,
+            smtp_timeout: Duration::from_secs(30),
+            db_pool_size: 10,
+            queue_prefix: "bulk-invite".into(),
+            worker_concurrency: 2,
+        }
+    }
+}
+
+impl Settings {
+    /// Loads `config/default.toml`, `config/local.toml` (or `$CONFIG_FILE`), then the environment.
+    pub fn load() -> anyhow::Result<Settings> {
+        let dir = std::env::var("CONFIG_DIR").unwrap_or_else(|_| "config".into());
+        let local = std::env::var("CONFIG_FILE").unwrap_or_else(|_| format!("{dir}/local.toml"));
+        let settings: Settings = config::Config::builder()
+            .add_source(config::File::from(Path::new(&dir).join("default.toml")).required(false))
+            .add_source(config::File::from(PathBuf::from(local)).required(false))
+            .add_source(config::Environment::default())
+            .build()
+            .context("reading configuration")?
+            .try_deserialize()
+            .context("invalid configuration")?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.import_chunk_rows > 0,
+            "IMPORT_CHUNK_ROWS must be at least 1"
+        );
+        anyhow::ensure!(
+            self.send_batch_size > 0,
+            "SEND_BATCH_SIZE must be at least 1"
+        );
+        anyhow::ensure!(
+            self.worker_concurrency > 0,
+            "WORKER_CONCURRENCY must be at least 1"
+        );
+        anyhow::ensure!(self.db_pool_size > 0, "DB_POOL_SIZE must be at least 1");
+        anyhow::ensure!(
+            self.public_url.starts_with("http://") || self.public_url.starts_with("https://"),
+            "PUBLIC_URL must be an http(s) URL"
+        );
+        Ok(())
+    }
+
+    /// The database URL in force: the configured one or the embedded SQLite file.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.expose_secret().to_owned(),
+            None => format!(
+                "sqlite://{}",
+                self.data_dir.join("bulk-invite.db").display()
+            ),
+        }
+    }
+
+    /// Where the outbox is when no SMTP server is configured.
+    pub fn outbox_dir(&self) -> PathBuf {
+        self.data_dir.join("outbox")
+    }
+
+    /// The link an invitee opens for a token.
+    pub fn invitation_url(&self, token: &str) -> String {
+        format!(
+            "{}/invitations/{token}",
+            self.public_url.trim_end_matches('/')
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_point_at_the_embedded_stack() {
+        let s = Settings::default();
+        assert!(s.validate().is_ok());
+        assert_eq!(s.database_url(), "sqlite://data/bulk-invite.db");
+        assert!(s.redis_url.is_none() && s.smtp_url.is_none());
+        assert_eq!(
+            s.invitation_url("abc"),
+            "http://localhost:8080/invitations/abc"
+        );
+    }
+
+    #[test]
+    fn the_shipped_default_file_parses_and_matches_the_built_in_defaults() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/default.toml");
+        let from_file: Settings = config::Config::builder()
+            .add_source(config::File::from(Path::new(path)))
+            .build()
+            .unwrap()
+            .try_deserialize()
+            .unwrap();
+        let built_in = Settings::default();
+        assert_eq!(format!("{from_file:?}"), format!("{built_in:?}"));
+    }
+}

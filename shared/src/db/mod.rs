@@ -1,0 +1,216 @@
+//! The database: one connection type over PostgreSQL or SQLite, its pool and its migrations.
+//!
+//! Queries are written once with Diesel's DSL. [`DbConn`] is a Diesel `MultiConnection`; where a query
+//! needs a backend's own features (bulk `ON CONFLICT … RETURNING`, `FOR UPDATE SKIP LOCKED`) the
+//! [`on_conn!`] macro compiles the same body once per backend, and the few backend-specific statements
+//! live in a `match` next to it.
+
+pub mod schema;
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
+use deadpool_sync::SyncWrapper;
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::sqlite::SqliteConnection;
+use diesel::{Connection, ConnectionError};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
+
+/// A connection to either supported database.
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    /// PostgreSQL, for production and scale-out.
+    Pg(PgConnection),
+    /// SQLite, the embedded default.
+    Sqlite(SqliteConnection),
+}
+
+/// Runs `$body` with `$c` bound to the concrete backend connection, compiling it once per backend.
+#[macro_export]
+macro_rules! on_conn {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConn::Pg($c) => $body,
+            $crate::db::DbConn::Sqlite($c) => $body,
+        }
+    };
+}
+
+/// Which database a URL names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbTarget {
+    /// A `postgres://` or `postgresql://` URL, passed to libpq unchanged.
+    Postgres(String),
+    /// A SQLite file path (from `sqlite://PATH` or `sqlite:PATH`).
+    Sqlite(String),
+}
+
+impl DbTarget {
+    /// Parses `DATABASE_URL`; anything but PostgreSQL or SQLite is a configuration error.
+    pub fn parse(url: &str) -> anyhow::Result<DbTarget> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(DbTarget::Postgres(url.to_owned()));
+        }
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            anyhow::ensure!(
+                !path.is_empty(),
+                "DATABASE_URL `sqlite://` needs a file path"
+            );
+            return Ok(DbTarget::Sqlite(path.to_owned()));
+        }
+        anyhow::bail!("DATABASE_URL must start with postgres:// or sqlite:// (got another scheme)")
+    }
+
+    fn establish(&self) -> Result<DbConn, ConnectionError> {
+        match self {
+            DbTarget::Postgres(url) => PgConnection::establish(url).map(DbConn::Pg),
+            DbTarget::Sqlite(path) => {
+                let mut conn = SqliteConnection::establish(path)?;
+                // WAL lets readers (the API) run while a worker writes; the busy timeout makes
+                // concurrent writers queue instead of failing with SQLITE_BUSY.
+                conn.batch_execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                     PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON;",
+                )
+                .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
+                Ok(DbConn::Sqlite(conn))
+            }
+        }
+    }
+}
+
+/// Creates connections for the pool; unlike the derived `establish`, it keeps the real error.
+#[derive(Debug)]
+pub struct Manager {
+    target: DbTarget,
+}
+
+impl managed::Manager for Manager {
+    type Type = SyncWrapper<DbConn>;
+    type Error = anyhow::Error;
+
+    async fn create(&self) -> Result<Self::Type, Self::Error> {
+        let target = self.target.clone();
+        SyncWrapper::new(deadpool::Runtime::Tokio1, move || {
+            target.establish().context("connecting to the database")
+        })
+        .await
+    }
+
+    async fn recycle(&self, conn: &mut Self::Type, _: &Metrics) -> RecycleResult<Self::Error> {
+        if conn.is_mutex_poisoned() {
+            return Err(RecycleError::message("connection mutex poisoned"));
+        }
+        let healthy = conn
+            .interact(|c| c.batch_execute("SELECT 1").is_ok())
+            .await
+            .unwrap_or(false);
+        if healthy {
+            Ok(())
+        } else {
+            Err(RecycleError::message("connection failed its health check"))
+        }
+    }
+}
+
+/// A pool of database connections; cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    pool: managed::Pool<Manager>,
+    backend: Backend,
+}
+
+/// The database product behind a [`Db`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// PostgreSQL.
+    Postgres,
+    /// SQLite.
+    Sqlite,
+}
+
+impl Db {
+    /// Builds a pool for `url` (no connection is made until first use).
+    pub fn connect(url: &str, max_size: usize) -> anyhow::Result<Db> {
+        let target = DbTarget::parse(url)?;
+        let backend = match target {
+            DbTarget::Postgres(_) => Backend::Postgres,
+            DbTarget::Sqlite(ref path) => {
+                if let Some(dir) = std::path::Path::new(path).parent()
+                    && !dir.as_os_str().is_empty()
+                {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("creating the folder {}", dir.display()))?;
+                }
+                Backend::Sqlite
+            }
+        };
+        let pool = managed::Pool::builder(Manager { target })
+            .max_size(max_size)
+            .runtime(deadpool::Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(30)))
+            .create_timeout(Some(Duration::from_secs(10)))
+            .build()
+            .context("building the database pool")?;
+        Ok(Db { pool, backend })
+    }
+
+    /// Which backend this pool talks to.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Runs blocking Diesel code on a pooled connection, off the async executor.
+    pub async fn run<R, F>(&self, f: F) -> anyhow::Result<R>
+    where
+        F: FnOnce(&mut DbConn) -> anyhow::Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        let conn = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| anyhow::anyhow!("database unavailable: {e}"))?;
+        conn.interact(f)
+            .await
+            .map_err(|e| anyhow::anyhow!("database task failed: {e}"))?
+    }
+
+    /// Applies pending migrations for this backend.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        self.run(|conn| {
+            let applied = match conn {
+                // Several processes may start at once; the advisory lock makes them take turns.
+                DbConn::Pg(c) => c
+                    .batch_execute("SELECT pg_advisory_lock(7311000001)")
+                    .map_err(Into::into)
+                    .and_then(|()| c.run_pending_migrations(PG_MIGRATIONS).map(|v| v.len()))
+                    .and_then(|n| {
+                        c.batch_execute("SELECT pg_advisory_unlock(7311000001)")?;
+                        Ok(n)
+                    }),
+                DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+            }
+            .map_err(|e| anyhow::anyhow!("running migrations: {e}"))?;
+            if applied > 0 {
+                tracing::info!(applied, "database migrations applied");
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Checks that a connection can be made and answers (readiness).
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        self.run(|c| c.batch_execute("SELECT 1").context("pinging the database"))
+            .await
+    }
+}

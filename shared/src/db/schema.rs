@@ -1,0 +1,159 @@
+//! Diesel table definitions, shared by the PostgreSQL and SQLite migrations.
+
+diesel::table! {
+    workspaces (id) {
+        id -> BigInt,
+        slug -> Text,
+        name -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    accounts (id) {
+        id -> BigInt,
+        email -> Text,
+        first_name -> Nullable<Text>,
+        last_name -> Nullable<Text>,
+        activated_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    api_tokens (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        token_hash -> Binary,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    groups (id) {
+        id -> BigInt,
+        workspace_id -> BigInt,
+        name -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    imports (id) {
+        id -> BigInt,
+        workspace_id -> BigInt,
+        created_by -> BigInt,
+        file_name -> Text,
+        file_size -> BigInt,
+        idempotency_key -> Nullable<Text>,
+        status -> Text,
+        error -> Nullable<Text>,
+        warnings -> Nullable<Text>,
+        rows_total -> BigInt,
+        rows_processed -> BigInt,
+        rows_invited -> BigInt,
+        rows_skipped -> BigInt,
+        rows_invalid -> BigInt,
+        checkpoint_offset -> BigInt,
+        checkpoint_row -> BigInt,
+        created_at -> Timestamp,
+        started_at -> Nullable<Timestamp>,
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    import_chunks (import_id, seq) {
+        import_id -> BigInt,
+        seq -> Integer,
+        data -> Binary,
+    }
+}
+
+diesel::table! {
+    members (id) {
+        id -> BigInt,
+        workspace_id -> BigInt,
+        account_id -> BigInt,
+        role -> Text,
+        status -> Text,
+        metadata -> Nullable<Text>,
+        import_id -> Nullable<BigInt>,
+        invited_by -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    member_groups (member_id, group_id) {
+        member_id -> BigInt,
+        group_id -> BigInt,
+    }
+}
+
+diesel::table! {
+    invitations (id) {
+        id -> BigInt,
+        member_id -> BigInt,
+        token_hash -> Nullable<Binary>,
+        expires_at -> Nullable<Timestamp>,
+        accepted_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    deliveries (id) {
+        id -> BigInt,
+        invitation_id -> BigInt,
+        member_id -> BigInt,
+        import_id -> Nullable<BigInt>,
+        state -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        lease_until -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        last_reply -> Nullable<Text>,
+        sent_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    import_rows (import_id, row_number) {
+        import_id -> BigInt,
+        row_number -> BigInt,
+        email -> Nullable<Text>,
+        outcome -> Text,
+        reason -> Nullable<Text>,
+        member_id -> Nullable<BigInt>,
+    }
+}
+
+diesel::joinable!(api_tokens -> accounts (account_id));
+diesel::joinable!(groups -> workspaces (workspace_id));
+diesel::joinable!(imports -> workspaces (workspace_id));
+diesel::joinable!(import_chunks -> imports (import_id));
+diesel::joinable!(members -> workspaces (workspace_id));
+diesel::joinable!(members -> accounts (account_id));
+diesel::joinable!(member_groups -> members (member_id));
+diesel::joinable!(member_groups -> groups (group_id));
+diesel::joinable!(invitations -> members (member_id));
+diesel::joinable!(deliveries -> invitations (invitation_id));
+diesel::joinable!(deliveries -> members (member_id));
+diesel::joinable!(import_rows -> imports (import_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    workspaces,
+    accounts,
+    api_tokens,
+    groups,
+    imports,
+    import_chunks,
+    members,
+    member_groups,
+    invitations,
+    deliveries,
+    import_rows,
+);

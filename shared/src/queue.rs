@@ -1,0 +1,68 @@
+//! The job queue: where the API and workers say "there is work". Jobs carry ids only.
+
+use anyhow::Context as _;
+use apalis::prelude::TaskSink as _;
+use apalis_redis::{ConnectionManager, RedisStorage};
+
+use crate::jobs::{ProcessImport, SendInvites};
+
+/// Queue names under the deployment's key prefix.
+pub fn queue_name(prefix: &str, job: &str) -> String {
+    format!("{prefix}:{job}")
+}
+
+/// Storage for one job kind on Redis.
+pub type RedisQueue<T> = RedisStorage<T, ConnectionManager>;
+
+/// Producer and consumer handles for every job kind.
+#[derive(Clone)]
+pub struct JobQueue {
+    /// `ProcessImport` jobs.
+    pub imports: RedisQueue<ProcessImport>,
+    /// `SendInvites` jobs.
+    pub sends: RedisQueue<SendInvites>,
+    conn: ConnectionManager,
+}
+
+impl JobQueue {
+    /// Connects to Redis and names the queues under `prefix`.
+    pub async fn redis(url: &str, prefix: &str) -> anyhow::Result<JobQueue> {
+        let conn = apalis_redis::connect(url)
+            .await
+            .context("connecting to Redis")?;
+        let storage = |job: &str| apalis_redis::Config::default().queue(queue_name(prefix, job));
+        Ok(JobQueue {
+            imports: RedisStorage::new(conn.clone()).with_config(storage("process_import")),
+            sends: RedisStorage::new(conn.clone()).with_config(storage("send_invites")),
+            conn,
+        })
+    }
+
+    /// Enqueues the processing of an import.
+    pub async fn push_import(&self, job: ProcessImport) -> anyhow::Result<()> {
+        self.imports
+            .clone()
+            .push(job)
+            .await
+            .map_err(|e| anyhow::anyhow!("enqueueing ProcessImport: {e}"))
+    }
+
+    /// Enqueues a wake-up for the senders.
+    pub async fn push_send(&self, job: SendInvites) -> anyhow::Result<()> {
+        self.sends
+            .clone()
+            .push(job)
+            .await
+            .map_err(|e| anyhow::anyhow!("enqueueing SendInvites: {e}"))
+    }
+
+    /// Checks that the queue answers (readiness).
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        let mut conn = self.conn.clone();
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .context("pinging Redis")
+            .map(drop)
+    }
+}

@@ -1,0 +1,103 @@
+//! The small closed sets of states the ledger records, with their stored spellings.
+
+use serde::Serialize;
+
+macro_rules! stored_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($(#[$vdoc])* $variant),+ }
+
+        impl $name {
+            /// The spelling stored in the database and shown in the API.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            /// Reads a stored spelling back.
+            pub fn parse(s: &str) -> Option<$name> {
+                match s { $($text => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+stored_enum!(
+    /// A membership's status.
+    MemberStatus {
+        /// Invited, has not accepted yet.
+        Invited = "invited",
+        /// Cloud edition: invited and has never activated an account.
+        Requested = "requested",
+        /// Accepted the invitation.
+        Active = "active",
+        /// Archived by an admin; links stop working.
+        Archived = "archived",
+    }
+);
+
+stored_enum!(
+    /// An import's lifecycle.
+    ImportStatus {
+        /// Stored and enqueued; no worker has started it.
+        Queued = "queued",
+        /// A worker is applying its rows.
+        Processing = "processing",
+        /// Every row has an outcome.
+        Completed = "completed",
+        /// The file itself could not be processed (see `error`).
+        Failed = "failed",
+    }
+);
+
+stored_enum!(
+    /// An email delivery's state.
+    DeliveryState {
+        /// Waiting for its next attempt (`next_attempt_at`).
+        Pending = "pending",
+        /// Claimed by a worker, which holds a lease on it.
+        Sending = "sending",
+        /// Accepted by the SMTP server (or written to the outbox).
+        Sent = "sent",
+        /// Permanently failed or out of retries; support may retry it.
+        Failed = "failed",
+    }
+);
+
+stored_enum!(
+    /// What an import did with one row.
+    RowOutcome {
+        /// A new membership with an invitation was created.
+        Invited = "invited",
+        /// Nothing was created, for the reason given.
+        Skipped = "skipped",
+        /// The row failed validation.
+        Invalid = "invalid",
+    }
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_spellings_round_trip() {
+        for s in [
+            MemberStatus::Invited,
+            MemberStatus::Requested,
+            MemberStatus::Active,
+            MemberStatus::Archived,
+        ] {
+            assert_eq!(MemberStatus::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(DeliveryState::parse("sent"), Some(DeliveryState::Sent));
+        assert_eq!(ImportStatus::parse("nope"), None);
+    }
+}

@@ -1,0 +1,362 @@
+//! Imports: the stored upload, its status and counters, and its per-row results.
+
+use std::io::Read;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::DbConn;
+use crate::db::schema::{deliveries, import_chunks, import_rows, imports};
+use crate::ids::{AccountId, ImportId, WorkspaceId};
+use crate::on_conn;
+use crate::status::{DeliveryState, ImportStatus};
+use crate::store::now;
+
+/// Size of the pieces an upload is stored in; every piece but the last is exactly this long, so a
+/// byte offset maps to a piece without an index.
+pub const CHUNK_BYTES: usize = 1024 * 1024;
+
+/// An import row.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = imports)]
+pub struct Import {
+    /// Primary key.
+    pub id: i64,
+    /// Owning workspace.
+    pub workspace_id: i64,
+    /// The admin who uploaded it (the inviter).
+    pub created_by: i64,
+    /// The uploaded file's name.
+    pub file_name: String,
+    /// The uploaded file's size in bytes.
+    pub file_size: i64,
+    /// The client's `Idempotency-Key`, if any.
+    pub idempotency_key: Option<String>,
+    /// `queued`, `processing`, `completed` or `failed`.
+    pub status: String,
+    /// Why a failed import failed.
+    pub error: Option<String>,
+    /// File-level notes (unknown columns), one per line.
+    pub warnings: Option<String>,
+    /// Data rows in the file (known once the worker has counted them).
+    pub rows_total: i64,
+    /// Rows with an outcome so far.
+    pub rows_processed: i64,
+    /// Rows that created an invitation.
+    pub rows_invited: i64,
+    /// Rows skipped (already a member, duplicate…).
+    pub rows_skipped: i64,
+    /// Rows that failed validation.
+    pub rows_invalid: i64,
+    /// Byte offset of the next unprocessed record.
+    pub checkpoint_offset: i64,
+    /// Spreadsheet row number of the next unprocessed record.
+    pub checkpoint_row: i64,
+    /// Upload time.
+    pub created_at: NaiveDateTime,
+    /// When a worker first started it.
+    pub started_at: Option<NaiveDateTime>,
+    /// When it completed or failed.
+    pub finished_at: Option<NaiveDateTime>,
+}
+
+impl Import {
+    /// The typed status.
+    pub fn status(&self) -> ImportStatus {
+        ImportStatus::parse(&self.status).unwrap_or(ImportStatus::Failed)
+    }
+}
+
+/// What an upload asks to store.
+#[derive(Debug, Clone)]
+pub struct NewUpload {
+    /// Target workspace.
+    pub workspace_id: WorkspaceId,
+    /// Uploading admin.
+    pub created_by: AccountId,
+    /// File name as uploaded.
+    pub file_name: String,
+    /// The client's `Idempotency-Key`.
+    pub idempotency_key: Option<String>,
+    /// Unknown columns noticed when the header was checked.
+    pub warnings: Option<String>,
+}
+
+/// Result of storing an upload.
+#[derive(Debug)]
+pub enum Stored {
+    /// A new import, to be enqueued.
+    Created(Import),
+    /// The `Idempotency-Key` was used before: the earlier import.
+    Existing(Import),
+}
+
+/// Finds the import an `Idempotency-Key` created earlier.
+pub fn find_by_idempotency_key(
+    conn: &mut DbConn,
+    workspace: WorkspaceId,
+    key: &str,
+) -> QueryResult<Option<Import>> {
+    on_conn!(conn, |c| {
+        imports::table
+            .filter(imports::workspace_id.eq(workspace.0))
+            .filter(imports::idempotency_key.eq(key))
+            .select(Import::as_select())
+            .first(c)
+            .optional()
+    })
+}
+
+/// Stores an upload and its file in one transaction, reading `file` in [`CHUNK_BYTES`] pieces.
+pub fn store_upload(
+    conn: &mut DbConn,
+    upload: &NewUpload,
+    file: &mut dyn Read,
+    file_size: u64,
+) -> anyhow::Result<Stored> {
+    conn.transaction(|conn| {
+        let created = on_conn!(&mut *conn, |c| {
+            diesel::insert_into(imports::table)
+                .values((
+                    imports::workspace_id.eq(upload.workspace_id.0),
+                    imports::created_by.eq(upload.created_by.0),
+                    imports::file_name.eq(&upload.file_name),
+                    imports::file_size.eq(file_size as i64),
+                    imports::idempotency_key.eq(&upload.idempotency_key),
+                    imports::status.eq(ImportStatus::Queued.as_str()),
+                    imports::warnings.eq(&upload.warnings),
+                    imports::created_at.eq(now()),
+                ))
+                .on_conflict((imports::workspace_id, imports::idempotency_key))
+                .do_nothing()
+                .returning(Import::as_returning())
+                .get_result(c)
+                .optional()
+        })?;
+        let Some(import) = created else {
+            let key = upload.idempotency_key.as_deref().unwrap_or_default();
+            let existing = find_by_idempotency_key(conn, upload.workspace_id, key)?
+                .ok_or_else(|| anyhow::anyhow!("idempotency conflict without a row"))?;
+            return Ok(Stored::Existing(existing));
+        };
+        let mut buf = vec![0u8; CHUNK_BYTES];
+        let mut seq = 0i32;
+        loop {
+            let n = read_full(file, &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            on_conn!(&mut *conn, |c| {
+                diesel::insert_into(import_chunks::table)
+                    .values((
+                        import_chunks::import_id.eq(import.id),
+                        import_chunks::seq.eq(seq),
+                        import_chunks::data.eq(&buf[..n]),
+                    ))
+                    .execute(c)
+            })?;
+            seq += 1;
+        }
+        Ok(Stored::Created(import))
+    })
+}
+
+/// Reads until `buf` is full or the input ends, so every stored piece but the last is full-size.
+fn read_full(file: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+/// One stored piece of an upload.
+pub fn read_chunk(conn: &mut DbConn, import: ImportId, seq: i32) -> QueryResult<Option<Vec<u8>>> {
+    on_conn!(conn, |c| {
+        import_chunks::table
+            .filter(import_chunks::import_id.eq(import.0))
+            .filter(import_chunks::seq.eq(seq))
+            .select(import_chunks::data)
+            .first(c)
+            .optional()
+    })
+}
+
+/// An import of a workspace (`None` when it belongs to another).
+pub fn get(conn: &mut DbConn, workspace: WorkspaceId, id: ImportId) -> QueryResult<Option<Import>> {
+    on_conn!(conn, |c| {
+        imports::table
+            .filter(imports::id.eq(id.0))
+            .filter(imports::workspace_id.eq(workspace.0))
+            .select(Import::as_select())
+            .first(c)
+            .optional()
+    })
+}
+
+/// An import by id alone, for workers.
+pub fn get_any(conn: &mut DbConn, id: ImportId) -> QueryResult<Option<Import>> {
+    on_conn!(conn, |c| {
+        imports::table
+            .find(id.0)
+            .select(Import::as_select())
+            .first(c)
+            .optional()
+    })
+}
+
+/// The workspace's imports, newest first, `limit` at a time, before the id `before` if given.
+pub fn list(
+    conn: &mut DbConn,
+    workspace: WorkspaceId,
+    before: Option<ImportId>,
+    limit: i64,
+) -> QueryResult<Vec<Import>> {
+    on_conn!(conn, |c| {
+        let mut query = imports::table
+            .filter(imports::workspace_id.eq(workspace.0))
+            .select(Import::as_select())
+            .order(imports::id.desc())
+            .limit(limit)
+            .into_boxed();
+        if let Some(before) = before {
+            query = query.filter(imports::id.lt(before.0));
+        }
+        query.load(c)
+    })
+}
+
+/// Marks an import as being processed (first start or resume) and returns it; `None` when it is
+/// already finished, so a repeated job does nothing.
+pub fn begin_processing(conn: &mut DbConn, id: ImportId) -> QueryResult<Option<Import>> {
+    on_conn!(conn, |c| {
+        c.transaction(|c| {
+            diesel::update(imports::table.find(id.0))
+                .filter(imports::started_at.is_null())
+                .set(imports::started_at.eq(Some(now())))
+                .execute(c)?;
+            diesel::update(imports::table.find(id.0))
+                .filter(imports::status.eq_any([
+                    ImportStatus::Queued.as_str(),
+                    ImportStatus::Processing.as_str(),
+                ]))
+                .set(imports::status.eq(ImportStatus::Processing.as_str()))
+                .returning(Import::as_returning())
+                .get_result(c)
+                .optional()
+        })
+    })
+}
+
+/// Records the number of data rows once counted.
+pub fn set_total(conn: &mut DbConn, id: ImportId, total: i64) -> QueryResult<()> {
+    on_conn!(conn, |c| {
+        diesel::update(imports::table.find(id.0))
+            .set(imports::rows_total.eq(total))
+            .execute(c)
+            .map(drop)
+    })
+}
+
+/// Finishes an import: `completed`, or `failed` with a file-level error.
+pub fn finish(
+    conn: &mut DbConn,
+    id: ImportId,
+    status: ImportStatus,
+    error: Option<&str>,
+) -> QueryResult<()> {
+    on_conn!(conn, |c| {
+        diesel::update(imports::table.find(id.0))
+            .set((
+                imports::status.eq(status.as_str()),
+                imports::error.eq(error),
+                imports::finished_at.eq(Some(now())),
+            ))
+            .execute(c)
+            .map(drop)
+    })
+}
+
+/// Emails of an import by delivery state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EmailCounts {
+    /// Waiting to be sent or retried (including those being sent).
+    pub pending: i64,
+    /// Accepted by the SMTP server.
+    pub sent: i64,
+    /// Failed permanently or out of retries.
+    pub failed: i64,
+}
+
+/// Counts an import's deliveries by state.
+pub fn email_counts(conn: &mut DbConn, id: ImportId) -> QueryResult<EmailCounts> {
+    let rows: Vec<(String, i64)> = on_conn!(conn, |c| {
+        deliveries::table
+            .filter(deliveries::import_id.eq(id.0))
+            .group_by(deliveries::state)
+            .select((deliveries::state, diesel::dsl::count_star()))
+            .load(c)
+    })?;
+    let mut counts = EmailCounts::default();
+    for (state, n) in rows {
+        match DeliveryState::parse(&state) {
+            Some(DeliveryState::Sent) => counts.sent += n,
+            Some(DeliveryState::Failed) => counts.failed += n,
+            _ => counts.pending += n,
+        }
+    }
+    Ok(counts)
+}
+
+/// One line of the results file.
+#[derive(Debug, Clone, Queryable)]
+pub struct ResultRow {
+    /// Spreadsheet row number.
+    pub row: i64,
+    /// The row's email (lower-cased), if it had one.
+    pub email: Option<String>,
+    /// `invited`, `skipped` or `invalid`.
+    pub outcome: String,
+    /// Why it was skipped or invalid.
+    pub reason: Option<String>,
+    /// The membership it created or matched.
+    pub member_id: Option<i64>,
+    /// The invitation email's state.
+    pub email_status: Option<String>,
+    /// The last send error.
+    pub error: Option<String>,
+}
+
+/// A page of results in row order, after row `after`.
+pub fn results_page(
+    conn: &mut DbConn,
+    id: ImportId,
+    after: i64,
+    limit: i64,
+) -> QueryResult<Vec<ResultRow>> {
+    on_conn!(conn, |c| {
+        import_rows::table
+            .left_join(
+                deliveries::table.on(deliveries::import_id
+                    .eq(import_rows::import_id.nullable())
+                    .and(deliveries::member_id.nullable().eq(import_rows::member_id))),
+            )
+            .filter(import_rows::import_id.eq(id.0))
+            .filter(import_rows::row_number.gt(after))
+            .order(import_rows::row_number)
+            .limit(limit)
+            .select((
+                import_rows::row_number,
+                import_rows::email,
+                import_rows::outcome,
+                import_rows::reason,
+                import_rows::member_id,
+                deliveries::state.nullable(),
+                deliveries::last_error.nullable(),
+            ))
+            .load(c)
+    })
+}

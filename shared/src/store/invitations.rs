@@ -1,0 +1,142 @@
+//! Invitation links: looking one up by its token and accepting it.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::DbConn;
+use crate::db::schema::{accounts, invitations, members, workspaces};
+use crate::ids::MemberId;
+use crate::on_conn;
+use crate::status::MemberStatus;
+use crate::store::now;
+use crate::tokens;
+
+/// What the invitee sees before accepting.
+#[derive(Debug, Clone)]
+pub struct InvitationView {
+    /// The workspace's display name.
+    pub workspace: String,
+    /// The invitee's address.
+    pub email: String,
+    /// The membership's status.
+    pub status: MemberStatus,
+    /// The role offered.
+    pub role: String,
+    /// When the link expires.
+    pub expires_at: NaiveDateTime,
+}
+
+/// Whether a link can be used.
+#[derive(Debug)]
+pub enum Lookup {
+    /// A live link.
+    Valid(InvitationView, MemberId),
+    /// No link with that token.
+    NotFound,
+    /// Past its expiry.
+    Expired,
+    /// Already accepted (this link or another of the same membership).
+    AlreadyUsed,
+    /// The member was archived: their links stop working.
+    Revoked,
+}
+
+type LinkRow = (
+    i64,
+    Option<NaiveDateTime>,
+    Option<NaiveDateTime>,
+    i64,
+    String,
+    String,
+    String,
+    String,
+);
+
+/// Resolves a token to its invitation and says whether it can be used now.
+pub fn lookup(conn: &mut DbConn, token: &str) -> QueryResult<Lookup> {
+    let hash = tokens::hash(token);
+    let row: Option<LinkRow> = on_conn!(conn, |c| {
+        invitations::table
+            .inner_join(
+                members::table
+                    .inner_join(accounts::table)
+                    .inner_join(workspaces::table),
+            )
+            .filter(invitations::token_hash.eq(&hash))
+            .select((
+                invitations::id,
+                invitations::expires_at,
+                invitations::accepted_at,
+                members::id,
+                members::status,
+                members::role,
+                workspaces::name,
+                accounts::email,
+            ))
+            .first(c)
+            .optional()
+    })?;
+    let Some((_, expires_at, accepted_at, member_id, status, role, workspace, email)) = row else {
+        return Ok(Lookup::NotFound);
+    };
+    let status = MemberStatus::parse(&status).unwrap_or(MemberStatus::Archived);
+    let Some(expires_at) = expires_at else {
+        return Ok(Lookup::NotFound);
+    };
+    Ok(match status {
+        MemberStatus::Archived => Lookup::Revoked,
+        _ if accepted_at.is_some() || status == MemberStatus::Active => Lookup::AlreadyUsed,
+        _ if expires_at <= now() => Lookup::Expired,
+        _ => Lookup::Valid(
+            InvitationView {
+                workspace,
+                email,
+                status,
+                role,
+                expires_at,
+            },
+            MemberId(member_id),
+        ),
+    })
+}
+
+/// Accepts a link: the member becomes `active` and the person's account activated. Returns the
+/// lookup that decided it (`Valid` when accepted now).
+pub fn accept(conn: &mut DbConn, token: &str) -> QueryResult<Lookup> {
+    let hash = tokens::hash(token);
+    conn.transaction(|conn| {
+        let lookup = lookup(conn, token)?;
+        let Lookup::Valid(_, member) = &lookup else {
+            return Ok(lookup);
+        };
+        let now = now();
+        on_conn!(conn, |c| {
+            // Guarded on the current state, so two concurrent accepts make exactly one change.
+            let changed = diesel::update(members::table.find(member.0))
+                .filter(members::status.eq_any([
+                    MemberStatus::Invited.as_str(),
+                    MemberStatus::Requested.as_str(),
+                ]))
+                .set((
+                    members::status.eq(MemberStatus::Active.as_str()),
+                    members::updated_at.eq(now),
+                ))
+                .execute(c)?;
+            if changed == 0 {
+                return Ok(Lookup::AlreadyUsed);
+            }
+            diesel::update(invitations::table.filter(invitations::token_hash.eq(&hash)))
+                .set(invitations::accepted_at.eq(Some(now)))
+                .execute(c)?;
+            let account: i64 = members::table
+                .find(member.0)
+                .select(members::account_id)
+                .first(c)?;
+            diesel::update(accounts::table.find(account))
+                .filter(accounts::activated_at.is_null())
+                .set(accounts::activated_at.eq(Some(now)))
+                .execute(c)?;
+            Ok(lookup)
+        })
+    })
+}

@@ -1,0 +1,159 @@
+//! Members of a workspace as admins and support list them.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::DbConn;
+use crate::db::schema::{accounts, deliveries, groups, member_groups, members};
+use crate::ids::{ImportId, WorkspaceId};
+use crate::on_conn;
+use crate::status::{DeliveryState, MemberStatus};
+
+/// Filters of the member list; all optional.
+#[derive(Debug, Clone, Default)]
+pub struct MemberFilter {
+    /// Only members with this status.
+    pub status: Option<MemberStatus>,
+    /// Only members with a delivery in this state.
+    pub email_status: Option<DeliveryState>,
+    /// Only members created by this import.
+    pub import: Option<ImportId>,
+    /// Only members with an id greater than this (the page cursor).
+    pub after: Option<i64>,
+}
+
+/// A member as the API lists it.
+#[derive(Debug, Clone)]
+pub struct MemberView {
+    /// Primary key.
+    pub id: i64,
+    /// The person's address.
+    pub email: String,
+    /// First name.
+    pub first_name: Option<String>,
+    /// Last name.
+    pub last_name: Option<String>,
+    /// Stored role.
+    pub role: String,
+    /// Membership status.
+    pub status: String,
+    /// Group names.
+    pub groups: Vec<String>,
+    /// State of the latest invitation email.
+    pub email_status: Option<String>,
+    /// Last send error of that email.
+    pub last_error: Option<String>,
+    /// The import that created it.
+    pub import_id: Option<i64>,
+    /// Creation time.
+    pub created_at: NaiveDateTime,
+}
+
+type MemberRow = (
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+    Option<i64>,
+    NaiveDateTime,
+);
+
+/// A page of members in id order, `limit` long.
+pub fn list(
+    conn: &mut DbConn,
+    workspace: WorkspaceId,
+    filter: &MemberFilter,
+    limit: i64,
+) -> QueryResult<Vec<MemberView>> {
+    on_conn!(conn, |c| {
+        let mut query = members::table
+            .inner_join(accounts::table)
+            .filter(members::workspace_id.eq(workspace.0))
+            .order(members::id)
+            .limit(limit)
+            .select((
+                members::id,
+                accounts::email,
+                accounts::first_name,
+                accounts::last_name,
+                members::role,
+                members::status,
+                members::import_id,
+                members::created_at,
+            ))
+            .into_boxed();
+        if let Some(status) = filter.status {
+            query = query.filter(members::status.eq(status.as_str()));
+        }
+        if let Some(import) = filter.import {
+            query = query.filter(members::import_id.eq(import.0));
+        }
+        if let Some(after) = filter.after {
+            query = query.filter(members::id.gt(after));
+        }
+        if let Some(state) = filter.email_status {
+            query = query.filter(
+                members::id.eq_any(
+                    deliveries::table
+                        .filter(deliveries::state.eq(state.as_str()))
+                        .select(deliveries::member_id),
+                ),
+            );
+        }
+        let rows: Vec<MemberRow> = query.load(c)?;
+        let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+
+        let mut groups_of: HashMap<i64, Vec<String>> = HashMap::new();
+        for (member, name) in member_groups::table
+            .inner_join(groups::table)
+            .filter(member_groups::member_id.eq_any(&ids))
+            .order(groups::name)
+            .select((member_groups::member_id, groups::name))
+            .load::<(i64, String)>(c)?
+        {
+            groups_of.entry(member).or_default().push(name);
+        }
+        // Ascending ids, so the last one seen per member is its latest email.
+        let mut email_of: HashMap<i64, (String, Option<String>)> = HashMap::new();
+        for (member, state, error) in deliveries::table
+            .filter(deliveries::member_id.eq_any(&ids))
+            .order(deliveries::id)
+            .select((
+                deliveries::member_id,
+                deliveries::state,
+                deliveries::last_error,
+            ))
+            .load::<(i64, String, Option<String>)>(c)?
+        {
+            email_of.insert(member, (state, error));
+        }
+
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, email, first_name, last_name, role, status, import_id, created_at)| {
+                    let (email_status, last_error) = email_of
+                        .remove(&id)
+                        .map_or((None, None), |(s, e)| (Some(s), e));
+                    MemberView {
+                        id,
+                        email,
+                        first_name,
+                        last_name,
+                        role,
+                        status,
+                        groups: groups_of.remove(&id).unwrap_or_default(),
+                        email_status,
+                        last_error,
+                        import_id,
+                        created_at,
+                    }
+                },
+            )
+            .collect())
+    })
+}

@@ -1,0 +1,18 @@
+//! The store: every read and write of the ledger, as functions over a [`DbConn`](crate::db::DbConn).
+//!
+//! Functions run inside `Db::run` (a blocking thread). Each module owns one part of the flow.
+
+pub mod auth;
+pub mod deliveries;
+pub mod groups;
+pub mod imports;
+pub mod invitations;
+pub mod members;
+pub mod rows;
+
+use chrono::NaiveDateTime;
+
+/// The current time as stored (UTC, no zone), so both backends compare timestamps alike.
+pub fn now() -> NaiveDateTime {
+    chrono::Utc::now().naive_utc()
+}

@@ -1,0 +1,300 @@
+//! `ProcessImport`: streams a stored upload from its checkpoint, validates each row and applies the
+//! rows a chunk at a time, waking the senders after each chunk.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use apalis::prelude::{BoxDynError, Data};
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{StreamExt as _, TryStreamExt as _};
+use invite_shared::db::Db;
+use invite_shared::domain::header::{Header, HeaderError};
+use invite_shared::domain::invitee::{CsvRow, InvalidRow, NewInvitee, RowError};
+use invite_shared::ids::{AccountId, ImportId, WorkspaceId};
+use invite_shared::jobs::{ProcessImport, SendInvites};
+use invite_shared::metrics as m;
+use invite_shared::status::{ImportStatus, RowOutcome};
+use invite_shared::store::groups;
+use invite_shared::store::imports::{self, CHUNK_BYTES, Import};
+use invite_shared::store::rows::{self, Checkpoint, ChunkSummary, ImportContext, RowInput};
+use tokio_util::io::StreamReader;
+
+use crate::Deps;
+
+/// The job handler.
+#[tracing::instrument(skip_all, fields(import_id = %job.import_id))]
+pub async fn handle(job: ProcessImport, deps: Data<Deps>) -> Result<(), BoxDynError> {
+    let _busy = Busy::new();
+    process(job.import_id, &deps).await.map_err(|e| {
+        tracing::error!(
+            error = format!("{e:#}"),
+            "import interrupted; it will resume"
+        );
+        e.into()
+    })
+}
+
+/// Applies every remaining row of an import; a no-op when it has already finished.
+pub async fn process(id: ImportId, deps: &Deps) -> anyhow::Result<()> {
+    let Some(import) = deps
+        .db
+        .run(move |c| Ok(imports::begin_processing(c, id)?))
+        .await?
+    else {
+        tracing::debug!("import already finished");
+        return Ok(());
+    };
+    metrics::gauge!(m::IMPORTS_IN_PROGRESS).increment(1.0);
+    let started = Instant::now();
+    let result = apply_rows(&import, deps).await;
+    metrics::gauge!(m::IMPORTS_IN_PROGRESS).decrement(1.0);
+    let status = match result {
+        Ok(()) => ImportStatus::Completed,
+        Err(Failure::File(reason)) => {
+            tracing::warn!(%reason, "import failed");
+            deps.db
+                .run(move |c| Ok(imports::finish(c, id, ImportStatus::Failed, Some(&reason))?))
+                .await?;
+            ImportStatus::Failed
+        }
+        Err(Failure::Transient(e)) => return Err(e),
+    };
+    if status == ImportStatus::Completed {
+        deps.db
+            .run(move |c| Ok(imports::finish(c, id, ImportStatus::Completed, None)?))
+            .await?;
+        tracing::info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "import completed"
+        );
+    }
+    metrics::counter!(m::IMPORTS_TOTAL, "status" => status.as_str()).increment(1);
+    metrics::histogram!(m::IMPORT_DURATION).record(started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Why an import run stopped early.
+enum Failure {
+    /// The file cannot be processed; retrying will not help.
+    File(String),
+    /// Something outside the file failed (database, queue); the job is retried and resumes.
+    Transient(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Transient(e)
+    }
+}
+
+async fn apply_rows(import: &Import, deps: &Deps) -> Result<(), Failure> {
+    let id = ImportId(import.id);
+    let first = file_stream(deps.db.clone(), id, 0)
+        .try_next()
+        .await?
+        .unwrap_or_default();
+    let (header, delimiter) =
+        Header::read(&first).map_err(|e: HeaderError| Failure::File(e.to_string()))?;
+
+    if import.rows_total == 0 {
+        let total = count_rows(deps.db.clone(), id, delimiter).await?;
+        deps.db
+            .run(move |c| Ok(imports::set_total(c, id, total)?))
+            .await?;
+    }
+
+    let workspace = WorkspaceId(import.workspace_id);
+    let group_ids = deps
+        .db
+        .run(move |c| Ok(groups::by_name(c, workspace)?))
+        .await?;
+    let ctx = ImportContext {
+        import_id: id,
+        workspace_id: workspace,
+        invited_by: AccountId(import.created_by),
+        edition: deps.settings.edition,
+    };
+
+    let start = import.checkpoint_offset;
+    let mut reader = csv_reader(deps.db.clone(), id, start, delimiter);
+    let mut record = csv_async::ByteRecord::new();
+    if start == 0 {
+        // The header row was checked already.
+        reader
+            .read_byte_record(&mut record)
+            .await
+            .map_err(read_error)?;
+    }
+    let mut next_row = import.checkpoint_row.max(2) as u64;
+    let chunk_rows = deps.settings.import_chunk_rows;
+    let mut batch = Vec::with_capacity(chunk_rows);
+    loop {
+        let more = reader
+            .read_byte_record(&mut record)
+            .await
+            .map_err(read_error)?;
+        if more {
+            let fields = csv::ByteRecord::from_iter(record.iter());
+            batch.push(parse_row(next_row, &header, &fields, &group_ids));
+            next_row += 1;
+        }
+        if batch.len() == chunk_rows || (!more && !batch.is_empty()) {
+            let checkpoint = Checkpoint {
+                offset: start + reader.position().byte() as i64,
+                next_row: next_row as i64,
+            };
+            let rows = std::mem::replace(&mut batch, Vec::with_capacity(chunk_rows));
+            let ctx = ctx.clone();
+            let summary = deps
+                .db
+                .run(move |c| Ok(rows::apply_chunk(c, &ctx, rows, checkpoint)?))
+                .await?;
+            record_metrics(&summary);
+            if summary.invited > 0 {
+                // Losing this wake-up only delays the emails until the next sweep.
+                if let Err(e) = deps
+                    .queue
+                    .push_send(SendInvites {
+                        import_id: Some(id),
+                    })
+                    .await
+                {
+                    tracing::warn!(error = format!("{e:#}"), "could not wake the senders");
+                }
+            }
+        }
+        if !more {
+            return Ok(());
+        }
+    }
+}
+
+fn read_error(e: csv_async::Error) -> Failure {
+    match e.kind() {
+        csv_async::ErrorKind::Io(_) => {
+            Failure::Transient(anyhow::Error::new(e).context("reading the stored file"))
+        }
+        _ => Failure::File(format!("the file could not be read as CSV: {e}")),
+    }
+}
+
+/// Turns one record into a row to apply, resolving group names to the workspace's groups.
+fn parse_row(
+    row: u64,
+    header: &Header,
+    record: &csv::ByteRecord,
+    group_ids: &HashMap<String, i64>,
+) -> RowInput {
+    let invitee = match NewInvitee::try_from(CsvRow {
+        row,
+        header,
+        record,
+    }) {
+        Ok(invitee) => invitee,
+        Err(invalid) => return RowInput::Invalid(invalid),
+    };
+    let mut ids = Vec::with_capacity(invitee.groups.len());
+    let mut unknown = Vec::new();
+    for name in &invitee.groups {
+        match group_ids.get(&name.to_lowercase()) {
+            Some(id) => ids.push(*id),
+            None => unknown.push(name.as_str()),
+        }
+    }
+    if unknown.is_empty() {
+        RowInput::Valid {
+            invitee,
+            group_ids: ids,
+        }
+    } else {
+        RowInput::Invalid(InvalidRow {
+            row,
+            email: Some(invitee.email.as_str().to_owned()),
+            errors: vec![RowError {
+                field: "groups",
+                message: format!("unknown group(s): {}", unknown.join(", ")),
+            }],
+        })
+    }
+}
+
+fn record_metrics(summary: &ChunkSummary) {
+    for (outcome, n) in [
+        (RowOutcome::Invited, summary.invited),
+        (RowOutcome::Skipped, summary.skipped),
+        (RowOutcome::Invalid, summary.invalid),
+    ] {
+        metrics::counter!(m::ROWS_TOTAL, "outcome" => outcome.as_str()).increment(n);
+    }
+    for field in &summary.invalid_fields {
+        metrics::counter!(m::ROW_ERRORS_TOTAL, "field" => *field).increment(1);
+    }
+}
+
+/// Counts the data rows (records after the header) of a stored file, streaming it.
+async fn count_rows(db: Db, id: ImportId, delimiter: u8) -> Result<i64, Failure> {
+    let mut reader = csv_reader(db, id, 0, delimiter);
+    let mut record = csv_async::ByteRecord::new();
+    let mut n = 0i64;
+    while reader
+        .read_byte_record(&mut record)
+        .await
+        .map_err(read_error)?
+    {
+        n += 1;
+    }
+    Ok((n - 1).max(0))
+}
+
+fn csv_reader(
+    db: Db,
+    id: ImportId,
+    offset: i64,
+    delimiter: u8,
+) -> csv_async::AsyncReader<impl tokio::io::AsyncRead + Unpin + Send> {
+    let stream = file_stream(db, id, offset).map_err(std::io::Error::other);
+    csv_async::AsyncReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delimiter)
+        .create_reader(StreamReader::new(stream))
+}
+
+/// The stored file from byte `offset` on, one stored piece at a time.
+fn file_stream(db: Db, id: ImportId, offset: i64) -> BoxStream<'static, anyhow::Result<Bytes>> {
+    let first_seq = (offset as usize / CHUNK_BYTES) as i32;
+    let skip = offset as usize % CHUNK_BYTES;
+    futures::stream::try_unfold((first_seq, skip), move |(seq, skip)| {
+        let db = db.clone();
+        async move {
+            let chunk = db
+                .run(move |c| Ok(imports::read_chunk(c, id, seq)?))
+                .await
+                .with_context(|| format!("reading piece {seq} of the stored file"))?;
+            Ok(chunk.map(|data| {
+                let bytes = Bytes::from(data);
+                let bytes = bytes.slice(skip.min(bytes.len())..);
+                (bytes, (seq + 1, 0))
+            }))
+        }
+    })
+    .boxed()
+}
+
+/// Counts this job in the busy gauge while it runs.
+pub(crate) struct Busy;
+
+impl Busy {
+    pub(crate) fn new() -> Busy {
+        metrics::gauge!(m::WORKER_BUSY).increment(1.0);
+        Busy
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        metrics::gauge!(m::WORKER_BUSY).decrement(1.0);
+    }
+}
