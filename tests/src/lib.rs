@@ -1,3 +1,5 @@
 //! Test helpers shared by the integration suites.
 
 pub mod smtp;
+
+pub mod app;

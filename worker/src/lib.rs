@@ -9,6 +9,7 @@
 //!   queue, and every worker's sweeper picks up due retries every `SEND_POLL_INTERVAL`.
 
 pub mod jobs;
+pub mod runtime;
 
 use std::sync::Arc;
 use std::time::Duration;

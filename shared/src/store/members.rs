@@ -22,6 +22,8 @@ pub struct MemberFilter {
     pub import: Option<ImportId>,
     /// Only members with an id greater than this (the page cursor).
     pub after: Option<i64>,
+    /// Only the member with this id.
+    pub id: Option<i64>,
 }
 
 /// A member as the API lists it.
@@ -91,6 +93,9 @@ pub fn list(
         }
         if let Some(import) = filter.import {
             query = query.filter(members::import_id.eq(import.0));
+        }
+        if let Some(id) = filter.id {
+            query = query.filter(members::id.eq(id));
         }
         if let Some(after) = filter.after {
             query = query.filter(members::id.gt(after));

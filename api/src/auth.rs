@@ -1,0 +1,59 @@
+//! Admin authentication: a bearer token whose holder is an active admin of the path's workspace.
+
+use axum::extract::{FromRequestParts, RawPathParams};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use invite_shared::ids::{AccountId, WorkspaceId};
+use invite_shared::store::auth::{self, AuthOutcome};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// The authenticated admin of the workspace named by the `{ws}` path segment.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    /// The admin's account (the inviter of their uploads).
+    pub account_id: AccountId,
+    /// The workspace the request addresses.
+    pub workspace_id: WorkspaceId,
+    /// Its slug, for building URLs.
+    pub slug: String,
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .ok_or(ApiError::Unauthorized)?;
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::NotFound("workspace"))?;
+        let slug = params
+            .iter()
+            .find(|(name, _)| *name == "ws")
+            .map(|(_, value)| value.to_owned())
+            .ok_or(ApiError::NotFound("workspace"))?;
+        let lookup = slug.clone();
+        let outcome = state
+            .db
+            .run(move |c| Ok(auth::authorize_admin(c, &token, &lookup)?))
+            .await?;
+        match outcome {
+            AuthOutcome::Granted(account_id, workspace_id) => Ok(Admin {
+                account_id,
+                workspace_id,
+                slug,
+            }),
+            AuthOutcome::UnknownToken => Err(ApiError::Unauthorized),
+            AuthOutcome::NotAdmin => Err(ApiError::Forbidden),
+            AuthOutcome::NoWorkspace => Err(ApiError::NotFound("workspace")),
+        }
+    }
+}

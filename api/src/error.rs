@@ -1,0 +1,94 @@
+//! The API's error type: every failure a handler can return, mapped to a status and the JSON shape
+//! `{"error":{"code":"…","message":"…"}}`.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No or unknown bearer token.
+    #[error("a valid bearer token is required")]
+    Unauthorized,
+    /// The caller is not an admin of the workspace.
+    #[error("only admins of this workspace may do this")]
+    Forbidden,
+    /// The resource does not exist (or belongs to another workspace).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The request is well-formed but its content is not acceptable.
+    #[error("{message}")]
+    Unprocessable {
+        /// Machine-readable code.
+        code: &'static str,
+        /// Human message.
+        message: String,
+    },
+    /// A bad query string or body shape.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The upload is larger than `MAX_UPLOAD_BYTES`.
+    #[error("the upload is larger than the limit of {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit in force.
+        limit: u64,
+    },
+    /// The body is not CSV (or multipart carrying CSV).
+    #[error("send the CSV as multipart field `file` or as a text/csv body")]
+    UnsupportedMediaType,
+    /// The state forbids the change (e.g. an invitation already used).
+    #[error("{message}")]
+    Conflict {
+        /// Machine-readable code.
+        code: &'static str,
+        /// Human message.
+        message: String,
+    },
+    /// The thing existed but is gone (expired or revoked link).
+    #[error("{message}")]
+    Gone {
+        /// Machine-readable code.
+        code: &'static str,
+        /// Human message.
+        message: String,
+    },
+    /// A dependency (database, queue) is down.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Anything else; logged with its cause chain, never shown to the client.
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            ApiError::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
+            ApiError::Gone { code, .. } => (StatusCode::GONE, code),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if let ApiError::Internal(e) = &self {
+            tracing::error!(error = format!("{e:#}"), "request failed");
+        }
+        let body = json!({ "error": { "code": code, "message": self.to_string() } });
+        (status, Json(body)).into_response()
+    }
+}

@@ -1,0 +1,231 @@
+//! `POST …/imports`: check the header, store the file durably with the import, enqueue, answer 202.
+//!
+//! The body (multipart field `file`, or a raw `text/csv` body) is spooled to an anonymous temporary
+//! file while its size is checked, so memory does not grow with the upload; the header is checked
+//! from the first bytes before anything is stored.
+
+use std::io::{Read as _, Seek as _, SeekFrom};
+
+use axum::Json;
+use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::http::header::{CONTENT_TYPE, LOCATION};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::{Stream, StreamExt as _};
+use invite_shared::domain::header::{Header, HeaderError};
+use invite_shared::ids::ImportId;
+use invite_shared::jobs::ProcessImport;
+use invite_shared::status::ImportStatus;
+use invite_shared::store::imports::{self, Import, NewUpload, Stored};
+use tokio::io::AsyncWriteExt as _;
+
+use crate::AppState;
+use crate::auth::Admin;
+use crate::error::ApiError;
+
+/// How much of the file's start is read to check the header.
+const HEADER_PEEK: usize = 64 * 1024;
+const MAX_KEY_LEN: usize = 255;
+
+/// Stores and enqueues an upload; with a known `Idempotency-Key`, returns the earlier import.
+#[tracing::instrument(skip_all, fields(workspace_id = %admin.workspace_id, import_id))]
+pub async fn handle(
+    admin: Admin,
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let key = idempotency_key(request.headers())?;
+    if let Some(key) = key.clone() {
+        let workspace = admin.workspace_id;
+        let existing = state
+            .db
+            .run(move |c| Ok(imports::find_by_idempotency_key(c, workspace, &key)?))
+            .await?;
+        if let Some(import) = existing {
+            return accepted(&state, &admin, import).await;
+        }
+    }
+
+    let limit = state.settings.max_upload_bytes;
+    let (file_name, spooled) = spool(request, &state, limit).await?;
+    let (file, size, header) = spooled;
+    let upload = NewUpload {
+        workspace_id: admin.workspace_id,
+        created_by: admin.account_id,
+        file_name,
+        idempotency_key: key,
+        warnings: (!header.unknown.is_empty())
+            .then(|| format!("ignored unknown columns: {}", header.unknown.join(", "))),
+    };
+    let stored = state
+        .db
+        .run(move |c| {
+            let mut file = file;
+            imports::store_upload(c, &upload, &mut file, size)
+        })
+        .await?;
+    let import = match stored {
+        Stored::Existing(import) => return accepted(&state, &admin, import).await,
+        Stored::Created(import) => import,
+    };
+    let id = ImportId(import.id);
+    tracing::Span::current().record("import_id", import.id);
+    if let Err(e) = state
+        .queue
+        .push_import(ProcessImport { import_id: id })
+        .await
+    {
+        tracing::error!(error = format!("{e:#}"), "could not enqueue the import");
+        let reason = "the job queue was unavailable; upload the file again".to_owned();
+        state
+            .db
+            .run(move |c| Ok(imports::finish(c, id, ImportStatus::Failed, Some(&reason))?))
+            .await?;
+        return Err(ApiError::Unavailable(
+            "the job queue is unavailable; nothing was imported, try again".into(),
+        ));
+    }
+    tracing::info!(bytes = size, "import stored and enqueued");
+    accepted(&state, &admin, import).await
+}
+
+async fn accepted(state: &AppState, admin: &Admin, import: Import) -> Result<Response, ApiError> {
+    let location = format!("/api/v1/workspaces/{}/imports/{}", admin.slug, import.id);
+    let view = state.db.run(move |c| super::view(c, &import)).await?;
+    Ok((StatusCode::ACCEPTED, [(LOCATION, location)], Json(view)).into_response())
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= MAX_KEY_LEN)
+        .ok_or_else(|| {
+            ApiError::BadRequest("Idempotency-Key must be 1 to 255 visible ASCII characters".into())
+        })?;
+    Ok(Some(key.to_owned()))
+}
+
+type Spooled = (std::fs::File, u64, Header);
+
+/// Writes the CSV part of the request to a temporary file and checks its header.
+async fn spool(
+    request: Request,
+    state: &AppState,
+    limit: u64,
+) -> Result<(String, Spooled), ApiError> {
+    let content_type = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if content_type.starts_with("multipart/form-data") {
+        let mut multipart = Multipart::from_request(request, state)
+            .await
+            .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+            if field.name() != Some("file") {
+                continue;
+            }
+            let name = field.file_name().unwrap_or("upload.csv").to_owned();
+            let stream = futures::stream::unfold(field, |mut f| async move {
+                f.chunk()
+                    .await
+                    .map_err(multipart_error)
+                    .transpose()
+                    .map(|chunk| (chunk, f))
+            });
+            return Ok((name, write_checked(stream, limit).await?));
+        }
+        Err(ApiError::Unprocessable {
+            code: "missing_file",
+            message: "the multipart body has no field named `file`".into(),
+        })
+    } else if ["text/csv", "application/csv", "text/plain"]
+        .iter()
+        .any(|t| content_type.starts_with(t))
+    {
+        let stream = request
+            .into_body()
+            .into_data_stream()
+            .map(|r| r.map_err(|e| ApiError::BadRequest(format!("reading the body: {e}"))));
+        Ok(("upload.csv".into(), write_checked(stream, limit).await?))
+    } else {
+        Err(ApiError::UnsupportedMediaType)
+    }
+}
+
+fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge { limit: 0 }
+    } else {
+        ApiError::BadRequest(format!("malformed multipart body: {}", e.body_text()))
+    }
+}
+
+async fn write_checked(
+    stream: impl Stream<Item = Result<Bytes, ApiError>>,
+    limit: u64,
+) -> Result<Spooled, ApiError> {
+    let file = tokio::task::spawn_blocking(tempfile::tempfile)
+        .await
+        .map_err(|e| anyhow::anyhow!("temporary file task: {e}"))?
+        .map_err(|e| anyhow::anyhow!("creating a temporary file: {e}"))?;
+    let mut file = tokio::fs::File::from_std(file);
+    let mut size = 0u64;
+    let mut stream = std::pin::pin!(stream);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| match e {
+            ApiError::PayloadTooLarge { .. } => ApiError::PayloadTooLarge { limit },
+            other => other,
+        })?;
+        size += chunk.len() as u64;
+        if size > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| anyhow::anyhow!("spooling the upload: {e}"))?;
+    }
+    file.flush()
+        .await
+        .map_err(|e| anyhow::anyhow!("spooling the upload: {e}"))?;
+    let file = file.into_std().await;
+    let (file, header) = tokio::task::spawn_blocking(move || check_header(file))
+        .await
+        .map_err(|e| anyhow::anyhow!("header check task: {e}"))??;
+    Ok((file, size, header))
+}
+
+/// Reads the start of the spooled file, checks its header, and rewinds it.
+fn check_header(mut file: std::fs::File) -> Result<(std::fs::File, Header), ApiError> {
+    let io = |e: std::io::Error| ApiError::Internal(anyhow::anyhow!("reading the upload: {e}"));
+    file.seek(SeekFrom::Start(0)).map_err(io)?;
+    let mut head = Vec::with_capacity(HEADER_PEEK);
+    (&mut file)
+        .take(HEADER_PEEK as u64)
+        .read_to_end(&mut head)
+        .map_err(io)?;
+    let (header, _) = Header::read(&head).map_err(header_error)?;
+    file.seek(SeekFrom::Start(0)).map_err(io)?;
+    Ok((file, header))
+}
+
+fn header_error(e: HeaderError) -> ApiError {
+    let code = match e {
+        HeaderError::Empty => "empty_file",
+        HeaderError::NotUtf8 => "not_csv",
+        HeaderError::Missing(_) => "missing_columns",
+        HeaderError::Duplicate(_) => "duplicate_column",
+    };
+    ApiError::Unprocessable {
+        code,
+        message: e.to_string(),
+    }
+}

@@ -1,0 +1,127 @@
+//! `GET …/imports/{id}/results`: the per-row outcome file, streamed a page at a time.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::StreamExt as _;
+use invite_shared::ids::ImportId;
+use invite_shared::store::imports::{self, ResultRow};
+
+use crate::AppState;
+use crate::auth::Admin;
+use crate::error::ApiError;
+
+const PAGE: i64 = 5000;
+const COLUMNS: [&str; 7] = [
+    "row",
+    "email",
+    "outcome",
+    "reason",
+    "member_id",
+    "email_status",
+    "error",
+];
+
+/// Streams the results CSV; 404 for another workspace's import.
+pub async fn handle(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path((_ws, id)): Path<(String, i64)>,
+) -> Result<Response, ApiError> {
+    let id = ImportId(id);
+    state
+        .db
+        .run(move |c| Ok(imports::get(c, admin.workspace_id, id)?))
+        .await?
+        .ok_or(ApiError::NotFound("import"))?;
+    let db = state.db.clone();
+    let header = Bytes::from(encode(std::iter::once(COLUMNS.map(String::from))));
+    let pages = futures::stream::try_unfold(Some(0i64), move |after| {
+        let db = db.clone();
+        async move {
+            let Some(after) = after else {
+                return Ok(None);
+            };
+            let rows = db
+                .run(move |c| Ok(imports::results_page(c, id, after, PAGE)?))
+                .await?;
+            let next = (rows.len() as i64 == PAGE)
+                .then(|| rows.last().map(|r| r.row))
+                .flatten();
+            Ok::<_, anyhow::Error>(Some((
+                Bytes::from(encode(rows.into_iter().map(cells))),
+                next,
+            )))
+        }
+    });
+    let body = futures::stream::once(async { Ok(header) }).chain(pages);
+    Ok((
+        [
+            (CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                CONTENT_DISPOSITION,
+                &format!("attachment; filename=\"import-{id}-results.csv\"") as &str,
+            ),
+        ],
+        Body::from_stream(body),
+    )
+        .into_response())
+}
+
+fn cells(r: ResultRow) -> [String; 7] {
+    [
+        r.row.to_string(),
+        r.email.unwrap_or_default(),
+        r.outcome,
+        r.reason.unwrap_or_default(),
+        r.member_id.map(|m| m.to_string()).unwrap_or_default(),
+        r.email_status.unwrap_or_default(),
+        r.error.unwrap_or_default(),
+    ]
+}
+
+/// Writes rows as CSV, neutralising cells a spreadsheet would run as formulas.
+fn encode(rows: impl Iterator<Item = [String; 7]>) -> Vec<u8> {
+    let mut out = csv::Writer::from_writer(Vec::new());
+    for row in rows {
+        // Writing into a Vec cannot fail.
+        let _ = out.write_record(row.iter().map(|c| neutralise(c).into_owned()));
+    }
+    out.into_inner().unwrap_or_default()
+}
+
+/// Prefixes `'` to a cell that starts with `= + - @`, tab or CR (CSV injection).
+fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
+    match cell.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}").into(),
+        _ => cell.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formula_cells_are_neutralised_and_others_untouched() {
+        assert_eq!(neutralise("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(neutralise("+1"), "'+1");
+        assert_eq!(neutralise("-2"), "'-2");
+        assert_eq!(neutralise("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(neutralise("\tx"), "'\tx");
+        assert_eq!(neutralise("ada@example.com"), "ada@example.com");
+    }
+
+    #[test]
+    fn encoded_rows_are_rfc4180_csv() {
+        let out = encode(std::iter::once(
+            ["2", "a@b.co", "invalid", "role: \"x\", no", "", "", ""].map(String::from),
+        ));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "2,a@b.co,invalid,\"role: \"\"x\"\", no\",,,\n"
+        );
+    }
+}

@@ -1,0 +1,41 @@
+//! Routes grouped by resource.
+
+pub mod groups;
+pub mod health;
+pub mod imports;
+pub mod invitations;
+pub mod members;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use invite_shared::domain::role::Role;
+
+use crate::AppState;
+
+/// The display label of a stored role ("End User"), or the stored text if unknown.
+pub fn role_label(stored: &str) -> String {
+    Role::from_stored(stored).map_or_else(|| stored.to_owned(), |r| r.label().to_owned())
+}
+
+/// All routes, before state and layers.
+pub fn router() -> Router<AppState> {
+    let workspace = Router::new()
+        .route(
+            "/imports",
+            post(imports::create::handle).get(imports::list::handle),
+        )
+        .route("/imports/template", get(imports::template::handle))
+        .route("/imports/{id}", get(imports::get::handle))
+        .route("/imports/{id}/results", get(imports::results::handle))
+        .route("/members", get(members::list))
+        .route("/members/{id}", get(members::get))
+        .route("/groups", post(groups::create).get(groups::list));
+    Router::new()
+        .nest("/api/v1/workspaces/{ws}", workspace)
+        .route("/invitations/{token}", get(invitations::show))
+        .route("/invitations/{token}/accept", post(invitations::accept))
+        .route("/healthz", get(health::live))
+        .route("/readyz", get(health::ready))
+        .route("/metrics", get(health::metrics))
+}

@@ -1,0 +1,347 @@
+//! `TestApp`: the API on port 0 with its own database, Redis key prefix and SMTP server, plus
+//! in-process workers that can be started and stopped.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use diesel::Connection as _;
+use diesel::connection::SimpleConnection as _;
+use invite_api::{AppState, router};
+use invite_shared::config::Settings;
+use invite_shared::db::Db;
+use invite_shared::queue::JobQueue;
+use invite_shared::store::auth;
+use invite_worker::{Deps, runtime};
+use secrecy::SecretString;
+use serde_json::Value;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::smtp::SmtpServer;
+
+/// How long a test waits for asynchronous work before failing.
+pub const PATIENCE: Duration = Duration::from_secs(120);
+
+/// The server PostgreSQL tests create their databases on.
+pub fn postgres_admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// The Redis tests use (each with its own key prefix).
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}_{:016x}", rand::random::<u64>())
+}
+
+/// A database of its own, dropped with the test.
+struct TestDatabase {
+    name: String,
+}
+
+impl TestDatabase {
+    fn create() -> anyhow::Result<(TestDatabase, String)> {
+        let admin = postgres_admin_url();
+        let name = unique("bi_test");
+        let mut conn = diesel::PgConnection::establish(&admin)
+            .with_context(|| format!("connecting to {admin}"))?;
+        conn.batch_execute(&format!("CREATE DATABASE {name}"))?;
+        let (base, _) = admin
+            .rsplit_once('/')
+            .context("TEST_DATABASE_URL needs a database path")?;
+        Ok((
+            TestDatabase { name: name.clone() },
+            format!("{base}/{name}"),
+        ))
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Plain blocking I/O on its own thread, so dropping inside the runtime is fine.
+        let _ = std::thread::spawn(move || {
+            if let Ok(mut conn) = diesel::PgConnection::establish(&postgres_admin_url()) {
+                let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            }
+        })
+        .join();
+    }
+}
+
+/// Redis keys of one test, deleted with it.
+struct TestKeys {
+    prefix: String,
+}
+
+impl Drop for TestKeys {
+    fn drop(&mut self) {
+        let pattern = format!("{}*", self.prefix);
+        let _ = std::thread::spawn(move || -> redis::RedisResult<()> {
+            let mut conn = redis::Client::open(redis_url())?.get_connection()?;
+            let keys: Vec<String> = redis::cmd("KEYS").arg(&pattern).query(&mut conn)?;
+            if !keys.is_empty() {
+                redis::cmd("DEL").arg(keys).query::<()>(&mut conn)?;
+            }
+            Ok(())
+        })
+        .join();
+    }
+}
+
+/// A running worker process, in-process.
+struct RunningWorker {
+    stop: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+/// The whole system for one test.
+pub struct TestApp {
+    /// Base URL of the API, e.g. `http://127.0.0.1:41234`.
+    pub base: String,
+    /// HTTP client.
+    pub client: reqwest::Client,
+    /// The test's database.
+    pub db: Db,
+    /// The settings the API and workers run with.
+    pub settings: Arc<Settings>,
+    /// The SMTP server emails go to.
+    pub smtp: SmtpServer,
+    /// The workspace the admin token administers.
+    pub workspace: String,
+    /// An admin token of `workspace`.
+    pub token: String,
+    workers: Vec<RunningWorker>,
+    server: JoinHandle<()>,
+    _keys: TestKeys,
+    _database: TestDatabase,
+}
+
+impl TestApp {
+    /// The API and one worker.
+    pub async fn spawn() -> TestApp {
+        let mut app = TestApp::spawn_without_workers().await;
+        app.start_worker().await;
+        app
+    }
+
+    /// The API only: uploads queue up until [`TestApp::start_worker`].
+    pub async fn spawn_without_workers() -> TestApp {
+        TestApp::spawn_with(|_| {}).await
+    }
+
+    /// The API only, with settings adjusted by `customize`.
+    pub async fn spawn_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
+        let (database, database_url) = TestDatabase::create().expect("creating a test database");
+        let prefix = unique("bi-test");
+        let keys = TestKeys {
+            prefix: prefix.clone(),
+        };
+        let smtp = SmtpServer::start().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr: SocketAddr = listener.local_addr().unwrap();
+        let base = format!("http://{addr}");
+        let mut settings = Settings {
+            database_url: Some(SecretString::from(database_url.clone())),
+            redis_url: Some(SecretString::from(redis_url())),
+            smtp_url: Some(SecretString::from(smtp.url())),
+            public_url: base.clone(),
+            api_addr: addr,
+            queue_prefix: prefix,
+            send_poll_interval: Duration::from_millis(100),
+            email_retry_base_delay: Duration::from_millis(50),
+            import_chunk_rows: 500,
+            db_pool_size: 6,
+            ..Settings::default()
+        };
+        customize(&mut settings);
+        let settings = Arc::new(settings);
+        let db = Db::connect(&database_url, settings.db_pool_size).unwrap();
+        db.migrate().await.expect("migrations apply");
+        let queue = JobQueue::redis(&redis_url(), &settings.queue_prefix)
+            .await
+            .expect("Redis is reachable");
+        let state = AppState {
+            db: db.clone(),
+            queue,
+            settings: settings.clone(),
+            metrics: runtime::metrics_handle(),
+        };
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router(state)).await.unwrap();
+        });
+        let workspace = "acme".to_owned();
+        let ws = workspace.clone();
+        let token = db
+            .run(move |c| Ok(auth::create_admin_token(c, &ws, "admin@acme.test")?))
+            .await
+            .unwrap();
+        TestApp {
+            base,
+            client: reqwest::Client::new(),
+            db,
+            settings,
+            smtp,
+            workspace,
+            token,
+            workers: Vec::new(),
+            server,
+            _keys: keys,
+            _database: database,
+        }
+    }
+
+    /// Starts one more worker: its own database pool, Redis connection, mailer and name.
+    pub async fn start_worker(&mut self) {
+        let db = Db::connect(&self.settings.database_url(), self.settings.db_pool_size).unwrap();
+        let queue = JobQueue::redis(&redis_url(), &self.settings.queue_prefix)
+            .await
+            .unwrap();
+        let deps = Deps::new(self.settings.clone(), db, queue).unwrap();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(invite_worker::run(deps, stop.clone()));
+        self.workers.push(RunningWorker { stop, task });
+    }
+
+    /// Stops every worker and waits for them to finish their jobs in hand.
+    pub async fn stop_workers(&mut self) {
+        for worker in self.workers.drain(..) {
+            worker.stop.cancel();
+            worker.task.await.unwrap().unwrap();
+        }
+    }
+
+    /// `/api/v1/workspaces/{workspace}{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/api/v1/workspaces/{}{path}", self.base, self.workspace)
+    }
+
+    /// A GET with the admin token.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A JSON POST with the admin token.
+    pub async fn post_json(&self, path: &str, body: Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Uploads `csv` as multipart field `file`.
+    pub async fn upload(&self, csv: impl Into<Vec<u8>>) -> reqwest::Response {
+        self.upload_with(csv, None).await
+    }
+
+    /// Uploads `csv` with an optional `Idempotency-Key`.
+    pub async fn upload_with(
+        &self,
+        csv: impl Into<Vec<u8>>,
+        key: Option<&str>,
+    ) -> reqwest::Response {
+        let part = reqwest::multipart::Part::bytes(csv.into())
+            .file_name("people.csv")
+            .mime_str("text/csv")
+            .unwrap();
+        let mut request = self
+            .client
+            .post(self.url("/imports"))
+            .bearer_auth(&self.token)
+            .multipart(reqwest::multipart::Form::new().part("file", part));
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// Uploads and returns the new import's id, asserting 202.
+    pub async fn upload_ok(&self, csv: impl Into<Vec<u8>>) -> i64 {
+        let response = self.upload(csv).await;
+        assert_eq!(response.status(), 202, "upload was not accepted");
+        response.json::<Value>().await.unwrap()["id"]
+            .as_i64()
+            .unwrap()
+    }
+
+    /// Polls the import until it is finished and no email is pending; returns its JSON.
+    pub async fn settled(&self, id: i64) -> Value {
+        self.settled_in(&self.workspace, &self.token, id).await
+    }
+
+    /// [`TestApp::settled`] for another workspace's import.
+    pub async fn settled_in(&self, workspace: &str, token: &str, id: i64) -> Value {
+        let deadline = Instant::now() + PATIENCE;
+        let url = format!("{}/api/v1/workspaces/{workspace}/imports/{id}", self.base);
+        loop {
+            let response = self
+                .client
+                .get(&url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            let import: Value = response.json().await.unwrap();
+            let finished = matches!(import["status"].as_str(), Some("completed" | "failed"));
+            if finished && import["emails"]["pending"] == 0 {
+                return import;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "import {id} did not settle: {import}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The results CSV of an import.
+    pub async fn results(&self, id: i64) -> String {
+        let response = self.get(&format!("/imports/{id}/results")).await;
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
+    }
+
+    /// The link token carried by an email's text body.
+    pub fn token_in(&self, text: &str) -> String {
+        let marker = format!("{}/invitations/", self.base);
+        let start = text.find(&marker).expect("the email carries a link") + marker.len();
+        text[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        for worker in &self.workers {
+            worker.stop.cancel();
+            worker.task.abort();
+        }
+        self.server.abort();
+    }
+}
+
+/// A CSV with a header and `n` valid rows `person{i}@example.com`.
+pub fn people_csv(n: usize) -> String {
+    let mut csv = String::from("First Name,Last Name,Email,User Role\n");
+    for i in 0..n {
+        csv.push_str(&format!(
+            "First{i},Last{i},person{i}@example.com,End User\n"
+        ));
+    }
+    csv
+}
