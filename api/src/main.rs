@@ -11,7 +11,6 @@ use invite_shared::domain::email::InviteeEmail;
 use invite_shared::queue::JobQueue;
 use invite_shared::store::auth;
 use invite_worker::runtime;
-use secrecy::ExposeSecret as _;
 
 #[derive(Parser)]
 #[command(version, about = "Bulk-invite people into workspaces from a CSV")]
@@ -85,11 +84,7 @@ fn valid_slug(slug: &str) -> bool {
 }
 
 async fn serve(settings: Arc<Settings>, db: Db) -> anyhow::Result<()> {
-    let redis = settings
-        .redis_url
-        .as_ref()
-        .context("REDIS_URL is required to serve")?;
-    let queue = JobQueue::redis(redis.expose_secret(), &settings.queue_prefix).await?;
+    let queue = JobQueue::connect(&settings).await?;
     let state = AppState {
         db,
         queue,

@@ -75,6 +75,13 @@ pub struct Settings {
     pub smtp_timeout: Duration,
     /// Database connections per process.
     pub db_pool_size: usize,
+    /// How long an import is reserved for the worker processing it without progress; a worker that
+    /// dies mid-import is replaced after this.
+    #[serde(with = "humantime_serde")]
+    pub import_lease: Duration,
+    /// How often an idle worker looks for new jobs in the queue (also its heartbeat).
+    #[serde(with = "humantime_serde")]
+    pub queue_poll_interval: Duration,
     /// Prefix of every Redis key, so several deployments (or tests) share one Redis.
     pub queue_prefix: String,
     /// Jobs each worker process runs at once, per job kind.
@@ -104,6 +111,8 @@ impl Default for Settings {
             smtp_pool_size: 8,
             smtp_timeout: Duration::from_secs(30),
             db_pool_size: 10,
+            import_lease: Duration::from_secs(120),
+            queue_poll_interval: Duration::from_secs(1),
             queue_prefix: "bulk-invite".into(),
             worker_concurrency: 2,
         }

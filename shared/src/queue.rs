@@ -1,8 +1,13 @@
 //! The job queue: where the API and workers say "there is work". Jobs carry ids only.
 
+use std::time::Duration;
+
 use anyhow::Context as _;
 use apalis::prelude::TaskSink as _;
 use apalis_redis::{ConnectionManager, RedisStorage};
+use secrecy::ExposeSecret as _;
+
+use crate::config::Settings;
 
 use crate::jobs::{ProcessImport, SendInvites};
 
@@ -25,12 +30,33 @@ pub struct JobQueue {
 }
 
 impl JobQueue {
+    /// Connects to the queue the settings name.
+    pub async fn connect(settings: &Settings) -> anyhow::Result<JobQueue> {
+        let url = settings
+            .redis_url
+            .as_ref()
+            .context("REDIS_URL is not set")?;
+        JobQueue::redis(
+            url.expose_secret(),
+            &settings.queue_prefix,
+            settings.queue_poll_interval,
+        )
+        .await
+    }
+
     /// Connects to Redis and names the queues under `prefix`.
-    pub async fn redis(url: &str, prefix: &str) -> anyhow::Result<JobQueue> {
+    pub async fn redis(url: &str, prefix: &str, poll: Duration) -> anyhow::Result<JobQueue> {
         let conn = apalis_redis::connect(url)
             .await
             .context("connecting to Redis")?;
-        let storage = |job: &str| apalis_redis::Config::default().queue(queue_name(prefix, job));
+        // An idle apalis-redis worker fetches again only when its heartbeat fires, so the heartbeat
+        // is the poll interval. A worker whose jobs keep it from polling misses heartbeats and its
+        // jobs are re-enqueued; the import lease in the database makes such a repeat a no-op.
+        let storage = |job: &str| {
+            apalis_redis::Config::default()
+                .queue(queue_name(prefix, job))
+                .heartbeat_interval(poll)
+        };
         Ok(JobQueue {
             imports: RedisStorage::new(conn.clone()).with_config(storage("process_import")),
             sends: RedisStorage::new(conn.clone()).with_config(storage("send_invites")),

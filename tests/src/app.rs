@@ -163,7 +163,7 @@ impl TestApp {
         let settings = Arc::new(settings);
         let db = Db::connect(&database_url, settings.db_pool_size).unwrap();
         db.migrate().await.expect("migrations apply");
-        let queue = JobQueue::redis(&redis_url(), &settings.queue_prefix)
+        let queue = JobQueue::connect(&settings)
             .await
             .expect("Redis is reachable");
         let state = AppState {
@@ -199,9 +199,7 @@ impl TestApp {
     /// Starts one more worker: its own database pool, Redis connection, mailer and name.
     pub async fn start_worker(&mut self) {
         let db = Db::connect(&self.settings.database_url(), self.settings.db_pool_size).unwrap();
-        let queue = JobQueue::redis(&redis_url(), &self.settings.queue_prefix)
-            .await
-            .unwrap();
+        let queue = JobQueue::connect(&self.settings).await.unwrap();
         let deps = Deps::new(self.settings.clone(), db, queue).unwrap();
         let stop = CancellationToken::new();
         let task = tokio::spawn(invite_worker::run(deps, stop.clone()));

@@ -201,7 +201,7 @@ async fn a_backlog_built_while_no_worker_runs_drains_and_never_holds_a_queue_ent
     let after = redis_entries(&app.settings.queue_prefix).await;
 
     assert!(
-        queued <= 5,
+        queued <= 10,
         "the waiting import is a handful of Redis entries, not one per row: {queued}"
     );
     assert_eq!(import["status"], "completed");

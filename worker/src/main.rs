@@ -10,7 +10,6 @@ use invite_shared::config::Settings;
 use invite_shared::db::Db;
 use invite_shared::queue::JobQueue;
 use invite_worker::{Deps, runtime};
-use secrecy::ExposeSecret as _;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -19,10 +18,11 @@ async fn main() -> anyhow::Result<()> {
     let metrics = runtime::metrics_handle();
     let db = Db::connect(&settings.database_url(), settings.db_pool_size)?;
     db.migrate().await?;
-    let redis = settings.redis_url.as_ref().context(
-        "invite-worker needs REDIS_URL; without Redis, `invite-api serve` runs the workers itself",
-    )?;
-    let queue = JobQueue::redis(redis.expose_secret(), &settings.queue_prefix).await?;
+    anyhow::ensure!(
+        settings.redis_url.is_some(),
+        "invite-worker needs REDIS_URL; without Redis, `invite-api serve` runs the workers itself"
+    );
+    let queue = JobQueue::connect(&settings).await?;
     let deps = Deps::new(settings.clone(), db, queue)?;
     tracing::info!(mailer = deps.mailer.describe(), "invite-worker starting");
 

@@ -52,6 +52,9 @@ CREATE TABLE imports (
     -- spreadsheet row number. Advanced in the same transaction as the rows it covers.
     checkpoint_offset BIGINT NOT NULL DEFAULT 0,
     checkpoint_row BIGINT NOT NULL DEFAULT 1,
+    -- The worker processing the import holds it until then; renewed with every chunk. A lapsed
+    -- lease means that worker died, and the sweeper enqueues the import again.
+    lease_until TIMESTAMP,
     created_at TIMESTAMP NOT NULL,
     started_at TIMESTAMP,
     finished_at TIMESTAMP,

@@ -56,6 +56,7 @@ diesel::table! {
         rows_invalid -> BigInt,
         checkpoint_offset -> BigInt,
         checkpoint_row -> BigInt,
+        lease_until -> Nullable<Timestamp>,
         created_at -> Timestamp,
         started_at -> Nullable<Timestamp>,
         finished_at -> Nullable<Timestamp>,

@@ -1,6 +1,7 @@
 //! Imports: the stored upload, its status and counters, and its per-row results.
 
 use std::io::Read;
+use std::time::Duration;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -52,6 +53,8 @@ pub struct Import {
     pub checkpoint_offset: i64,
     /// Spreadsheet row number of the next unprocessed record.
     pub checkpoint_row: i64,
+    /// Until when the processing worker holds the import.
+    pub lease_until: Option<NaiveDateTime>,
     /// Upload time.
     pub created_at: NaiveDateTime,
     /// When a worker first started it.
@@ -229,25 +232,56 @@ pub fn list(
     })
 }
 
-/// Marks an import as being processed (first start or resume) and returns it; `None` when it is
-/// already finished, so a repeated job does nothing.
-pub fn begin_processing(conn: &mut DbConn, id: ImportId) -> QueryResult<Option<Import>> {
+/// Takes the import for processing (first start or resume) under a lease, and returns it. `None`
+/// when it has finished or another live worker holds it, so a repeated job does nothing.
+pub fn begin_processing(
+    conn: &mut DbConn,
+    id: ImportId,
+    lease: Duration,
+) -> QueryResult<Option<Import>> {
+    let now = now();
     on_conn!(conn, |c| {
         c.transaction(|c| {
-            diesel::update(imports::table.find(id.0))
-                .filter(imports::started_at.is_null())
-                .set(imports::started_at.eq(Some(now())))
-                .execute(c)?;
-            diesel::update(imports::table.find(id.0))
+            let taken = diesel::update(imports::table.find(id.0))
                 .filter(imports::status.eq_any([
                     ImportStatus::Queued.as_str(),
                     ImportStatus::Processing.as_str(),
                 ]))
-                .set(imports::status.eq(ImportStatus::Processing.as_str()))
-                .returning(Import::as_returning())
-                .get_result(c)
+                .filter(
+                    imports::lease_until
+                        .is_null()
+                        .or(imports::lease_until.lt(now)),
+                )
+                .set((
+                    imports::status.eq(ImportStatus::Processing.as_str()),
+                    imports::lease_until.eq(Some(now + lease)),
+                ))
+                .execute(c)?;
+            if taken == 0 {
+                return Ok(None);
+            }
+            diesel::update(imports::table.find(id.0))
+                .filter(imports::started_at.is_null())
+                .set(imports::started_at.eq(Some(now)))
+                .execute(c)?;
+            imports::table
+                .find(id.0)
+                .select(Import::as_select())
+                .first(c)
                 .optional()
         })
+    })
+}
+
+/// Imports whose processing worker stopped renewing its lease (it died): to be enqueued again.
+pub fn abandoned(conn: &mut DbConn) -> QueryResult<Vec<ImportId>> {
+    on_conn!(conn, |c| {
+        imports::table
+            .filter(imports::status.eq(ImportStatus::Processing.as_str()))
+            .filter(imports::lease_until.lt(now()))
+            .select(imports::id)
+            .load::<i64>(c)
+            .map(|ids| ids.into_iter().map(ImportId).collect())
     })
 }
 
@@ -274,6 +308,7 @@ pub fn finish(
                 imports::status.eq(status.as_str()),
                 imports::error.eq(error),
                 imports::finished_at.eq(Some(now())),
+                imports::lease_until.eq(None::<NaiveDateTime>),
             ))
             .execute(c)
             .map(drop)

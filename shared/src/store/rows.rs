@@ -58,6 +58,8 @@ pub struct Checkpoint {
     pub offset: i64,
     /// Spreadsheet row number of the next unread record.
     pub next_row: i64,
+    /// The renewed processing lease.
+    pub lease_until: NaiveDateTime,
 }
 
 /// What a chunk did, for metrics.
@@ -459,6 +461,7 @@ pub fn apply_chunk(
                     imports::rows_invalid.eq(imports::rows_invalid + summary.invalid as i64),
                     imports::checkpoint_offset.eq(checkpoint.offset),
                     imports::checkpoint_row.eq(checkpoint.next_row),
+                    imports::lease_until.eq(Some(checkpoint.lease_until)),
                 ))
                 .execute(c)?;
             Ok(summary)

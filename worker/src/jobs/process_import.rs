@@ -38,12 +38,13 @@ pub async fn handle(job: ProcessImport, deps: Data<Deps>) -> Result<(), BoxDynEr
 
 /// Applies every remaining row of an import; a no-op when it has already finished.
 pub async fn process(id: ImportId, deps: &Deps) -> anyhow::Result<()> {
+    let lease = deps.settings.import_lease;
     let Some(import) = deps
         .db
-        .run(move |c| Ok(imports::begin_processing(c, id)?))
+        .run(move |c| Ok(imports::begin_processing(c, id, lease)?))
         .await?
     else {
-        tracing::debug!("import already finished");
+        tracing::debug!("import finished or held by another worker");
         return Ok(());
     };
     metrics::gauge!(m::IMPORTS_IN_PROGRESS).increment(1.0);
@@ -144,6 +145,7 @@ async fn apply_rows(import: &Import, deps: &Deps) -> Result<(), Failure> {
             let checkpoint = Checkpoint {
                 offset: start + reader.position().byte() as i64,
                 next_row: next_row as i64,
+                lease_until: invite_shared::store::now() + deps.settings.import_lease,
             };
             let rows = std::mem::replace(&mut batch, Vec::with_capacity(chunk_rows));
             let ctx = ctx.clone();

@@ -8,9 +8,10 @@ use backon::{BackoffBuilder as _, ExponentialBuilder};
 use chrono::{NaiveDateTime, TimeZone as _, Utc};
 use invite_shared::email::{InvitationEmail, SendError, SendReceipt, build_message};
 use invite_shared::ids::DeliveryId;
-use invite_shared::jobs::SendInvites;
+use invite_shared::jobs::{ProcessImport, SendInvites};
 use invite_shared::metrics as m;
 use invite_shared::store::deliveries::{self, Claimed, SendOutcome};
+use invite_shared::store::imports;
 use invite_shared::store::now;
 use tokio_util::sync::CancellationToken;
 
@@ -141,8 +142,8 @@ fn reply_class(reply: &str) -> &'static str {
     }
 }
 
-/// Every `SEND_POLL_INTERVAL`: fail sends whose worker died, send what is due (retries, missed
-/// wake-ups), refresh the pending gauge. Runs until `shutdown`.
+/// Every `SEND_POLL_INTERVAL`: re-enqueue imports and fail sends whose worker died, send what is
+/// due (retries, missed wake-ups), refresh the pending gauge. Runs until `shutdown`.
 pub async fn sweep(deps: Deps, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(deps.settings.send_poll_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -161,6 +162,10 @@ pub async fn sweep(deps: Deps, shutdown: CancellationToken) {
 }
 
 async fn sweep_once(deps: &Deps) -> anyhow::Result<()> {
+    for import_id in deps.db.run(|c| Ok(imports::abandoned(c)?)).await? {
+        tracing::warn!(%import_id, "resuming an import whose worker stopped");
+        deps.queue.push_import(ProcessImport { import_id }).await?;
+    }
     let interrupted = deps
         .db
         .run(|c| Ok(deliveries::fail_expired_leases(c)?))
