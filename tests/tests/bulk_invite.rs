@@ -211,7 +211,7 @@ async fn a_backlog_built_while_no_worker_runs_drains_and_never_holds_a_queue_ent
         app.smtp.wait_for(20_000, PATIENCE).await.unwrap().len(),
         20_000
     );
-    assert!(after < 400, "a job per chunk, not per row: {after}");
+    assert!(after <= 200, "a few wake-up jobs, not one per row: {after}");
 }
 
 /// Every entry (hash field, list item, set member) under a key prefix.

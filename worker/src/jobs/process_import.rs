@@ -2,7 +2,7 @@
 //! rows a chunk at a time, waking the senders after each chunk.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use apalis::prelude::{BoxDynError, Data};
@@ -22,6 +22,9 @@ use invite_shared::store::rows::{self, Checkpoint, ChunkSummary, ImportContext, 
 use tokio_util::io::StreamReader;
 
 use crate::Deps;
+
+/// Least time between two wake-ups of the senders by one import.
+const WAKE_EVERY: Duration = Duration::from_secs(1);
 
 /// The job handler.
 #[tracing::instrument(skip_all, fields(import_id = %job.import_id))]
@@ -131,6 +134,7 @@ async fn apply_rows(import: &Import, deps: &Deps) -> Result<(), Failure> {
     let mut next_row = import.checkpoint_row.max(2) as u64;
     let chunk_rows = deps.settings.import_chunk_rows;
     let mut batch = Vec::with_capacity(chunk_rows);
+    let mut last_wake: Option<Instant> = None;
     loop {
         let more = reader
             .read_byte_record(&mut record)
@@ -154,15 +158,14 @@ async fn apply_rows(import: &Import, deps: &Deps) -> Result<(), Failure> {
                 .run(move |c| Ok(rows::apply_chunk(c, &ctx, rows, checkpoint)?))
                 .await?;
             record_metrics(&summary);
-            if summary.invited > 0 {
-                // Losing this wake-up only delays the emails until the next sweep.
-                if let Err(e) = deps
-                    .queue
-                    .push_send(SendInvites {
-                        import_id: Some(id),
-                    })
-                    .await
-                {
+            // At most one wake-up a second: a job drains everything due, so more would only
+            // add queue entries. Losing one only delays the emails until the next sweep.
+            if summary.invited > 0 && last_wake.is_none_or(|t| t.elapsed() >= WAKE_EVERY) {
+                last_wake = Some(Instant::now());
+                let wake = SendInvites {
+                    import_id: Some(id),
+                };
+                if let Err(e) = deps.queue.push_send(wake).await {
                     tracing::warn!(error = format!("{e:#}"), "could not wake the senders");
                 }
             }
