@@ -1,6 +1,7 @@
 //! The HTTP API: uploads, progress, results, members, groups and invitation links.
 
 pub mod auth;
+pub mod commands;
 pub mod error;
 pub mod routes;
 

@@ -1,14 +1,16 @@
-//! `invite-api`: the HTTP API (`serve`, the default), `migrate`, and `token create`.
+//! `invite-api`: the HTTP API (`serve`, the default), `import` of one file, `migrate`, and
+//! `token create`.
 
+use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use invite_api::{AppState, router};
+use invite_api::commands;
 use invite_shared::config::Settings;
 use invite_shared::db::Db;
 use invite_shared::domain::email::InviteeEmail;
-use invite_shared::queue::JobQueue;
+use invite_shared::status::ImportStatus;
 use invite_shared::store::auth;
 use invite_worker::runtime;
 
@@ -21,8 +23,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the HTTP API (the default).
+    /// Run the HTTP API (the default); with no REDIS_URL, the workers run in this process too.
     Serve,
+    /// Import one CSV file to completion, with workers in this process, and print a summary.
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+        /// The workspace's slug (created if missing).
+        #[arg(long)]
+        workspace: String,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Manage admin API tokens.
@@ -47,31 +57,80 @@ enum TokenAction {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    runtime::init_tracing();
+async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // `import` prints its own progress; only problems are worth a log line there.
+    let quiet = matches!(cli.command, Some(Command::Import { .. }));
+    runtime::init_tracing(if quiet { "warn" } else { "info" });
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Token {
+        action: TokenAction::Create { workspace, .. },
+    }
+    | Command::Import { workspace, .. } = &command
+    {
+        anyhow::ensure!(
+            valid_slug(workspace),
+            "--workspace must be 1-64 lower-case letters, digits or '-'"
+        );
+    }
     let settings = Arc::new(Settings::load()?);
     let db = Db::connect(&settings.database_url(), settings.db_pool_size)?;
     db.migrate().await?;
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(settings, db).await,
+    match command {
+        Command::Serve => commands::serve(settings, db)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Import { file, workspace } => {
+            let outbox = settings.smtp_url.is_none().then(|| settings.outbox_dir());
+            let summary = commands::import(settings, db, &file, &workspace).await?;
+            let import = &summary.import;
+            println!(
+                "import {}: {}\n  rows: {} invited, {} skipped, {} invalid (of {})\n  emails: {} sent, {} failed\n  results: {}",
+                import.id,
+                import.status,
+                import.rows_invited,
+                import.rows_skipped,
+                import.rows_invalid,
+                import.rows_total,
+                summary.emails.sent,
+                summary.emails.failed,
+                summary.results.display(),
+            );
+            if let Some(outbox) = outbox {
+                println!("  outbox: {}", outbox.display());
+            }
+            if let Some(error) = &import.error {
+                println!("  error: {error}");
+            }
+            Ok(if import.status() == ImportStatus::Completed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Command::Migrate => {
             println!("migrations applied");
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Command::Token {
             action: TokenAction::Create { workspace, email },
         } => {
             let email = InviteeEmail::parse(&email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
-            anyhow::ensure!(
-                valid_slug(&workspace),
-                "--workspace must be 1-64 lower-case letters, digits or '-'"
-            );
             let token = db
                 .run(move |c| Ok(auth::create_admin_token(c, &workspace, email.as_str())?))
                 .await?;
             println!("{token}");
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
@@ -81,23 +140,4 @@ fn valid_slug(slug: &str) -> bool {
         && slug
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-}
-
-async fn serve(settings: Arc<Settings>, db: Db) -> anyhow::Result<()> {
-    let queue = JobQueue::connect(&settings).await?;
-    let state = AppState {
-        db,
-        queue,
-        settings: settings.clone(),
-        metrics: runtime::metrics_handle(),
-    };
-    let listener = tokio::net::TcpListener::bind(settings.api_addr)
-        .await
-        .with_context(|| format!("binding API_ADDR {}", settings.api_addr))?;
-    tracing::info!(addr = %settings.api_addr, "invite-api listening");
-    let shutdown = runtime::shutdown_on_signal();
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-        .context("serving HTTP")
 }

@@ -1,14 +1,17 @@
 //! The job queue: where the API and workers say "there is work". Jobs carry ids only.
+//!
+//! Redis (`REDIS_URL`) in production; otherwise the embedded queue, apalis-sqlite in
+//! `{data_dir}/queue.db`, which survives restarts like Redis does.
 
 use std::time::Duration;
 
 use anyhow::Context as _;
 use apalis::prelude::TaskSink as _;
 use apalis_redis::{ConnectionManager, RedisStorage};
+use apalis_sqlite::{SqlitePool, SqliteStorage};
 use secrecy::ExposeSecret as _;
 
 use crate::config::Settings;
-
 use crate::jobs::{ProcessImport, SendInvites};
 
 /// Queue names under the deployment's key prefix.
@@ -19,29 +22,44 @@ pub fn queue_name(prefix: &str, job: &str) -> String {
 /// Storage for one job kind on Redis.
 pub type RedisQueue<T> = RedisStorage<T, ConnectionManager>;
 
-/// Producer and consumer handles for every job kind.
+/// The storage of each job kind, on one backend.
 #[derive(Clone)]
-pub struct JobQueue {
+pub struct Queues<I, S> {
     /// `ProcessImport` jobs.
-    pub imports: RedisQueue<ProcessImport>,
+    pub imports: I,
     /// `SendInvites` jobs.
-    pub sends: RedisQueue<SendInvites>,
-    conn: ConnectionManager,
+    pub sends: S,
+}
+
+/// The queue in use.
+#[derive(Clone)]
+pub enum JobQueue {
+    /// Redis, shared by any number of processes.
+    Redis(
+        Queues<RedisQueue<ProcessImport>, RedisQueue<SendInvites>>,
+        ConnectionManager,
+    ),
+    /// The embedded queue in a SQLite file, for one process.
+    Sqlite(Queues<SqliteStorage<ProcessImport>, SqliteStorage<SendInvites>>),
 }
 
 impl JobQueue {
-    /// Connects to the queue the settings name.
+    /// Connects to the queue the settings name: Redis when `REDIS_URL` is set, else embedded.
     pub async fn connect(settings: &Settings) -> anyhow::Result<JobQueue> {
-        let url = settings
-            .redis_url
-            .as_ref()
-            .context("REDIS_URL is not set")?;
-        JobQueue::redis(
-            url.expose_secret(),
-            &settings.queue_prefix,
-            settings.queue_poll_interval,
-        )
-        .await
+        match &settings.redis_url {
+            Some(url) => {
+                JobQueue::redis(
+                    url.expose_secret(),
+                    &settings.queue_prefix,
+                    settings.queue_poll_interval,
+                )
+                .await
+            }
+            None => {
+                let path = settings.data_dir.join("queue.db");
+                JobQueue::sqlite(&path, &settings.queue_prefix, settings.queue_poll_interval).await
+            }
+        }
     }
 
     /// Connects to Redis and names the queues under `prefix`.
@@ -49,46 +67,100 @@ impl JobQueue {
         let conn = apalis_redis::connect(url)
             .await
             .context("connecting to Redis")?;
-        // An idle apalis-redis worker fetches again only when its heartbeat fires, so the heartbeat
-        // is the poll interval. A worker whose jobs keep it from polling misses heartbeats and its
+        // An idle apalis worker fetches again only when its heartbeat fires, so the heartbeat is
+        // the poll interval. A worker whose jobs keep it from polling misses heartbeats and its
         // jobs are re-enqueued; the import lease in the database makes such a repeat a no-op.
-        let storage = |job: &str| {
+        let config = |job: &str| {
             apalis_redis::Config::default()
                 .queue(queue_name(prefix, job))
                 .heartbeat_interval(poll)
         };
-        Ok(JobQueue {
-            imports: RedisStorage::new(conn.clone()).with_config(storage("process_import")),
-            sends: RedisStorage::new(conn.clone()).with_config(storage("send_invites")),
-            conn,
-        })
+        let queues = Queues {
+            imports: RedisStorage::new(conn.clone()).with_config(config("process_import")),
+            sends: RedisStorage::new(conn.clone()).with_config(config("send_invites")),
+        };
+        Ok(JobQueue::Redis(queues, conn))
+    }
+
+    /// Opens (creating if needed) the embedded queue file.
+    pub async fn sqlite(
+        path: &std::path::Path,
+        prefix: &str,
+        poll: Duration,
+    ) -> anyhow::Result<JobQueue> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating the folder {}", dir.display()))?;
+        }
+        let options = apalis_sqlite::SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = apalis_sqlite::SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .with_context(|| format!("opening the embedded queue {}", path.display()))?;
+        SqliteStorage::setup(&pool)
+            .await
+            .context("preparing the embedded queue")?;
+        let config = |job: &str| {
+            apalis_sqlite::Config::default()
+                .queue(queue_name(prefix, job))
+                .heartbeat_interval(poll)
+        };
+        Ok(JobQueue::Sqlite(Queues {
+            imports: SqliteStorage::new(&pool).with_config(config("process_import")),
+            sends: SqliteStorage::new(&pool).with_config(config("send_invites")),
+        }))
     }
 
     /// Enqueues the processing of an import.
     pub async fn push_import(&self, job: ProcessImport) -> anyhow::Result<()> {
-        self.imports
-            .clone()
-            .push(job)
-            .await
-            .map_err(|e| anyhow::anyhow!("enqueueing ProcessImport: {e}"))
+        match self {
+            JobQueue::Redis(q, _) => q.imports.clone().push(job).await.map_err(push_error),
+            JobQueue::Sqlite(q) => q.imports.clone().push(job).await.map_err(push_error),
+        }
     }
 
     /// Enqueues a wake-up for the senders.
     pub async fn push_send(&self, job: SendInvites) -> anyhow::Result<()> {
-        self.sends
-            .clone()
-            .push(job)
-            .await
-            .map_err(|e| anyhow::anyhow!("enqueueing SendInvites: {e}"))
+        match self {
+            JobQueue::Redis(q, _) => q.sends.clone().push(job).await.map_err(push_error),
+            JobQueue::Sqlite(q) => q.sends.clone().push(job).await.map_err(push_error),
+        }
     }
 
     /// Checks that the queue answers (readiness).
     pub async fn ping(&self) -> anyhow::Result<()> {
-        let mut conn = self.conn.clone();
-        redis::cmd("PING")
-            .query_async::<String>(&mut conn)
-            .await
-            .context("pinging Redis")
-            .map(drop)
+        match self {
+            JobQueue::Redis(_, conn) => {
+                let mut conn = conn.clone();
+                redis::cmd("PING")
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .context("pinging Redis")
+                    .map(drop)
+            }
+            JobQueue::Sqlite(q) => {
+                let pool: &SqlitePool = q.imports.pool();
+                pool.acquire()
+                    .await
+                    .context("opening the embedded queue")
+                    .map(drop)
+            }
+        }
     }
+
+    /// Where the queue lives, for the start-up log (no credentials).
+    pub fn describe(&self) -> &'static str {
+        match self {
+            JobQueue::Redis(..) => "Redis",
+            JobQueue::Sqlite(_) => "embedded (SQLite)",
+        }
+    }
+}
+
+fn push_error(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!("enqueueing a job: {e}")
 }

@@ -75,31 +75,40 @@ pub fn unique_worker_name(role: &str) -> String {
     format!("{host}-{}-{nonce:08x}-{role}", std::process::id())
 }
 
+/// Registers both workers on `$queues` (a `Queues` of either backend): one registration chain,
+/// whatever the backend, so every job has the same concurrency and middleware everywhere.
+macro_rules! register_workers {
+    ($monitor:expr, $queues:expr, $deps:expr) => {{
+        let concurrency = $deps.settings.worker_concurrency;
+        let (imports, sends) = ($queues.imports.clone(), $queues.sends.clone());
+        let (import_deps, send_deps) = ($deps.clone(), $deps.clone());
+        let import_name = unique_worker_name("process-import");
+        let send_name = unique_worker_name("send-invites");
+        $monitor
+            .register(move |_| {
+                WorkerBuilder::new(import_name.clone())
+                    .backend(imports.clone())
+                    .data(import_deps.clone())
+                    .concurrency(concurrency)
+                    .build(jobs::process_import::handle)
+            })
+            .register(move |_| {
+                WorkerBuilder::new(send_name.clone())
+                    .backend(sends.clone())
+                    .data(send_deps.clone())
+                    .concurrency(concurrency)
+                    .build(jobs::send_invites::handle)
+            })
+    }};
+}
+
 /// Runs every worker and the send sweeper until `shutdown` is cancelled.
 pub async fn run(deps: Deps, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let concurrency = deps.settings.worker_concurrency;
-    let imports = deps.queue.imports.clone();
-    let sends = deps.queue.sends.clone();
-    let import_deps = deps.clone();
-    let send_deps = deps.clone();
-    let import_name = unique_worker_name("process-import");
-    let send_name = unique_worker_name("send-invites");
-    let monitor = Monitor::new()
-        .register(move |_| {
-            WorkerBuilder::new(import_name.clone())
-                .backend(imports.clone())
-                .data(import_deps.clone())
-                .concurrency(concurrency)
-                .build(jobs::process_import::handle)
-        })
-        .register(move |_| {
-            WorkerBuilder::new(send_name.clone())
-                .backend(sends.clone())
-                .data(send_deps.clone())
-                .concurrency(concurrency)
-                .build(jobs::send_invites::handle)
-        })
-        .shutdown_timeout(Duration::from_secs(30));
+    let monitor = Monitor::new().shutdown_timeout(Duration::from_secs(30));
+    let monitor = match &deps.queue {
+        JobQueue::Redis(queues, _) => register_workers!(monitor, queues, deps),
+        JobQueue::Sqlite(queues) => register_workers!(monitor, queues, deps),
+    };
 
     let sweeper = tokio::spawn(jobs::send_invites::sweep(deps.clone(), shutdown.clone()));
     let stop = shutdown.clone();

@@ -13,7 +13,7 @@ use invite_worker::{Deps, runtime};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    runtime::init_tracing();
+    runtime::init_tracing("info");
     let settings = Arc::new(Settings::load()?);
     let metrics = runtime::metrics_handle();
     let db = Db::connect(&settings.database_url(), settings.db_pool_size)?;

@@ -183,3 +183,18 @@ pub fn has_workspaces(conn: &mut DbConn) -> QueryResult<bool> {
             .map(|n| n > 0)
     })
 }
+
+/// The workspace's first active admin, the inviter of imports run from the command line.
+pub fn first_admin(conn: &mut DbConn, workspace: WorkspaceId) -> QueryResult<Option<AccountId>> {
+    on_conn!(conn, |c| {
+        members::table
+            .filter(members::workspace_id.eq(workspace.0))
+            .filter(members::role.eq(Role::Admin.as_str()))
+            .filter(members::status.eq(MemberStatus::Active.as_str()))
+            .order(members::id)
+            .select(members::account_id)
+            .first::<i64>(c)
+            .optional()
+            .map(|id| id.map(AccountId))
+    })
+}

@@ -13,9 +13,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::{Stream, StreamExt as _};
+use invite_shared::db::Db;
 use invite_shared::domain::header::{Header, HeaderError};
-use invite_shared::ids::ImportId;
+use invite_shared::ids::{AccountId, ImportId, WorkspaceId};
 use invite_shared::jobs::ProcessImport;
+use invite_shared::queue::JobQueue;
 use invite_shared::status::ImportStatus;
 use invite_shared::store::imports::{self, Import, NewUpload, Stored};
 use tokio::io::AsyncWriteExt as _;
@@ -50,44 +52,76 @@ pub async fn handle(
     let limit = state.settings.max_upload_bytes;
     let (file_name, spooled) = spool(request, &state, limit).await?;
     let (file, size, header) = spooled;
-    let upload = NewUpload {
+    let upload = Upload {
         workspace_id: admin.workspace_id,
         created_by: admin.account_id,
         file_name,
         idempotency_key: key,
-        warnings: (!header.unknown.is_empty())
-            .then(|| format!("ignored unknown columns: {}", header.unknown.join(", "))),
+        header,
     };
-    let stored = state
-        .db
+    let import = match store_and_enqueue(&state.db, &state.queue, upload, file, size).await? {
+        Stored::Existing(import) | Stored::Created(import) => import,
+    };
+    tracing::Span::current().record("import_id", import.id);
+    accepted(&state, &admin, import).await
+}
+
+/// A checked upload, ready to store.
+pub struct Upload {
+    /// Target workspace.
+    pub workspace_id: WorkspaceId,
+    /// The uploading admin (the inviter).
+    pub created_by: AccountId,
+    /// The file's name as uploaded.
+    pub file_name: String,
+    /// The client's `Idempotency-Key`.
+    pub idempotency_key: Option<String>,
+    /// The checked header.
+    pub header: Header,
+}
+
+/// Stores the file with its import in one transaction, then enqueues it. If the queue is down
+/// the import is marked failed (so nothing waits forever) and the caller gets 503.
+pub async fn store_and_enqueue(
+    db: &Db,
+    queue: &JobQueue,
+    upload: Upload,
+    file: std::fs::File,
+    size: u64,
+) -> Result<Stored, ApiError> {
+    let new = NewUpload {
+        workspace_id: upload.workspace_id,
+        created_by: upload.created_by,
+        file_name: upload.file_name,
+        idempotency_key: upload.idempotency_key,
+        warnings: (!upload.header.unknown.is_empty()).then(|| {
+            format!(
+                "ignored unknown columns: {}",
+                upload.header.unknown.join(", ")
+            )
+        }),
+    };
+    let stored = db
         .run(move |c| {
             let mut file = file;
-            imports::store_upload(c, &upload, &mut file, size)
+            imports::store_upload(c, &new, &mut file, size)
         })
         .await?;
-    let import = match stored {
-        Stored::Existing(import) => return accepted(&state, &admin, import).await,
-        Stored::Created(import) => import,
+    let Stored::Created(import) = &stored else {
+        return Ok(stored);
     };
     let id = ImportId(import.id);
-    tracing::Span::current().record("import_id", import.id);
-    if let Err(e) = state
-        .queue
-        .push_import(ProcessImport { import_id: id })
-        .await
-    {
+    if let Err(e) = queue.push_import(ProcessImport { import_id: id }).await {
         tracing::error!(error = format!("{e:#}"), "could not enqueue the import");
         let reason = "the job queue was unavailable; upload the file again".to_owned();
-        state
-            .db
-            .run(move |c| Ok(imports::finish(c, id, ImportStatus::Failed, Some(&reason))?))
+        db.run(move |c| Ok(imports::finish(c, id, ImportStatus::Failed, Some(&reason))?))
             .await?;
         return Err(ApiError::Unavailable(
             "the job queue is unavailable; nothing was imported, try again".into(),
         ));
     }
-    tracing::info!(bytes = size, "import stored and enqueued");
-    accepted(&state, &admin, import).await
+    tracing::info!(import_id = %id, bytes = size, "import stored and enqueued");
+    Ok(stored)
 }
 
 async fn accepted(state: &AppState, admin: &Admin, import: Import) -> Result<Response, ApiError> {
@@ -204,7 +238,7 @@ async fn write_checked(
 }
 
 /// Reads the start of the spooled file, checks its header, and rewinds it.
-fn check_header(mut file: std::fs::File) -> Result<(std::fs::File, Header), ApiError> {
+pub fn check_header(mut file: std::fs::File) -> Result<(std::fs::File, Header), ApiError> {
     let io = |e: std::io::Error| ApiError::Internal(anyhow::anyhow!("reading the upload: {e}"));
     file.seek(SeekFrom::Start(0)).map_err(io)?;
     let mut head = Vec::with_capacity(HEADER_PEEK);

@@ -4,10 +4,14 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
+
+use anyhow::Context as _;
 use bytes::Bytes;
 use futures::StreamExt as _;
+use invite_shared::db::Db;
 use invite_shared::ids::ImportId;
 use invite_shared::store::imports::{self, ResultRow};
+use tokio::io::AsyncWriteExt as _;
 
 use crate::AppState;
 use crate::auth::Admin;
@@ -37,23 +41,15 @@ pub async fn handle(
         .await?
         .ok_or(ApiError::NotFound("import"))?;
     let db = state.db.clone();
-    let header = Bytes::from(encode(std::iter::once(COLUMNS.map(String::from))));
+    let header = Bytes::from(header_line());
     let pages = futures::stream::try_unfold(Some(0i64), move |after| {
         let db = db.clone();
         async move {
             let Some(after) = after else {
                 return Ok(None);
             };
-            let rows = db
-                .run(move |c| Ok(imports::results_page(c, id, after, PAGE)?))
-                .await?;
-            let next = (rows.len() as i64 == PAGE)
-                .then(|| rows.last().map(|r| r.row))
-                .flatten();
-            Ok::<_, anyhow::Error>(Some((
-                Bytes::from(encode(rows.into_iter().map(cells))),
-                next,
-            )))
+            let (bytes, next) = page(&db, id, after).await?;
+            Ok::<_, anyhow::Error>(Some((Bytes::from(bytes), next)))
         }
     });
     let body = futures::stream::once(async { Ok(header) }).chain(pages);
@@ -68,6 +64,41 @@ pub async fn handle(
         Body::from_stream(body),
     )
         .into_response())
+}
+
+/// The CSV header line.
+fn header_line() -> Vec<u8> {
+    encode(std::iter::once(COLUMNS.map(String::from)))
+}
+
+/// One page of encoded rows after row `after`, and the cursor of the next page if any.
+async fn page(db: &Db, id: ImportId, after: i64) -> anyhow::Result<(Vec<u8>, Option<i64>)> {
+    let rows = db
+        .run(move |c| Ok(imports::results_page(c, id, after, PAGE)?))
+        .await?;
+    let next = (rows.len() as i64 == PAGE)
+        .then(|| rows.last().map(|r| r.row))
+        .flatten();
+    Ok((encode(rows.into_iter().map(cells)), next))
+}
+
+/// Writes the whole results file of an import to `path`.
+pub async fn write_file(db: &Db, id: ImportId, path: &std::path::Path) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        tokio::fs::create_dir_all(dir).await?;
+    }
+    let mut file = tokio::fs::File::create(path)
+        .await
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(&header_line()).await?;
+    let mut after = Some(0);
+    while let Some(cursor) = after {
+        let (bytes, next) = page(db, id, cursor).await?;
+        file.write_all(&bytes).await?;
+        after = next;
+    }
+    file.flush().await?;
+    Ok(())
 }
 
 fn cells(r: ResultRow) -> [String; 7] {

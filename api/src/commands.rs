@@ -1,0 +1,242 @@
+//! The `invite-api` subcommands that run the system: `serve`, and `import` for one file.
+
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use indicatif::{ProgressBar, ProgressStyle};
+use invite_shared::config::Settings;
+use invite_shared::db::Db;
+use invite_shared::ids::{ImportId, WorkspaceId};
+use invite_shared::queue::JobQueue;
+use invite_shared::status::ImportStatus;
+use invite_shared::store::auth;
+use invite_shared::store::imports::{self, EmailCounts, Import, Stored};
+use invite_worker::{Deps, runtime};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::routes::imports::create::{self, Upload};
+use crate::routes::imports::results;
+use crate::{AppState, router};
+
+/// The workspace and admin created on the very first start.
+const FIRST_WORKSPACE: &str = "default";
+const FIRST_ADMIN: &str = "admin@localhost";
+
+/// On an empty database, creates a workspace and an admin and prints their token, once.
+pub async fn first_start(db: &Db) -> anyhow::Result<()> {
+    let created = db
+        .run(|c| {
+            if auth::has_workspaces(c)? {
+                return Ok(None);
+            }
+            Ok(Some(auth::create_admin_token(
+                c,
+                FIRST_WORKSPACE,
+                FIRST_ADMIN,
+            )?))
+        })
+        .await?;
+    if let Some(token) = created {
+        println!(
+            "First start: created workspace `{FIRST_WORKSPACE}` with admin {FIRST_ADMIN}.\n\
+             Admin API token (shown only now; create more with `invite-api token create`):\n{token}"
+        );
+    }
+    Ok(())
+}
+
+/// Runs the in-process workers when the queue is embedded (nobody else would).
+fn embedded_workers(
+    settings: &Arc<Settings>,
+    db: &Db,
+    queue: &JobQueue,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<JoinHandle<anyhow::Result<()>>>> {
+    if !matches!(queue, JobQueue::Sqlite(_)) {
+        return Ok(None);
+    }
+    start_workers(settings, db, queue, shutdown).map(Some)
+}
+
+fn start_workers(
+    settings: &Arc<Settings>,
+    db: &Db,
+    queue: &JobQueue,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<JoinHandle<anyhow::Result<()>>> {
+    let deps = Deps::new(settings.clone(), db.clone(), queue.clone())?;
+    tracing::info!(
+        mailer = deps.mailer.describe(),
+        "workers running in this process"
+    );
+    if settings.smtp_url.is_none() {
+        tracing::info!(
+            outbox = %settings.outbox_dir().display(),
+            "no SMTP_URL: invitation emails (with their links) are written to the outbox as .eml files"
+        );
+    }
+    Ok(tokio::spawn(invite_worker::run(deps, shutdown.clone())))
+}
+
+/// `serve`: the HTTP API, plus the workers when the queue is embedded.
+pub async fn serve(settings: Arc<Settings>, db: Db) -> anyhow::Result<()> {
+    let queue = JobQueue::connect(&settings).await?;
+    first_start(&db).await?;
+    let shutdown = runtime::shutdown_on_signal();
+    let workers = embedded_workers(&settings, &db, &queue, &shutdown)?;
+    let state = AppState {
+        db,
+        queue: queue.clone(),
+        settings: settings.clone(),
+        metrics: runtime::metrics_handle(),
+    };
+    let listener = tokio::net::TcpListener::bind(settings.api_addr)
+        .await
+        .with_context(|| format!("binding API_ADDR {}", settings.api_addr))?;
+    tracing::info!(addr = %settings.api_addr, queue = queue.describe(), "invite-api listening");
+    let stop = shutdown.clone();
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
+        .context("serving HTTP")?;
+    shutdown.cancel();
+    if let Some(workers) = workers {
+        workers.await.context("the workers panicked")??;
+    }
+    Ok(())
+}
+
+/// What `import` reports at the end.
+#[derive(Debug)]
+pub struct ImportSummary {
+    /// The finished import.
+    pub import: Import,
+    /// Its emails by state.
+    pub emails: EmailCounts,
+    /// Where the results CSV was written.
+    pub results: PathBuf,
+}
+
+/// `import FILE --workspace SLUG`: stores the file, runs workers in this process until the import
+/// has finished and its emails are settled, writes the results CSV, and returns the summary.
+pub async fn import(
+    settings: Arc<Settings>,
+    db: Db,
+    file: &Path,
+    slug: &str,
+) -> anyhow::Result<ImportSummary> {
+    let queue = JobQueue::connect(&settings).await?;
+    first_start(&db).await?;
+    let owned = slug.to_owned();
+    let (workspace, admin) = db
+        .run(move |c| {
+            let workspace = auth::ensure_workspace(c, &owned)?;
+            let id = WorkspaceId(workspace.id);
+            let admin = match auth::first_admin(c, id)? {
+                Some(admin) => admin,
+                None => {
+                    let account = auth::ensure_account(c, FIRST_ADMIN)?;
+                    auth::upsert_active_member(
+                        c,
+                        id,
+                        account,
+                        invite_shared::domain::role::Role::Admin,
+                    )?;
+                    account
+                }
+            };
+            Ok((id, admin))
+        })
+        .await?;
+
+    let opened =
+        std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    let size = opened.metadata()?.len();
+    let (opened, header) = create::check_header(opened).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let upload = Upload {
+        workspace_id: workspace,
+        created_by: admin,
+        file_name: file
+            .file_name()
+            .map_or_else(|| "upload.csv".into(), |n| n.to_string_lossy().into_owned()),
+        idempotency_key: None,
+        header,
+    };
+    let import = match create::store_and_enqueue(&db, &queue, upload, opened, size)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+    {
+        Stored::Created(import) | Stored::Existing(import) => import,
+    };
+    let id = ImportId(import.id);
+
+    let shutdown = CancellationToken::new();
+    let workers = start_workers(&settings, &db, &queue, &shutdown)?;
+    let result = watch(&db, id).await;
+    shutdown.cancel();
+    workers.await.context("the workers panicked")??;
+    let (import, emails) = result?;
+
+    let results = settings
+        .data_dir
+        .join("results")
+        .join(format!("import-{id}-results.csv"));
+    results::write_file(&db, id, &results).await?;
+    Ok(ImportSummary {
+        import,
+        emails,
+        results,
+    })
+}
+
+/// Follows an import until it has finished and no email is pending, showing progress.
+async fn watch(db: &Db, id: ImportId) -> anyhow::Result<(Import, EmailCounts)> {
+    let terminal = std::io::stderr().is_terminal();
+    let bar = terminal.then(|| {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} rows · {msg}")
+                .expect("a valid progress template"),
+        );
+        bar
+    });
+    let mut tick = tokio::time::interval(Duration::from_millis(if terminal { 200 } else { 2000 }));
+    loop {
+        tick.tick().await;
+        let (import, emails) = db
+            .run(move |c| {
+                let import = imports::get_any(c, id)?.context("the import disappeared")?;
+                Ok((import, imports::email_counts(c, id)?))
+            })
+            .await?;
+        let line = format!(
+            "emails sent {} · pending {} · failed {}",
+            emails.sent, emails.pending, emails.failed
+        );
+        match &bar {
+            Some(bar) => {
+                bar.set_length(import.rows_total.max(import.rows_processed) as u64);
+                bar.set_position(import.rows_processed as u64);
+                bar.set_message(line);
+            }
+            None => eprintln!(
+                "import {id}: {} · rows {}/{} · {line}",
+                import.status, import.rows_processed, import.rows_total
+            ),
+        }
+        let finished = matches!(
+            import.status(),
+            ImportStatus::Completed | ImportStatus::Failed
+        );
+        if finished && emails.pending == 0 {
+            if let Some(bar) = bar {
+                bar.finish();
+            }
+            return Ok((import, emails));
+        }
+    }
+}
