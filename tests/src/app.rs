@@ -1,5 +1,9 @@
-//! `TestApp`: the API on port 0 with its own database, Redis key prefix and SMTP server, plus
-//! in-process workers that can be started and stopped.
+//! `TestApp`: the API on port 0 with its own database, queue and mailbox, plus in-process workers
+//! that can be started and stopped, on either stack:
+//! - [`Stack::Postgres`]: a fresh PostgreSQL database, a Redis key prefix and an SMTP server that
+//!   speaks real SMTP over TCP;
+//! - [`Stack::Sqlite`]: the embedded default in a temporary folder (SQLite, the embedded queue and
+//!   the `.eml` outbox).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,7 +23,7 @@ use serde_json::Value;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::smtp::SmtpServer;
+use crate::smtp::{ReceivedMessage, SmtpServer};
 
 /// How long a test waits for asynchronous work before failing.
 pub const PATIENCE: Duration = Duration::from_secs(120);
@@ -94,6 +98,27 @@ impl Drop for TestKeys {
     }
 }
 
+/// Which backends a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stack {
+    /// PostgreSQL + Redis + SMTP.
+    Postgres,
+    /// SQLite + embedded queue + outbox.
+    Sqlite,
+}
+
+/// What a stack's resources are, kept alive (and cleaned up) with the app.
+enum Backing {
+    Postgres {
+        smtp: SmtpServer,
+        _keys: TestKeys,
+        _database: TestDatabase,
+    },
+    Sqlite {
+        dir: tempfile::TempDir,
+    },
+}
+
 /// A running worker process, in-process.
 struct RunningWorker {
     stop: CancellationToken,
@@ -110,62 +135,73 @@ pub struct TestApp {
     pub db: Db,
     /// The settings the API and workers run with.
     pub settings: Arc<Settings>,
-    /// The SMTP server emails go to.
-    pub smtp: SmtpServer,
     /// The workspace the admin token administers.
     pub workspace: String,
     /// An admin token of `workspace`.
     pub token: String,
     workers: Vec<RunningWorker>,
     server: JoinHandle<()>,
-    _keys: TestKeys,
-    _database: TestDatabase,
+    backing: Backing,
 }
 
 impl TestApp {
     /// The API and one worker.
-    pub async fn spawn() -> TestApp {
-        let mut app = TestApp::spawn_without_workers().await;
+    pub async fn spawn(stack: Stack) -> TestApp {
+        let mut app = TestApp::spawn_without_workers(stack).await;
         app.start_worker().await;
         app
     }
 
     /// The API only: uploads queue up until [`TestApp::start_worker`].
-    pub async fn spawn_without_workers() -> TestApp {
-        TestApp::spawn_with(|_| {}).await
+    pub async fn spawn_without_workers(stack: Stack) -> TestApp {
+        TestApp::spawn_with(stack, |_| {}).await
     }
 
     /// The API only, with settings adjusted by `customize`.
-    pub async fn spawn_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
-        let (database, database_url) = TestDatabase::create().expect("creating a test database");
-        let prefix = unique("bi-test");
-        let keys = TestKeys {
-            prefix: prefix.clone(),
-        };
-        let smtp = SmtpServer::start().await;
+    pub async fn spawn_with(stack: Stack, customize: impl FnOnce(&mut Settings)) -> TestApp {
+        runtime::init_tracing("warn");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
         let base = format!("http://{addr}");
         let mut settings = Settings {
-            database_url: Some(SecretString::from(database_url.clone())),
-            redis_url: Some(SecretString::from(redis_url())),
-            smtp_url: Some(SecretString::from(smtp.url())),
             public_url: base.clone(),
             api_addr: addr,
-            queue_prefix: prefix,
             send_poll_interval: Duration::from_millis(100),
+            queue_poll_interval: Duration::from_millis(200),
             email_retry_base_delay: Duration::from_millis(50),
             import_chunk_rows: 500,
             db_pool_size: 6,
             ..Settings::default()
         };
+        let backing = match stack {
+            Stack::Postgres => {
+                let (database, database_url) =
+                    TestDatabase::create().expect("creating a test database");
+                let prefix = unique("bi-test");
+                let smtp = SmtpServer::start().await;
+                settings.database_url = Some(SecretString::from(database_url));
+                settings.redis_url = Some(SecretString::from(redis_url()));
+                settings.smtp_url = Some(SecretString::from(smtp.url()));
+                settings.queue_prefix = prefix.clone();
+                Backing::Postgres {
+                    smtp,
+                    _keys: TestKeys { prefix },
+                    _database: database,
+                }
+            }
+            Stack::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                settings.data_dir = dir.path().to_owned();
+                Backing::Sqlite { dir }
+            }
+        };
         customize(&mut settings);
         let settings = Arc::new(settings);
-        let db = Db::connect(&database_url, settings.db_pool_size).unwrap();
+        let db = Db::connect(&settings.database_url(), settings.db_pool_size).unwrap();
         db.migrate().await.expect("migrations apply");
         let queue = JobQueue::connect(&settings)
             .await
-            .expect("Redis is reachable");
+            .expect("the queue is reachable");
         let state = AppState {
             db: db.clone(),
             queue,
@@ -186,13 +222,58 @@ impl TestApp {
             client: reqwest::Client::new(),
             db,
             settings,
-            smtp,
             workspace,
             token,
             workers: Vec::new(),
             server,
-            _keys: keys,
-            _database: database,
+            backing,
+        }
+    }
+
+    /// The SMTP server (PostgreSQL stack only).
+    pub fn smtp(&self) -> &SmtpServer {
+        match &self.backing {
+            Backing::Postgres { smtp, .. } => smtp,
+            Backing::Sqlite { .. } => panic!("the SQLite stack writes emails to its outbox"),
+        }
+    }
+
+    /// The Redis key prefix of this test, when it runs on Redis.
+    pub fn redis_prefix(&self) -> Option<&str> {
+        self.settings
+            .redis_url
+            .is_some()
+            .then_some(self.settings.queue_prefix.as_str())
+    }
+
+    /// Every email sent so far: received by the SMTP server, or written to the outbox.
+    pub fn emails(&self) -> Vec<ReceivedMessage> {
+        match &self.backing {
+            Backing::Postgres { smtp, .. } => smtp.messages(),
+            Backing::Sqlite { dir } => {
+                let Ok(entries) = std::fs::read_dir(dir.path().join("outbox")) else {
+                    return Vec::new();
+                };
+                entries
+                    .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+                    .map(|raw| {
+                        let to = mail_parser::MessageParser::default()
+                            .parse(&raw)
+                            .and_then(|m| {
+                                m.to()
+                                    .and_then(|a| a.first())
+                                    .and_then(|a| a.address())
+                                    .map(str::to_owned)
+                            })
+                            .expect("an outbox file with a To address");
+                        ReceivedMessage {
+                            mail_from: String::new(),
+                            rcpt_to: vec![to],
+                            data: String::from_utf8(raw).unwrap(),
+                        }
+                    })
+                    .collect()
+            }
         }
     }
 

@@ -1,4 +1,5 @@
-//! End to end on PostgreSQL, Redis and a real SMTP conversation: upload, process, email, accept.
+//! End to end, on both stacks (PostgreSQL + Redis + SMTP, and the embedded SQLite + queue + outbox):
+//! upload, process, email, accept.
 
 use std::collections::HashSet;
 
@@ -6,13 +7,30 @@ use diesel::prelude::*;
 use invite_shared::db::schema::invitations;
 use invite_shared::on_conn;
 use invite_shared::store::auth;
-use invite_tests::app::{PATIENCE, TestApp, people_csv};
+use invite_tests::app::{Stack, TestApp, people_csv};
+use invite_tests::on_both_stacks;
 use invite_tests::smtp::ReplyPlan;
 use serde_json::{Value, json};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_2000_row_upload_invites_and_emails_every_row_once_with_working_links() {
-    let app = TestApp::spawn().await;
+on_both_stacks!(
+    a_2000_row_upload_invites_and_emails_every_row_once_with_working_links,
+    an_upload_is_accepted_before_any_worker_processes_it,
+    the_invitation_email_names_the_workspace_the_inviter_the_link_and_its_expiry,
+    accepting_a_link_activates_the_member_and_the_link_cannot_be_used_again,
+    an_expired_link_is_gone,
+    two_workers_share_one_import_and_send_each_email_once,
+    a_backlog_built_while_no_worker_runs_drains_and_never_holds_a_queue_entry_per_row,
+    admin_routes_require_a_token_of_an_admin_of_that_workspace,
+    the_same_idempotency_key_returns_the_same_import_and_invites_once,
+    bad_rows_never_stop_the_others_and_their_reasons_are_in_the_results,
+    people_already_in_the_workspace_are_skipped_with_the_reason,
+    a_header_without_required_columns_is_rejected_at_once,
+    uploads_that_are_not_csv_or_too_large_get_a_clear_4xx,
+    the_template_is_a_csv_the_upload_accepts,
+);
+
+async fn a_2000_row_upload_invites_and_emails_every_row_once_with_working_links(stack: Stack) {
+    let app = TestApp::spawn(stack).await;
 
     let id = app.upload_ok(people_csv(2000)).await;
     let import = app.settled(id).await;
@@ -26,7 +44,7 @@ async fn a_2000_row_upload_invites_and_emails_every_row_once_with_working_links(
         import["emails"],
         json!({"pending": 0, "sent": 2000, "failed": 0})
     );
-    let messages = app.smtp.messages();
+    let messages = app.emails();
     assert_eq!(messages.len(), 2000);
     let recipients: HashSet<String> = messages.iter().map(|m| m.rcpt_to.join(",")).collect();
     assert_eq!(recipients.len(), 2000, "one message per address");
@@ -46,9 +64,8 @@ async fn a_2000_row_upload_invites_and_emails_every_row_once_with_working_links(
     }
 }
 
-#[tokio::test]
-async fn an_upload_is_accepted_before_any_worker_processes_it() {
-    let app = TestApp::spawn_without_workers().await;
+async fn an_upload_is_accepted_before_any_worker_processes_it(stack: Stack) {
+    let app = TestApp::spawn_without_workers(stack).await;
 
     let response = app.upload(people_csv(10)).await;
 
@@ -62,16 +79,17 @@ async fn an_upload_is_accepted_before_any_worker_processes_it() {
     );
 }
 
-#[tokio::test]
-async fn the_invitation_email_names_the_workspace_the_inviter_the_link_and_its_expiry() {
-    let app = TestApp::spawn().await;
+async fn the_invitation_email_names_the_workspace_the_inviter_the_link_and_its_expiry(
+    stack: Stack,
+) {
+    let app = TestApp::spawn(stack).await;
     app.post_json("/groups", json!({"name": "Sales"})).await;
     let csv = "first_name;last_name;email address;role;groups\nGrace;Hopper;Grace@Example.com;builder;sales\n";
 
     let id = app.upload_ok(csv).await;
     app.settled(id).await;
 
-    let message = &app.smtp.messages()[0];
+    let message = &app.emails()[0];
     assert_eq!(message.rcpt_to, vec!["grace@example.com".to_owned()]);
     assert!(message.subject().contains("acme"), "{}", message.subject());
     let text = message.text_body();
@@ -96,12 +114,11 @@ async fn the_invitation_email_names_the_workspace_the_inviter_the_link_and_its_e
     assert_eq!(grace["email_status"], "sent");
 }
 
-#[tokio::test]
-async fn accepting_a_link_activates_the_member_and_the_link_cannot_be_used_again() {
-    let app = TestApp::spawn().await;
+async fn accepting_a_link_activates_the_member_and_the_link_cannot_be_used_again(stack: Stack) {
+    let app = TestApp::spawn(stack).await;
     let id = app.upload_ok(people_csv(1)).await;
     app.settled(id).await;
-    let token = app.token_in(&app.smtp.messages()[0].text_body());
+    let token = app.token_in(&app.emails()[0].text_body());
     let accept = |t: String| {
         let url = format!("{}/invitations/{t}/accept", app.base);
         let client = app.client.clone();
@@ -137,12 +154,11 @@ async fn accepting_a_link_activates_the_member_and_the_link_cannot_be_used_again
     assert_eq!(shown.status(), 409);
 }
 
-#[tokio::test]
-async fn an_expired_link_is_gone() {
-    let app = TestApp::spawn().await;
+async fn an_expired_link_is_gone(stack: Stack) {
+    let app = TestApp::spawn(stack).await;
     let id = app.upload_ok(people_csv(1)).await;
     app.settled(id).await;
-    let token = app.token_in(&app.smtp.messages()[0].text_body());
+    let token = app.token_in(&app.emails()[0].text_body());
     app.db
         .run(|conn| {
             let past = chrono::Utc::now().naive_utc() - chrono::Duration::hours(1);
@@ -173,9 +189,8 @@ async fn an_expired_link_is_gone() {
     assert_eq!(body["error"]["code"], "invitation_expired");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_workers_share_one_import_and_send_each_email_once() {
-    let mut app = TestApp::spawn_with(|s| s.send_batch_size = 20).await;
+async fn two_workers_share_one_import_and_send_each_email_once(stack: Stack) {
+    let mut app = TestApp::spawn_with(stack, |s| s.send_batch_size = 20).await;
     app.start_worker().await;
     app.start_worker().await;
 
@@ -184,38 +199,39 @@ async fn two_workers_share_one_import_and_send_each_email_once() {
 
     assert_eq!(import["rows"]["invited"], 3000);
     assert_eq!(import["emails"]["sent"], 3000);
-    let messages = app.smtp.messages();
+    let messages = app.emails();
     let recipients: HashSet<String> = messages.iter().map(|m| m.rcpt_to.join(",")).collect();
     assert_eq!(messages.len(), 3000, "no address got a second email");
     assert_eq!(recipients.len(), 3000);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_backlog_built_while_no_worker_runs_drains_and_never_holds_a_queue_entry_per_row() {
-    let mut app = TestApp::spawn_without_workers().await;
+async fn a_backlog_built_while_no_worker_runs_drains_and_never_holds_a_queue_entry_per_row(
+    stack: Stack,
+) {
+    let mut app = TestApp::spawn_without_workers(stack).await;
     let id = app.upload_ok(people_csv(20_000)).await;
-    let queued = redis_entries(&app.settings.queue_prefix).await;
+    let queued = redis_entries(app.redis_prefix()).await;
 
     app.start_worker().await;
     let import = app.settled(id).await;
-    let after = redis_entries(&app.settings.queue_prefix).await;
+    let after = redis_entries(app.redis_prefix()).await;
 
-    assert!(
-        queued <= 10,
-        "the waiting import is a handful of Redis entries, not one per row: {queued}"
-    );
     assert_eq!(import["status"], "completed");
     assert_eq!(import["rows"]["invited"], 20_000);
     assert_eq!(import["emails"]["sent"], 20_000);
-    assert_eq!(
-        app.smtp.wait_for(20_000, PATIENCE).await.unwrap().len(),
-        20_000
-    );
-    assert!(after <= 200, "a few wake-up jobs, not one per row: {after}");
+    assert_eq!(app.emails().len(), 20_000);
+    if let (Some(queued), Some(after)) = (queued, after) {
+        assert!(
+            queued <= 10,
+            "the waiting import is a handful of Redis entries, not one per row: {queued}"
+        );
+        assert!(after <= 200, "a few wake-up jobs, not one per row: {after}");
+    }
 }
 
-/// Every entry (hash field, list item, set member) under a key prefix.
-async fn redis_entries(prefix: &str) -> usize {
+/// Every entry (hash field, list item, set member) under the test's Redis key prefix, if on Redis.
+async fn redis_entries(prefix: Option<&str>) -> Option<usize> {
+    let prefix = prefix?;
     let client = redis::Client::open(invite_tests::app::redis_url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let keys: Vec<String> = redis::cmd("KEYS")
@@ -244,12 +260,11 @@ async fn redis_entries(prefix: &str) -> usize {
             .unwrap();
         total += n;
     }
-    total
+    Some(total)
 }
 
-#[tokio::test]
-async fn admin_routes_require_a_token_of_an_admin_of_that_workspace() {
-    let app = TestApp::spawn().await;
+async fn admin_routes_require_a_token_of_an_admin_of_that_workspace(stack: Stack) {
+    let app = TestApp::spawn(stack).await;
     let other_token = app
         .db
         .run(|c| Ok(auth::create_admin_token(c, "globex", "boss@globex.test")?))
@@ -331,9 +346,8 @@ async fn admin_routes_require_a_token_of_an_admin_of_that_workspace() {
     assert_eq!(status(Some(&app.token), "/imports".into()).await, 200);
 }
 
-#[tokio::test]
-async fn the_same_idempotency_key_returns_the_same_import_and_invites_once() {
-    let app = TestApp::spawn().await;
+async fn the_same_idempotency_key_returns_the_same_import_and_invites_once(stack: Stack) {
+    let app = TestApp::spawn(stack).await;
 
     let first = app.upload_with(people_csv(5), Some("upload-42")).await;
     let second = app.upload_with(people_csv(5), Some("upload-42")).await;
@@ -347,12 +361,11 @@ async fn the_same_idempotency_key_returns_the_same_import_and_invites_once() {
     assert_eq!(import["rows"]["invited"], 5);
     let imports: Value = app.get("/imports").await.json().await.unwrap();
     assert_eq!(imports["imports"].as_array().unwrap().len(), 1);
-    assert_eq!(app.smtp.messages().len(), 5);
+    assert_eq!(app.emails().len(), 5);
 }
 
-#[tokio::test]
-async fn bad_rows_never_stop_the_others_and_their_reasons_are_in_the_results() {
-    let app = TestApp::spawn().await;
+async fn bad_rows_never_stop_the_others_and_their_reasons_are_in_the_results(stack: Stack) {
+    let app = TestApp::spawn(stack).await;
     let csv = "First Name,Last Name,Email,User Role,Group,Metadata,Shoe Size\n\
                Ada,Lovelace,ada@example.com,Admin,,,42\n\
                Bob,,not-an-email,End User,,,\n\
@@ -410,17 +423,15 @@ async fn bad_rows_never_stop_the_others_and_their_reasons_are_in_the_results() {
         lines[8].starts_with("9,fay@example.com,invited,"),
         "{results}"
     );
-    assert_eq!(app.smtp.messages().len(), 2);
+    assert_eq!(app.emails().len(), 2);
 }
 
-#[tokio::test]
-async fn people_already_in_the_workspace_are_skipped_with_the_reason() {
-    let app = TestApp::spawn().await;
+async fn people_already_in_the_workspace_are_skipped_with_the_reason(stack: Stack) {
+    let app = TestApp::spawn(stack).await;
     let first = app.upload_ok(people_csv(3)).await;
     app.settled(first).await;
     let token = app.token_in(
-        &app.smtp
-            .messages()
+        &app.emails()
             .iter()
             .find(|m| m.rcpt_to[0] == "person1@example.com")
             .unwrap()
@@ -449,9 +460,8 @@ async fn people_already_in_the_workspace_are_skipped_with_the_reason() {
     assert!(results.contains("person3@example.com,invited"), "{results}");
 }
 
-#[tokio::test]
-async fn a_header_without_required_columns_is_rejected_at_once() {
-    let app = TestApp::spawn_without_workers().await;
+async fn a_header_without_required_columns_is_rejected_at_once(stack: Stack) {
+    let app = TestApp::spawn_without_workers(stack).await;
 
     let response = app.upload("Name,Phone\nAda,123\n").await;
 
@@ -465,9 +475,8 @@ async fn a_header_without_required_columns_is_rejected_at_once() {
     );
 }
 
-#[tokio::test]
-async fn uploads_that_are_not_csv_or_too_large_get_a_clear_4xx() {
-    let app = TestApp::spawn_with(|s| s.max_upload_bytes = 2_000).await;
+async fn uploads_that_are_not_csv_or_too_large_get_a_clear_4xx(stack: Stack) {
+    let app = TestApp::spawn_with(stack, |s| s.max_upload_bytes = 2_000).await;
 
     let binary = app.upload(vec![0xff, 0xfe, 0x00, 0x9c, b'\n', 0x80]).await;
     let empty = app.upload(Vec::new()).await;
@@ -490,12 +499,12 @@ async fn uploads_that_are_not_csv_or_too_large_get_a_clear_4xx() {
     assert_eq!(raw.status(), 202);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transient_smtp_failure_is_retried_and_a_permanent_one_fails_with_the_reply_kept() {
-    let app = TestApp::spawn().await;
-    app.smtp
+    let app = TestApp::spawn(Stack::Postgres).await;
+    app.smtp()
         .reply_for("person0@example.com", ReplyPlan::TransientTimes(2));
-    app.smtp
+    app.smtp()
         .reply_for("person1@example.com", ReplyPlan::Permanent);
 
     let id = app.upload_ok(people_csv(3)).await;
@@ -518,12 +527,7 @@ async fn a_transient_smtp_failure_is_retried_and_a_permanent_one_fails_with_the_
         failed[0]["last_error"].as_str().unwrap().starts_with("550"),
         "{failed:?}"
     );
-    let delivered: Vec<String> = app
-        .smtp
-        .messages()
-        .iter()
-        .map(|m| m.rcpt_to[0].clone())
-        .collect();
+    let delivered: Vec<String> = app.emails().iter().map(|m| m.rcpt_to[0].clone()).collect();
     assert_eq!(
         delivered
             .iter()
@@ -558,9 +562,8 @@ async fn a_transient_smtp_failure_is_retried_and_a_permanent_one_fails_with_the_
     );
 }
 
-#[tokio::test]
-async fn the_template_is_a_csv_the_upload_accepts() {
-    let app = TestApp::spawn().await;
+async fn the_template_is_a_csv_the_upload_accepts(stack: Stack) {
+    let app = TestApp::spawn(stack).await;
     app.post_json("/groups", json!({"name": "Engineering"}))
         .await;
     app.post_json("/groups", json!({"name": "Research"})).await;

@@ -41,6 +41,19 @@ macro_rules! on_conn {
     };
 }
 
+/// Runs `$body` in a write transaction with `$c` bound to the concrete connection. On SQLite it
+/// starts with `BEGIN IMMEDIATE`: a transaction that reads before it writes would otherwise fail
+/// with "database is locked" when another connection writes meanwhile, instead of waiting.
+#[macro_export]
+macro_rules! write_transaction {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConn::Pg($c) => diesel::Connection::transaction($c, |$c| $body),
+            $crate::db::DbConn::Sqlite($c) => $c.immediate_transaction(|$c| $body),
+        }
+    };
+}
+
 /// Which database a URL names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DbTarget {

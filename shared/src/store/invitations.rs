@@ -6,10 +6,10 @@ use diesel::prelude::*;
 use crate::db::DbConn;
 use crate::db::schema::{accounts, invitations, members, workspaces};
 use crate::ids::MemberId;
-use crate::on_conn;
 use crate::status::MemberStatus;
 use crate::store::now;
 use crate::tokens;
+use crate::{on_conn, write_transaction};
 
 /// What the invitee sees before accepting.
 #[derive(Debug, Clone)]
@@ -42,7 +42,6 @@ pub enum Lookup {
 }
 
 type LinkRow = (
-    i64,
     Option<NaiveDateTime>,
     Option<NaiveDateTime>,
     i64,
@@ -52,19 +51,17 @@ type LinkRow = (
     String,
 );
 
-/// Resolves a token to its invitation and says whether it can be used now.
-pub fn lookup(conn: &mut DbConn, token: &str) -> QueryResult<Lookup> {
-    let hash = tokens::hash(token);
-    let row: Option<LinkRow> = on_conn!(conn, |c| {
+/// The link's row, queried on a concrete connection (both backends share the query).
+macro_rules! link_row {
+    ($c:expr, $hash:expr) => {
         invitations::table
             .inner_join(
                 members::table
                     .inner_join(accounts::table)
                     .inner_join(workspaces::table),
             )
-            .filter(invitations::token_hash.eq(&hash))
+            .filter(invitations::token_hash.eq($hash))
             .select((
-                invitations::id,
                 invitations::expires_at,
                 invitations::accepted_at,
                 members::id,
@@ -73,17 +70,27 @@ pub fn lookup(conn: &mut DbConn, token: &str) -> QueryResult<Lookup> {
                 workspaces::name,
                 accounts::email,
             ))
-            .first(c)
+            .first::<LinkRow>($c)
             .optional()
-    })?;
-    let Some((_, expires_at, accepted_at, member_id, status, role, workspace, email)) = row else {
-        return Ok(Lookup::NotFound);
+    };
+}
+
+/// Resolves a token to its invitation and says whether it can be used now.
+pub fn lookup(conn: &mut DbConn, token: &str) -> QueryResult<Lookup> {
+    let hash = tokens::hash(token);
+    let row = on_conn!(conn, |c| link_row!(c, &hash))?;
+    Ok(decide(row))
+}
+
+fn decide(row: Option<LinkRow>) -> Lookup {
+    let Some((expires_at, accepted_at, member_id, status, role, workspace, email)) = row else {
+        return Lookup::NotFound;
     };
     let status = MemberStatus::parse(&status).unwrap_or(MemberStatus::Archived);
     let Some(expires_at) = expires_at else {
-        return Ok(Lookup::NotFound);
+        return Lookup::NotFound;
     };
-    Ok(match status {
+    match status {
         MemberStatus::Archived => Lookup::Revoked,
         _ if accepted_at.is_some() || status == MemberStatus::Active => Lookup::AlreadyUsed,
         _ if expires_at <= now() => Lookup::Expired,
@@ -97,46 +104,44 @@ pub fn lookup(conn: &mut DbConn, token: &str) -> QueryResult<Lookup> {
             },
             MemberId(member_id),
         ),
-    })
+    }
 }
 
 /// Accepts a link: the member becomes `active` and the person's account activated. Returns the
 /// lookup that decided it (`Valid` when accepted now).
 pub fn accept(conn: &mut DbConn, token: &str) -> QueryResult<Lookup> {
     let hash = tokens::hash(token);
-    conn.transaction(|conn| {
-        let lookup = lookup(conn, token)?;
+    let now = now();
+    write_transaction!(conn, |c| {
+        let lookup = decide(link_row!(c, &hash)?);
         let Lookup::Valid(_, member) = &lookup else {
             return Ok(lookup);
         };
-        let now = now();
-        on_conn!(conn, |c| {
-            // Guarded on the current state, so two concurrent accepts make exactly one change.
-            let changed = diesel::update(members::table.find(member.0))
-                .filter(members::status.eq_any([
-                    MemberStatus::Invited.as_str(),
-                    MemberStatus::Requested.as_str(),
-                ]))
-                .set((
-                    members::status.eq(MemberStatus::Active.as_str()),
-                    members::updated_at.eq(now),
-                ))
-                .execute(c)?;
-            if changed == 0 {
-                return Ok(Lookup::AlreadyUsed);
-            }
-            diesel::update(invitations::table.filter(invitations::token_hash.eq(&hash)))
-                .set(invitations::accepted_at.eq(Some(now)))
-                .execute(c)?;
-            let account: i64 = members::table
-                .find(member.0)
-                .select(members::account_id)
-                .first(c)?;
-            diesel::update(accounts::table.find(account))
-                .filter(accounts::activated_at.is_null())
-                .set(accounts::activated_at.eq(Some(now)))
-                .execute(c)?;
-            Ok(lookup)
-        })
+        // Guarded on the current state, so two concurrent accepts make exactly one change.
+        let changed = diesel::update(members::table.find(member.0))
+            .filter(members::status.eq_any([
+                MemberStatus::Invited.as_str(),
+                MemberStatus::Requested.as_str(),
+            ]))
+            .set((
+                members::status.eq(MemberStatus::Active.as_str()),
+                members::updated_at.eq(now),
+            ))
+            .execute(c)?;
+        if changed == 0 {
+            return Ok(Lookup::AlreadyUsed);
+        }
+        diesel::update(invitations::table.filter(invitations::token_hash.eq(&hash)))
+            .set(invitations::accepted_at.eq(Some(now)))
+            .execute(c)?;
+        let account: i64 = members::table
+            .find(member.0)
+            .select(members::account_id)
+            .first(c)?;
+        diesel::update(accounts::table.find(account))
+            .filter(accounts::activated_at.is_null())
+            .set(accounts::activated_at.eq(Some(now)))
+            .execute(c)?;
+        Ok(lookup)
     })
 }

@@ -17,9 +17,9 @@ use crate::db::schema::{
 };
 use crate::domain::invitee::{InvalidRow, NewInvitee};
 use crate::ids::{AccountId, ImportId, WorkspaceId};
-use crate::on_conn;
 use crate::status::{DeliveryState, MemberStatus, RowOutcome};
 use crate::store::now;
+use crate::write_transaction;
 
 /// Rows per multi-row statement: well under both backends' bind-parameter limits.
 const STATEMENT_ROWS: usize = 1000;
@@ -229,8 +229,8 @@ pub fn apply_chunk(
         }
     }
 
-    conn.transaction(|conn| {
-        on_conn!(conn, |c| {
+    write_transaction!(conn, |c| {
+        {
             let emails: Vec<&str> = candidates.iter().map(|(i, _)| i.email.as_str()).collect();
 
             // Duplicates of rows in earlier chunks of the same file.
@@ -465,6 +465,6 @@ pub fn apply_chunk(
                 ))
                 .execute(c)?;
             Ok(summary)
-        })
+        }
     })
 }
