@@ -1,0 +1,287 @@
+//! The embedded default, through the real `invite-api` binary with no configuration at all:
+//! SQLite, the embedded queue and the outbox, in a fresh folder.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const PATIENCE: Duration = Duration::from_secs(120);
+
+fn repo_file(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
+}
+
+/// `invite-api` with every setting left to its default, run in `dir`.
+fn invite_api(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_invite-api"));
+    command.current_dir(dir).env("RUST_LOG", "warn");
+    for var in [
+        "DATABASE_URL",
+        "REDIS_URL",
+        "SMTP_URL",
+        "API_ADDR",
+        "DATA_DIR",
+        "CONFIG_FILE",
+    ] {
+        command.env_remove(var);
+    }
+    command
+}
+
+/// The addresses of the `.eml` files in the outbox (a file cut short by a crash may have none).
+fn outbox_recipients(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir.join("data/outbox")) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| std::fs::read_to_string(e.unwrap().path()).ok())
+        .filter_map(|eml| {
+            let line = eml.lines().find(|l| l.starts_with("To: "))?;
+            let to = line.trim_start_matches("To: ");
+            Some(match (to.find('<'), to.find('>')) {
+                (Some(a), Some(b)) => to[a + 1..b].to_owned(),
+                _ => to.to_owned(),
+            })
+        })
+        .collect()
+}
+
+fn people_csv(n: usize) -> String {
+    let mut csv = String::from("First Name,Last Name,Email,User Role\n");
+    for i in 0..n {
+        csv.push_str(&format!(
+            "First{i},Last{i},person{i}@example.com,End User\n"
+        ));
+    }
+    csv
+}
+
+#[test]
+fn the_import_command_completes_the_sample_with_no_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+
+    let output = invite_api(dir.path())
+        .arg("import")
+        .arg(repo_file("examples/people.csv"))
+        .args(["--workspace", "demo"])
+        .output()
+        .unwrap();
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("completed"), "{stdout}");
+    assert!(
+        stdout.contains("rows: 12 invited, 1 skipped, 5 invalid (of 18)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("emails: 12 sent, 0 failed"), "{stdout}");
+    let mut recipients = outbox_recipients(dir.path());
+    recipients.sort();
+    recipients.dedup();
+    assert_eq!(recipients.len(), 12, "one .eml per invited row");
+    let results =
+        std::fs::read_to_string(dir.path().join("data/results/import-1-results.csv")).unwrap();
+    assert_eq!(results.lines().count(), 19, "a header and one line per row");
+}
+
+#[test]
+fn the_import_command_fails_on_a_file_without_the_required_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.csv");
+    std::fs::write(&file, "Name,Phone\nAda,1\n").unwrap();
+
+    let output = invite_api(dir.path())
+        .arg("import")
+        .arg(&file)
+        .args(["--workspace", "demo"])
+        .output()
+        .unwrap();
+
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("Email") && stderr.contains("User Role"),
+        "{stderr}"
+    );
+}
+
+/// A running `invite-api serve`, killed when dropped.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    /// Starts the server in `dir` and returns it with the first-start admin token, if printed.
+    async fn start(dir: &Path, extra_env: &[(&str, &str)]) -> (Server, Option<String>) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let base = format!("http://127.0.0.1:{port}");
+        let mut command = invite_api(dir);
+        command
+            .arg("serve")
+            .env("API_ADDR", format!("127.0.0.1:{port}"))
+            .env("PUBLIC_URL", &base)
+            .envs(extra_env.iter().copied())
+            .stdout(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let server = Server { child, base };
+        let deadline = Instant::now() + PATIENCE;
+        let ready = format!("{}/readyz", server.base);
+        while !reqwest::get(&ready).await.is_ok_and(|r| r.status() == 200) {
+            assert!(
+                Instant::now() < deadline,
+                "invite-api serve did not become ready"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // The first-start banner is printed before the listener binds, so it is complete now.
+        let token = read_token(stdout);
+        (server, token)
+    }
+
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The token line of the first-start banner, read without blocking on a still-open pipe.
+fn read_token(stdout: std::process::ChildStdout) -> Option<String> {
+    use std::io::{BufRead as _, BufReader};
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
+        lines.push(line);
+        if lines.len() == 3 {
+            break;
+        }
+    }
+    lines
+        .iter()
+        .position(|l| l.starts_with("Admin API token"))
+        .and_then(|i| lines.get(i + 1).cloned())
+}
+
+/// Uploads a CSV as a raw `text/csv` body and returns the response status and JSON.
+async fn upload(server: &Server, token: &str, csv: String) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/workspaces/default/imports", server.base))
+        .bearer_auth(token)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+/// Polls the import until `done` says so.
+async fn wait_for_import(
+    server: &Server,
+    token: &str,
+    id: i64,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let client = reqwest::Client::new();
+    let url = format!("{}/api/v1/workspaces/default/imports/{id}", server.base);
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let response = client.get(&url).bearer_auth(token).send().await.unwrap();
+        let import: Value = response.json().await.unwrap();
+        if done(&import) {
+            return import;
+        }
+        assert!(Instant::now() < deadline, "import {id} stuck: {import}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn settled(import: &Value) -> bool {
+    import["status"] == "completed" && import["emails"]["pending"] == 0
+}
+
+#[tokio::test]
+async fn serve_with_no_configuration_accepts_an_upload_and_processes_it_in_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, token) = Server::start(dir.path(), &[]).await;
+    let token = token.expect("the first start prints an admin token");
+
+    let (status, body) = upload(&server, &token, people_csv(50)).await;
+
+    assert_eq!(status, 202, "{body}");
+    let id = body["id"].as_i64().unwrap();
+    let import = wait_for_import(&server, &token, id, settled).await;
+    assert_eq!(import["rows"]["invited"], 50);
+    assert_eq!(import["emails"]["sent"], 50);
+    assert_eq!(outbox_recipients(dir.path()).len(), 50);
+}
+
+#[tokio::test]
+async fn a_killed_embedded_process_resumes_the_import_without_emailing_anyone_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    // Short leases so the restarted process takes over at once.
+    let env = [
+        ("IMPORT_LEASE", "1s"),
+        ("EMAIL_LEASE", "1s"),
+        ("SEND_POLL_INTERVAL", "200ms"),
+    ];
+    let rows = 10_000;
+    let (server, token) = Server::start(dir.path(), &env).await;
+    let token = token.unwrap();
+    let (_, body) = upload(&server, &token, people_csv(rows)).await;
+    let id = body["id"].as_i64().unwrap();
+
+    wait_for_import(&server, &token, id, |i| {
+        i["rows"]["processed"].as_i64().unwrap() >= 1000
+            && i["emails"]["sent"].as_i64().unwrap() > 0
+    })
+    .await;
+    server.kill();
+    let before_restart = outbox_recipients(dir.path()).len();
+    let (server, second_token) = Server::start(dir.path(), &env).await;
+    let import = wait_for_import(&server, &token, id, settled).await;
+
+    assert!(
+        second_token.is_none(),
+        "the first-start token is printed once"
+    );
+    assert!(before_restart < rows, "the kill came mid-import");
+    assert_eq!(import["rows"]["processed"], rows);
+    assert_eq!(import["rows"]["invited"], rows);
+    let sent = import["emails"]["sent"].as_i64().unwrap();
+    let failed = import["emails"]["failed"].as_i64().unwrap();
+    assert_eq!(
+        sent + failed,
+        rows as i64,
+        "every invitation has a final email state"
+    );
+    let mut recipients = outbox_recipients(dir.path());
+    let written = recipients.len();
+    recipients.sort();
+    recipients.dedup();
+    assert_eq!(recipients.len(), written, "nobody got a second email");
+    assert!(written as i64 >= sent, "every sent email is in the outbox");
+}
