@@ -26,8 +26,12 @@ use crate::{AppState, router};
 const FIRST_WORKSPACE: &str = "default";
 const FIRST_ADMIN: &str = "admin@localhost";
 
-/// On an empty database, creates a workspace and an admin and prints their token, once.
-pub async fn first_start(db: &Db) -> anyhow::Result<()> {
+/// On the embedded database's first start, creates a workspace and an admin and prints their
+/// token, once. A configured database is left alone: its operators use `token create`.
+pub async fn first_start(settings: &Settings, db: &Db) -> anyhow::Result<()> {
+    if settings.database_url.is_some() {
+        return Ok(());
+    }
     let created = db
         .run(|c| {
             if auth::has_workspaces(c)? {
@@ -85,7 +89,7 @@ fn start_workers(
 /// `serve`: the HTTP API, plus the workers when the queue is embedded.
 pub async fn serve(settings: Arc<Settings>, db: Db) -> anyhow::Result<()> {
     let queue = JobQueue::connect(&settings).await?;
-    first_start(&db).await?;
+    first_start(&settings, &db).await?;
     let shutdown = runtime::shutdown_on_signal();
     let workers = embedded_workers(&settings, &db, &queue, &shutdown)?;
     let state = AppState {
@@ -130,7 +134,7 @@ pub async fn import(
     slug: &str,
 ) -> anyhow::Result<ImportSummary> {
     let queue = JobQueue::connect(&settings).await?;
-    first_start(&db).await?;
+    first_start(&settings, &db).await?;
     let owned = slug.to_owned();
     let (workspace, admin) = db
         .run(move |c| {

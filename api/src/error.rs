@@ -54,6 +54,14 @@ pub enum ApiError {
         /// Human message.
         message: String,
     },
+    /// A path, query or body the extractor could not read, with the extractor's status.
+    #[error("{message}")]
+    Rejected {
+        /// 400, 415 or 422, as the extractor decided.
+        status: StatusCode,
+        /// What was wrong.
+        message: String,
+    },
     /// A dependency (database, queue) is down.
     #[error("{0}")]
     Unavailable(String),
@@ -76,6 +84,7 @@ impl ApiError {
             }
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             ApiError::Gone { code, .. } => (StatusCode::GONE, code),
+            ApiError::Rejected { status, .. } => (*status, "invalid_request"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod commands;
 pub mod error;
+pub mod extract;
 pub mod routes;
 
 use std::sync::Arc;
@@ -28,6 +29,17 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
 }
 
+/// The span of a request; invitation tokens in paths are never logged.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let path = request.uri().path();
+    let path = if path.starts_with("/invitations/") {
+        "/invitations/…"
+    } else {
+        path
+    };
+    tracing::info_span!("request", method = %request.method(), path)
+}
+
 /// Every route of the API.
 pub fn router(state: AppState) -> Router {
     // Multipart adds a little framing around the file itself.
@@ -36,6 +48,6 @@ pub fn router(state: AppState) -> Router {
         .saturating_add(64 * 1024);
     routes::router()
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
 }

@@ -37,6 +37,8 @@ pub struct Deps {
     pub settings: Arc<Settings>,
     /// The job queue, to wake the senders.
     pub queue: JobQueue,
+    /// Cancelled when the process shuts down: long jobs stop at their next safe point.
+    pub shutdown: CancellationToken,
 }
 
 impl Deps {
@@ -64,6 +66,7 @@ impl Deps {
             from,
             settings,
             queue,
+            shutdown: CancellationToken::new(),
         })
     }
 }
@@ -103,7 +106,8 @@ macro_rules! register_workers {
 }
 
 /// Runs every worker and the send sweeper until `shutdown` is cancelled.
-pub async fn run(deps: Deps, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(mut deps: Deps, shutdown: CancellationToken) -> anyhow::Result<()> {
+    deps.shutdown = shutdown.clone();
     let monitor = Monitor::new().shutdown_timeout(Duration::from_secs(30));
     let monitor = match &deps.queue {
         JobQueue::Redis(queues, _) => register_workers!(monitor, queues, deps),

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::auth::Admin;
 use crate::error::ApiError;
+use crate::extract::Valid;
 
 /// Body of `POST …/groups`.
 #[derive(Debug, Deserialize)]
@@ -22,7 +23,7 @@ pub struct NewGroup {
 pub async fn create(
     admin: Admin,
     State(state): State<AppState>,
-    Json(body): Json<NewGroup>,
+    Valid(Json(body)): Valid<Json<NewGroup>>,
 ) -> Result<(StatusCode, Json<Group>), ApiError> {
     let name = body.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 100 || name.contains('|') {

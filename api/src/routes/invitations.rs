@@ -10,13 +10,14 @@ use serde_json::json;
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::extract::Valid;
 use crate::routes::imports::rfc3339;
 use crate::routes::role_label;
 
 /// Shows the invitation behind a link.
 pub async fn show(
     State(state): State<AppState>,
-    Path(token): Path<String>,
+    Valid(Path(token)): Valid<Path<String>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let lookup = {
@@ -54,7 +55,7 @@ pub async fn show(
 /// Accepts an invitation: the member becomes active.
 pub async fn accept(
     State(state): State<AppState>,
-    Path(token): Path<String>,
+    Valid(Path(token)): Valid<Path<String>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let lookup = state

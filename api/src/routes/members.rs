@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::auth::Admin;
 use crate::error::ApiError;
+use crate::extract::Valid;
 use crate::routes::imports::rfc3339;
 use crate::routes::role_label;
 
@@ -35,7 +36,7 @@ pub struct ListQuery {
 pub async fn list(
     admin: Admin,
     State(state): State<AppState>,
-    Query(query): Query<ListQuery>,
+    Valid(Query(query)): Valid<Query<ListQuery>>,
 ) -> Result<Json<Value>, ApiError> {
     let invalid = |name: &str, value: &str| ApiError::Unprocessable {
         code: "invalid_filter",
@@ -72,7 +73,7 @@ pub async fn list(
 pub async fn get(
     admin: Admin,
     State(state): State<AppState>,
-    Path((_ws, id)): Path<(String, i64)>,
+    Valid(Path((_ws, id))): Valid<Path<(String, i64)>>,
 ) -> Result<Json<Value>, ApiError> {
     let filter = MemberFilter {
         id: Some(id),

@@ -55,6 +55,8 @@ CREATE TABLE imports (
     -- The worker processing the import holds it until then; renewed with every chunk. A lapsed
     -- lease means that worker died, and the sweeper enqueues the import again.
     lease_until TIMESTAMP,
+    -- When a sweeper last re-enqueued the import (at most once per lease period).
+    requeued_at TIMESTAMP,
     created_at TIMESTAMP NOT NULL,
     started_at TIMESTAMP,
     finished_at TIMESTAMP,
@@ -112,6 +114,8 @@ CREATE TABLE deliveries (
     state TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt_at TIMESTAMP NOT NULL,
+    -- Start of the retry window (EMAIL_RETRY_WINDOW).
+    first_attempt_at TIMESTAMP,
     lease_until TIMESTAMP,
     last_error TEXT,
     last_reply TEXT,

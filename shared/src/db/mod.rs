@@ -13,11 +13,13 @@ use anyhow::Context as _;
 use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
 use deadpool_sync::SyncWrapper;
 use diesel::connection::SimpleConnection;
+#[cfg(feature = "postgres")]
 use diesel::pg::PgConnection;
 use diesel::sqlite::SqliteConnection;
 use diesel::{Connection, ConnectionError};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
+#[cfg(feature = "postgres")]
 const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
 
@@ -25,12 +27,14 @@ const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/s
 #[derive(diesel::MultiConnection)]
 pub enum DbConn {
     /// PostgreSQL, for production and scale-out.
+    #[cfg(feature = "postgres")]
     Pg(PgConnection),
     /// SQLite, the embedded default.
     Sqlite(SqliteConnection),
 }
 
 /// Runs `$body` with `$c` bound to the concrete backend connection, compiling it once per backend.
+#[cfg(feature = "postgres")]
 #[macro_export]
 macro_rules! on_conn {
     ($conn:expr, |$c:ident| $body:expr) => {
@@ -41,14 +45,37 @@ macro_rules! on_conn {
     };
 }
 
+/// Runs `$body` with `$c` bound to the concrete backend connection (SQLite only in this build).
+#[cfg(not(feature = "postgres"))]
+#[macro_export]
+macro_rules! on_conn {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConn::Sqlite($c) => $body,
+        }
+    };
+}
+
 /// Runs `$body` in a write transaction with `$c` bound to the concrete connection. On SQLite it
 /// starts with `BEGIN IMMEDIATE`: a transaction that reads before it writes would otherwise fail
 /// with "database is locked" when another connection writes meanwhile, instead of waiting.
+#[cfg(feature = "postgres")]
 #[macro_export]
 macro_rules! write_transaction {
     ($conn:expr, |$c:ident| $body:expr) => {
         match $conn {
             $crate::db::DbConn::Pg($c) => diesel::Connection::transaction($c, |$c| $body),
+            $crate::db::DbConn::Sqlite($c) => $c.immediate_transaction(|$c| $body),
+        }
+    };
+}
+
+/// Runs `$body` in a write transaction (`BEGIN IMMEDIATE`; SQLite only in this build).
+#[cfg(not(feature = "postgres"))]
+#[macro_export]
+macro_rules! write_transaction {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
             $crate::db::DbConn::Sqlite($c) => $c.immediate_transaction(|$c| $body),
         }
     };
@@ -84,7 +111,13 @@ impl DbTarget {
 
     fn establish(&self) -> Result<DbConn, ConnectionError> {
         match self {
+            #[cfg(feature = "postgres")]
             DbTarget::Postgres(url) => PgConnection::establish(url).map(DbConn::Pg),
+            #[cfg(not(feature = "postgres"))]
+            DbTarget::Postgres(_) => Err(ConnectionError::BadConnection(
+                "this build has no PostgreSQL support: build with the `postgres` feature (on by default)"
+                    .into(),
+            )),
             DbTarget::Sqlite(path) => {
                 let mut conn = SqliteConnection::establish(path)?;
                 // WAL lets readers (the API) run while a worker writes; the busy timeout makes
@@ -202,6 +235,7 @@ impl Db {
         self.run(|conn| {
             let applied = match conn {
                 // Several processes may start at once; the advisory lock makes them take turns.
+                #[cfg(feature = "postgres")]
                 DbConn::Pg(c) => c
                     .batch_execute("SELECT pg_advisory_lock(7311000001)")
                     .map_err(Into::into)

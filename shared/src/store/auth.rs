@@ -38,9 +38,9 @@ pub enum AuthOutcome {
     Granted(AccountId, WorkspaceId),
     /// The token is unknown.
     UnknownToken,
-    /// The token is valid but its holder is not an active admin there.
+    /// The token's holder is a member there, but not an active admin.
     NotAdmin,
-    /// There is no such workspace.
+    /// There is no such workspace, or the token's holder is not a member of it.
     NoWorkspace,
 }
 
@@ -158,18 +158,21 @@ pub fn authorize_admin(conn: &mut DbConn, token: &str, slug: &str) -> QueryResul
         else {
             return Ok(AuthOutcome::NoWorkspace);
         };
-        let is_admin = members::table
+        let membership: Option<(String, String)> = members::table
             .filter(members::workspace_id.eq(workspace))
             .filter(members::account_id.eq(account))
-            .filter(members::role.eq(Role::Admin.as_str()))
-            .filter(members::status.eq(MemberStatus::Active.as_str()))
-            .count()
-            .get_result::<i64>(c)?
-            > 0;
-        Ok(if is_admin {
-            AuthOutcome::Granted(AccountId(account), WorkspaceId(workspace))
-        } else {
-            AuthOutcome::NotAdmin
+            .select((members::role, members::status))
+            .first(c)
+            .optional()?;
+        // Outsiders learn nothing about another workspace, not even that it exists.
+        Ok(match membership {
+            None => AuthOutcome::NoWorkspace,
+            Some((role, status))
+                if role == Role::Admin.as_str() && status == MemberStatus::Active.as_str() =>
+            {
+                AuthOutcome::Granted(AccountId(account), WorkspaceId(workspace))
+            }
+            Some(_) => AuthOutcome::NotAdmin,
         })
     })
 }

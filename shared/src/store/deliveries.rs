@@ -32,8 +32,8 @@ pub struct Claimed {
     pub id: DeliveryId,
     /// Attempts so far, this one included.
     pub attempts: i32,
-    /// When the delivery was created (start of its retry window).
-    pub created_at: NaiveDateTime,
+    /// When it was first tried (start of its retry window).
+    pub first_attempt_at: NaiveDateTime,
     /// The invitee's address.
     pub to: String,
     /// The invitee's first name, if known.
@@ -76,10 +76,13 @@ struct ClaimedId {
     id: i64,
 }
 
-const CLAIM_PG: &str = "UPDATE deliveries SET state = 'sending', lease_until = $1, attempts = attempts + 1 \
+#[cfg(feature = "postgres")]
+const CLAIM_PG: &str = "UPDATE deliveries SET state = 'sending', lease_until = $1, attempts = attempts + 1, \
+     first_attempt_at = COALESCE(first_attempt_at, $2) \
      WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= $2 \
      ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING id";
-const CLAIM_SQLITE: &str = "UPDATE deliveries SET state = 'sending', lease_until = ?1, attempts = attempts + 1 \
+const CLAIM_SQLITE: &str = "UPDATE deliveries SET state = 'sending', lease_until = ?1, attempts = attempts + 1, \
+     first_attempt_at = COALESCE(first_attempt_at, ?2) \
      WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ?2 \
      ORDER BY next_attempt_at, id LIMIT ?3) RETURNING id";
 
@@ -95,6 +98,7 @@ pub fn claim_due(
     let expires_at = now + ttl;
     conn.transaction(|conn| {
         let ids: Vec<i64> = match conn {
+            #[cfg(feature = "postgres")]
             DbConn::Pg(c) => diesel::sql_query(CLAIM_PG)
                 .bind::<Timestamp, _>(lease_until)
                 .bind::<Timestamp, _>(now)
@@ -134,7 +138,7 @@ pub fn claim_due(
                     deliveries::id,
                     deliveries::invitation_id,
                     deliveries::attempts,
-                    deliveries::created_at,
+                    deliveries::first_attempt_at.assume_not_null(),
                     accounts::email,
                     accounts::first_name,
                     workspaces::name,
@@ -155,7 +159,9 @@ pub fn claim_due(
                 .map(|(id, email, first, last)| (id, display_name(email, first, last)))
                 .collect();
             let mut claimed = Vec::with_capacity(rows.len());
-            for (id, invitation_id, attempts, created_at, to, first_name, workspace, by) in rows {
+            for (id, invitation_id, attempts, first_attempt_at, to, first_name, workspace, by) in
+                rows
+            {
                 let token = tokens::mint();
                 diesel::update(invitations::table.find(invitation_id))
                     .set((
@@ -166,7 +172,7 @@ pub fn claim_due(
                 claimed.push(Claimed {
                     id: DeliveryId(id),
                     attempts,
-                    created_at,
+                    first_attempt_at,
                     to,
                     first_name,
                     inviter: by

@@ -55,6 +55,8 @@ pub struct Import {
     pub checkpoint_row: i64,
     /// Until when the processing worker holds the import.
     pub lease_until: Option<NaiveDateTime>,
+    /// When a sweeper last re-enqueued it.
+    pub requeued_at: Option<NaiveDateTime>,
     /// Upload time.
     pub created_at: NaiveDateTime,
     /// When a worker first started it.
@@ -273,15 +275,63 @@ pub fn begin_processing(
     })
 }
 
-/// Imports whose processing worker stopped renewing its lease (it died): to be enqueued again.
-pub fn abandoned(conn: &mut DbConn) -> QueryResult<Vec<ImportId>> {
+/// Imports that need their job again, marked so that only one sweep re-enqueues each per `lease`:
+/// those whose worker stopped renewing the lease (it died), and those still `queued` a lease after
+/// upload (their job was lost, e.g. the queue gave up while the database was down).
+pub fn claim_stalled(conn: &mut DbConn, lease: Duration) -> QueryResult<Vec<ImportId>> {
+    let now = now();
+    let stale = now - lease;
     on_conn!(conn, |c| {
-        imports::table
-            .filter(imports::status.eq(ImportStatus::Processing.as_str()))
-            .filter(imports::lease_until.lt(now()))
-            .select(imports::id)
-            .load::<i64>(c)
-            .map(|ids| ids.into_iter().map(ImportId).collect())
+        diesel::update(
+            imports::table
+                .filter(
+                    imports::status
+                        .eq(ImportStatus::Processing.as_str())
+                        .and(imports::lease_until.lt(now))
+                        .or(imports::status
+                            .eq(ImportStatus::Queued.as_str())
+                            .and(imports::created_at.lt(stale))),
+                )
+                .filter(
+                    imports::requeued_at
+                        .is_null()
+                        .or(imports::requeued_at.lt(stale)),
+                ),
+        )
+        .set(imports::requeued_at.eq(Some(now)))
+        .returning(imports::id)
+        .get_results::<i64>(c)
+        .map(|ids| ids.into_iter().map(ImportId).collect())
+    })
+}
+
+/// Gives up the processing lease (graceful shutdown), so any worker may resume the import now.
+pub fn release(conn: &mut DbConn, id: ImportId) -> QueryResult<()> {
+    on_conn!(conn, |c| {
+        diesel::update(imports::table.find(id.0))
+            .set((
+                imports::lease_until.eq(Some(now())),
+                imports::requeued_at.eq(None::<NaiveDateTime>),
+            ))
+            .execute(c)
+            .map(drop)
+    })
+}
+
+/// Fails an import whose job could not be enqueued, and frees its `Idempotency-Key` so that the
+/// client's retry with the same key creates a new import.
+pub fn fail_unqueued(conn: &mut DbConn, id: ImportId) -> QueryResult<()> {
+    finish(
+        conn,
+        id,
+        ImportStatus::Failed,
+        Some("the job queue was unavailable; upload the file again"),
+    )?;
+    on_conn!(conn, |c| {
+        diesel::update(imports::table.find(id.0))
+            .set(imports::idempotency_key.eq(None::<String>))
+            .execute(c)
+            .map(drop)
     })
 }
 

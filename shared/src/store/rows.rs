@@ -159,6 +159,16 @@ struct NewDelivery {
     created_at: NaiveDateTime,
 }
 
+/// Raw cell text as the database can store it: PostgreSQL `TEXT` refuses NUL bytes, which any
+/// upload may contain, so they become U+FFFD.
+pub fn storable(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text
+    }
+}
+
 /// Applies one chunk of rows and advances the checkpoint, atomically.
 pub fn apply_chunk(
     conn: &mut DbConn,
@@ -179,9 +189,9 @@ pub fn apply_chunk(
         results.push(NewRowResult {
             import_id,
             row_number: row as i64,
-            email,
+            email: email.map(storable),
             outcome: outcome.as_str(),
-            reason,
+            reason: reason.map(storable),
             member_id: member,
         })
     };
@@ -259,29 +269,29 @@ pub fn apply_chunk(
                 account_of.extend(found.into_iter().map(|(id, e, act)| (e, (id, act))));
             }
             let known_ids: Vec<i64> = account_of.values().map(|(id, _)| *id).collect();
-            let mut status_of: HashMap<i64, String> = HashMap::new();
+            let mut membership_of: HashMap<i64, (i64, String)> = HashMap::new();
             for part in known_ids.chunks(STATEMENT_ROWS) {
-                let found: Vec<(i64, String)> = members::table
+                let found: Vec<(i64, i64, String)> = members::table
                     .filter(members::workspace_id.eq(ctx.workspace_id.0))
                     .filter(members::account_id.eq_any(part))
-                    .select((members::account_id, members::status))
+                    .select((members::account_id, members::id, members::status))
                     .load(c)?;
-                status_of.extend(found);
+                membership_of.extend(found.into_iter().map(|(a, m, s)| (a, (m, s))));
             }
 
             let mut to_invite: Vec<(NewInvitee, Vec<i64>)> = Vec::new();
             for (invitee, groups) in candidates {
                 let email = invitee.email.as_str();
                 let skip = if let Some(&first_row) = earlier.get(email) {
-                    Some(SkipReason::DuplicateInFile { first_row })
+                    Some((SkipReason::DuplicateInFile { first_row }, None))
                 } else {
                     account_of
                         .get(email)
-                        .and_then(|(id, _)| status_of.get(id))
-                        .map(|status| SkipReason::for_status(status))
+                        .and_then(|(id, _)| membership_of.get(id))
+                        .map(|(member, status)| (SkipReason::for_status(status), Some(*member)))
                 };
                 match skip {
-                    Some(reason) => {
+                    Some((reason, member)) => {
                         summary.skipped += 1;
                         result(
                             &mut results,
@@ -289,7 +299,7 @@ pub fn apply_chunk(
                             Some(email.to_owned()),
                             RowOutcome::Skipped,
                             Some(reason.text()),
-                            None,
+                            member,
                         );
                     }
                     None => to_invite.push((invitee, groups)),
@@ -297,7 +307,7 @@ pub fn apply_chunk(
             }
 
             // New people get an account (not activated: they have not accepted anything yet).
-            let new_accounts: Vec<NewAccount<'_>> = to_invite
+            let mut new_accounts: Vec<NewAccount<'_>> = to_invite
                 .iter()
                 .filter(|(i, _)| !account_of.contains_key(i.email.as_str()))
                 .map(|(i, _)| NewAccount {
@@ -308,6 +318,9 @@ pub fn apply_chunk(
                     created_at: now,
                 })
                 .collect();
+            // Concurrent imports that share people lock the same unique keys; taking them in one
+            // global order (email, then account id) keeps two of them from deadlocking.
+            new_accounts.sort_unstable_by(|a, b| a.email.cmp(b.email));
             for part in new_accounts.chunks(STATEMENT_ROWS) {
                 diesel::insert_into(accounts::table)
                     .values(part)
@@ -325,7 +338,7 @@ pub fn apply_chunk(
             }
 
             // Memberships; a conflict means another import invited the person meanwhile.
-            let new_members: Vec<NewMember> = to_invite
+            let mut new_members: Vec<NewMember> = to_invite
                 .iter()
                 .map(|(i, _)| {
                     let (account_id, activated_at) = account_of[i.email.as_str()];
@@ -350,6 +363,7 @@ pub fn apply_chunk(
                     }
                 })
                 .collect();
+            new_members.sort_unstable_by_key(|m| m.account_id);
             let mut member_of: HashMap<i64, i64> = HashMap::new();
             for part in new_members.chunks(STATEMENT_ROWS) {
                 let inserted: Vec<(i64, i64)> = diesel::insert_into(members::table)

@@ -64,6 +64,13 @@ pub async fn process(id: ImportId, deps: &Deps) -> anyhow::Result<()> {
             ImportStatus::Failed
         }
         Err(Failure::Transient(e)) => return Err(e),
+        Err(Failure::ShuttingDown) => {
+            // Hand the import over now rather than when the lease lapses: the next sweep of any
+            // worker re-enqueues it, and it resumes at the checkpoint just committed.
+            deps.db.run(move |c| Ok(imports::release(c, id)?)).await?;
+            tracing::info!("import paused for shutdown; it resumes at its checkpoint");
+            return Ok(());
+        }
     };
     if status == ImportStatus::Completed {
         deps.db
@@ -85,6 +92,8 @@ enum Failure {
     File(String),
     /// Something outside the file failed (database, queue); the job is retried and resumes.
     Transient(anyhow::Error),
+    /// The process is stopping; the import was left at a checkpoint.
+    ShuttingDown,
 }
 
 impl From<anyhow::Error> for Failure {
@@ -172,6 +181,9 @@ async fn apply_rows(import: &Import, deps: &Deps) -> Result<(), Failure> {
         }
         if !more {
             return Ok(());
+        }
+        if batch.is_empty() && deps.shutdown.is_cancelled() {
+            return Err(Failure::ShuttingDown);
         }
     }
 }

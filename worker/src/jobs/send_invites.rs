@@ -25,19 +25,21 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(3600);
 #[tracing::instrument(skip_all, fields(import_id = ?job.import_id))]
 pub async fn handle(job: SendInvites, deps: Data<Deps>) -> Result<(), BoxDynError> {
     let _busy = Busy::new();
-    drain(&deps).await.map(drop).map_err(|e| {
+    drain(&deps, &deps.shutdown).await.map(drop).map_err(|e| {
         tracing::error!(error = format!("{e:#}"), "sending stopped; it will resume");
         e.into()
     })
 }
 
-/// Sends batches until no delivery is due; returns how many sends were attempted.
-pub async fn drain(deps: &Deps) -> anyhow::Result<usize> {
+/// Sends batches until no delivery is due or `stop` is cancelled; returns how many sends were
+/// attempted. A batch in hand is always finished and recorded, so a graceful shutdown leaves no
+/// delivery claimed.
+pub async fn drain(deps: &Deps, stop: &CancellationToken) -> anyhow::Result<usize> {
     let batch = deps.settings.send_batch_size as i64;
     let lease = deps.settings.email_lease;
     let ttl = deps.settings.invite_ttl;
     let mut attempted = 0;
-    loop {
+    while !stop.is_cancelled() {
         let claimed = deps
             .db
             .run(move |c| Ok(deliveries::claim_due(c, batch, lease, ttl)?))
@@ -52,6 +54,7 @@ pub async fn drain(deps: &Deps) -> anyhow::Result<usize> {
             .run(move |c| Ok(deliveries::record(c, &outcomes)?))
             .await?;
     }
+    Ok(attempted)
 }
 
 async fn send_one(deps: &Deps, claimed: &Claimed) -> (DeliveryId, SendOutcome) {
@@ -110,7 +113,7 @@ fn decide(
         SendError::Transient { reply } => {
             let delay = retry_delay(deps.settings.email_retry_base_delay, claimed.attempts);
             let at = now + delay;
-            if at > claimed.created_at + deps.settings.email_retry_window {
+            if at > claimed.first_attempt_at + deps.settings.email_retry_window {
                 SendOutcome::Failed {
                     error: format!("gave up after the retry window: {reply}"),
                 }
@@ -152,7 +155,7 @@ pub async fn sweep(deps: Deps, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        if let Err(e) = sweep_once(&deps).await {
+        if let Err(e) = sweep_once(&deps, &shutdown).await {
             tracing::warn!(
                 error = format!("{e:#}"),
                 "send sweep failed; will try again"
@@ -161,9 +164,14 @@ pub async fn sweep(deps: Deps, shutdown: CancellationToken) {
     }
 }
 
-async fn sweep_once(deps: &Deps) -> anyhow::Result<()> {
-    for import_id in deps.db.run(|c| Ok(imports::abandoned(c)?)).await? {
-        tracing::warn!(%import_id, "resuming an import whose worker stopped");
+async fn sweep_once(deps: &Deps, stop: &CancellationToken) -> anyhow::Result<()> {
+    let lease = deps.settings.import_lease;
+    for import_id in deps
+        .db
+        .run(move |c| Ok(imports::claim_stalled(c, lease)?))
+        .await?
+    {
+        tracing::warn!(%import_id, "re-enqueueing a stalled import");
         deps.queue.push_import(ProcessImport { import_id }).await?;
     }
     let interrupted = deps
@@ -177,7 +185,7 @@ async fn sweep_once(deps: &Deps) -> anyhow::Result<()> {
         );
         metrics::counter!(m::EMAILS_TOTAL, "result" => "failed").increment(interrupted as u64);
     }
-    drain(deps).await?;
+    drain(deps, stop).await?;
     let pending = deps.db.run(|c| Ok(deliveries::pending_count(c)?)).await?;
     metrics::gauge!(m::EMAILS_PENDING).set(pending as f64);
     Ok(())

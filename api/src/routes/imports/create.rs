@@ -18,7 +18,6 @@ use invite_shared::domain::header::{Header, HeaderError};
 use invite_shared::ids::{AccountId, ImportId, WorkspaceId};
 use invite_shared::jobs::ProcessImport;
 use invite_shared::queue::JobQueue;
-use invite_shared::status::ImportStatus;
 use invite_shared::store::imports::{self, Import, NewUpload, Stored};
 use tokio::io::AsyncWriteExt as _;
 
@@ -92,12 +91,12 @@ pub async fn store_and_enqueue(
     let new = NewUpload {
         workspace_id: upload.workspace_id,
         created_by: upload.created_by,
-        file_name: upload.file_name,
+        file_name: invite_shared::store::rows::storable(upload.file_name),
         idempotency_key: upload.idempotency_key,
         warnings: (!upload.header.unknown.is_empty()).then(|| {
             format!(
                 "ignored unknown columns: {}",
-                upload.header.unknown.join(", ")
+                invite_shared::store::rows::storable(upload.header.unknown.join(", "))
             )
         }),
     };
@@ -113,9 +112,7 @@ pub async fn store_and_enqueue(
     let id = ImportId(import.id);
     if let Err(e) = queue.push_import(ProcessImport { import_id: id }).await {
         tracing::error!(error = format!("{e:#}"), "could not enqueue the import");
-        let reason = "the job queue was unavailable; upload the file again".to_owned();
-        db.run(move |c| Ok(imports::finish(c, id, ImportStatus::Failed, Some(&reason))?))
-            .await?;
+        db.run(move |c| Ok(imports::fail_unqueued(c, id)?)).await?;
         return Err(ApiError::Unavailable(
             "the job queue is unavailable; nothing was imported, try again".into(),
         ));

@@ -9,12 +9,13 @@ use serde_json::Value;
 use crate::AppState;
 use crate::auth::Admin;
 use crate::error::ApiError;
+use crate::extract::Valid;
 
 /// The import's status and counters; 404 for another workspace's import.
 pub async fn handle(
     admin: Admin,
     State(state): State<AppState>,
-    Path((_ws, id)): Path<(String, i64)>,
+    Valid(Path((_ws, id))): Valid<Path<(String, i64)>>,
 ) -> Result<Json<Value>, ApiError> {
     let view = state
         .db

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::auth::Admin;
 use crate::error::ApiError;
+use crate::extract::Valid;
 
 const MAX_PAGE: i64 = 100;
 
@@ -26,7 +27,7 @@ pub struct Page {
 pub async fn handle(
     admin: Admin,
     State(state): State<AppState>,
-    Query(page): Query<Page>,
+    Valid(Query(page)): Valid<Query<Page>>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = page.limit.unwrap_or(20).clamp(1, MAX_PAGE);
     let before = page.cursor.map(ImportId);

@@ -16,6 +16,7 @@ use tokio::io::AsyncWriteExt as _;
 use crate::AppState;
 use crate::auth::Admin;
 use crate::error::ApiError;
+use crate::extract::Valid;
 
 const PAGE: i64 = 5000;
 const COLUMNS: [&str; 7] = [
@@ -32,7 +33,7 @@ const COLUMNS: [&str; 7] = [
 pub async fn handle(
     admin: Admin,
     State(state): State<AppState>,
-    Path((_ws, id)): Path<(String, i64)>,
+    Valid(Path((_ws, id))): Valid<Path<(String, i64)>>,
 ) -> Result<Response, ApiError> {
     let id = ImportId(id);
     state
