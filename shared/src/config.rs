@@ -68,7 +68,7 @@ pub struct Settings {
     /// How long a claimed delivery is reserved for the worker sending it.
     #[serde(with = "humantime_serde")]
     pub email_lease: Duration,
-    /// Pooled SMTP connections per worker.
+    /// SMTP sends in flight (and pooled connections) per worker process.
     pub smtp_pool_size: u32,
     /// SMTP command timeout.
     #[serde(with = "humantime_serde")]
@@ -108,7 +108,7 @@ impl Default for Settings {
             send_batch_size: 50,
             send_poll_interval: Duration::from_secs(5),
             email_lease: Duration::from_secs(300),
-            smtp_pool_size: 8,
+            smtp_pool_size: 20,
             smtp_timeout: Duration::from_secs(30),
             db_pool_size: 10,
             import_lease: Duration::from_secs(120),

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::smtp::{ReceivedMessage, SmtpServer};
 
 /// How long a test waits for asynchronous work before failing.
-pub const PATIENCE: Duration = Duration::from_secs(120);
+pub const PATIENCE: Duration = Duration::from_secs(300);
 
 /// The server PostgreSQL tests create their databases on.
 pub fn postgres_admin_url() -> String {
@@ -170,6 +170,7 @@ impl TestApp {
             queue_poll_interval: Duration::from_millis(200),
             email_retry_base_delay: Duration::from_millis(50),
             import_chunk_rows: 500,
+            smtp_pool_size: 50,
             db_pool_size: 6,
             ..Settings::default()
         };

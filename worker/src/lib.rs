@@ -39,11 +39,14 @@ pub struct Deps {
     pub queue: JobQueue,
     /// Cancelled when the process shuts down: long jobs stop at their next safe point.
     pub shutdown: CancellationToken,
+    /// Sends in flight in this process, at most `SMTP_POOL_SIZE`: lettre's pool bounds only its
+    /// idle connections, so without this a batch would open a connection per message.
+    pub send_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Deps {
     /// Builds the mailer from settings (SMTP when `SMTP_URL` is set, else the outbox).
-    pub fn mailer(settings: &Settings) -> anyhow::Result<Mailer> {
+    fn mailer(settings: &Settings) -> anyhow::Result<Mailer> {
         Ok(match &settings.smtp_url {
             Some(url) => Mailer::smtp(
                 url.expose_secret(),
@@ -64,9 +67,12 @@ impl Deps {
             db,
             mailer: Arc::new(Deps::mailer(&settings)?),
             from,
-            settings,
+            settings: settings.clone(),
             queue,
             shutdown: CancellationToken::new(),
+            send_slots: Arc::new(tokio::sync::Semaphore::new(
+                settings.smtp_pool_size.max(1) as usize
+            )),
         })
     }
 }

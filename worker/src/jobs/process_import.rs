@@ -22,6 +22,7 @@ use invite_shared::store::rows::{self, Checkpoint, ChunkSummary, ImportContext, 
 use tokio_util::io::StreamReader;
 
 use crate::Deps;
+use crate::jobs::Busy;
 
 /// Least time between two wake-ups of the senders by one import.
 const WAKE_EVERY: Duration = Duration::from_secs(1);
@@ -298,20 +299,4 @@ fn file_stream(db: Db, id: ImportId, offset: i64) -> BoxStream<'static, anyhow::
         }
     })
     .boxed()
-}
-
-/// Counts this job in the busy gauge while it runs.
-pub(crate) struct Busy;
-
-impl Busy {
-    pub(crate) fn new() -> Busy {
-        metrics::gauge!(m::WORKER_BUSY).increment(1.0);
-        Busy
-    }
-}
-
-impl Drop for Busy {
-    fn drop(&mut self) {
-        metrics::gauge!(m::WORKER_BUSY).decrement(1.0);
-    }
 }

@@ -16,7 +16,7 @@ use invite_shared::store::now;
 use tokio_util::sync::CancellationToken;
 
 use crate::Deps;
-use crate::jobs::process_import::Busy;
+use crate::jobs::Busy;
 
 /// Longest wait between two attempts of one send.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(3600);
@@ -68,6 +68,12 @@ async fn send_one(deps: &Deps, claimed: &Claimed) -> (DeliveryId, SendOutcome) {
     };
     let result = match build_message(&deps.from, &email) {
         Ok(message) => {
+            // The semaphore is never closed, so acquiring cannot fail.
+            let _slot = deps
+                .send_slots
+                .acquire()
+                .await
+                .expect("send slots are never closed");
             let started = Instant::now();
             let result = deps.mailer.send(&message).await;
             metrics::histogram!(m::EMAIL_SEND_DURATION).record(started.elapsed().as_secs_f64());
