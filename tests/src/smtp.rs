@@ -37,6 +37,9 @@ pub enum ReplyPlan {
     TransientTimes(u32),
     /// Always answer `550 5.1.1`.
     Permanent,
+    /// Keep the message as delivered but answer `451 4.3.0` this many times: the client sees a
+    /// failure although the invitee got the email (a reply lost on the way back).
+    DeliveredButTransientTimes(u32),
 }
 
 /// A message the server accepted with `250` after the final `.`.
@@ -116,6 +119,7 @@ impl Shared {
         let mut state = self.lock();
         let mut permanent = false;
         let mut transient = false;
+        let mut delivered_anyway = false;
         for rcpt in &message.rcpt_to {
             match state.plans.get_mut(&rcpt.to_ascii_lowercase()) {
                 Some(ReplyPlan::Permanent) => permanent = true,
@@ -123,8 +127,20 @@ impl Shared {
                     *left -= 1;
                     transient = true;
                 }
+                Some(ReplyPlan::DeliveredButTransientTimes(left)) if *left > 0 => {
+                    *left -= 1;
+                    transient = true;
+                    delivered_anyway = true;
+                }
                 _ => {}
             }
+        }
+        if delivered_anyway && !permanent {
+            state.messages.push(message);
+            let count = state.messages.len();
+            drop(state);
+            self.accepted.send_replace(count);
+            return TRANSIENT_REPLY;
         }
         if permanent || transient {
             state.rejected += 1;

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use diesel::prelude::*;
-use invite_shared::db::schema::invitations;
+use invite_shared::db::schema::invitation_links;
 use invite_shared::on_conn;
 use invite_shared::store::auth;
 use invite_tests::app::{Stack, TestApp, people_csv};
@@ -164,8 +164,8 @@ async fn an_expired_link_is_gone(stack: Stack) {
     app.db
         .run(|conn| {
             let past = chrono::Utc::now().naive_utc() - chrono::Duration::hours(1);
-            on_conn!(conn, |c| diesel::update(invitations::table)
-                .set(invitations::expires_at.eq(Some(past)))
+            on_conn!(conn, |c| diesel::update(invitation_links::table)
+                .set(invitation_links::expires_at.eq(past))
                 .execute(c))?;
             Ok(())
         })
@@ -659,4 +659,46 @@ async fn an_import_whose_queue_job_was_lost_is_enqueued_again() {
 
     assert_eq!(import["rows"]["invited"], 3);
     assert_eq!(app.emails().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_from_a_send_that_looked_failed_keeps_working_after_the_retry() {
+    let app = TestApp::spawn(Stack::Postgres).await;
+    app.smtp().reply_for(
+        "person0@example.com",
+        ReplyPlan::DeliveredButTransientTimes(1),
+    );
+
+    let id = app.upload_ok(people_csv(1)).await;
+    app.settled(id).await;
+
+    let emails = app.emails();
+    assert_eq!(
+        emails.len(),
+        2,
+        "the server kept the first attempt and the retry"
+    );
+    let first = app.token_in(&emails[0].text_body());
+    let second = app.token_in(&emails[1].text_body());
+    assert_ne!(first, second);
+    for token in [&first, &second] {
+        let shown = app
+            .client
+            .get(format!("{}/invitations/{token}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            shown.status(),
+            200,
+            "every link sent works until acceptance"
+        );
+    }
+    let accept = |token: &str| {
+        let url = format!("{}/invitations/{token}/accept", app.base);
+        let client = app.client.clone();
+        async move { client.post(url).send().await.unwrap().status() }
+    };
+    assert_eq!(accept(&first).await, 200);
+    assert_eq!(accept(&second).await, 409);
 }

@@ -1,5 +1,6 @@
 DROP TABLE import_rows;
 DROP TABLE deliveries;
+DROP TABLE invitation_links;
 DROP TABLE invitations;
 DROP TABLE member_groups;
 DROP TABLE members;

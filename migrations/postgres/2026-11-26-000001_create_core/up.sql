@@ -94,16 +94,25 @@ CREATE TABLE member_groups (
     PRIMARY KEY (member_id, group_id)
 );
 
--- One row per invitation send. The token is minted when the email is sent; only its SHA-256 is kept.
+-- One row per invitation (a membership's invite, or a later resend).
 CREATE TABLE invitations (
     id BIGSERIAL PRIMARY KEY,
     member_id BIGINT NOT NULL REFERENCES members (id) ON DELETE CASCADE,
-    token_hash BYTEA UNIQUE,
-    expires_at TIMESTAMP,
     accepted_at TIMESTAMP,
     created_at TIMESTAMP NOT NULL
 );
 CREATE INDEX invitations_member ON invitations (member_id);
+
+-- The links of an invitation: one per send attempt, minted when the email is sent; only the
+-- token's SHA-256 is kept. Every link works until it expires or the invitation is accepted, so an
+-- email that did arrive although its send looked failed still carries a working link.
+CREATE TABLE invitation_links (
+    token_hash BYTEA PRIMARY KEY,
+    invitation_id BIGINT NOT NULL REFERENCES invitations (id) ON DELETE CASCADE,
+    expires_at TIMESTAMP NOT NULL,
+    created_at TIMESTAMP NOT NULL
+);
+CREATE INDEX invitation_links_invitation ON invitation_links (invitation_id);
 
 -- The email for an invitation: the ledger of send attempts that workers claim with a lease.
 CREATE TABLE deliveries (

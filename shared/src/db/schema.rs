@@ -98,9 +98,16 @@ diesel::table! {
     invitations (id) {
         id -> BigInt,
         member_id -> BigInt,
-        token_hash -> Nullable<Binary>,
-        expires_at -> Nullable<Timestamp>,
         accepted_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    invitation_links (token_hash) {
+        token_hash -> Binary,
+        invitation_id -> BigInt,
+        expires_at -> Timestamp,
         created_at -> Timestamp,
     }
 }
@@ -143,6 +150,7 @@ diesel::joinable!(members -> accounts (account_id));
 diesel::joinable!(member_groups -> members (member_id));
 diesel::joinable!(member_groups -> groups (group_id));
 diesel::joinable!(invitations -> members (member_id));
+diesel::joinable!(invitation_links -> invitations (invitation_id));
 diesel::joinable!(deliveries -> invitations (invitation_id));
 diesel::joinable!(deliveries -> members (member_id));
 diesel::joinable!(import_rows -> imports (import_id));
@@ -157,6 +165,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     members,
     member_groups,
     invitations,
+    invitation_links,
     deliveries,
     import_rows,
 );

@@ -1,7 +1,7 @@
 //! Email deliveries: claimed in batches under a lease, sent, and recorded.
 //!
-//! A claim moves due `pending` rows to `sending` with a lease and mints each invitation's link token
-//! in the same transaction. PostgreSQL claims with `FOR UPDATE SKIP LOCKED`, so any number of workers
+//! A claim moves due `pending` rows to `sending` with a lease and mints a new link for each
+//! invitation in the same transaction. PostgreSQL claims with `FOR UPDATE SKIP LOCKED`, so any number of workers
 //! share the work without sending twice; SQLite serialises writers, so the same statement without it
 //! is already exclusive. A `sending` row whose lease ran out belonged to a worker that died mid-send:
 //! it is marked failed rather than re-sent, because the email may already have gone out.
@@ -14,7 +14,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Timestamp};
 
 use crate::db::DbConn;
-use crate::db::schema::{accounts, deliveries, invitations, members, workspaces};
+use crate::db::schema::{accounts, deliveries, invitation_links, members, workspaces};
 use crate::ids::DeliveryId;
 use crate::on_conn;
 use crate::status::DeliveryState;
@@ -163,10 +163,12 @@ pub fn claim_due(
                 rows
             {
                 let token = tokens::mint();
-                diesel::update(invitations::table.find(invitation_id))
-                    .set((
-                        invitations::token_hash.eq(Some(&token.hash)),
-                        invitations::expires_at.eq(Some(expires_at)),
+                diesel::insert_into(invitation_links::table)
+                    .values((
+                        invitation_links::token_hash.eq(&token.hash),
+                        invitation_links::invitation_id.eq(invitation_id),
+                        invitation_links::expires_at.eq(expires_at),
+                        invitation_links::created_at.eq(now),
                     ))
                     .execute(c)?;
                 claimed.push(Claimed {

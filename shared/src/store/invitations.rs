@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::db::DbConn;
-use crate::db::schema::{accounts, invitations, members, workspaces};
+use crate::db::schema::{accounts, invitation_links, invitations, members, workspaces};
 use crate::ids::MemberId;
 use crate::status::MemberStatus;
 use crate::store::now;
@@ -24,6 +24,8 @@ pub struct InvitationView {
     pub role: String,
     /// When the link expires.
     pub expires_at: NaiveDateTime,
+    /// The invitation the link belongs to.
+    pub invitation_id: i64,
 }
 
 /// Whether a link can be used.
@@ -42,7 +44,8 @@ pub enum Lookup {
 }
 
 type LinkRow = (
-    Option<NaiveDateTime>,
+    NaiveDateTime,
+    i64,
     Option<NaiveDateTime>,
     i64,
     String,
@@ -54,15 +57,18 @@ type LinkRow = (
 /// The link's row, queried on a concrete connection (both backends share the query).
 macro_rules! link_row {
     ($c:expr, $hash:expr) => {
-        invitations::table
+        invitation_links::table
             .inner_join(
-                members::table
-                    .inner_join(accounts::table)
-                    .inner_join(workspaces::table),
+                invitations::table.inner_join(
+                    members::table
+                        .inner_join(accounts::table)
+                        .inner_join(workspaces::table),
+                ),
             )
-            .filter(invitations::token_hash.eq($hash))
+            .filter(invitation_links::token_hash.eq($hash))
             .select((
-                invitations::expires_at,
+                invitation_links::expires_at,
+                invitations::id,
                 invitations::accepted_at,
                 members::id,
                 members::status,
@@ -83,13 +89,12 @@ pub fn lookup(conn: &mut DbConn, token: &str) -> QueryResult<Lookup> {
 }
 
 fn decide(row: Option<LinkRow>) -> Lookup {
-    let Some((expires_at, accepted_at, member_id, status, role, workspace, email)) = row else {
+    let Some((expires_at, invitation_id, accepted_at, member_id, status, role, workspace, email)) =
+        row
+    else {
         return Lookup::NotFound;
     };
     let status = MemberStatus::parse(&status).unwrap_or(MemberStatus::Archived);
-    let Some(expires_at) = expires_at else {
-        return Lookup::NotFound;
-    };
     match status {
         MemberStatus::Archived => Lookup::Revoked,
         _ if accepted_at.is_some() || status == MemberStatus::Active => Lookup::AlreadyUsed,
@@ -101,6 +106,7 @@ fn decide(row: Option<LinkRow>) -> Lookup {
                 status,
                 role,
                 expires_at,
+                invitation_id,
             },
             MemberId(member_id),
         ),
@@ -114,7 +120,7 @@ pub fn accept(conn: &mut DbConn, token: &str) -> QueryResult<Lookup> {
     let now = now();
     write_transaction!(conn, |c| {
         let lookup = decide(link_row!(c, &hash)?);
-        let Lookup::Valid(_, member) = &lookup else {
+        let Lookup::Valid(view, member) = &lookup else {
             return Ok(lookup);
         };
         // Guarded on the current state, so two concurrent accepts make exactly one change.
@@ -131,7 +137,7 @@ pub fn accept(conn: &mut DbConn, token: &str) -> QueryResult<Lookup> {
         if changed == 0 {
             return Ok(Lookup::AlreadyUsed);
         }
-        diesel::update(invitations::table.filter(invitations::token_hash.eq(&hash)))
+        diesel::update(invitations::table.find(view.invitation_id))
             .set(invitations::accepted_at.eq(Some(now)))
             .execute(c)?;
         let account: i64 = members::table
