@@ -16,3 +16,13 @@ use chrono::NaiveDateTime;
 pub fn now() -> NaiveDateTime {
     chrono::Utc::now().naive_utc()
 }
+
+/// Raw cell text as the database can store it: PostgreSQL `TEXT` refuses NUL bytes, which any
+/// upload may contain, so they become U+FFFD.
+pub fn storable(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text
+    }
+}

@@ -18,7 +18,7 @@ use crate::db::schema::{
 use crate::domain::invitee::{InvalidRow, NewInvitee};
 use crate::ids::{AccountId, ImportId, WorkspaceId};
 use crate::status::{DeliveryState, MemberStatus, RowOutcome};
-use crate::store::now;
+use crate::store::{now, storable};
 use crate::write_transaction;
 
 /// Rows per multi-row statement: well under both backends' bind-parameter limits.
@@ -157,16 +157,6 @@ struct NewDelivery {
     attempts: i32,
     next_attempt_at: NaiveDateTime,
     created_at: NaiveDateTime,
-}
-
-/// Raw cell text as the database can store it: PostgreSQL `TEXT` refuses NUL bytes, which any
-/// upload may contain, so they become U+FFFD.
-pub fn storable(text: String) -> String {
-    if text.contains('\0') {
-        text.replace('\0', "\u{FFFD}")
-    } else {
-        text
-    }
 }
 
 /// Applies one chunk of rows and advances the checkpoint, atomically.

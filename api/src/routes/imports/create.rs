@@ -91,12 +91,12 @@ pub async fn store_and_enqueue(
     let new = NewUpload {
         workspace_id: upload.workspace_id,
         created_by: upload.created_by,
-        file_name: invite_shared::store::rows::storable(upload.file_name),
+        file_name: invite_shared::store::storable(upload.file_name),
         idempotency_key: upload.idempotency_key,
         warnings: (!upload.header.unknown.is_empty()).then(|| {
             format!(
                 "ignored unknown columns: {}",
-                invite_shared::store::rows::storable(upload.header.unknown.join(", "))
+                invite_shared::store::storable(upload.header.unknown.join(", "))
             )
         }),
     };
