@@ -60,7 +60,7 @@ pub struct Settings {
     pub max_upload_bytes: u64,
     /// Rows validated and written per database transaction (and per checkpoint).
     pub import_chunk_rows: usize,
-    /// Deliveries claimed per send batch.
+    /// Deliveries claimed per send batch (1 to 5000).
     pub send_batch_size: usize,
     /// How often each worker looks for due deliveries (retries) without being told.
     #[serde(with = "humantime_serde")]

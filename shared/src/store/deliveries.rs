@@ -159,18 +159,17 @@ pub fn claim_due(
                 .map(|(id, email, first, last)| (id, display_name(email, first, last)))
                 .collect();
             let mut claimed = Vec::with_capacity(rows.len());
+            let mut links = Vec::with_capacity(rows.len());
             for (id, invitation_id, attempts, first_attempt_at, to, first_name, workspace, by) in
                 rows
             {
                 let token = tokens::mint();
-                diesel::insert_into(invitation_links::table)
-                    .values((
-                        invitation_links::token_hash.eq(&token.hash),
-                        invitation_links::invitation_id.eq(invitation_id),
-                        invitation_links::expires_at.eq(expires_at),
-                        invitation_links::created_at.eq(now),
-                    ))
-                    .execute(c)?;
+                links.push((
+                    invitation_links::token_hash.eq(token.hash),
+                    invitation_links::invitation_id.eq(invitation_id),
+                    invitation_links::expires_at.eq(expires_at),
+                    invitation_links::created_at.eq(now),
+                ));
                 claimed.push(Claimed {
                     id: DeliveryId(id),
                     attempts,
@@ -185,6 +184,10 @@ pub fn claim_due(
                     expires_at,
                 });
             }
+            // One statement for the batch's links, not a round trip per email.
+            diesel::insert_into(invitation_links::table)
+                .values(&links)
+                .execute(c)?;
             Ok(claimed)
         })
     })

@@ -1,5 +1,6 @@
 //! Imports: the stored upload, its status and counters, and its per-row results.
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::time::Duration;
 
@@ -378,19 +379,36 @@ pub struct EmailCounts {
 
 /// Counts an import's deliveries by state.
 pub fn email_counts(conn: &mut DbConn, id: ImportId) -> QueryResult<EmailCounts> {
-    let rows: Vec<(String, i64)> = on_conn!(conn, |c| {
+    Ok(email_counts_of(conn, &[id])?
+        .remove(&id)
+        .unwrap_or_default())
+}
+
+/// Counts the deliveries of several imports by state, in one query (a page of the import list).
+pub fn email_counts_of(
+    conn: &mut DbConn,
+    ids: &[ImportId],
+) -> QueryResult<HashMap<ImportId, EmailCounts>> {
+    let ids: Vec<i64> = ids.iter().map(|id| id.0).collect();
+    let rows: Vec<(Option<i64>, String, i64)> = on_conn!(conn, |c| {
         deliveries::table
-            .filter(deliveries::import_id.eq(id.0))
-            .group_by(deliveries::state)
-            .select((deliveries::state, diesel::dsl::count_star()))
+            .filter(deliveries::import_id.eq_any(&ids))
+            .group_by((deliveries::import_id, deliveries::state))
+            .select((
+                deliveries::import_id,
+                deliveries::state,
+                diesel::dsl::count_star(),
+            ))
             .load(c)
     })?;
-    let mut counts = EmailCounts::default();
-    for (state, n) in rows {
+    let mut counts: HashMap<ImportId, EmailCounts> = HashMap::new();
+    for (import, state, n) in rows {
+        let Some(import) = import else { continue };
+        let entry = counts.entry(ImportId(import)).or_default();
         match DeliveryState::parse(&state) {
-            Some(DeliveryState::Sent) => counts.sent += n,
-            Some(DeliveryState::Failed) => counts.failed += n,
-            _ => counts.pending += n,
+            Some(DeliveryState::Sent) => entry.sent += n,
+            Some(DeliveryState::Failed) => entry.failed += n,
+            _ => entry.pending += n,
         }
     }
     Ok(counts)

@@ -36,11 +36,7 @@ pub async fn handle(
         .run(move |c| {
             let found = imports::list(c, admin.workspace_id, before, limit)?;
             let next = (found.len() as i64 == limit).then(|| found.last().map(|i| i.id));
-            let views = found
-                .iter()
-                .map(|i| super::view(c, i))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            Ok((views, next.flatten()))
+            Ok((super::views(c, &found)?, next.flatten()))
         })
         .await?;
     Ok(Json(json!({ "imports": views, "next_cursor": next })))

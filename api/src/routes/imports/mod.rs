@@ -9,18 +9,32 @@ pub mod template;
 use chrono::NaiveDateTime;
 use invite_shared::db::DbConn;
 use invite_shared::ids::ImportId;
-use invite_shared::store::imports::{self, Import};
+use invite_shared::store::imports::{self, EmailCounts, Import};
 use serde_json::{Value, json};
 
 /// The import JSON of SPEC.md, with its email counts.
 pub fn view(conn: &mut DbConn, import: &Import) -> anyhow::Result<Value> {
     let emails = imports::email_counts(conn, ImportId(import.id))?;
+    Ok(render(import, emails))
+}
+
+/// The JSON of a page of imports, counting their emails in one query.
+pub fn views(conn: &mut DbConn, page: &[Import]) -> anyhow::Result<Vec<Value>> {
+    let ids: Vec<ImportId> = page.iter().map(|i| ImportId(i.id)).collect();
+    let mut counts = imports::email_counts_of(conn, &ids)?;
+    Ok(page
+        .iter()
+        .map(|i| render(i, counts.remove(&ImportId(i.id)).unwrap_or_default()))
+        .collect())
+}
+
+fn render(import: &Import, emails: EmailCounts) -> Value {
     let warnings: Vec<&str> = import
         .warnings
         .as_deref()
         .map(|w| w.lines().collect())
         .unwrap_or_default();
-    Ok(json!({
+    json!({
         "id": import.id,
         "status": import.status,
         "file_name": import.file_name,
@@ -42,7 +56,7 @@ pub fn view(conn: &mut DbConn, import: &Import) -> anyhow::Result<Value> {
             "sent": emails.sent,
             "failed": emails.failed,
         },
-    }))
+    })
 }
 
 /// A stored UTC time as RFC 3339.
