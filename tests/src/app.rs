@@ -387,6 +387,18 @@ impl TestApp {
         }
     }
 
+    /// `GET /invitations/{token}` (public, no token).
+    pub async fn show_invitation(&self, token: &str) -> reqwest::Response {
+        let url = format!("{}/invitations/{token}", self.base);
+        self.client.get(url).send().await.unwrap()
+    }
+
+    /// `POST /invitations/{token}/accept` (public, no token).
+    pub async fn accept_invitation(&self, token: &str) -> reqwest::Response {
+        let url = format!("{}/invitations/{token}/accept", self.base);
+        self.client.post(url).send().await.unwrap()
+    }
+
     /// The results CSV of an import.
     pub async fn results(&self, id: i64) -> String {
         let response = self.get(&format!("/imports/{id}/results")).await;

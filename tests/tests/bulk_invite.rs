@@ -52,15 +52,7 @@ async fn a_2000_row_upload_invites_and_emails_every_row_once_with_working_links(
     assert_eq!(recipients.len(), 2000, "one message per address");
     for message in &messages {
         let token = app.token_in(&message.text_body());
-        let shown: Value = app
-            .client
-            .get(format!("{}/invitations/{token}", app.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let shown: Value = app.show_invitation(&token).await.json().await.unwrap();
         assert_eq!(shown["email"], message.rcpt_to[0].as_str());
         assert_eq!(shown["workspace"], "acme");
     }
@@ -121,15 +113,10 @@ async fn accepting_a_link_activates_the_member_and_the_link_cannot_be_used_again
     let id = app.upload_ok(people_csv(1)).await;
     app.settled(id).await;
     let token = app.token_in(&app.emails()[0].text_body());
-    let accept = |t: String| {
-        let url = format!("{}/invitations/{t}/accept", app.base);
-        let client = app.client.clone();
-        async move { client.post(url).send().await.unwrap() }
-    };
 
-    let first = accept(token.clone()).await;
-    let second = accept(token.clone()).await;
-    let unknown = accept("no-such-token".into()).await;
+    let first = app.accept_invitation(&token).await;
+    let second = app.accept_invitation(&token).await;
+    let unknown = app.accept_invitation("no-such-token").await;
 
     assert_eq!(first.status(), 200);
     assert_eq!(second.status(), 409);
@@ -147,13 +134,7 @@ async fn accepting_a_link_activates_the_member_and_the_link_cannot_be_used_again
         .map(|m| m["email"].as_str().unwrap())
         .collect();
     assert!(emails.contains(&"person0@example.com"), "{members}");
-    let shown = app
-        .client
-        .get(format!("{}/invitations/{token}", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(shown.status(), 409);
+    assert_eq!(app.show_invitation(&token).await.status(), 409);
 }
 
 async fn an_expired_link_is_gone(stack: Stack) {
@@ -172,18 +153,8 @@ async fn an_expired_link_is_gone(stack: Stack) {
         .await
         .unwrap();
 
-    let shown = app
-        .client
-        .get(format!("{}/invitations/{token}", app.base))
-        .send()
-        .await
-        .unwrap();
-    let accepted = app
-        .client
-        .post(format!("{}/invitations/{token}/accept", app.base))
-        .send()
-        .await
-        .unwrap();
+    let shown = app.show_invitation(&token).await;
+    let accepted = app.accept_invitation(&token).await;
 
     assert_eq!(shown.status(), 410);
     assert_eq!(accepted.status(), 410);
@@ -439,11 +410,7 @@ async fn people_already_in_the_workspace_are_skipped_with_the_reason(stack: Stac
             .unwrap()
             .text_body(),
     );
-    app.client
-        .post(format!("{}/invitations/{token}/accept", app.base))
-        .send()
-        .await
-        .unwrap();
+    app.accept_invitation(&token).await;
 
     let second = app.upload_ok(people_csv(4)).await;
     let import = app.settled(second).await;
@@ -682,23 +649,13 @@ async fn a_link_from_a_send_that_looked_failed_keeps_working_after_the_retry() {
     let second = app.token_in(&emails[1].text_body());
     assert_ne!(first, second);
     for token in [&first, &second] {
-        let shown = app
-            .client
-            .get(format!("{}/invitations/{token}", app.base))
-            .send()
-            .await
-            .unwrap();
+        let shown = app.show_invitation(token).await;
         assert_eq!(
             shown.status(),
             200,
             "every link sent works until acceptance"
         );
     }
-    let accept = |token: &str| {
-        let url = format!("{}/invitations/{token}/accept", app.base);
-        let client = app.client.clone();
-        async move { client.post(url).send().await.unwrap().status() }
-    };
-    assert_eq!(accept(&first).await, 200);
-    assert_eq!(accept(&second).await, 409);
+    assert_eq!(app.accept_invitation(&first).await.status(), 200);
+    assert_eq!(app.accept_invitation(&second).await.status(), 409);
 }

@@ -171,34 +171,19 @@ impl managed::Manager for Manager {
 #[derive(Clone)]
 pub struct Db {
     pool: managed::Pool<Manager>,
-    backend: Backend,
-}
-
-/// The database product behind a [`Db`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// PostgreSQL.
-    Postgres,
-    /// SQLite.
-    Sqlite,
 }
 
 impl Db {
     /// Builds a pool for `url` (no connection is made until first use).
     pub fn connect(url: &str, max_size: usize) -> anyhow::Result<Db> {
         let target = DbTarget::parse(url)?;
-        let backend = match target {
-            DbTarget::Postgres(_) => Backend::Postgres,
-            DbTarget::Sqlite(ref path) => {
-                if let Some(dir) = std::path::Path::new(path).parent()
-                    && !dir.as_os_str().is_empty()
-                {
-                    std::fs::create_dir_all(dir)
-                        .with_context(|| format!("creating the folder {}", dir.display()))?;
-                }
-                Backend::Sqlite
-            }
-        };
+        if let DbTarget::Sqlite(path) = &target
+            && let Some(dir) = std::path::Path::new(path).parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating the folder {}", dir.display()))?;
+        }
         let pool = managed::Pool::builder(Manager { target })
             .max_size(max_size)
             .runtime(deadpool::Runtime::Tokio1)
@@ -206,12 +191,7 @@ impl Db {
             .create_timeout(Some(Duration::from_secs(10)))
             .build()
             .context("building the database pool")?;
-        Ok(Db { pool, backend })
-    }
-
-    /// Which backend this pool talks to.
-    pub fn backend(&self) -> Backend {
-        self.backend
+        Ok(Db { pool })
     }
 
     /// Runs blocking Diesel code on a pooled connection, off the async executor.

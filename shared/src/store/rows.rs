@@ -159,6 +159,20 @@ struct NewDelivery {
     created_at: NaiveDateTime,
 }
 
+/// Adds the accounts with the given emails to `$into` (email → id, activation), on a concrete
+/// connection.
+macro_rules! load_accounts {
+    ($c:expr, $emails:expr, $into:expr) => {
+        for part in $emails.chunks(STATEMENT_ROWS) {
+            let found: Vec<(i64, String, Option<NaiveDateTime>)> = accounts::table
+                .filter(accounts::email.eq_any(part))
+                .select((accounts::id, accounts::email, accounts::activated_at))
+                .load($c)?;
+            $into.extend(found.into_iter().map(|(id, e, act)| (e, (id, act))));
+        }
+    };
+}
+
 /// Applies one chunk of rows and advances the checkpoint, atomically.
 pub fn apply_chunk(
     conn: &mut DbConn,
@@ -251,13 +265,7 @@ pub fn apply_chunk(
 
             // People who already have an account, and their membership here if any.
             let mut account_of: HashMap<String, (i64, Option<NaiveDateTime>)> = HashMap::new();
-            for part in emails.chunks(STATEMENT_ROWS) {
-                let found: Vec<(i64, String, Option<NaiveDateTime>)> = accounts::table
-                    .filter(accounts::email.eq_any(part))
-                    .select((accounts::id, accounts::email, accounts::activated_at))
-                    .load(c)?;
-                account_of.extend(found.into_iter().map(|(id, e, act)| (e, (id, act))));
-            }
+            load_accounts!(c, &emails, account_of);
             let known_ids: Vec<i64> = account_of.values().map(|(id, _)| *id).collect();
             let mut membership_of: HashMap<i64, (i64, String)> = HashMap::new();
             for part in known_ids.chunks(STATEMENT_ROWS) {
@@ -319,13 +327,7 @@ pub fn apply_chunk(
                     .execute(c)?;
             }
             let missing: Vec<&str> = new_accounts.iter().map(|a| a.email).collect();
-            for part in missing.chunks(STATEMENT_ROWS) {
-                let found: Vec<(i64, String, Option<NaiveDateTime>)> = accounts::table
-                    .filter(accounts::email.eq_any(part))
-                    .select((accounts::id, accounts::email, accounts::activated_at))
-                    .load(c)?;
-                account_of.extend(found.into_iter().map(|(id, e, act)| (e, (id, act))));
-            }
+            load_accounts!(c, &missing, account_of);
 
             // Memberships; a conflict means another import invited the person meanwhile.
             let mut new_members: Vec<NewMember> = to_invite
