@@ -68,6 +68,8 @@ stored_enum!(
         Sent = "sent",
         /// Permanently failed or out of retries; support may retry it.
         Failed = "failed",
+        /// Not to be sent: the member was archived, or a resend replaced it.
+        Cancelled = "cancelled",
     }
 );
 

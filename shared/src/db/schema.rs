@@ -100,6 +100,7 @@ diesel::table! {
         member_id -> BigInt,
         accepted_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
     }
 }
 
@@ -127,6 +128,8 @@ diesel::table! {
         last_reply -> Nullable<Text>,
         sent_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
+        claim -> Nullable<BigInt>,
+        message_id -> Nullable<Text>,
     }
 }
 

@@ -408,6 +408,8 @@ pub fn email_counts_of(
         match DeliveryState::parse(&state) {
             Some(DeliveryState::Sent) => entry.sent += n,
             Some(DeliveryState::Failed) => entry.failed += n,
+            // Nobody is waiting for a cancelled email (archived member, replaced by a resend).
+            Some(DeliveryState::Cancelled) => {}
             _ => entry.pending += n,
         }
     }
