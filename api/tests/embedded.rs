@@ -36,7 +36,9 @@ fn outbox_recipients(dir: &Path) -> Vec<String> {
         return Vec::new();
     };
     entries
-        .filter_map(|e| std::fs::read_to_string(e.unwrap().path()).ok())
+        .map(|e| e.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "eml"))
+        .filter_map(|path| std::fs::read_to_string(path).ok())
         .filter_map(|eml| {
             let line = eml.lines().find(|l| l.starts_with("To: "))?;
             let to = line.trim_start_matches("To: ");

@@ -70,9 +70,15 @@ pub struct Settings {
     pub email_lease: Duration,
     /// SMTP sends in flight (and pooled connections) per worker process.
     pub smtp_pool_size: u32,
-    /// SMTP command timeout.
+    /// Deadline of one SMTP send; also how long a graceful shutdown lets sends in flight finish.
     #[serde(with = "humantime_serde")]
     pub smtp_timeout: Duration,
+    /// First pause of all sending when the mail server is unavailable (421, 452, refused
+    /// connection, timeout); doubles, up to a minute, while it stays unavailable.
+    #[serde(with = "humantime_serde")]
+    pub smtp_outage_backoff: Duration,
+    /// Most emails sent per second by all workers together; unset means no cap.
+    pub email_rate_per_sec: Option<u32>,
     /// Database connections per process.
     pub db_pool_size: usize,
     /// How long an import is reserved for the worker processing it without progress; a worker that
@@ -110,6 +116,8 @@ impl Default for Settings {
             email_lease: Duration::from_secs(300),
             smtp_pool_size: 20,
             smtp_timeout: Duration::from_secs(30),
+            smtp_outage_backoff: Duration::from_secs(1),
+            email_rate_per_sec: None,
             db_pool_size: 10,
             import_lease: Duration::from_secs(120),
             queue_poll_interval: Duration::from_secs(1),
@@ -150,6 +158,11 @@ impl Settings {
             "WORKER_CONCURRENCY must be at least 1"
         );
         anyhow::ensure!(self.db_pool_size > 0, "DB_POOL_SIZE must be at least 1");
+        anyhow::ensure!(self.smtp_pool_size > 0, "SMTP_POOL_SIZE must be at least 1");
+        anyhow::ensure!(
+            self.email_rate_per_sec != Some(0),
+            "EMAIL_RATE_PER_SEC must be at least 1 (leave it unset for no cap)"
+        );
         anyhow::ensure!(
             self.public_url.starts_with("http://") || self.public_url.starts_with("https://"),
             "PUBLIC_URL must be an http(s) URL"

@@ -17,6 +17,8 @@ pub const EMAILS_TOTAL: &str = "invites_emails_total";
 pub const EMAIL_SEND_DURATION: &str = "invites_email_send_duration_seconds";
 /// SMTP replies by `class` (2xx | 4xx | 5xx | error).
 pub const SMTP_REPLIES_TOTAL: &str = "invites_smtp_replies_total";
+/// Pauses of all sending because the mail server was unavailable.
+pub const SMTP_PAUSES_TOTAL: &str = "invites_smtp_pauses_total";
 /// Deliveries waiting to be sent (all imports).
 pub const EMAILS_PENDING: &str = "invites_emails_pending";
 /// Jobs being handled by this worker right now.
@@ -40,6 +42,10 @@ pub fn describe() {
         "Time of one send"
     );
     describe_counter!(SMTP_REPLIES_TOTAL, "SMTP replies, by class");
+    describe_counter!(
+        SMTP_PAUSES_TOTAL,
+        "Pauses of all sending because the mail server was unavailable"
+    );
     describe_gauge!(EMAILS_PENDING, "Deliveries waiting to be sent");
     describe_gauge!(WORKER_BUSY, "Jobs this worker is handling now");
 }

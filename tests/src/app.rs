@@ -256,7 +256,10 @@ impl TestApp {
                     return Vec::new();
                 };
                 entries
-                    .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+                    .map(|e| e.unwrap().path())
+                    // A `.partial` file is a message being written.
+                    .filter(|path| path.extension().is_some_and(|e| e == "eml"))
+                    .map(|path| std::fs::read(path).unwrap())
                     .map(|raw| {
                         let to = mail_parser::MessageParser::default()
                             .parse(&raw)

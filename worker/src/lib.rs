@@ -4,12 +4,16 @@
 //! - `ProcessImport`: errors are transient (database, queue); the queue re-delivers the job, which
 //!   resumes at the import's checkpoint. A file-level failure marks the import `failed` and ends the
 //!   job successfully, since retrying cannot help.
-//! - `SendInvites`: a wake-up only. Send retries are scheduled per delivery in the database
-//!   (`next_attempt_at`, exponential backoff with jitter, up to `EMAIL_RETRY_WINDOW`), never by the
-//!   queue, and every worker's sweeper picks up due retries every `SEND_POLL_INTERVAL`.
+//! - `SendInvites`: a wake-up of the process's send engine ([`sender`]), never failing. Send
+//!   retries are scheduled per delivery in the database (`next_attempt_at`, exponential backoff
+//!   with jitter, up to `EMAIL_RETRY_WINDOW`), never by the queue.
+//!
+//! Beside the queue's workers, each process runs its send engine and its housekeeping timer.
 
+pub mod housekeeping;
 pub mod jobs;
 pub mod runtime;
+pub mod sender;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,9 +43,8 @@ pub struct Deps {
     pub queue: JobQueue,
     /// Cancelled when the process shuts down: long jobs stop at their next safe point.
     pub shutdown: CancellationToken,
-    /// Sends in flight in this process, at most `SMTP_POOL_SIZE`: lettre's pool bounds only its
-    /// idle connections, so without this a batch would open a connection per message.
-    pub send_slots: Arc<tokio::sync::Semaphore>,
+    /// Wakes this process's send engine: there may be due deliveries.
+    pub wake: Arc<tokio::sync::Notify>,
 }
 
 impl Deps {
@@ -70,9 +73,7 @@ impl Deps {
             settings: settings.clone(),
             queue,
             shutdown: CancellationToken::new(),
-            send_slots: Arc::new(tokio::sync::Semaphore::new(
-                settings.smtp_pool_size.max(1) as usize
-            )),
+            wake: Arc::new(tokio::sync::Notify::new()),
         })
     }
 }
@@ -111,7 +112,8 @@ macro_rules! register_workers {
     }};
 }
 
-/// Runs every worker and the send sweeper until `shutdown` is cancelled.
+/// Runs every worker, the send engine and housekeeping until `shutdown` is cancelled, then lets
+/// the send engine finish gracefully.
 pub async fn run(mut deps: Deps, shutdown: CancellationToken) -> anyhow::Result<()> {
     deps.shutdown = shutdown.clone();
     let monitor = Monitor::new().shutdown_timeout(Duration::from_secs(30));
@@ -120,7 +122,8 @@ pub async fn run(mut deps: Deps, shutdown: CancellationToken) -> anyhow::Result<
         JobQueue::Sqlite(queues) => register_workers!(monitor, queues, deps),
     };
 
-    let sweeper = tokio::spawn(jobs::send_invites::sweep(deps.clone(), shutdown.clone()));
+    let sender = tokio::spawn(sender::run(deps.clone(), shutdown.clone()));
+    let housekeeping = tokio::spawn(housekeeping::run(deps.clone(), shutdown.clone()));
     let stop = shutdown.clone();
     let result = monitor
         .run_with_signal(async move {
@@ -129,6 +132,7 @@ pub async fn run(mut deps: Deps, shutdown: CancellationToken) -> anyhow::Result<
         })
         .await;
     shutdown.cancel();
-    sweeper.await.context("the send sweeper panicked")?;
+    housekeeping.await.context("housekeeping panicked")?;
+    sender.await.context("the send engine panicked")??;
     result.map_err(|e| anyhow::anyhow!("worker monitor: {e}"))
 }

@@ -1,7 +1,8 @@
 //! The mailer: renders invitation emails and sends them over SMTP or into an outbox folder.
 //!
-//! Every send ends in a [`SendReceipt`] or a [`SendError`] that is either `Transient` (retry later)
-//! or `Permanent` (mark the send `failed` and keep the server's reply), so the retry policy lives in
+//! Every send ends in a [`SendReceipt`] or a [`SendError`]: `Transient` (this message: retry it
+//! later), `Unavailable` (the server itself: pause all sending, the message was not delivered) or
+//! `Permanent` (mark the send `failed` and keep the server's reply), so the retry policy lives in
 //! the type, not in string matching on replies.
 
 mod template;
@@ -15,12 +16,14 @@ use std::{
 };
 
 use lettre::{
-    Address, AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
+    Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
     message::{Mailbox, MultiPart},
     transport::smtp::{self, AsyncSmtpTransportBuilder, PoolConfig, response::Response},
 };
 
 pub use template::{InvitationEmail, Rendered};
+
+use crate::ids::DeliveryId;
 
 /// Longest reply kept on a receipt or error, so one chatty server cannot bloat the members table.
 const MAX_REPLY_CHARS: usize = 500;
@@ -29,8 +32,9 @@ const MAX_REPLY_CHARS: usize = 500;
 pub enum Mailer {
     /// Pooled SMTP, from `SMTP_URL`.
     Smtp(Box<SmtpSender>),
-    /// Writes each message to `<dir>/<random UUID v4>.eml` (the embedded default).
-    Outbox(AsyncFileTransport<Tokio1Executor>, PathBuf),
+    /// Writes each message to `<dir>/<delivery id>.eml` (the embedded default), so sending the
+    /// same delivery again replaces its file instead of adding one.
+    Outbox(PathBuf),
     /// Keeps every message in memory; for tests that inspect what was sent.
     Memory(Arc<Mutex<Vec<Message>>>),
 }
@@ -72,9 +76,17 @@ pub enum SendReceipt {
 /// Why a send failed, split by what the caller should do about it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
-    /// Worth retrying: a 4xx reply, a connection or TLS failure, a timeout, an outbox I/O error.
+    /// Worth retrying this message later: a 4xx reply about it (e.g. `451`, `450`).
     #[error("transient send failure: {reply}")]
     Transient {
+        /// The server's reply, truncated to 500 characters.
+        reply: String,
+    },
+    /// The server, not this message, is the problem and the message was not delivered: `421`
+    /// (service not available), `452` (insufficient storage), a refused or broken connection, TLS
+    /// failure, a timeout, an outbox I/O error. Sending as a whole should pause.
+    #[error("mail server unavailable: {reply}")]
+    Unavailable {
         /// The server's reply or the error's description, truncated to 500 characters.
         reply: String,
     },
@@ -141,7 +153,7 @@ impl Mailer {
             path: dir.clone(),
             source,
         })?;
-        Ok(Mailer::Outbox(AsyncFileTransport::new(&dir), dir))
+        Ok(Mailer::Outbox(dir))
     }
 
     /// An in-memory mailer and a handle on the messages it will record.
@@ -150,22 +162,20 @@ impl Mailer {
         (Mailer::Memory(Arc::clone(&sent)), sent)
     }
 
-    /// Sends one message, classifying any failure as transient or permanent.
-    pub async fn send(&self, message: &Message) -> Result<SendReceipt, SendError> {
+    /// Sends the message of `delivery`, classifying any failure.
+    pub async fn send(
+        &self,
+        delivery: DeliveryId,
+        message: &Message,
+    ) -> Result<SendReceipt, SendError> {
         match self {
             Mailer::Smtp(sender) => sender.send(message).await,
-            Mailer::Outbox(transport, dir) => {
-                let id = transport
-                    .send_raw(message.envelope(), &message.formatted())
-                    .await
-                    // A full disk or a permission problem may well be fixed by the next attempt.
-                    .map_err(|err| SendError::Transient {
-                        reply: truncate(error_chain(&err)),
-                    })?;
-                Ok(SendReceipt::Outbox {
-                    path: dir.join(format!("{id}.eml")),
-                })
-            }
+            Mailer::Outbox(dir) => write_eml(dir, delivery, message)
+                .await
+                // A full disk or a permission problem stops every send, and may be fixed.
+                .map_err(|err| SendError::Unavailable {
+                    reply: truncate(error_chain(&err)),
+                }),
             Mailer::Memory(sent) => {
                 let mut sent = sent.lock().unwrap_or_else(PoisonError::into_inner);
                 sent.push(message.clone());
@@ -180,7 +190,7 @@ impl Mailer {
     pub fn describe(&self) -> String {
         match self {
             Mailer::Smtp(sender) => format!("SMTP {}", sender.endpoint),
-            Mailer::Outbox(_, dir) => format!("outbox {}", dir.display()),
+            Mailer::Outbox(dir) => format!("outbox {}", dir.display()),
             Mailer::Memory(_) => "memory".to_owned(),
         }
     }
@@ -210,7 +220,7 @@ impl SmtpSender {
                 self.replace_pool(generation);
                 // The server may still accept this message after we gave up; a retry can then
                 // deliver it twice, which SMTP itself cannot rule out.
-                Err(SendError::Transient {
+                Err(SendError::Unavailable {
                     reply: format!(
                         "no reply from the SMTP server within {} ms",
                         self.timeout.as_millis()
@@ -233,7 +243,9 @@ impl SendError {
     /// The server's reply or the error's description.
     pub fn reply(&self) -> &str {
         match self {
-            SendError::Transient { reply } | SendError::Permanent { reply } => reply,
+            SendError::Transient { reply }
+            | SendError::Unavailable { reply }
+            | SendError::Permanent { reply } => reply,
         }
     }
 
@@ -253,8 +265,27 @@ impl fmt::Display for SendReceipt {
     }
 }
 
-/// Assembles the invitation as multipart/alternative (text, then HTML) from `from` to the invitee.
-pub fn build_message(from: &Mailbox, email: &InvitationEmail) -> Result<Message, MailerError> {
+/// Writes the message to `<dir>/<delivery>.eml` through a temporary file and a rename, so the
+/// folder never shows half a message and a repeat replaces the earlier file.
+async fn write_eml(
+    dir: &std::path::Path,
+    delivery: DeliveryId,
+    message: &Message,
+) -> std::io::Result<SendReceipt> {
+    let path = dir.join(format!("{delivery}.eml"));
+    let partial = dir.join(format!(".{delivery}.eml.partial"));
+    tokio::fs::write(&partial, message.formatted()).await?;
+    tokio::fs::rename(&partial, &path).await?;
+    Ok(SendReceipt::Outbox { path })
+}
+
+/// Assembles the invitation as multipart/alternative (text, then HTML) from `from` to the invitee,
+/// with `Message-ID: <{message_id}@{the sender's domain}>`.
+pub fn build_message(
+    from: &Mailbox,
+    email: &InvitationEmail,
+    message_id: &str,
+) -> Result<Message, MailerError> {
     let address: Address = email.to.parse().map_err(MailerError::Recipient)?;
     let name = email
         .first_name
@@ -264,8 +295,8 @@ pub fn build_message(from: &Mailbox, email: &InvitationEmail) -> Result<Message,
         .map(str::to_owned);
     let rendered = email.render();
     Message::builder()
-        // lettre adds Date but not Message-ID, and spam filters penalise its absence.
-        .message_id(None)
+        // Fixed per delivery, so a send repeated after a crash is recognisably the same message.
+        .message_id(Some(format!("<{message_id}@{}>", from.email.domain())))
         .from(from.clone())
         .to(Mailbox::new(name, address))
         .subject(rendered.subject)
@@ -276,8 +307,9 @@ pub fn build_message(from: &Mailbox, email: &InvitationEmail) -> Result<Message,
         .map_err(MailerError::Message)
 }
 
-/// Only an explicit 5xx is permanent: lettre reports 4xx as transient, and connection, TLS,
-/// protocol and client errors carry no verdict from the server, so they are retried too.
+/// Only an explicit 5xx is permanent. `421` and `452` say the server cannot take mail now, and
+/// connection, TLS, protocol and client errors carry no verdict on the message: the server is
+/// unavailable. Other 4xx replies are about this message.
 fn classify(err: &smtp::Error) -> SendError {
     let reply = truncate(match (err.status(), err.source()) {
         // lettre's own Display would say "permanent error (550): …"; keep the server's words.
@@ -285,10 +317,11 @@ fn classify(err: &smtp::Error) -> SendError {
         (Some(code), None) => code.to_string(),
         _ => error_chain(err),
     });
-    if err.is_permanent() {
-        SendError::Permanent { reply }
-    } else {
-        SendError::Transient { reply }
+    let code = err.status().map(|code| code.to_string());
+    match code.as_deref() {
+        _ if err.is_permanent() => SendError::Permanent { reply },
+        Some("421" | "452") | None => SendError::Unavailable { reply },
+        Some(_) => SendError::Transient { reply },
     }
 }
 
@@ -387,7 +420,7 @@ mod tests {
 
     fn message(to: &str) -> Message {
         let from: Mailbox = "Bulk Invite <no-reply@example.com>".parse().unwrap();
-        build_message(&from, &invitation(to)).unwrap()
+        build_message(&from, &invitation(to), "0123abcd").unwrap()
     }
 
     /// A fresh folder per test so parallel tests never see each other's files.
@@ -445,16 +478,29 @@ mod tests {
 
     async fn send_via(url: &str) -> Result<SendReceipt, SendError> {
         let mailer = Mailer::smtp(url, 2, Duration::from_secs(5)).unwrap();
-        mailer.send(&message("ada@example.com")).await
+        mailer
+            .send(DeliveryId(1), &message("ada@example.com"))
+            .await
     }
 
     #[tokio::test]
-    async fn outbox_writes_one_readable_eml_file_per_message() {
+    async fn outbox_writes_one_readable_eml_file_per_delivery_and_a_repeat_replaces_it() {
         let dir = unique_temp_dir("outbox");
         let mailer = Mailer::outbox(dir.clone()).unwrap();
 
-        let first = mailer.send(&message("ada@example.com")).await.unwrap();
-        let second = mailer.send(&message("alan@example.com")).await.unwrap();
+        let first = mailer
+            .send(DeliveryId(7), &message("ada@example.com"))
+            .await
+            .unwrap();
+        let again = mailer
+            .send(DeliveryId(7), &message("ada@example.com"))
+            .await
+            .unwrap();
+        let second = mailer
+            .send(DeliveryId(8), &message("alan@example.com"))
+            .await
+            .unwrap();
+        assert_eq!(first, again, "a repeat writes the same file");
 
         let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
             .unwrap()
@@ -476,6 +522,7 @@ mod tests {
             assert!(eml.contains(LINK));
             assert!(eml.contains("Subject: Grace Hopper invited you to join Acme Research"));
             assert!(eml.contains("multipart/alternative"));
+            assert!(eml.contains("Message-ID: <0123abcd@example.com>"), "{eml}");
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -484,7 +531,10 @@ mod tests {
     async fn memory_transport_records_each_message() {
         let (mailer, sent) = Mailer::memory();
 
-        let receipt = mailer.send(&message("ada@example.com")).await.unwrap();
+        let receipt = mailer
+            .send(DeliveryId(1), &message("ada@example.com"))
+            .await
+            .unwrap();
 
         assert_eq!(receipt, SendReceipt::Memory { index: 0 });
         let sent = sent.lock().unwrap();
@@ -503,7 +553,7 @@ mod tests {
     fn build_message_rejects_an_invalid_recipient() {
         let from: Mailbox = "no-reply@example.com".parse().unwrap();
 
-        let result = build_message(&from, &invitation("not an address"));
+        let result = build_message(&from, &invitation("not an address"), "x");
 
         assert!(matches!(result, Err(MailerError::Recipient(_))));
     }
@@ -551,6 +601,16 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn reply_421_means_the_server_is_unavailable() {
+        let url = fake_smtp("250 OK", "421 4.3.2 service not available").await;
+
+        let error = send_via(&url).await.unwrap_err();
+
+        assert!(matches!(error, SendError::Unavailable { .. }), "{error:?}");
+        assert!(error.reply().starts_with("421"), "{error:?}");
+    }
+
+    #[tokio::test]
     async fn reply_5xx_after_data_is_permanent() {
         let url = fake_smtp("250 OK", "554 5.7.1 message rejected").await;
 
@@ -565,7 +625,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn refused_connection_is_transient() {
+    async fn refused_connection_means_the_server_is_unavailable() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         drop(listener);
@@ -574,11 +634,11 @@ mod tests {
             .await
             .unwrap_err();
 
-        assert!(matches!(error, SendError::Transient { .. }), "{error:?}");
+        assert!(matches!(error, SendError::Unavailable { .. }), "{error:?}");
     }
 
     #[tokio::test]
-    async fn server_that_never_answers_times_out_as_transient() {
+    async fn server_that_never_answers_times_out_as_unavailable() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("smtp://{}", listener.local_addr().unwrap());
         // Accepts the TCP connection but never sends its greeting.
@@ -588,11 +648,14 @@ mod tests {
         });
         let mailer = Mailer::smtp(&url, 2, Duration::from_millis(200)).unwrap();
 
-        let error = mailer.send(&message("ada@example.com")).await.unwrap_err();
+        let error = mailer
+            .send(DeliveryId(1), &message("ada@example.com"))
+            .await
+            .unwrap_err();
 
         assert_eq!(
             error,
-            SendError::Transient {
+            SendError::Unavailable {
                 reply: "no reply from the SMTP server within 200 ms".to_owned()
             }
         );

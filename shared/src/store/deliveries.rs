@@ -1,39 +1,66 @@
-//! Email deliveries: claimed in batches under a lease, sent, and recorded.
+//! Email deliveries: claimed under a lease and a claim value, sent, and recorded behind a fence.
 //!
-//! A claim moves due `pending` rows to `sending` with a lease and mints a new link for each
-//! invitation in the same transaction. PostgreSQL claims with `FOR UPDATE SKIP LOCKED`, so any number of workers
-//! share the work without sending twice; SQLite serialises writers, so the same statement without it
-//! is already exclusive. A `sending` row whose lease ran out belonged to a worker that died mid-send:
-//! it is marked failed rather than re-sent, because the email may already have gone out.
+//! A claim moves due `pending` rows to `sending`, stamps them with a random claim value and a lease,
+//! fixes their Message-ID on first claim, and mints a new link for each in the same transaction.
+//! Claims take a share of every import with due sends, so a small import is not queued behind a
+//! big one. PostgreSQL claims with `FOR UPDATE SKIP LOCKED`, so any number of workers share the
+//! work without sending twice; SQLite claims in a `BEGIN IMMEDIATE` transaction, which is already
+//! exclusive.
+//!
+//! An outcome is written only while its delivery is still `sending` under the claim that sent it,
+//! so a worker that stalled past its lease can never overwrite the outcome of a re-claim. A lapsed
+//! lease means the worker died: the delivery goes back to `pending` and is sent again (with the
+//! same Message-ID), because an invitee must never be left without their email.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Timestamp};
+use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
+use serde::Serialize;
 
 use crate::db::DbConn;
 use crate::db::schema::{accounts, deliveries, invitation_links, members, workspaces};
 use crate::ids::DeliveryId;
-use crate::on_conn;
 use crate::status::DeliveryState;
 use crate::store::now;
-use crate::tokens;
+use crate::{on_conn, tokens, write_transaction};
 
-/// What the last error of a delivery interrupted by a worker's death says.
+/// What the last error of a delivery whose worker died mid-send says until it is sent again.
 pub const INTERRUPTED: &str =
-    "interrupted: the worker stopped while sending, so the email may or may not have gone out";
+    "interrupted: the worker stopped while sending; the email is being sent again";
+
+/// The value that marks the deliveries of one claim; outcomes and lease renewals name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClaimToken(pub i64);
+
+impl ClaimToken {
+    /// A fresh random claim value.
+    pub fn new() -> ClaimToken {
+        ClaimToken(rand::random())
+    }
+}
+
+impl Default for ClaimToken {
+    fn default() -> Self {
+        ClaimToken::new()
+    }
+}
 
 /// A claimed delivery with everything needed to write its email.
 #[derive(Debug, Clone)]
 pub struct Claimed {
     /// The delivery.
     pub id: DeliveryId,
+    /// The claim that holds it.
+    pub claim: ClaimToken,
     /// Attempts so far, this one included.
     pub attempts: i32,
     /// When it was first tried (start of its retry window).
     pub first_attempt_at: NaiveDateTime,
+    /// The local part of its Message-ID, the same on every attempt.
+    pub message_id: String,
     /// The invitee's address.
     pub to: String,
     /// The invitee's first name, if known.
@@ -48,15 +75,15 @@ pub struct Claimed {
     pub expires_at: NaiveDateTime,
 }
 
-/// How a send ended.
-#[derive(Debug, Clone)]
+/// How a send ended, as the ledger records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendOutcome {
     /// Accepted; the server's reply.
     Sent {
         /// The SMTP reply (or outbox path).
         reply: String,
     },
-    /// A transient failure, to be tried again at `at`.
+    /// A transient failure, to be tried again at `at`; the attempt counts.
     RetryAt {
         /// The next attempt's time.
         at: NaiveDateTime,
@@ -68,129 +95,247 @@ pub enum SendOutcome {
         /// The error or server reply.
         error: String,
     },
+    /// Never delivered to the server (shutdown before the hand-over, or the server was
+    /// unavailable): back to `pending` at `at`, and the attempt does not count.
+    Released {
+        /// When it is due again.
+        at: NaiveDateTime,
+        /// Why, when the server said something.
+        error: Option<String>,
+    },
+}
+
+/// One outcome to record: which delivery, under which claim, and how its send ended.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// The delivery.
+    pub id: DeliveryId,
+    /// The claim it was sent under (the fence).
+    pub claim: ClaimToken,
+    /// How the send ended.
+    pub outcome: SendOutcome,
+}
+
+/// What a group commit wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Written {
+    /// Outcomes written.
+    pub written: usize,
+    /// Outcomes refused by the fence: the delivery was no longer held by that claim.
+    pub fenced_out: usize,
+}
+
+/// How much to claim and for how long.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimRequest {
+    /// At most this many deliveries.
+    pub limit: i64,
+    /// The lease each claimed delivery gets.
+    pub lease: Duration,
+    /// How long the links minted for them stay valid.
+    pub ttl: Duration,
 }
 
 #[derive(QueryableByName)]
-struct ClaimedId {
+struct IdRow {
     #[diesel(sql_type = BigInt)]
     id: i64,
 }
 
-#[cfg(feature = "postgres")]
-const CLAIM_PG: &str = "UPDATE deliveries SET state = 'sending', lease_until = $1, attempts = attempts + 1, \
-     first_attempt_at = COALESCE(first_attempt_at, $2) \
-     WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= $2 \
-     ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING id";
-const CLAIM_SQLITE: &str = "UPDATE deliveries SET state = 'sending', lease_until = ?1, attempts = attempts + 1, \
-     first_attempt_at = COALESCE(first_attempt_at, ?2) \
-     WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ?2 \
-     ORDER BY next_attempt_at, id LIMIT ?3) RETURNING id";
+#[derive(QueryableByName)]
+struct ImportRow {
+    #[diesel(sql_type = Nullable<BigInt>)]
+    import_id: Option<i64>,
+}
 
-/// Claims up to `limit` due deliveries for `lease`, minting a link valid for `ttl` for each.
-pub fn claim_due(
-    conn: &mut DbConn,
-    limit: i64,
-    lease: Duration,
-    ttl: Duration,
-) -> QueryResult<Vec<Claimed>> {
-    let now = now();
-    let lease_until = now + lease;
-    let expires_at = now + ttl;
-    conn.transaction(|conn| {
-        let ids: Vec<i64> = match conn {
-            #[cfg(feature = "postgres")]
-            DbConn::Pg(c) => diesel::sql_query(CLAIM_PG)
-                .bind::<Timestamp, _>(lease_until)
-                .bind::<Timestamp, _>(now)
-                .bind::<BigInt, _>(limit)
-                .load::<ClaimedId>(c)?,
-            DbConn::Sqlite(c) => diesel::sql_query(CLAIM_SQLITE)
-                .bind::<Timestamp, _>(lease_until)
-                .bind::<Timestamp, _>(now)
-                .bind::<BigInt, _>(limit)
-                .load::<ClaimedId>(c)?,
-        }
-        .into_iter()
-        .map(|r| r.id)
-        .collect();
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        on_conn!(conn, |c| {
-            type Row = (
-                i64,
-                i64,
-                i32,
-                NaiveDateTime,
-                String,
-                Option<String>,
-                String,
-                Option<i64>,
-            );
-            let rows: Vec<Row> = deliveries::table
-                .inner_join(
-                    members::table
-                        .inner_join(accounts::table)
-                        .inner_join(workspaces::table),
-                )
-                .filter(deliveries::id.eq_any(&ids))
-                .select((
-                    deliveries::id,
-                    deliveries::invitation_id,
-                    deliveries::attempts,
-                    deliveries::first_attempt_at.assume_not_null(),
-                    accounts::email,
-                    accounts::first_name,
-                    workspaces::name,
-                    members::invited_by,
-                ))
-                .load(c)?;
-            let inviter_ids: Vec<i64> = rows.iter().filter_map(|r| r.7).collect();
-            let inviters: HashMap<i64, String> = accounts::table
-                .filter(accounts::id.eq_any(&inviter_ids))
-                .select((
-                    accounts::id,
-                    accounts::email,
-                    accounts::first_name,
-                    accounts::last_name,
-                ))
-                .load::<(i64, String, Option<String>, Option<String>)>(c)?
-                .into_iter()
-                .map(|(id, email, first, last)| (id, display_name(email, first, last)))
-                .collect();
-            let mut claimed = Vec::with_capacity(rows.len());
-            let mut links = Vec::with_capacity(rows.len());
-            for (id, invitation_id, attempts, first_attempt_at, to, first_name, workspace, by) in
-                rows
-            {
+/// The imports with pending deliveries, in id order, found by hopping along the pending index
+/// (one index probe per import) rather than reading every pending row.
+const PENDING_IMPORTS: &str = "WITH RECURSIVE g(import_id) AS ( \
+       SELECT min(import_id) FROM deliveries WHERE state = 'pending' \
+       UNION ALL \
+       SELECT (SELECT min(d.import_id) FROM deliveries d \
+               WHERE d.state = 'pending' AND d.import_id > g.import_id) \
+       FROM g WHERE g.import_id IS NOT NULL) \
+     SELECT import_id FROM g WHERE import_id IS NOT NULL LIMIT 1000";
+
+#[cfg(feature = "postgres")]
+const CLAIM_PG: &str = "UPDATE deliveries SET state = 'sending', claim = $4, lease_until = $1, \
+     attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, $2), \
+     message_id = COALESCE(message_id, replace(gen_random_uuid()::text, '-', '')) \
+     WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= $2 \
+     AND import_id = $5 ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING id";
+#[cfg(feature = "postgres")]
+const CLAIM_PG_NO_IMPORT: &str = "UPDATE deliveries SET state = 'sending', claim = $4, \
+     lease_until = $1, attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, $2), \
+     message_id = COALESCE(message_id, replace(gen_random_uuid()::text, '-', '')) \
+     WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= $2 \
+     AND import_id IS NULL AND $5::bigint IS NULL \
+     ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING id";
+const CLAIM_SQLITE: &str = "UPDATE deliveries SET state = 'sending', claim = ?4, lease_until = ?1, \
+     attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, ?2), \
+     message_id = COALESCE(message_id, lower(hex(randomblob(16)))) \
+     WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ?2 \
+     AND import_id IS ?5 ORDER BY next_attempt_at, id LIMIT ?3) RETURNING id";
+
+/// Reads what the emails of the claimed `ids` need and mints one link each (one insert for all),
+/// on a concrete connection (both backends share the query).
+macro_rules! load_claimed {
+    ($c:expr, $ids:expr, $claim:expr, $now:expr, $expires_at:expr) => {{
+        let rows: Vec<ClaimedRow> = deliveries::table
+            .inner_join(
+                members::table
+                    .inner_join(accounts::table)
+                    .inner_join(workspaces::table),
+            )
+            .filter(deliveries::id.eq_any($ids))
+            .select((
+                deliveries::id,
+                deliveries::invitation_id,
+                deliveries::attempts,
+                deliveries::first_attempt_at.assume_not_null(),
+                deliveries::message_id,
+                accounts::email,
+                accounts::first_name,
+                workspaces::name,
+                members::invited_by,
+            ))
+            .load($c)?;
+        let inviter_ids: Vec<i64> = rows.iter().filter_map(|r| r.8).collect();
+        let inviters: HashMap<i64, String> = accounts::table
+            .filter(accounts::id.eq_any(&inviter_ids))
+            .select((
+                accounts::id,
+                accounts::email,
+                accounts::first_name,
+                accounts::last_name,
+            ))
+            .load::<(i64, String, Option<String>, Option<String>)>($c)?
+            .into_iter()
+            .map(|(id, email, first, last)| (id, display_name(email, first, last)))
+            .collect();
+        let mut links = Vec::with_capacity(rows.len());
+        let claimed: Vec<Claimed> = rows
+            .into_iter()
+            .map(|row| {
                 let token = tokens::mint();
                 links.push((
                     invitation_links::token_hash.eq(token.hash),
-                    invitation_links::invitation_id.eq(invitation_id),
-                    invitation_links::expires_at.eq(expires_at),
-                    invitation_links::created_at.eq(now),
+                    invitation_links::invitation_id.eq(row.1),
+                    invitation_links::expires_at.eq($expires_at),
+                    invitation_links::created_at.eq($now),
                 ));
-                claimed.push(Claimed {
-                    id: DeliveryId(id),
-                    attempts,
-                    first_attempt_at,
-                    to,
-                    first_name,
-                    inviter: by
-                        .and_then(|b| inviters.get(&b).cloned())
-                        .unwrap_or_else(|| workspace.clone()),
-                    workspace,
-                    token: token.plain,
-                    expires_at,
-                });
+                to_claimed(row, $claim, token.plain, $expires_at, &inviters)
+            })
+            .collect();
+        diesel::insert_into(invitation_links::table)
+            .values(&links)
+            .execute($c)?;
+        Ok(claimed)
+    }};
+}
+
+/// Claims up to `request.limit` due deliveries under a new claim, a fair share from each import
+/// with due sends, minting a link for each.
+pub fn claim_due(conn: &mut DbConn, request: ClaimRequest) -> QueryResult<Vec<Claimed>> {
+    let now = now();
+    let claim = ClaimToken::new();
+    let lease_until = now + request.lease;
+    write_transaction!(conn, |c| {
+        let mut groups: Vec<Option<i64>> = diesel::sql_query(PENDING_IMPORTS)
+            .load::<ImportRow>(c)?
+            .into_iter()
+            .map(|r| r.import_id)
+            .collect();
+        // Sends that belong to no import (the import was deleted) form a group of their own.
+        groups.push(None);
+        let share = (request.limit / groups.len() as i64).max(1);
+        let mut ids = Vec::new();
+        for group in groups {
+            let left = request.limit - ids.len() as i64;
+            if left <= 0 {
+                break;
             }
-            // One statement for the batch's links, not a round trip per email.
-            diesel::insert_into(invitation_links::table)
-                .values(&links)
-                .execute(c)?;
-            Ok(claimed)
-        })
+            ids.extend(
+                diesel::sql_query(c.claim_sql(group.is_none()))
+                    .bind::<Timestamp, _>(lease_until)
+                    .bind::<Timestamp, _>(now)
+                    .bind::<BigInt, _>(share.min(left))
+                    .bind::<BigInt, _>(claim.0)
+                    .bind::<Nullable<BigInt>, _>(group)
+                    .load::<IdRow>(c)?
+                    .into_iter()
+                    .map(|r| r.id),
+            );
+        }
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        load_claimed!(c, &ids, claim, now, now + request.ttl)
     })
+}
+
+/// The claim statement of a backend.
+trait ClaimSql {
+    /// The statement claiming from one import's sends, or from those of no import.
+    fn claim_sql(&self, of_no_import: bool) -> &'static str;
+}
+
+#[cfg(feature = "postgres")]
+impl ClaimSql for diesel::PgConnection {
+    fn claim_sql(&self, of_no_import: bool) -> &'static str {
+        // `= NULL` matches nothing, and `IS NOT DISTINCT FROM` cannot use the index.
+        if of_no_import {
+            CLAIM_PG_NO_IMPORT
+        } else {
+            CLAIM_PG
+        }
+    }
+}
+
+impl ClaimSql for diesel::SqliteConnection {
+    fn claim_sql(&self, _: bool) -> &'static str {
+        // SQLite's `IS` matches NULL and uses the index.
+        CLAIM_SQLITE
+    }
+}
+
+/// id, invitation, attempts, first attempt, Message-ID, to, first name, workspace, inviter.
+type ClaimedRow = (
+    i64,
+    i64,
+    i32,
+    NaiveDateTime,
+    Option<String>,
+    String,
+    Option<String>,
+    String,
+    Option<i64>,
+);
+
+fn to_claimed(
+    row: ClaimedRow,
+    claim: ClaimToken,
+    token: String,
+    expires_at: NaiveDateTime,
+    inviters: &HashMap<i64, String>,
+) -> Claimed {
+    let (id, _, attempts, first_attempt_at, message_id, to, first_name, workspace, by) = row;
+    Claimed {
+        id: DeliveryId(id),
+        claim,
+        attempts,
+        first_attempt_at,
+        // Set by the claim statement; a fallback keeps a row written by hand sendable.
+        message_id: message_id.unwrap_or_else(|| format!("delivery-{id}")),
+        to,
+        first_name,
+        inviter: by
+            .and_then(|b| inviters.get(&b).cloned())
+            .unwrap_or_else(|| workspace.clone()),
+        workspace,
+        token,
+        expires_at,
+    }
 }
 
 /// "First Last", or the address when the account has no name.
@@ -204,56 +349,157 @@ fn display_name(email: String, first: Option<String>, last: Option<String>) -> S
     if name.is_empty() { email } else { name }
 }
 
-/// Records how each send of a batch ended, in one transaction.
-pub fn record(conn: &mut DbConn, outcomes: &[(DeliveryId, SendOutcome)]) -> QueryResult<()> {
-    let now = now();
-    conn.transaction(|conn| {
-        on_conn!(conn, |c| {
-            for (id, outcome) in outcomes {
-                let row = deliveries::table.find(id.0);
-                match outcome {
-                    SendOutcome::Sent { reply } => diesel::update(row)
-                        .set((
-                            deliveries::state.eq(DeliveryState::Sent.as_str()),
-                            deliveries::sent_at.eq(Some(now)),
-                            deliveries::lease_until.eq(None::<NaiveDateTime>),
-                            deliveries::last_reply.eq(Some(reply)),
-                            deliveries::last_error.eq(None::<String>),
-                        ))
-                        .execute(c)?,
-                    SendOutcome::RetryAt { at, error } => diesel::update(row)
-                        .set((
-                            deliveries::state.eq(DeliveryState::Pending.as_str()),
-                            deliveries::next_attempt_at.eq(at),
-                            deliveries::lease_until.eq(None::<NaiveDateTime>),
-                            deliveries::last_error.eq(Some(error)),
-                        ))
-                        .execute(c)?,
-                    SendOutcome::Failed { error } => diesel::update(row)
-                        .set((
-                            deliveries::state.eq(DeliveryState::Failed.as_str()),
-                            deliveries::lease_until.eq(None::<NaiveDateTime>),
-                            deliveries::last_error.eq(Some(error)),
-                        ))
-                        .execute(c)?,
-                };
+/// One outcome as the group-commit statement reads it (a JSON array of these).
+#[derive(Serialize)]
+struct OutcomeRow<'a> {
+    id: i64,
+    claim: i64,
+    state: &'static str,
+    /// 1 when the attempt is taken back (the email never reached the server).
+    uncount: i32,
+    next_at: Option<String>,
+    reply: Option<&'a str>,
+    error: Option<&'a str>,
+}
+
+impl<'a> OutcomeRow<'a> {
+    fn new(r: &'a Recorded) -> OutcomeRow<'a> {
+        let at = |t: &NaiveDateTime| Some(t.format(TIMESTAMP_TEXT).to_string());
+        let (state, uncount, next_at, reply, error) = match &r.outcome {
+            SendOutcome::Sent { reply } => (DeliveryState::Sent, 0, None, Some(reply), None),
+            SendOutcome::RetryAt { at: t, error } => {
+                (DeliveryState::Pending, 0, at(t), None, Some(error))
             }
-            Ok(())
-        })
+            SendOutcome::Failed { error } => (DeliveryState::Failed, 0, None, None, Some(error)),
+            SendOutcome::Released { at: t, error } => {
+                (DeliveryState::Pending, 1, at(t), None, error.as_ref())
+            }
+        };
+        OutcomeRow {
+            id: r.id.0,
+            claim: r.claim.0,
+            state: state.as_str(),
+            uncount,
+            next_at,
+            reply: reply.map(String::as_str),
+            error: error.map(String::as_str),
+        }
+    }
+}
+
+/// How timestamps are written as text: the format Diesel stores in SQLite, which PostgreSQL reads.
+const TIMESTAMP_TEXT: &str = "%F %T%.f";
+
+/// The SET list of both backends' group commit: `$d` names the delivery, `$now` the bound time,
+/// `v` is the outcome.
+macro_rules! record_set {
+    ($d:literal, $now:literal) => {
+        concat!(
+            "state = v.state, ",
+            "attempts = ",
+            $d,
+            ".attempts - v.uncount, ",
+            "first_attempt_at = CASE WHEN ",
+            $d,
+            ".attempts - v.uncount = 0 THEN NULL ",
+            "ELSE ",
+            $d,
+            ".first_attempt_at END, ",
+            "next_attempt_at = COALESCE(v.next_at, ",
+            $d,
+            ".next_attempt_at), ",
+            "sent_at = CASE WHEN v.state = 'sent' THEN ",
+            $now,
+            " ELSE ",
+            $d,
+            ".sent_at END, ",
+            "last_reply = COALESCE(v.reply, ",
+            $d,
+            ".last_reply), ",
+            "last_error = CASE WHEN v.state = 'sent' THEN NULL ELSE COALESCE(v.error, ",
+            $d,
+            ".last_error) END, ",
+            "lease_until = NULL, claim = NULL "
+        )
+    };
+}
+
+#[cfg(feature = "postgres")]
+const RECORD_PG: &str = concat!(
+    "UPDATE deliveries AS d SET ",
+    record_set!("d", "$2::timestamp"),
+    "FROM jsonb_to_recordset($1::jsonb) AS v(id bigint, claim bigint, state text, uncount int, \
+     next_at timestamp, reply text, error text) \
+     WHERE d.id = v.id AND d.claim = v.claim AND d.state = 'sending' RETURNING d.id"
+);
+const RECORD_SQLITE: &str = concat!(
+    "UPDATE deliveries SET ",
+    record_set!("deliveries", "?2"),
+    "FROM (SELECT json_extract(value, '$.id') AS id, json_extract(value, '$.claim') AS claim, \
+     json_extract(value, '$.state') AS state, json_extract(value, '$.uncount') AS uncount, \
+     json_extract(value, '$.next_at') AS next_at, json_extract(value, '$.reply') AS reply, \
+     json_extract(value, '$.error') AS error FROM json_each(?1)) AS v \
+     WHERE deliveries.id = v.id AND deliveries.claim = v.claim AND deliveries.state = 'sending' \
+     RETURNING deliveries.id"
+);
+
+/// Records many outcomes in one statement and transaction (a group commit). Each is written only
+/// if its delivery is still `sending` under the claim it names.
+pub fn record(conn: &mut DbConn, outcomes: &[Recorded]) -> QueryResult<Written> {
+    if outcomes.is_empty() {
+        return Ok(Written::default());
+    }
+    let rows: Vec<OutcomeRow<'_>> = outcomes.iter().map(OutcomeRow::new).collect();
+    let json = serde_json::to_string(&rows).expect("outcomes serialise");
+    let now = now().format(TIMESTAMP_TEXT).to_string();
+    let written = match conn {
+        #[cfg(feature = "postgres")]
+        DbConn::Pg(c) => diesel::sql_query(RECORD_PG)
+            .bind::<Text, _>(json)
+            .bind::<Text, _>(now)
+            .load::<IdRow>(c)?,
+        DbConn::Sqlite(c) => diesel::sql_query(RECORD_SQLITE)
+            .bind::<Text, _>(json)
+            .bind::<Text, _>(now)
+            .load::<IdRow>(c)?,
+    }
+    .len();
+    Ok(Written {
+        written,
+        fenced_out: outcomes.len() - written,
     })
 }
 
-/// Fails every `sending` delivery whose lease has run out (its worker died mid-send).
-pub fn fail_expired_leases(conn: &mut DbConn) -> QueryResult<usize> {
+/// Extends the lease of every delivery still `sending` under one of `claims`.
+pub fn renew(conn: &mut DbConn, claims: &[ClaimToken], lease: Duration) -> QueryResult<usize> {
+    let claims: Vec<i64> = claims.iter().map(|c| c.0).collect();
+    let lease_until = now() + lease;
     on_conn!(conn, |c| {
         diesel::update(
             deliveries::table
                 .filter(deliveries::state.eq(DeliveryState::Sending.as_str()))
-                .filter(deliveries::lease_until.lt(now())),
+                .filter(deliveries::claim.eq_any(&claims)),
+        )
+        .set(deliveries::lease_until.eq(Some(lease_until)))
+        .execute(c)
+    })
+}
+
+/// Puts every `sending` delivery whose lease ran out (its worker died) back to `pending`, due
+/// now; its attempt still counts, and its Message-ID stays, so the repeat is recognisable.
+pub fn requeue_lapsed(conn: &mut DbConn) -> QueryResult<usize> {
+    let now = now();
+    on_conn!(conn, |c| {
+        diesel::update(
+            deliveries::table
+                .filter(deliveries::state.eq(DeliveryState::Sending.as_str()))
+                .filter(deliveries::lease_until.lt(now)),
         )
         .set((
-            deliveries::state.eq(DeliveryState::Failed.as_str()),
+            deliveries::state.eq(DeliveryState::Pending.as_str()),
+            deliveries::next_attempt_at.eq(now),
             deliveries::lease_until.eq(None::<NaiveDateTime>),
+            deliveries::claim.eq(None::<i64>),
             deliveries::last_error.eq(Some(INTERRUPTED)),
         ))
         .execute(c)
@@ -270,5 +516,15 @@ pub fn pending_count(conn: &mut DbConn) -> QueryResult<i64> {
             ]))
             .count()
             .get_result(c)
+    })
+}
+
+/// The earliest `next_attempt_at` of a pending delivery, if any (when the senders should look next).
+pub fn next_due(conn: &mut DbConn) -> QueryResult<Option<NaiveDateTime>> {
+    on_conn!(conn, |c| {
+        deliveries::table
+            .filter(deliveries::state.eq(DeliveryState::Pending.as_str()))
+            .select(diesel::dsl::min(deliveries::next_attempt_at))
+            .first(c)
     })
 }

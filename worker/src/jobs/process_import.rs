@@ -170,6 +170,10 @@ async fn apply_rows(import: &Import, deps: &Deps) -> Result<(), Failure> {
             record_metrics(&summary);
             // At most one wake-up a second: a job drains everything due, so more would only
             // add queue entries. Losing one only delays the emails until the next sweep.
+            if summary.invited > 0 {
+                // This process's sender starts at once; the queue wakes the others.
+                deps.wake.notify_one();
+            }
             if summary.invited > 0 && last_wake.is_none_or(|t| t.elapsed() >= WAKE_EVERY) {
                 last_wake = Some(Instant::now());
                 let wake = SendInvites {
