@@ -390,6 +390,35 @@ impl TestApp {
         }
     }
 
+    /// Polls the import until `done` holds; returns its JSON.
+    pub async fn wait_for_import(&self, id: i64, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let import: Value = self
+                .get(&format!("/imports/{id}"))
+                .await
+                .json()
+                .await
+                .unwrap();
+            if done(&import) {
+                return import;
+            }
+            assert!(Instant::now() < deadline, "import {id} stuck: {import}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Applies every row of an import in this task, with no sender running: its deliveries stay
+    /// `pending` until a worker starts.
+    pub async fn process_without_sending(&self, id: i64) {
+        let db = Db::connect(&self.settings.database_url(), 2).unwrap();
+        let queue = JobQueue::connect(&self.settings).await.unwrap();
+        let deps = Deps::new(self.settings.clone(), db, queue).unwrap();
+        invite_worker::jobs::process_import::process(invite_shared::ids::ImportId(id), &deps)
+            .await
+            .unwrap();
+    }
+
     /// `GET /invitations/{token}` (public, no token).
     pub async fn show_invitation(&self, token: &str) -> reqwest::Response {
         let url = format!("{}/invitations/{token}", self.base);
@@ -432,10 +461,15 @@ impl Drop for TestApp {
 
 /// A CSV with a header and `n` valid rows `person{i}@example.com`.
 pub fn people_csv(n: usize) -> String {
+    named_people_csv("person", n)
+}
+
+/// A CSV with a header and `n` valid rows `{local}{i}@example.com`.
+pub fn named_people_csv(local: &str, n: usize) -> String {
     let mut csv = String::from("First Name,Last Name,Email,User Role\n");
     for i in 0..n {
         csv.push_str(&format!(
-            "First{i},Last{i},person{i}@example.com,End User\n"
+            "First{i},Last{i},{local}{i}@example.com,End User\n"
         ));
     }
     csv

@@ -3,20 +3,37 @@
 //! It accepts any number of concurrent connections and any number of messages
 //! per connection (so pooled clients such as lettre's `AsyncSmtpTransport` work),
 //! records every accepted message, and can be scripted to answer the end of
-//! DATA with a transient (`451`) or permanent (`550`) failure per recipient.
+//! DATA with a transient (`451`) or permanent (`550`) failure per recipient
+//! ([`SmtpServer::reply_for`], [`SmtpServer::clear_plan`]).
+//!
+//! Tests of the send engine can also make it misbehave, deterministically:
+//!
+//! - **Outage**: [`SmtpServer::go_down`] closes the listener and ends every live session
+//!   (new connections are refused); [`SmtpServer::come_back`] listens again on the same port.
+//!   While down the port stays bound without listening, so nothing else (another test, or a
+//!   retrying client connecting to itself) can take it.
+//! - **Overload**: while [`SmtpServer::set_unavailable`] is on, new connections are greeted
+//!   with `421 4.3.2` and closed, and a live session answers its next `MAIL FROM` with the
+//!   same `421` and closes ([`SmtpServer::refused_421`] counts these).
+//! - **Slow replies**: [`SmtpServer::set_reply_delay`] holds every end-of-DATA reply back,
+//!   keeping sends in flight.
+//!
+//! It also records when it answered: [`SmtpServer::attempts_to`] gives the time of every
+//! end-of-DATA reply per recipient, [`SmtpServer::accepted_times`] the time of every `250`,
+//! and [`max_in_any_window`] turns the latter into a peak rate.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use mail_parser::{MessageParser, PartType};
 use tokio::io::{
     AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader,
 };
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{Mutex as AsyncMutex, oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 /// Largest message accepted, advertised through the `SIZE` extension.
@@ -29,6 +46,20 @@ const MAX_DATA_LINE: u64 = 64 * 1024;
 const TRANSIENT_REPLY: &str = "451 4.3.0 try later";
 /// Reply sent at the end of DATA when a permanent plan applies.
 const PERMANENT_REPLY: &str = "550 5.1.1 no such user";
+/// Reply sent at the end of DATA when the message exceeds [`MAX_MESSAGE_SIZE`].
+const TOO_BIG_REPLY: &str = "552 5.3.4 message size exceeds fixed limit";
+/// Reply to a new connection, or to `MAIL FROM`, while the server is unavailable.
+const UNAVAILABLE_REPLY: &str = "421 4.3.2 Service not available";
+/// Backlog of the listening socket (the same as tokio's `TcpListener::bind`).
+const LISTEN_BACKLOG: u32 = 1024;
+/// How long `come_back` keeps trying to listen again if the port was not kept reserved.
+const REBIND_DEADLINE: Duration = Duration::from_secs(10);
+/// Pause between two attempts to listen again.
+const REBIND_BACKOFF: Duration = Duration::from_millis(10);
+/// Longest wait for the client to close after a `421`, while draining its input.
+const LINGER: Duration = Duration::from_secs(2);
+/// Most input drained after a `421` before closing anyway.
+const MAX_LINGER_BYTES: u64 = 1024 * 1024;
 
 /// How the server answers the end of DATA for messages to one recipient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +129,30 @@ struct State {
     plans: HashMap<String, ReplyPlan>,
     /// Number of messages answered with a 4xx/5xx at the end of DATA.
     rejected: usize,
+    /// Whether new connections and `MAIL FROM` are answered with `421`.
+    unavailable: bool,
+    /// Number of `421` refusals (greetings and `MAIL FROM` replies).
+    refused_421: usize,
+    /// Wait before answering the end of DATA.
+    reply_delay: Duration,
+    /// Time of every end-of-DATA reply, keyed by lower-cased recipient address, in order.
+    attempts: HashMap<String, Vec<Instant>>,
+    /// Time of every `250` at the end of DATA, in acceptance order.
+    accepted_times: Vec<Instant>,
+}
+
+impl State {
+    /// Records an end-of-DATA reply at `now` for each distinct recipient.
+    fn record_attempt(&mut self, rcpt_to: &[String], now: Instant) {
+        let mut seen = Vec::with_capacity(rcpt_to.len());
+        for rcpt in rcpt_to {
+            let key = rcpt.to_ascii_lowercase();
+            if !seen.contains(&key) {
+                self.attempts.entry(key.clone()).or_default().push(now);
+                seen.push(key);
+            }
+        }
+    }
 }
 
 /// Everything a connection task needs.
@@ -114,9 +169,27 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// If the server is unavailable, counts a `421` refusal and returns true.
+    fn refuse(&self) -> bool {
+        let mut state = self.lock();
+        if state.unavailable {
+            state.refused_421 += 1;
+        }
+        state.unavailable
+    }
+
+    /// Records the end-of-DATA reply to an over-size message and returns it.
+    fn reject_too_big(&self, rcpt_to: &[String]) -> &'static str {
+        self.lock().record_attempt(rcpt_to, Instant::now());
+        TOO_BIG_REPLY
+    }
+
     /// Decides the reply to the end of DATA, records the outcome and returns the reply line.
     fn finish_message(&self, message: ReceivedMessage) -> &'static str {
         let mut state = self.lock();
+        // Taken under the lock, so times are in the same order as the records.
+        let now = Instant::now();
+        state.record_attempt(&message.rcpt_to, now);
         let mut permanent = false;
         let mut transient = false;
         let mut delivered_anyway = false;
@@ -151,6 +224,7 @@ impl Shared {
             };
         }
         state.messages.push(message);
+        state.accepted_times.push(now);
         let count = state.messages.len();
         drop(state);
         self.accepted.send_replace(count);
@@ -158,21 +232,47 @@ impl Shared {
     }
 }
 
+/// Whether the server is listening.
+enum Listening {
+    /// Serving connections.
+    Up {
+        /// Tells the accept loop to stop.
+        stop: oneshot::Sender<()>,
+        /// The accept loop; it returns the port reservation once it has stopped.
+        task: JoinHandle<Option<TcpSocket>>,
+    },
+    /// Refusing connections.
+    Down {
+        /// The port, bound but not listening (`None` if binding it again failed).
+        reserved: Option<TcpSocket>,
+    },
+}
+
+impl Listening {
+    /// Serves `listener` in a background task.
+    fn serve(listener: TcpListener, shared: Arc<Shared>) -> Listening {
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(accept_loop(listener, shared, stopped));
+        Listening::Up { stop, task }
+    }
+}
+
 /// An SMTP server on 127.0.0.1 that serves until dropped.
 pub struct SmtpServer {
-    /// The bound address.
+    /// The bound address; it stays the same across [`SmtpServer::go_down`] and
+    /// [`SmtpServer::come_back`].
     addr: SocketAddr,
     /// Shared state.
     shared: Arc<Shared>,
-    /// The accept loop; aborting it also aborts every connection task.
-    task: JoinHandle<()>,
+    /// The accept loop or the reserved port; an async lock serializes `go_down`/`come_back`.
+    listening: AsyncMutex<Listening>,
 }
 
 impl SmtpServer {
     /// Binds 127.0.0.1:0 and serves in a background tokio task until dropped.
     pub async fn start() -> SmtpServer {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
+        let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .and_then(|socket| socket.listen(LISTEN_BACKLOG))
             .expect("bind SMTP test server on 127.0.0.1:0");
         let addr = listener
             .local_addr()
@@ -181,8 +281,12 @@ impl SmtpServer {
             state: Mutex::new(State::default()),
             accepted: watch::Sender::new(0),
         });
-        let task = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
-        SmtpServer { addr, shared, task }
+        let listening = AsyncMutex::new(Listening::serve(listener, Arc::clone(&shared)));
+        SmtpServer {
+            addr,
+            shared,
+            listening,
+        }
     }
 
     /// The TCP port the server listens on.
@@ -217,9 +321,10 @@ impl SmtpServer {
             // The sender lives in `self.shared`, so it cannot be dropped while we wait.
             Ok(Err(_)) => Err(anyhow!("SMTP server state dropped while waiting")),
             Err(_) => Err(anyhow!(
-                "timed out after {timeout:?} waiting for {n} SMTP messages; got {} (rejected {})",
+                "timed out after {timeout:?} waiting for {n} SMTP messages; got {} (rejected {}, refused with 421 {})",
                 self.messages().len(),
-                self.rejected()
+                self.rejected(),
+                self.refused_421()
             )),
         }
     }
@@ -233,20 +338,169 @@ impl SmtpServer {
             .plans
             .insert(recipient.to_ascii_lowercase(), plan);
     }
+
+    /// Removes the scripted reply for `recipient` (matched case-insensitively), so its
+    /// messages are accepted again; returns the plan as it stood (counts already used up).
+    pub fn clear_plan(&self, recipient: &str) -> Option<ReplyPlan> {
+        self.shared
+            .lock()
+            .plans
+            .remove(&recipient.to_ascii_lowercase())
+    }
+
+    /// Stops listening and ends every live session; returns once all their sockets are closed.
+    ///
+    /// From then on connections to [`SmtpServer::port`] are refused, and clients holding a
+    /// session see it closed (end of file, or a reset if they had unread input pending). A
+    /// session waiting out [`SmtpServer::set_reply_delay`] ends without replying, and its
+    /// message is not recorded. Does nothing if the server is already down.
+    pub async fn go_down(&self) {
+        let mut listening = self.listening.lock().await;
+        let (stop, task) =
+            match std::mem::replace(&mut *listening, Listening::Down { reserved: None }) {
+                Listening::Up { stop, task } => (stop, task),
+                // Already down: put the reservation back.
+                down @ Listening::Down { .. } => {
+                    *listening = down;
+                    return;
+                }
+            };
+        // The loop may only have ended by panicking, which already dropped the listener.
+        let _ = stop.send(());
+        let reserved = task.await.ok().flatten();
+        *listening = Listening::Down { reserved };
+    }
+
+    /// Listens again on the same port after [`SmtpServer::go_down`], keeping all recorded state.
+    ///
+    /// Clients may keep retrying meanwhile. Panics if the port cannot be listened on again
+    /// within a few seconds. Does nothing if the server is up.
+    pub async fn come_back(&self) {
+        let mut listening = self.listening.lock().await;
+        let Listening::Down { reserved } = &mut *listening else {
+            return;
+        };
+        let listener = match reserved.take().map(|socket| socket.listen(LISTEN_BACKLOG)) {
+            Some(Ok(listener)) => listener,
+            _ => relisten(self.addr).await,
+        };
+        *listening = Listening::serve(listener, Arc::clone(&self.shared));
+    }
+
+    /// While `true`, refuses service like an overloaded MTA: a new connection is greeted with
+    /// `421 4.3.2 Service not available` and closed, and a live session answers its next
+    /// `MAIL FROM` with the same reply and closes. Other commands are served as usual.
+    pub fn set_unavailable(&self, unavailable: bool) {
+        self.shared.lock().unavailable = unavailable;
+    }
+
+    /// Number of `421` refusals so far (refused greetings plus refused `MAIL FROM`s).
+    pub fn refused_421(&self) -> usize {
+        self.shared.lock().refused_421
+    }
+
+    /// Waits `delay` before answering each end of DATA (`Duration::ZERO`, the default, for none).
+    ///
+    /// The delay in force when the final "." arrives applies. The message's outcome is decided
+    /// and recorded after the delay, just before the reply is written.
+    pub fn set_reply_delay(&self, delay: Duration) {
+        self.shared.lock().reply_delay = delay;
+    }
+
+    /// When the server answered the end of DATA for each message to `recipient` (matched
+    /// case-insensitively), whatever the reply (`250`, `451`, `550`, `552`), in order.
+    ///
+    /// A `421` refusal at `MAIL FROM` is no attempt: it comes before any recipient is known.
+    pub fn attempts_to(&self, recipient: &str) -> Vec<Instant> {
+        self.shared
+            .lock()
+            .attempts
+            .get(&recipient.to_ascii_lowercase())
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// When the server answered `250` to the end of DATA, for every such message, in
+    /// acceptance order (non-decreasing).
+    ///
+    /// Messages kept under [`ReplyPlan::DeliveredButTransientTimes`] were answered `451`, so
+    /// they are in [`SmtpServer::messages`] but not here.
+    pub fn accepted_times(&self) -> Vec<Instant> {
+        self.shared.lock().accepted_times.clone()
+    }
 }
 
 impl Drop for SmtpServer {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Listening::Up { task, .. } = self.listening.get_mut() {
+            // Aborting the accept loop drops its `JoinSet`, which aborts every session.
+            task.abort();
+        }
     }
 }
 
-/// Accepts connections and serves each in its own task until aborted.
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+/// The largest number of `times` within any half-open interval `[t, t + window)`.
+///
+/// With `window` one second, this is the peak number of messages per second over a sliding
+/// window: evenly spaced times `1/n` s apart give `n`. `times` need not be sorted; a zero
+/// `window` holds nothing.
+pub fn max_in_any_window(times: &[Instant], window: Duration) -> usize {
+    let mut sorted = times.to_vec();
+    sorted.sort_unstable();
+    let mut best = 0;
+    let mut end = 0;
+    // A best window can always start at one of the times; `end` only moves forward.
+    for (start, first) in sorted.iter().enumerate() {
+        let limit = first.checked_add(window);
+        end = end.max(start);
+        while end < sorted.len() && limit.is_none_or(|limit| sorted[end] < limit) {
+            end += 1;
+        }
+        best = best.max(end - start);
+    }
+    best
+}
+
+/// A socket bound to `addr`, not yet listening, with `SO_REUSEADDR` on Unix (as tokio's
+/// `TcpListener::bind` sets it), so the port can be bound again while sessions that were
+/// on it are still closing or in `TIME_WAIT`.
+fn bind(addr: SocketAddr) -> std::io::Result<TcpSocket> {
+    let socket = TcpSocket::new_v4()?;
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    Ok(socket)
+}
+
+/// Listens on `addr` again, retrying briefly: used only if the port could not be kept reserved.
+async fn relisten(addr: SocketAddr) -> TcpListener {
+    let deadline = Instant::now() + REBIND_DEADLINE;
+    loop {
+        match bind(addr).and_then(|socket| socket.listen(LISTEN_BACKLOG)) {
+            Ok(listener) => return listener,
+            Err(_) if Instant::now() < deadline => tokio::time::sleep(REBIND_BACKOFF).await,
+            Err(e) => panic!("SMTP test server: listen on {addr} again: {e}"),
+        }
+    }
+}
+
+/// Accepts connections and serves each in its own task until told to stop (or aborted).
+///
+/// On stop it closes the listener, at once binds the port again without listening (so
+/// connections are refused but no other socket can take the port), ends every session and
+/// waits for them, then returns that reservation.
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut stop: oneshot::Receiver<()>,
+) -> Option<TcpSocket> {
     // Owning the connection tasks here means aborting this task aborts them too.
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
+            biased;
+            // A dropped sender also means stop.
+            _ = &mut stop => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     connections.spawn(serve_connection(stream, Arc::clone(&shared)));
@@ -257,6 +511,12 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
+    let addr = listener.local_addr().ok();
+    drop(listener);
+    let reserved = addr.and_then(|addr| bind(addr).ok());
+    // Aborts every session and waits until each task, and so its socket, is dropped.
+    connections.shutdown().await;
+    reserved
 }
 
 /// Serves one SMTP session; I/O errors simply end it.
@@ -294,6 +554,8 @@ enum Flow {
     Continue,
     /// Close the connection.
     Close,
+    /// A `421` was sent: close the connection, draining the client's input first.
+    Refused,
 }
 
 impl<R: AsyncBufRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
@@ -309,6 +571,10 @@ impl<R: AsyncBufRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
 
     /// Greets the client and handles commands until QUIT or disconnect.
     async fn run(mut self) -> std::io::Result<()> {
+        if self.shared.refuse() {
+            self.reply(UNAVAILABLE_REPLY).await?;
+            return self.linger_close().await;
+        }
         self.reply("220 127.0.0.1 ESMTP invite-tests ready").await?;
         let mut line = Vec::new();
         loop {
@@ -333,6 +599,7 @@ impl<R: AsyncBufRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                     self.writer.shutdown().await?;
                     return Ok(());
                 }
+                Flow::Refused => return self.linger_close().await,
             }
         }
     }
@@ -357,6 +624,10 @@ impl<R: AsyncBufRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             "HELO" => {
                 self.envelope = Envelope::default();
                 self.reply("250 127.0.0.1").await?;
+            }
+            "MAIL" if upper.starts_with("MAIL FROM:") && self.shared.refuse() => {
+                self.reply(UNAVAILABLE_REPLY).await?;
+                return Ok(Flow::Refused);
             }
             "MAIL" if upper.starts_with("MAIL FROM:") => {
                 let reply = self.mail_from(&command["MAIL FROM:".len()..]);
@@ -418,7 +689,7 @@ impl<R: AsyncBufRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         }
     }
 
-    /// Handles `DATA`: reads the message, applies plans and replies.
+    /// Handles `DATA`: reads the message, waits out any reply delay, applies plans and replies.
     async fn data(&mut self) -> std::io::Result<()> {
         if self.envelope.mail_from.is_none() {
             return self.reply("503 5.5.1 need MAIL command").await;
@@ -453,10 +724,13 @@ impl<R: AsyncBufRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         }
 
         let envelope = std::mem::take(&mut self.envelope);
+        let delay = self.shared.lock().reply_delay;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         if too_big {
-            return self
-                .reply("552 5.3.4 message size exceeds fixed limit")
-                .await;
+            let reply = self.shared.reject_too_big(&envelope.rcpt_to);
+            return self.reply(reply).await;
         }
         let message = ReceivedMessage {
             mail_from: envelope.mail_from.unwrap_or_default(),
@@ -465,6 +739,19 @@ impl<R: AsyncBufRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         };
         let reply = self.shared.finish_message(message);
         self.reply(reply).await
+    }
+
+    /// Closes our side after a `421`, then drains the client's input until it closes too
+    /// (bounded by [`LINGER`] and [`MAX_LINGER_BYTES`]): closing with unread input (say,
+    /// pipelined commands) would send a reset, which can destroy the `421` before the client
+    /// reads it.
+    async fn linger_close(&mut self) -> std::io::Result<()> {
+        self.writer.shutdown().await?;
+        let mut input = (&mut self.reader).take(MAX_LINGER_BYTES);
+        let mut sink = tokio::io::sink();
+        let drain = tokio::io::copy(&mut input, &mut sink);
+        let _ = tokio::time::timeout(LINGER, drain).await;
+        Ok(())
     }
 
     /// Discards input up to and including the next LF.

@@ -1,0 +1,200 @@
+//! The send engine, on both stacks: fair share between imports, graceful shutdown, and the
+//! claim fence and lease rules of the ledger.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use diesel::prelude::*;
+use invite_shared::db::schema::deliveries;
+use invite_shared::ids::DeliveryId;
+use invite_shared::on_conn;
+use invite_shared::store::deliveries::{self as store, ClaimRequest, Recorded, SendOutcome};
+use invite_tests::app::{Stack, TestApp, named_people_csv, people_csv};
+use invite_tests::on_both_stacks;
+use serde_json::Value;
+
+on_both_stacks!(
+    a_small_import_is_sent_before_a_big_one_sending_meanwhile_is_half_done,
+    a_graceful_stop_mid_send_hands_back_every_claim_and_nobody_gets_two_emails,
+    a_late_outcome_never_overwrites_a_reclaim_which_keeps_the_message_id,
+    a_send_given_back_unsent_does_not_count_as_an_attempt,
+);
+
+fn sent(import: &Value) -> i64 {
+    import["emails"]["sent"].as_i64().unwrap()
+}
+
+async fn a_small_import_is_sent_before_a_big_one_sending_meanwhile_is_half_done(stack: Stack) {
+    // The cap keeps the big import's backlog growing while its rows are applied, so that strict
+    // first-come order would make the small import wait for tens of thousands of sends.
+    let mut app = TestApp::spawn_with(stack, |s| s.email_rate_per_sec = Some(1000)).await;
+    app.start_worker().await;
+    let big = app.upload_ok(people_csv(50_000)).await;
+    let before = app
+        .wait_for_import(big, |i| i["rows"]["processed"].as_i64().unwrap() >= 30_000)
+        .await;
+
+    let small = app.upload_ok(named_people_csv("small", 10)).await;
+    let small_import = app.settled(small).await;
+    let big_import: Value = app
+        .get(&format!("/imports/{big}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    assert!(
+        before["emails"]["pending"].as_i64().unwrap() > 10_000,
+        "the big import had a backlog when the small one came: {before}"
+    );
+    assert_eq!(sent(&small_import), 10);
+    assert!(
+        sent(&big_import) < 25_000,
+        "the small import waited for half of the big one: {big_import}"
+    );
+}
+
+async fn a_graceful_stop_mid_send_hands_back_every_claim_and_nobody_gets_two_emails(stack: Stack) {
+    let mut app = TestApp::spawn(stack).await;
+    let id = app.upload_ok(people_csv(3000)).await;
+    app.wait_for_import(id, |i| sent(i) >= 300).await;
+
+    app.stop_workers().await;
+    let states = delivery_states(&app).await;
+    app.start_worker().await;
+    let import = app.settled(id).await;
+
+    assert_eq!(
+        states.get("sending"),
+        None,
+        "a stopped worker holds no claim: {states:?}"
+    );
+    assert_eq!(states.get("failed"), None, "{states:?}");
+    assert!(
+        states.get("pending").is_some(),
+        "the stop came mid-send: {states:?}"
+    );
+    assert_eq!(sent(&import), 3000);
+    assert_eq!(import["emails"]["failed"], 0);
+    let emails = app.emails();
+    let recipients: HashSet<String> = emails.iter().map(|m| m.rcpt_to.join(",")).collect();
+    assert_eq!(recipients.len(), 3000, "everybody got an email");
+    assert_eq!(emails.len(), 3000, "nobody got two");
+}
+
+async fn a_late_outcome_never_overwrites_a_reclaim_which_keeps_the_message_id(stack: Stack) {
+    let app = TestApp::spawn_without_workers(stack).await;
+    let id = app.upload_ok(people_csv(1)).await;
+    app.process_without_sending(id).await;
+
+    // A worker claims the send, then stalls past its (here: zero) lease.
+    let first = claim(&app, Duration::ZERO).await;
+    let requeued = app.db.run(|c| Ok(store::requeue_lapsed(c)?)).await.unwrap();
+    let second = claim(&app, Duration::from_secs(300)).await;
+    let late = record(&app, first[0].id, first[0].claim, sent_outcome()).await;
+    let current = record(&app, second[0].id, second[0].claim, sent_outcome()).await;
+    let again = record(&app, second[0].id, second[0].claim, sent_outcome()).await;
+
+    assert_eq!(requeued, 1);
+    assert_eq!(first[0].id, second[0].id);
+    assert_ne!(first[0].claim, second[0].claim);
+    assert_eq!(first[0].message_id, second[0].message_id);
+    assert_eq!(second[0].attempts, 2);
+    assert_eq!((late.written, late.fenced_out), (0, 1));
+    assert_eq!((current.written, current.fenced_out), (1, 0));
+    assert_eq!(
+        (again.written, again.fenced_out),
+        (0, 1),
+        "only a sending delivery takes an outcome"
+    );
+}
+
+async fn a_send_given_back_unsent_does_not_count_as_an_attempt(stack: Stack) {
+    let app = TestApp::spawn_without_workers(stack).await;
+    let id = app.upload_ok(people_csv(1)).await;
+    app.process_without_sending(id).await;
+
+    let claimed = claim(&app, Duration::from_secs(300)).await;
+    let released = SendOutcome::Released {
+        at: invite_shared::store::now(),
+        error: Some("421 4.3.2 service not available".into()),
+    };
+    record(&app, claimed[0].id, claimed[0].claim, released).await;
+    let (state, attempts, first_attempt_at, last_error) = app
+        .db
+        .run(|c| {
+            Ok(on_conn!(c, |c| deliveries::table
+                .select((
+                    deliveries::state,
+                    deliveries::attempts,
+                    deliveries::first_attempt_at,
+                    deliveries::last_error,
+                ))
+                .first::<(
+                    String,
+                    i32,
+                    Option<chrono::NaiveDateTime>,
+                    Option<String>
+                )>(c))?)
+        })
+        .await
+        .unwrap();
+
+    assert_eq!(claimed[0].attempts, 1);
+    assert_eq!(state, "pending");
+    assert_eq!(attempts, 0);
+    assert_eq!(first_attempt_at, None, "the retry window has not started");
+    assert_eq!(
+        last_error.as_deref(),
+        Some("421 4.3.2 service not available")
+    );
+}
+
+async fn claim(app: &TestApp, lease: Duration) -> Vec<store::Claimed> {
+    let request = ClaimRequest {
+        limit: 10,
+        lease,
+        ttl: Duration::from_secs(3600),
+    };
+    let claimed = app
+        .db
+        .run(move |c| Ok(store::claim_due(c, request)?))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1, "one delivery is due");
+    claimed
+}
+
+async fn record(
+    app: &TestApp,
+    id: DeliveryId,
+    claim: store::ClaimToken,
+    outcome: SendOutcome,
+) -> store::Written {
+    let outcomes = vec![Recorded { id, claim, outcome }];
+    app.db
+        .run(move |c| Ok(store::record(c, &outcomes)?))
+        .await
+        .unwrap()
+}
+
+fn sent_outcome() -> SendOutcome {
+    SendOutcome::Sent {
+        reply: "250 2.0.0 OK".into(),
+    }
+}
+
+/// How many deliveries are in each state.
+async fn delivery_states(app: &TestApp) -> std::collections::HashMap<String, i64> {
+    app.db
+        .run(|c| {
+            Ok(on_conn!(c, |c| deliveries::table
+                .group_by(deliveries::state)
+                .select((deliveries::state, diesel::dsl::count_star()))
+                .load::<(String, i64)>(c))?)
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .collect()
+}
