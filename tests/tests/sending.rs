@@ -1,5 +1,5 @@
-//! The send engine, on both stacks: fair share between imports, graceful shutdown, and the
-//! claim fence and lease rules of the ledger.
+//! The send engine: fair share between imports, graceful shutdown, and the claim fence and lease
+//! rules of the ledger on both stacks; retries and outages against a misbehaving SMTP server.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -11,6 +11,7 @@ use invite_shared::on_conn;
 use invite_shared::store::deliveries::{self as store, ClaimRequest, Recorded, SendOutcome};
 use invite_tests::app::{Stack, TestApp, named_people_csv, people_csv};
 use invite_tests::on_both_stacks;
+use invite_tests::smtp::ReplyPlan;
 use serde_json::Value;
 
 on_both_stacks!(
@@ -197,4 +198,117 @@ async fn delivery_states(app: &TestApp) -> std::collections::HashMap<String, i64
         .unwrap()
         .into_iter()
         .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recipient_answered_451_three_times_gets_the_email_on_the_fourth_attempt_after_growing_waits()
+ {
+    let base = Duration::from_millis(100);
+    let mut app = TestApp::spawn_with(Stack::Postgres, |s| s.email_retry_base_delay = base).await;
+    app.smtp()
+        .reply_for("person0@example.com", ReplyPlan::TransientTimes(3));
+    app.start_worker().await;
+
+    let id = app.upload_ok(people_csv(3)).await;
+    let import = app.settled(id).await;
+
+    assert_eq!(sent(&import), 3);
+    assert_eq!(import["emails"]["failed"], 0);
+    let attempts = app.smtp().attempts_to("person0@example.com");
+    assert_eq!(attempts.len(), 4, "three 451s, then accepted");
+    let gaps: Vec<Duration> = attempts.windows(2).map(|w| w[1] - w[0]).collect();
+    // Exponential with jitter: the k-th wait is between base·2^(k-1) and twice that.
+    for (k, gap) in gaps.iter().enumerate() {
+        assert!(*gap >= base * 2u32.pow(k as u32), "wait {k}: {gaps:?}");
+    }
+    assert!(gaps[2] > gaps[0], "the waits grow: {gaps:?}");
+    let recorded: i32 = app
+        .db
+        .run(|c| {
+            Ok(on_conn!(c, |c| deliveries::table
+                .inner_join(
+                    invite_shared::db::schema::members::table
+                        .inner_join(invite_shared::db::schema::accounts::table)
+                )
+                .filter(invite_shared::db::schema::accounts::email.eq("person0@example.com"))
+                .select(deliveries::attempts)
+                .first(c))?)
+        })
+        .await
+        .unwrap();
+    assert_eq!(recorded, 4, "every attempt is in the ledger");
+}
+
+/// How an outage looks to the sender.
+#[derive(Clone, Copy)]
+enum Outage {
+    /// Nothing listens on the server's port.
+    RefusedConnections,
+    /// The server greets with `421` and closes.
+    Answers421,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_invitation_is_sent_after_an_outage_of_refused_connections_and_none_fails() {
+    every_invitation_is_sent_after_an_outage(Outage::RefusedConnections).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_invitation_is_sent_after_the_server_answered_421_for_a_while_and_none_fails() {
+    every_invitation_is_sent_after_an_outage(Outage::Answers421).await;
+}
+
+async fn every_invitation_is_sent_after_an_outage(outage: Outage) {
+    // The outage outlasts the retry window many times over: sends refused by an unavailable
+    // server must not count as attempts, or they would all end `failed`.
+    let window = Duration::from_millis(300);
+    let mut app = TestApp::spawn_with(Stack::Postgres, |s| {
+        s.email_retry_window = window;
+        s.smtp_outage_backoff = Duration::from_millis(50);
+    })
+    .await;
+    match outage {
+        Outage::RefusedConnections => app.smtp().go_down().await,
+        Outage::Answers421 => app.smtp().set_unavailable(true),
+    }
+    app.start_worker().await;
+
+    let id = app.upload_ok(people_csv(50)).await;
+    wait_until_a_send_was_refused(&app).await;
+    tokio::time::sleep(window * 4).await; // the outage goes on
+    match outage {
+        Outage::RefusedConnections => app.smtp().come_back().await,
+        Outage::Answers421 => app.smtp().set_unavailable(false),
+    }
+    let import = app.settled(id).await;
+
+    assert_eq!(sent(&import), 50, "{import}");
+    assert_eq!(import["emails"]["failed"], 0, "{import}");
+    let recipients: HashSet<String> = app.emails().iter().map(|m| m.rcpt_to.join(",")).collect();
+    assert_eq!(recipients.len(), 50);
+    if let Outage::Answers421 = outage {
+        assert!(app.smtp().refused_421() > 0);
+    }
+}
+
+/// Waits until some delivery carries the error of a send the server did not take.
+async fn wait_until_a_send_was_refused(app: &TestApp) {
+    let deadline = std::time::Instant::now() + invite_tests::app::PATIENCE;
+    loop {
+        let errors: i64 = app
+            .db
+            .run(|c| {
+                Ok(on_conn!(c, |c| deliveries::table
+                    .filter(deliveries::last_error.is_not_null())
+                    .count()
+                    .get_result(c))?)
+            })
+            .await
+            .unwrap();
+        if errors > 0 {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "no send was tried");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
