@@ -1,0 +1,114 @@
+//! Real `invite-worker` processes on PostgreSQL + Redis + SMTP: a worker SIGKILLed mid-send loses
+//! no invitation, and several workers share one send-rate cap.
+#![cfg(feature = "postgres")]
+
+use std::collections::HashMap;
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use invite_tests::app::{Stack, TestApp, people_csv};
+use invite_tests::smtp::max_in_any_window;
+use secrecy::ExposeSecret as _;
+
+/// A worker process, killed when dropped.
+struct Worker(Child);
+
+impl Worker {
+    /// Starts `invite-worker` on the test's database, queue and SMTP server, with `extra` settings.
+    fn start(app: &TestApp, extra: &[(&str, &str)]) -> Worker {
+        let settings = &app.settings;
+        let secret =
+            |s: &Option<secrecy::SecretString>| s.as_ref().unwrap().expose_secret().to_owned();
+        let child = Command::new(env!("CARGO_BIN_EXE_invite-worker"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("CONFIG_DIR", "/nonexistent")
+            .env("RUST_LOG", "warn")
+            .env("DATABASE_URL", secret(&settings.database_url))
+            .env("REDIS_URL", secret(&settings.redis_url))
+            .env("SMTP_URL", secret(&settings.smtp_url))
+            .env("QUEUE_PREFIX", &settings.queue_prefix)
+            .env("PUBLIC_URL", &settings.public_url)
+            .env("METRICS_ADDR", "127.0.0.1:0")
+            .env("QUEUE_POLL_INTERVAL", "200ms")
+            .env("SEND_POLL_INTERVAL", "200ms")
+            .envs(extra.iter().copied())
+            .spawn()
+            .expect("invite-worker starts");
+        Worker(child)
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    fn kill(mut self) {
+        self.0.kill().unwrap();
+        self.0.wait().unwrap();
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_send_leaves_nobody_without_an_email_and_repeats_at_most_its_pool() {
+    let pool = 20;
+    let app = TestApp::spawn_without_workers(Stack::Postgres).await;
+    // Slow replies keep a full pool of sends in flight when the kill comes.
+    app.smtp().set_reply_delay(Duration::from_millis(20));
+    let settings = [
+        ("SMTP_POOL_SIZE", "20"),
+        ("EMAIL_LEASE", "2s"),
+        ("IMPORT_LEASE", "2s"),
+    ];
+    let first = Worker::start(&app, &settings);
+    let id = app.upload_ok(people_csv(5000)).await;
+    app.smtp()
+        .wait_for(1000, invite_tests::app::PATIENCE)
+        .await
+        .unwrap();
+
+    first.kill();
+    let _second = Worker::start(&app, &settings);
+    let import = app.settled(id).await;
+
+    assert_eq!(import["emails"]["sent"], 5000, "{import}");
+    assert_eq!(import["emails"]["failed"], 0, "{import}");
+    let mut per_recipient: HashMap<String, usize> = HashMap::new();
+    for message in app.smtp().messages() {
+        *per_recipient.entry(message.rcpt_to.join(",")).or_default() += 1;
+    }
+    assert_eq!(per_recipient.len(), 5000, "every invitee got an email");
+    let repeated: usize = per_recipient.values().map(|n| n - 1).sum();
+    eprintln!("sends repeated after the kill: {repeated}");
+    assert!(
+        repeated <= pool,
+        "a crash repeats at most the sends in flight: {repeated} repeats"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_together_never_send_more_than_the_rate_cap_in_any_second() {
+    let app = TestApp::spawn_without_workers(Stack::Postgres).await;
+    let settings = [("EMAIL_RATE_PER_SEC", "50"), ("SMTP_POOL_SIZE", "20")];
+    let _workers = [
+        Worker::start(&app, &settings),
+        Worker::start(&app, &settings),
+    ];
+
+    let id = app.upload_ok(people_csv(250)).await;
+    let import = app.settled(id).await;
+
+    assert_eq!(import["emails"]["sent"], 250);
+    let accepted = app.smtp().accepted_times();
+    assert_eq!(accepted.len(), 250);
+    let busiest = max_in_any_window(&accepted, Duration::from_secs(1));
+    assert!(busiest <= 50, "{busiest} emails in one second");
+    let span = *accepted.last().unwrap() - accepted[0];
+    assert!(
+        span >= Duration::from_secs(4),
+        "250 emails at 50/s take ~5 s: {span:?}"
+    );
+}
