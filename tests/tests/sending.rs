@@ -72,7 +72,7 @@ async fn a_graceful_stop_mid_send_hands_back_every_claim_and_nobody_gets_two_ema
     );
     assert_eq!(states.get("failed"), None, "{states:?}");
     assert!(
-        states.get("pending").is_some(),
+        states.contains_key("pending"),
         "the stop came mid-send: {states:?}"
     );
     assert_eq!(sent(&import), 3000);
