@@ -149,14 +149,24 @@ struct ImportRow {
 }
 
 /// The imports with pending deliveries, in id order, found by hopping along the pending index
-/// (one index probe per import) rather than reading every pending row.
-const PENDING_IMPORTS: &str = "WITH RECURSIVE g(import_id) AS ( \
-       SELECT min(import_id) FROM deliveries WHERE state = 'pending' \
-       UNION ALL \
-       SELECT (SELECT min(d.import_id) FROM deliveries d \
-               WHERE d.state = 'pending' AND d.import_id > g.import_id) \
-       FROM g WHERE g.import_id IS NOT NULL) \
-     SELECT import_id FROM g WHERE import_id IS NOT NULL LIMIT 1000";
+/// (one index probe per import) rather than reading every pending (or sent) row. `$index` pins
+/// the partial index where the backend allows it.
+macro_rules! pending_imports {
+    ($index:literal) => {
+        concat!(
+            "WITH RECURSIVE g(import_id) AS ( ",
+            "SELECT min(import_id) FROM deliveries ",
+            $index,
+            " WHERE state = 'pending' ",
+            "UNION ALL ",
+            "SELECT (SELECT min(d.import_id) FROM deliveries d ",
+            $index,
+            " WHERE d.state = 'pending' AND d.import_id > g.import_id) ",
+            "FROM g WHERE g.import_id IS NOT NULL) ",
+            "SELECT import_id FROM g WHERE import_id IS NOT NULL LIMIT 1000"
+        )
+    };
+}
 
 #[cfg(feature = "postgres")]
 const CLAIM_PG: &str = "UPDATE deliveries SET state = 'sending', claim = $4, lease_until = $1, \
@@ -241,7 +251,7 @@ pub fn claim_due(conn: &mut DbConn, request: ClaimRequest) -> QueryResult<Vec<Cl
     let claim = ClaimToken::new();
     let lease_until = now + request.lease;
     write_transaction!(conn, |c| {
-        let mut groups: Vec<Option<i64>> = diesel::sql_query(PENDING_IMPORTS)
+        let mut groups: Vec<Option<i64>> = diesel::sql_query(c.pending_imports_sql())
             .load::<ImportRow>(c)?
             .into_iter()
             .map(|r| r.import_id)
@@ -276,12 +286,19 @@ pub fn claim_due(conn: &mut DbConn, request: ClaimRequest) -> QueryResult<Vec<Cl
 
 /// The claim statement of a backend.
 trait ClaimSql {
+    /// The query listing the imports with pending sends.
+    fn pending_imports_sql(&self) -> &'static str;
     /// The statement claiming from one import's sends, or from those of no import.
     fn claim_sql(&self, of_no_import: bool) -> &'static str;
 }
 
 #[cfg(feature = "postgres")]
 impl ClaimSql for diesel::PgConnection {
+    fn pending_imports_sql(&self) -> &'static str {
+        // PostgreSQL picks the partial index by itself once the table has statistics.
+        pending_imports!("")
+    }
+
     fn claim_sql(&self, of_no_import: bool) -> &'static str {
         // `= NULL` matches nothing, and `IS NOT DISTINCT FROM` cannot use the index.
         if of_no_import {
@@ -293,6 +310,12 @@ impl ClaimSql for diesel::PgConnection {
 }
 
 impl ClaimSql for diesel::SqliteConnection {
+    fn pending_imports_sql(&self) -> &'static str {
+        // SQLite has no statistics unless ANALYZE runs, and might walk the (import_id, state)
+        // index through every sent row instead.
+        pending_imports!("INDEXED BY deliveries_pending_import")
+    }
+
     fn claim_sql(&self, _: bool) -> &'static str {
         // SQLite's `IS` matches NULL and uses the index.
         CLAIM_SQLITE
