@@ -1,4 +1,5 @@
-//! The `invite-api` subcommands that run the system: `serve`, and `import` for one file.
+//! The `invite-api` subcommands that run the system: `serve`, `import` for one file, and the
+//! support twins `retry` and `resend`, which call the same service functions as the routes.
 
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
@@ -9,11 +10,12 @@ use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use invite_shared::config::Settings;
 use invite_shared::db::Db;
-use invite_shared::ids::{ImportId, WorkspaceId};
+use invite_shared::ids::{ImportId, MemberId, WorkspaceId};
 use invite_shared::queue::JobQueue;
 use invite_shared::status::ImportStatus;
 use invite_shared::store::auth;
 use invite_shared::store::imports::{self, EmailCounts, Import, Stored};
+use invite_shared::support::{self, ResendOutcome, RetryOutcome};
 use invite_worker::{Deps, runtime};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -242,5 +244,89 @@ async fn watch(db: &Db, id: ImportId) -> anyhow::Result<(Import, EmailCounts)> {
             }
             return Ok((import, emails));
         }
+    }
+}
+
+/// The id of workspace `slug`; an error naming it when there is none.
+async fn workspace_id(db: &Db, slug: &str) -> anyhow::Result<WorkspaceId> {
+    let owned = slug.to_owned();
+    db.run(move |c| Ok(auth::find_workspace(c, &owned)?))
+        .await?
+        .map(|w| WorkspaceId(w.id))
+        .with_context(|| format!("workspace `{slug}` not found"))
+}
+
+/// A line saying who sends what was queued, when nobody may be running to do it.
+fn who_sends(settings: &Settings) -> Option<&'static str> {
+    settings.redis_url.is_none().then_some(
+        "  (embedded queue: the workers of `invite-api serve` send it; start it if it is not running)",
+    )
+}
+
+/// `retry --workspace SLUG --import ID`: every failed send of the import goes back in line. Returns
+/// what to print; an unknown workspace or import is an error.
+pub async fn retry(
+    settings: &Settings,
+    db: &Db,
+    slug: &str,
+    import: ImportId,
+) -> anyhow::Result<String> {
+    let workspace = workspace_id(db, slug).await?;
+    let queue = JobQueue::connect(settings).await?;
+    match support::retry_failed(db, &queue, workspace, import).await? {
+        RetryOutcome::Requeued(0) => Ok(format!("import {import}: no failed sends to queue again")),
+        RetryOutcome::Requeued(n) => {
+            let sends = if n == 1 { "send" } else { "sends" };
+            let mut line = format!("import {import}: {n} failed {sends} queued again");
+            if let Some(note) = who_sends(settings) {
+                line = format!("{line}\n{note}");
+            }
+            Ok(line)
+        }
+        RetryOutcome::ImportNotFound => {
+            anyhow::bail!("import {import} not found in workspace `{slug}`")
+        }
+    }
+}
+
+/// `resend --workspace SLUG --member ID`: a new invitation email for a member who has not accepted
+/// yet. Returns what to print; an unknown workspace or member, or one who is active or archived, is
+/// an error.
+pub async fn resend(
+    settings: &Settings,
+    db: &Db,
+    slug: &str,
+    member: MemberId,
+) -> anyhow::Result<String> {
+    let workspace = workspace_id(db, slug).await?;
+    let queue = JobQueue::connect(settings).await?;
+    match support::resend(db, &queue, settings, workspace, member).await? {
+        ResendOutcome::Queued(view) => {
+            let mut line = format!(
+                "member {member} ({}): a new invitation email is queued",
+                masked(&view.email)
+            );
+            if let Some(note) = who_sends(settings) {
+                line = format!("{line}\n{note}");
+            }
+            Ok(line)
+        }
+        ResendOutcome::AlreadyActive => anyhow::bail!(
+            "member {member} is active: they accepted their invitation, so there is nothing to resend"
+        ),
+        ResendOutcome::Archived => anyhow::bail!(
+            "member {member} is archived: unarchive them first (POST …/members/{member}/unarchive), which emails a new link"
+        ),
+        ResendOutcome::NotFound => {
+            anyhow::bail!("member {member} not found in workspace `{slug}`")
+        }
+    }
+}
+
+/// An address as the CLI shows it: the local part only (`ada@…`), enough to recognise the person.
+fn masked(email: &str) -> String {
+    match email.split_once('@') {
+        Some((local, _)) => format!("{local}@…"),
+        None => "…".to_owned(),
     }
 }

@@ -15,6 +15,14 @@ pub enum ApiError {
     /// The caller is not an admin of the workspace.
     #[error("only admins of this workspace may do this")]
     Forbidden,
+    /// The deployment's edition does not offer this (e.g. copying invitation links on cloud).
+    #[error("{message}")]
+    NotOffered {
+        /// Machine-readable code.
+        code: &'static str,
+        /// Why, in words.
+        message: String,
+    },
     /// The resource does not exist (or belongs to another workspace).
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -75,6 +83,7 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::NotOffered { code, .. } => (StatusCode::FORBIDDEN, code),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),

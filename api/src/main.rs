@@ -1,5 +1,5 @@
-//! `invite-api`: the HTTP API (`serve`, the default), `import` of one file, `migrate`, and
-//! `token create`.
+//! `invite-api`: the HTTP API (`serve`, the default), `import` of one file, `migrate`,
+//! `token create`, and the support twins `retry` and `resend`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,6 +10,7 @@ use invite_api::commands;
 use invite_shared::config::Settings;
 use invite_shared::db::Db;
 use invite_shared::domain::email::InviteeEmail;
+use invite_shared::ids::{ImportId, MemberId};
 use invite_shared::status::ImportStatus;
 use invite_shared::store::auth;
 use invite_worker::runtime;
@@ -32,6 +33,25 @@ enum Command {
         /// The workspace's slug (created if missing).
         #[arg(long)]
         workspace: String,
+    },
+    /// Queue every failed send of an import again (twin of `POST …/imports/{id}/retry`).
+    Retry {
+        /// The workspace's slug.
+        #[arg(long)]
+        workspace: String,
+        /// The import's id.
+        #[arg(long)]
+        import: i64,
+    },
+    /// Queue a new invitation email for a member who has not accepted yet (twin of
+    /// `POST …/members/{id}/resend`).
+    Resend {
+        /// The workspace's slug.
+        #[arg(long)]
+        workspace: String,
+        /// The member's id.
+        #[arg(long)]
+        member: i64,
     },
     /// Apply database migrations and exit.
     Migrate,
@@ -59,8 +79,11 @@ enum TokenAction {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    // `import` prints its own progress; only problems are worth a log line there.
-    let quiet = matches!(cli.command, Some(Command::Import { .. }));
+    // These print their own progress or result; only problems are worth a log line there.
+    let quiet = matches!(
+        cli.command,
+        Some(Command::Import { .. } | Command::Retry { .. } | Command::Resend { .. })
+    );
     runtime::init_tracing(if quiet { "warn" } else { "info" });
     match run(cli).await {
         Ok(code) => code,
@@ -76,7 +99,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Token {
         action: TokenAction::Create { workspace, .. },
     }
-    | Command::Import { workspace, .. } = &command
+    | Command::Import { workspace, .. }
+    | Command::Retry { workspace, .. }
+    | Command::Resend { workspace, .. } = &command
     {
         anyhow::ensure!(
             valid_slug(workspace),
@@ -117,6 +142,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Command::Retry { workspace, import } => {
+            let done = commands::retry(&settings, &db, &workspace, ImportId(import)).await?;
+            println!("{done}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Resend { workspace, member } => {
+            let done = commands::resend(&settings, &db, &workspace, MemberId(member)).await?;
+            println!("{done}");
+            Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {
             println!("migrations applied");

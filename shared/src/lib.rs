@@ -11,4 +11,5 @@ pub mod metrics;
 pub mod queue;
 pub mod status;
 pub mod store;
+pub mod support;
 pub mod tokens;

@@ -11,7 +11,7 @@ macro_rules! stored_enum {
 
         impl $name {
             /// The spelling stored in the database and shown in the API.
-            pub fn as_str(self) -> &'static str {
+            pub const fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $text),+ }
             }
 

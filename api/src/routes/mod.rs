@@ -28,8 +28,16 @@ pub fn router() -> Router<AppState> {
         .route("/imports/template", get(imports::template::handle))
         .route("/imports/{id}", get(imports::get::handle))
         .route("/imports/{id}/results", get(imports::results::handle))
+        .route("/imports/{id}/retry", post(imports::retry::handle))
         .route("/members", get(members::list))
         .route("/members/{id}", get(members::get))
+        .route("/members/{id}/resend", post(members::resend::handle))
+        .route(
+            "/members/{id}/invitation-link",
+            post(members::invitation_link::handle),
+        )
+        .route("/members/{id}/archive", post(members::archive::archive))
+        .route("/members/{id}/unarchive", post(members::archive::unarchive))
         .route("/groups", post(groups::create).get(groups::list));
     Router::new()
         .nest("/api/v1/workspaces/{ws}", workspace)

@@ -63,6 +63,17 @@ pub fn ensure_workspace(conn: &mut DbConn, slug: &str) -> QueryResult<Workspace>
     })
 }
 
+/// The workspace `slug`, if it exists (the command-line twins of the admin routes).
+pub fn find_workspace(conn: &mut DbConn, slug: &str) -> QueryResult<Option<Workspace>> {
+    on_conn!(conn, |c| {
+        workspaces::table
+            .filter(workspaces::slug.eq(slug))
+            .select((workspaces::id, workspaces::slug, workspaces::name))
+            .first(c)
+            .optional()
+    })
+}
+
 /// Finds or creates an account, returning its id.
 pub fn ensure_account(conn: &mut DbConn, email: &str) -> QueryResult<AccountId> {
     on_conn!(conn, |c| {

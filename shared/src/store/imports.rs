@@ -417,7 +417,7 @@ pub fn email_counts_of(
 }
 
 /// One line of the results file.
-#[derive(Debug, Clone, Queryable)]
+#[derive(Debug, Clone)]
 pub struct ResultRow {
     /// Spreadsheet row number.
     pub row: i64,
@@ -435,7 +435,8 @@ pub struct ResultRow {
     pub error: Option<String>,
 }
 
-/// A page of results in row order, after row `after`.
+/// A page of results in row order, after row `after`. The email columns are those of the latest
+/// delivery of the row's member for this import: a resend adds a delivery, not a results line.
 pub fn results_page(
     conn: &mut DbConn,
     id: ImportId,
@@ -443,12 +444,8 @@ pub fn results_page(
     limit: i64,
 ) -> QueryResult<Vec<ResultRow>> {
     on_conn!(conn, |c| {
-        import_rows::table
-            .left_join(
-                deliveries::table.on(deliveries::import_id
-                    .eq(import_rows::import_id.nullable())
-                    .and(deliveries::member_id.nullable().eq(import_rows::member_id))),
-            )
+        type Line = (i64, Option<String>, String, Option<String>, Option<i64>);
+        let lines: Vec<Line> = import_rows::table
             .filter(import_rows::import_id.eq(id.0))
             .filter(import_rows::row_number.gt(after))
             .order(import_rows::row_number)
@@ -459,9 +456,42 @@ pub fn results_page(
                 import_rows::outcome,
                 import_rows::reason,
                 import_rows::member_id,
-                deliveries::state.nullable(),
-                deliveries::last_error.nullable(),
             ))
-            .load(c)
+            .load(c)?;
+        let members: Vec<i64> = lines.iter().filter_map(|l| l.4).collect();
+        // Ascending ids, so the last one seen per member is its latest email.
+        let mut email_of: HashMap<i64, (String, Option<String>)> = HashMap::new();
+        for part in members.chunks(1000) {
+            for (member, state, error) in deliveries::table
+                .filter(deliveries::import_id.eq(id.0))
+                .filter(deliveries::member_id.eq_any(part))
+                .order(deliveries::id)
+                .select((
+                    deliveries::member_id,
+                    deliveries::state,
+                    deliveries::last_error,
+                ))
+                .load::<(i64, String, Option<String>)>(c)?
+            {
+                email_of.insert(member, (state, error));
+            }
+        }
+        Ok(lines
+            .into_iter()
+            .map(|(row, email, outcome, reason, member_id)| {
+                let (email_status, error) = member_id
+                    .and_then(|m| email_of.get(&m).cloned())
+                    .map_or((None, None), |(s, e)| (Some(s), e));
+                ResultRow {
+                    row,
+                    email,
+                    outcome,
+                    reason,
+                    member_id,
+                    email_status,
+                    error,
+                }
+            })
+            .collect())
     })
 }

@@ -39,13 +39,15 @@ pub enum Lookup {
     Expired,
     /// Already accepted (this link or another of the same membership).
     AlreadyUsed,
-    /// The member was archived: their links stop working.
+    /// The invitation was revoked (its member archived, even if unarchived since), or the member
+    /// is archived now: the link stops working for good.
     Revoked,
 }
 
 type LinkRow = (
     NaiveDateTime,
     i64,
+    Option<NaiveDateTime>,
     Option<NaiveDateTime>,
     i64,
     String,
@@ -70,6 +72,7 @@ macro_rules! link_row {
                 invitation_links::expires_at,
                 invitations::id,
                 invitations::accepted_at,
+                invitations::revoked_at,
                 members::id,
                 members::status,
                 members::role,
@@ -89,13 +92,24 @@ pub fn lookup(conn: &mut DbConn, token: &str) -> QueryResult<Lookup> {
 }
 
 fn decide(row: Option<LinkRow>) -> Lookup {
-    let Some((expires_at, invitation_id, accepted_at, member_id, status, role, workspace, email)) =
-        row
+    let Some((
+        expires_at,
+        invitation_id,
+        accepted_at,
+        revoked_at,
+        member_id,
+        status,
+        role,
+        workspace,
+        email,
+    )) = row
     else {
         return Lookup::NotFound;
     };
     let status = MemberStatus::parse(&status).unwrap_or(MemberStatus::Archived);
     match status {
+        // An unarchived member is `invited` again, but the links of before stay dead.
+        _ if revoked_at.is_some() => Lookup::Revoked,
         MemberStatus::Archived => Lookup::Revoked,
         _ if accepted_at.is_some() || status == MemberStatus::Active => Lookup::AlreadyUsed,
         _ if expires_at <= now() => Lookup::Expired,

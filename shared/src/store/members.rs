@@ -1,22 +1,33 @@
-//! Members of a workspace as admins and support list them.
+//! Members of a workspace as admins and support list them, and the status a new invitation gives.
 
 use std::collections::HashMap;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use crate::config::Edition;
 use crate::db::DbConn;
 use crate::db::schema::{accounts, deliveries, groups, member_groups, members};
-use crate::ids::{ImportId, WorkspaceId};
+use crate::ids::{ImportId, MemberId, WorkspaceId};
 use crate::on_conn;
 use crate::status::{DeliveryState, MemberStatus};
+
+/// The status an invitation gives: `requested` on cloud for a person who never activated an
+/// account anywhere, `invited` otherwise (SPEC, "Members and statuses").
+pub fn invitee_status(edition: Edition, activated: bool) -> MemberStatus {
+    if edition == Edition::Cloud && !activated {
+        MemberStatus::Requested
+    } else {
+        MemberStatus::Invited
+    }
+}
 
 /// Filters of the member list; all optional.
 #[derive(Debug, Clone, Default)]
 pub struct MemberFilter {
     /// Only members with this status.
     pub status: Option<MemberStatus>,
-    /// Only members with a delivery in this state.
+    /// Only members whose latest delivery is in this state.
     pub email_status: Option<DeliveryState>,
     /// Only members created by this import.
     pub import: Option<ImportId>,
@@ -47,6 +58,8 @@ pub struct MemberView {
     pub email_status: Option<String>,
     /// Last send error of that email.
     pub last_error: Option<String>,
+    /// Send attempts of that email so far.
+    pub email_attempts: Option<i32>,
     /// The import that created it.
     pub import_id: Option<i64>,
     /// Creation time.
@@ -101,10 +114,20 @@ pub fn list(
             query = query.filter(members::id.gt(after));
         }
         if let Some(state) = filter.email_status {
+            // The latest delivery only, so the filter agrees with the `email_status` shown: a
+            // member resent after a failure is no longer "failed".
+            let later = diesel::alias!(deliveries as later);
             query = query.filter(
                 members::id.eq_any(
                     deliveries::table
                         .filter(deliveries::state.eq(state.as_str()))
+                        .filter(diesel::dsl::not(diesel::dsl::exists(
+                            later
+                                .filter(
+                                    later.field(deliveries::member_id).eq(deliveries::member_id),
+                                )
+                                .filter(later.field(deliveries::id).gt(deliveries::id)),
+                        )))
                         .select(deliveries::member_id),
                 ),
             );
@@ -123,27 +146,28 @@ pub fn list(
             groups_of.entry(member).or_default().push(name);
         }
         // Ascending ids, so the last one seen per member is its latest email.
-        let mut email_of: HashMap<i64, (String, Option<String>)> = HashMap::new();
-        for (member, state, error) in deliveries::table
+        let mut email_of: HashMap<i64, (String, Option<String>, i32)> = HashMap::new();
+        for (member, state, error, attempts) in deliveries::table
             .filter(deliveries::member_id.eq_any(&ids))
             .order(deliveries::id)
             .select((
                 deliveries::member_id,
                 deliveries::state,
                 deliveries::last_error,
+                deliveries::attempts,
             ))
-            .load::<(i64, String, Option<String>)>(c)?
+            .load::<(i64, String, Option<String>, i32)>(c)?
         {
-            email_of.insert(member, (state, error));
+            email_of.insert(member, (state, error, attempts));
         }
 
         Ok(rows
             .into_iter()
             .map(
                 |(id, email, first_name, last_name, role, status, import_id, created_at)| {
-                    let (email_status, last_error) = email_of
+                    let (email_status, last_error, email_attempts) = email_of
                         .remove(&id)
-                        .map_or((None, None), |(s, e)| (Some(s), e));
+                        .map_or((None, None, None), |(s, e, a)| (Some(s), e, Some(a)));
                     MemberView {
                         id,
                         email,
@@ -154,6 +178,7 @@ pub fn list(
                         groups: groups_of.remove(&id).unwrap_or_default(),
                         email_status,
                         last_error,
+                        email_attempts,
                         import_id,
                         created_at,
                     }
@@ -161,4 +186,17 @@ pub fn list(
             )
             .collect())
     })
+}
+
+/// One member of the workspace (`None` when it belongs to another or does not exist).
+pub fn view(
+    conn: &mut DbConn,
+    workspace: WorkspaceId,
+    member: MemberId,
+) -> QueryResult<Option<MemberView>> {
+    let filter = MemberFilter {
+        id: Some(member.0),
+        ..MemberFilter::default()
+    };
+    Ok(list(conn, workspace, &filter, 1)?.into_iter().next())
 }

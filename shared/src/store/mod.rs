@@ -9,6 +9,7 @@ pub mod imports;
 pub mod invitations;
 pub mod members;
 pub mod rows;
+pub mod support;
 
 use chrono::NaiveDateTime;
 

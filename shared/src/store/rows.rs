@@ -18,6 +18,7 @@ use crate::db::schema::{
 use crate::domain::invitee::{InvalidRow, NewInvitee};
 use crate::ids::{AccountId, ImportId, WorkspaceId};
 use crate::status::{DeliveryState, MemberStatus, RowOutcome};
+use crate::store::members::invitee_status;
 use crate::store::{now, storable};
 use crate::write_transaction;
 
@@ -334,11 +335,7 @@ pub fn apply_chunk(
                 .iter()
                 .map(|(i, _)| {
                     let (account_id, activated_at) = account_of[i.email.as_str()];
-                    let status = if ctx.edition == Edition::Cloud && activated_at.is_none() {
-                        MemberStatus::Requested
-                    } else {
-                        MemberStatus::Invited
-                    };
+                    let status = invitee_status(ctx.edition, activated_at.is_some());
                     NewMember {
                         workspace_id: ctx.workspace_id.0,
                         account_id,

@@ -1,9 +1,10 @@
-//! Imports: upload, progress, list, per-row results and the CSV template.
+//! Imports: upload, progress, list, per-row results, retry of failed sends and the CSV template.
 
 pub mod create;
 pub mod get;
 pub mod list;
 pub mod results;
+pub mod retry;
 pub mod template;
 
 use chrono::NaiveDateTime;

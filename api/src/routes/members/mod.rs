@@ -1,4 +1,8 @@
-//! `GET …/members`: paginated members with filters.
+//! Members: the paginated list with filters, one member, and the support actions on a member.
+
+pub mod archive;
+pub mod invitation_link;
+pub mod resend;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -22,7 +26,7 @@ const MAX_PAGE: i64 = 500;
 pub struct ListQuery {
     /// `invited`, `requested`, `active` or `archived`.
     pub status: Option<String>,
-    /// `pending`, `sending`, `sent` or `failed`.
+    /// `pending`, `sending`, `sent`, `failed` or `cancelled`: the state of the latest email.
     pub email_status: Option<String>,
     /// Only members created by this import.
     pub import: Option<i64>,
@@ -90,18 +94,38 @@ pub async fn get(
         .ok_or(ApiError::NotFound("member"))
 }
 
-fn member_json(m: MemberView) -> Value {
+/// The member JSON: `email_status`, `last_error` and `email_attempts` describe the latest email.
+pub fn member_json(m: MemberView) -> Value {
     json!({
-                "id": m.id,
-                "email": m.email,
-                "first_name": m.first_name,
-                "last_name": m.last_name,
-                "role": role_label(&m.role),
-                "status": m.status,
-                "groups": m.groups,
-                "email_status": m.email_status,
-                "last_error": m.last_error,
-                "import_id": m.import_id,
-                "created_at": rfc3339(m.created_at),
+        "id": m.id,
+        "email": m.email,
+        "first_name": m.first_name,
+        "last_name": m.last_name,
+        "role": role_label(&m.role),
+        "status": m.status,
+        "groups": m.groups,
+        "email_status": m.email_status,
+        "last_error": m.last_error,
+        "email_attempts": m.email_attempts,
+        "import_id": m.import_id,
+        "created_at": rfc3339(m.created_at),
     })
+}
+
+/// 409 for an action that needs a member who has not accepted yet.
+fn already_active() -> ApiError {
+    ApiError::Conflict {
+        code: "member_active",
+        message: "this member has accepted their invitation already; there is nothing to send"
+            .into(),
+    }
+}
+
+/// 409 for an action on an archived member.
+fn archived() -> ApiError {
+    ApiError::Conflict {
+        code: "member_archived",
+        message: "this member is archived: unarchive them first, which emails them a new link"
+            .into(),
+    }
 }

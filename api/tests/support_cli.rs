@@ -1,0 +1,220 @@
+//! The support twins of the admin routes, through the real `invite-api` binary on the embedded
+//! stack: `retry --workspace WS --import ID` and `resend --workspace WS --member ID`.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use diesel::prelude::*;
+use invite_shared::db::Db;
+use invite_shared::db::schema::{accounts, deliveries, members, workspaces};
+use invite_shared::on_conn;
+
+/// `invite-api` on the embedded stack, with its data in `dir`.
+fn invite_api(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_invite-api"));
+    command
+        .current_dir(dir)
+        .env("RUST_LOG", "warn")
+        .env("DATA_DIR", dir.join("data"));
+    for var in [
+        "DATABASE_URL",
+        "REDIS_URL",
+        "SMTP_URL",
+        "API_ADDR",
+        "CONFIG_FILE",
+        "EDITION",
+    ] {
+        command.env_remove(var);
+    }
+    command
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    invite_api(dir).args(args).output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Imports three people into workspace `demo`, their emails sent to the outbox; the ledger's pool.
+fn imported(dir: &Path) -> Db {
+    let csv = dir.join("people.csv");
+    std::fs::write(
+        &csv,
+        "First Name,Email,User Role\nAda,person0@example.com,Admin\n\
+         Bob,person1@example.com,Builder\nCy,person2@example.com,End User\n",
+    )
+    .unwrap();
+    let output = invite_api(dir)
+        .arg("import")
+        .arg(&csv)
+        .args(["--workspace", "demo"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let url = format!("sqlite://{}", dir.join("data/bulk-invite.db").display());
+    Db::connect(&url, 2).unwrap()
+}
+
+/// The id of the member of `demo` with this address.
+async fn member_id(db: &Db, email: &'static str) -> i64 {
+    db.run(move |conn| {
+        Ok(on_conn!(conn, |c| members::table
+            .inner_join(accounts::table)
+            .inner_join(workspaces::table)
+            .filter(workspaces::slug.eq("demo"))
+            .filter(accounts::email.eq(email))
+            .select(members::id)
+            .first::<i64>(c))?)
+    })
+    .await
+    .unwrap()
+}
+
+/// The member's deliveries, oldest first: (state, attempts).
+async fn deliveries_of(db: &Db, member: i64) -> Vec<(String, i32)> {
+    db.run(move |conn| {
+        Ok(on_conn!(conn, |c| deliveries::table
+            .filter(deliveries::member_id.eq(member))
+            .order(deliveries::id)
+            .select((deliveries::state, deliveries::attempts))
+            .load(c))?)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_retry_command_queues_the_failed_sends_of_an_import_and_says_how_many() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = imported(dir.path());
+    let bob = member_id(&db, "person1@example.com").await;
+    // The outbox cannot refuse an email: the arrangement records Bob's send as failed.
+    db.run(move |conn| {
+        on_conn!(conn, |c| diesel::update(
+            deliveries::table.filter(deliveries::member_id.eq(bob))
+        )
+        .set((
+            deliveries::state.eq("failed"),
+            deliveries::last_error.eq(Some("550 5.1.1 no such user")),
+        ))
+        .execute(c))?;
+        Ok(())
+    })
+    .await
+    .unwrap();
+
+    let output = run(
+        dir.path(),
+        &["retry", "--workspace", "demo", "--import", "1"],
+    );
+
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        stdout.contains("import 1: 1 failed send queued again"),
+        "{stdout}"
+    );
+    assert_eq!(
+        deliveries_of(&db, bob).await,
+        vec![("pending".to_owned(), 0)]
+    );
+    let others = member_id(&db, "person0@example.com").await;
+    assert_eq!(
+        deliveries_of(&db, others).await,
+        vec![("sent".to_owned(), 1)]
+    );
+}
+
+#[tokio::test]
+async fn the_resend_command_queues_a_new_invitation_email_and_names_the_member() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = imported(dir.path());
+    let ada = member_id(&db, "person0@example.com").await;
+
+    let output = run(
+        dir.path(),
+        &[
+            "resend",
+            "--workspace",
+            "demo",
+            "--member",
+            &ada.to_string(),
+        ],
+    );
+
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        stdout.contains(&format!(
+            "member {ada} (person0@…): a new invitation email is queued"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("example.com"),
+        "the address is masked: {stdout}"
+    );
+    assert_eq!(
+        deliveries_of(&db, ada).await,
+        vec![("sent".to_owned(), 1), ("pending".to_owned(), 0)],
+        "the sent email stays as it was; a new one waits"
+    );
+}
+
+#[tokio::test]
+async fn the_support_commands_fail_clearly_on_an_unknown_workspace_member_or_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let _db = imported(dir.path());
+
+    let member = run(
+        dir.path(),
+        &["resend", "--workspace", "demo", "--member", "999"],
+    );
+    let import = run(
+        dir.path(),
+        &["retry", "--workspace", "demo", "--import", "42"],
+    );
+    let workspace = run(
+        dir.path(),
+        &["resend", "--workspace", "nope", "--member", "1"],
+    );
+
+    for (output, message) in [
+        (member, "member 999 not found in workspace `demo`"),
+        (import, "import 42 not found in workspace `demo`"),
+        (workspace, "workspace `nope` not found"),
+    ] {
+        assert!(!output.status.success(), "{message}");
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains(message), "{stderr}");
+        assert!(text(&output.stdout).is_empty());
+    }
+}
+
+#[tokio::test]
+async fn the_resend_command_refuses_an_active_member() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = imported(dir.path());
+    // The CLI's import made admin@localhost an active admin of `demo`.
+    let admin = member_id(&db, "admin@localhost").await;
+
+    let output = run(
+        dir.path(),
+        &[
+            "resend",
+            "--workspace",
+            "demo",
+            "--member",
+            &admin.to_string(),
+        ],
+    );
+
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(&format!("member {admin} is active")),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,424 @@
+//! Support actions on the ledger: send an import's failed emails again, resend one member's
+//! invitation, mint a link to copy, archive and unarchive.
+//!
+//! Each action is one write transaction, scoped to a workspace (another workspace's member or
+//! import is "not found"), and says what it did with an outcome enum; the member actions return
+//! the member as the API shows it, read after the commit. [`crate::support`] wraps them for the
+//! routes and the CLI and wakes the senders.
+//!
+//! A member action first locks the member's row (a no-op update; SQLite's `BEGIN IMMEDIATE` already
+//! serialises writers), then reads the status it decides on: a concurrent accept, archive or resend
+//! of the same member waits for the commit, so two actions never interleave.
+//!
+//! Cancelling only ever touches `pending` and `failed` deliveries: a `sending` one is in a worker's
+//! hands (its email may be on the wire), so it is left to finish; its link then answers like any
+//! other link of its invitation (410 once the invitation is revoked).
+
+use std::fmt;
+use std::time::Duration;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::config::Edition;
+use crate::db::DbConn;
+use crate::db::schema::{accounts, deliveries, imports, invitation_links, invitations, members};
+use crate::ids::{ImportId, MemberId, WorkspaceId};
+use crate::status::{DeliveryState, MemberStatus};
+use crate::store::members::{self as member_store, MemberView, invitee_status};
+use crate::store::now;
+use crate::tokens;
+use crate::write_transaction;
+
+/// Statuses of a member who has not accepted yet: the ones support may re-invite.
+const OPEN: [&str; 2] = [
+    MemberStatus::Invited.as_str(),
+    MemberStatus::Requested.as_str(),
+];
+
+/// Delivery states of an email not on its way: what a resend or an unarchive replaces.
+const UNSENT: [&str; 2] = [
+    DeliveryState::Pending.as_str(),
+    DeliveryState::Failed.as_str(),
+];
+
+/// What `retry_failed` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryOutcome {
+    /// This many failed sends are pending again, due now.
+    Requeued(usize),
+    /// No such import in the workspace.
+    ImportNotFound,
+}
+
+/// What `resend` did.
+#[derive(Debug, Clone)]
+pub enum ResendOutcome {
+    /// A new invitation's email is pending, due now; the member as it is now.
+    Queued(Box<MemberView>),
+    /// The member accepted already: there is nothing to resend.
+    AlreadyActive,
+    /// The member is archived: unarchive them instead (that sends a new link).
+    Archived,
+    /// No such member in the workspace.
+    NotFound,
+}
+
+/// A link minted for an admin to copy: the token is shown once and never stored.
+#[derive(Clone)]
+pub struct MintedLink {
+    /// The plain token of `{PUBLIC_URL}/invitations/{token}`.
+    pub token: String,
+    /// When the link stops working.
+    pub expires_at: NaiveDateTime,
+}
+
+impl fmt::Debug for MintedLink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MintedLink")
+            .field("token", &"…")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// What `invitation_link` did.
+#[derive(Debug, Clone)]
+pub enum LinkOutcome {
+    /// A fresh link to the member's open invitation.
+    Minted(MintedLink),
+    /// The member accepted already.
+    AlreadyActive,
+    /// The member is archived: their links do not work.
+    Archived,
+    /// No such member in the workspace.
+    NotFound,
+}
+
+/// What `archive` did.
+#[derive(Debug, Clone)]
+pub enum ArchiveOutcome {
+    /// Archived now: open invitations revoked, pending emails cancelled.
+    Archived(Box<MemberView>),
+    /// Archived already; nothing changed.
+    AlreadyArchived(Box<MemberView>),
+    /// No such member in the workspace.
+    NotFound,
+}
+
+/// What `unarchive` did.
+#[derive(Debug, Clone)]
+pub enum UnarchiveOutcome {
+    /// Invited again: a new invitation's email is pending, due now.
+    Queued(Box<MemberView>),
+    /// The member is not archived.
+    NotArchived,
+    /// No such member in the workspace.
+    NotFound,
+}
+
+/// A member action's decision inside its transaction, before the member is read back.
+enum Step {
+    /// The action was applied.
+    Done,
+    /// The member's status forbids it (an unknown stored status counts as archived).
+    Refused(MemberStatus),
+    /// No such member in the workspace.
+    NotFound,
+}
+
+/// Locks the member's row (a no-op update) and reads its status, whether the person's account was
+/// ever activated, and the member's import, on a concrete connection; `None` when the member is
+/// not in the workspace.
+macro_rules! lock_member {
+    ($c:expr, $workspace:expr, $member:expr) => {
+        diesel::update(
+            members::table
+                .filter(members::id.eq($member.0))
+                .filter(members::workspace_id.eq($workspace.0)),
+        )
+        .set(members::updated_at.eq(members::updated_at))
+        .execute($c)
+        .and_then(|_| {
+            members::table
+                .inner_join(accounts::table)
+                .filter(members::id.eq($member.0))
+                .filter(members::workspace_id.eq($workspace.0))
+                .select((
+                    members::status,
+                    accounts::activated_at.is_not_null(),
+                    members::import_id,
+                ))
+                .first::<(String, bool, Option<i64>)>($c)
+                .optional()
+        })
+        .map(|row| {
+            row.map(|(status, activated, import)| {
+                let status = MemberStatus::parse(&status).unwrap_or(MemberStatus::Archived);
+                (status, activated, import)
+            })
+        })
+    };
+}
+
+/// Sets the (locked) member's status.
+macro_rules! set_status {
+    ($c:expr, $member:expr, $to:expr, $now:expr) => {
+        diesel::update(members::table.find($member.0))
+            .set((
+                members::status.eq($to.as_str()),
+                members::updated_at.eq($now),
+            ))
+            .execute($c)
+    };
+}
+
+/// Cancels the member's deliveries in the given states; how many.
+macro_rules! cancel_deliveries {
+    ($c:expr, $member:expr, $states:expr) => {
+        diesel::update(
+            deliveries::table
+                .filter(deliveries::member_id.eq($member.0))
+                .filter(deliveries::state.eq_any($states)),
+        )
+        .set(deliveries::state.eq(DeliveryState::Cancelled.as_str()))
+        .execute($c)
+    };
+}
+
+/// A new invitation for the member and its pending delivery, due now, under `$import`.
+macro_rules! invite_again {
+    ($c:expr, $member:expr, $import:expr, $now:expr) => {
+        diesel::insert_into(invitations::table)
+            .values((
+                invitations::member_id.eq($member.0),
+                invitations::created_at.eq($now),
+            ))
+            .returning(invitations::id)
+            .get_result::<i64>($c)
+            .and_then(|invitation| {
+                diesel::insert_into(deliveries::table)
+                    .values((
+                        deliveries::invitation_id.eq(invitation),
+                        deliveries::member_id.eq($member.0),
+                        deliveries::import_id.eq($import),
+                        deliveries::state.eq(DeliveryState::Pending.as_str()),
+                        deliveries::attempts.eq(0),
+                        deliveries::next_attempt_at.eq($now),
+                        deliveries::created_at.eq($now),
+                    ))
+                    .execute($c)
+            })
+    };
+}
+
+/// Puts every `failed` send of the import whose member is still `invited`/`requested` (and whose
+/// invitation is neither accepted nor revoked) back to `pending`, due now, with a fresh retry
+/// window. `last_error` stays until the next outcome replaces it.
+pub fn retry_failed(
+    conn: &mut DbConn,
+    workspace: WorkspaceId,
+    import: ImportId,
+) -> QueryResult<RetryOutcome> {
+    let now = now();
+    write_transaction!(conn, |c| {
+        let found = imports::table
+            .filter(imports::id.eq(import.0))
+            .filter(imports::workspace_id.eq(workspace.0))
+            .select(imports::id)
+            .first::<i64>(c)
+            .optional()?;
+        if found.is_none() {
+            return Ok(RetryOutcome::ImportNotFound);
+        }
+        let requeued = diesel::update(
+            deliveries::table
+                .filter(deliveries::import_id.eq(import.0))
+                .filter(deliveries::state.eq(DeliveryState::Failed.as_str()))
+                .filter(diesel::dsl::exists(
+                    members::table
+                        .filter(members::id.eq(deliveries::member_id))
+                        .filter(members::workspace_id.eq(workspace.0))
+                        .filter(members::status.eq_any(OPEN)),
+                ))
+                .filter(diesel::dsl::exists(
+                    invitations::table
+                        .filter(invitations::id.eq(deliveries::invitation_id))
+                        .filter(invitations::accepted_at.is_null())
+                        .filter(invitations::revoked_at.is_null()),
+                )),
+        )
+        .set((
+            deliveries::state.eq(DeliveryState::Pending.as_str()),
+            deliveries::attempts.eq(0),
+            deliveries::first_attempt_at.eq(None::<NaiveDateTime>),
+            deliveries::next_attempt_at.eq(now),
+            deliveries::claim.eq(None::<i64>),
+            deliveries::lease_until.eq(None::<NaiveDateTime>),
+        ))
+        .execute(c)?;
+        Ok(RetryOutcome::Requeued(requeued))
+    })
+}
+
+/// Sends an `invited`/`requested` member a new invitation: a new invitation row and a pending
+/// delivery due now (under the member's import), and every earlier `pending` or `failed` delivery
+/// of theirs cancelled, so they get exactly one new email. Links already sent keep working. The
+/// status is decided again by [`invitee_status`] (the person may have activated an account since).
+pub fn resend(
+    conn: &mut DbConn,
+    workspace: WorkspaceId,
+    member: MemberId,
+    edition: Edition,
+) -> QueryResult<ResendOutcome> {
+    let now = now();
+    let step: QueryResult<Step> = write_transaction!(&mut *conn, |c| {
+        let Some((status, activated, import)) = lock_member!(c, workspace, member)? else {
+            return Ok(Step::NotFound);
+        };
+        if !matches!(status, MemberStatus::Invited | MemberStatus::Requested) {
+            return Ok(Step::Refused(status));
+        }
+        set_status!(c, member, invitee_status(edition, activated), now)?;
+        cancel_deliveries!(c, member, UNSENT)?;
+        invite_again!(c, member, import, now)?;
+        Ok(Step::Done)
+    });
+    let step = step?;
+    Ok(match step {
+        Step::Done => match member_store::view(conn, workspace, member)? {
+            Some(view) => ResendOutcome::Queued(Box::new(view)),
+            None => ResendOutcome::NotFound,
+        },
+        Step::Refused(MemberStatus::Active) => ResendOutcome::AlreadyActive,
+        Step::Refused(_) => ResendOutcome::Archived,
+        Step::NotFound => ResendOutcome::NotFound,
+    })
+}
+
+/// Mints a fresh link, valid for `ttl`, to the latest open (unaccepted, unrevoked) invitation of an
+/// `invited`/`requested` member, storing only its hash; nothing is emailed. A member without an open
+/// invitation gets one.
+pub fn invitation_link(
+    conn: &mut DbConn,
+    workspace: WorkspaceId,
+    member: MemberId,
+    ttl: Duration,
+) -> QueryResult<LinkOutcome> {
+    let now = now();
+    let expires_at = now + ttl;
+    write_transaction!(conn, |c| {
+        let Some((status, _, _)) = lock_member!(c, workspace, member)? else {
+            return Ok(LinkOutcome::NotFound);
+        };
+        match status {
+            MemberStatus::Invited | MemberStatus::Requested => {}
+            MemberStatus::Active => return Ok(LinkOutcome::AlreadyActive),
+            MemberStatus::Archived => return Ok(LinkOutcome::Archived),
+        }
+        let latest = invitations::table
+            .filter(invitations::member_id.eq(member.0))
+            .filter(invitations::accepted_at.is_null())
+            .filter(invitations::revoked_at.is_null())
+            .order(invitations::id.desc())
+            .select(invitations::id)
+            .first::<i64>(c)
+            .optional()?;
+        let invitation = match latest {
+            Some(id) => id,
+            None => diesel::insert_into(invitations::table)
+                .values((
+                    invitations::member_id.eq(member.0),
+                    invitations::created_at.eq(now),
+                ))
+                .returning(invitations::id)
+                .get_result::<i64>(c)?,
+        };
+        let token = tokens::mint();
+        diesel::insert_into(invitation_links::table)
+            .values((
+                invitation_links::token_hash.eq(&token.hash),
+                invitation_links::invitation_id.eq(invitation),
+                invitation_links::expires_at.eq(expires_at),
+                invitation_links::created_at.eq(now),
+            ))
+            .execute(c)?;
+        Ok(LinkOutcome::Minted(MintedLink {
+            token: token.plain,
+            expires_at,
+        }))
+    })
+}
+
+/// Archives a member who is not archived yet: every unaccepted invitation of theirs is revoked (its
+/// links answer 410 for good, even after an unarchive) and every pending email cancelled. Archiving
+/// an archived member changes nothing.
+pub fn archive(
+    conn: &mut DbConn,
+    workspace: WorkspaceId,
+    member: MemberId,
+) -> QueryResult<ArchiveOutcome> {
+    let now = now();
+    let step: QueryResult<Step> = write_transaction!(&mut *conn, |c| {
+        let Some((status, _, _)) = lock_member!(c, workspace, member)? else {
+            return Ok(Step::NotFound);
+        };
+        if status == MemberStatus::Archived {
+            return Ok(Step::Refused(status));
+        }
+        set_status!(c, member, MemberStatus::Archived, now)?;
+        diesel::update(
+            invitations::table
+                .filter(invitations::member_id.eq(member.0))
+                .filter(invitations::accepted_at.is_null())
+                .filter(invitations::revoked_at.is_null()),
+        )
+        .set(invitations::revoked_at.eq(Some(now)))
+        .execute(c)?;
+        cancel_deliveries!(c, member, [DeliveryState::Pending.as_str()])?;
+        Ok(Step::Done)
+    });
+    let step = step?;
+    let view = match step {
+        Step::NotFound => None,
+        _ => member_store::view(conn, workspace, member)?,
+    };
+    Ok(match (step, view) {
+        (Step::Done, Some(view)) => ArchiveOutcome::Archived(Box::new(view)),
+        (Step::Refused(_), Some(view)) => ArchiveOutcome::AlreadyArchived(Box::new(view)),
+        _ => ArchiveOutcome::NotFound,
+    })
+}
+
+/// Makes an archived member `invited` again (`requested` by [`invitee_status`]) with a new
+/// invitation and a pending delivery due now, so a new link is emailed; the links of before stay
+/// revoked. Failed emails of before are cancelled, so a retry of their import never sends them.
+pub fn unarchive(
+    conn: &mut DbConn,
+    workspace: WorkspaceId,
+    member: MemberId,
+    edition: Edition,
+) -> QueryResult<UnarchiveOutcome> {
+    let now = now();
+    let step: QueryResult<Step> = write_transaction!(&mut *conn, |c| {
+        let Some((status, activated, import)) = lock_member!(c, workspace, member)? else {
+            return Ok(Step::NotFound);
+        };
+        if status != MemberStatus::Archived {
+            return Ok(Step::Refused(status));
+        }
+        set_status!(c, member, invitee_status(edition, activated), now)?;
+        cancel_deliveries!(c, member, UNSENT)?;
+        invite_again!(c, member, import, now)?;
+        Ok(Step::Done)
+    });
+    let step = step?;
+    Ok(match step {
+        Step::Done => match member_store::view(conn, workspace, member)? {
+            Some(view) => UnarchiveOutcome::Queued(Box::new(view)),
+            None => UnarchiveOutcome::NotFound,
+        },
+        Step::Refused(_) => UnarchiveOutcome::NotArchived,
+        Step::NotFound => UnarchiveOutcome::NotFound,
+    })
+}

@@ -1,0 +1,170 @@
+//! Support tools: what the routes and the CLI both call.
+//!
+//! Each function runs one store action ([`crate::store::support`]) on a blocking thread and, when
+//! the action queued an email, wakes the senders with a `SendInvites` job. A wake-up that cannot be
+//! enqueued is logged and ignored: every worker's sweep sends due deliveries anyway, within
+//! `SEND_POLL_INTERVAL`. Nothing here logs an address or a token.
+
+use std::fmt;
+
+use chrono::NaiveDateTime;
+
+use crate::config::{Edition, Settings};
+use crate::db::Db;
+use crate::ids::{ImportId, MemberId, WorkspaceId};
+use crate::jobs::SendInvites;
+use crate::queue::JobQueue;
+use crate::store::support as store;
+
+pub use crate::store::support::{ArchiveOutcome, ResendOutcome, RetryOutcome, UnarchiveOutcome};
+
+/// A link an admin can copy and hand to the invitee.
+#[derive(Clone)]
+pub struct InvitationLink {
+    /// `{PUBLIC_URL}/invitations/{token}`; it carries the secret, so it is never logged.
+    pub url: String,
+    /// When the link stops working (`INVITE_TTL` from now).
+    pub expires_at: NaiveDateTime,
+}
+
+impl fmt::Debug for InvitationLink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InvitationLink")
+            .field("url", &"…")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// What `invitation_link` did.
+#[derive(Debug, Clone)]
+pub enum LinkOutcome {
+    /// A fresh link to the member's open invitation; nothing was emailed.
+    Link(InvitationLink),
+    /// This edition does not hand out links: on cloud, a link reaches the invitee only by email,
+    /// which is what proves they own the address.
+    SelfHostedOnly,
+    /// The member accepted already.
+    AlreadyActive,
+    /// The member is archived: unarchive them first.
+    Archived,
+    /// No such member in the workspace.
+    NotFound,
+}
+
+/// Puts every failed send of an import back in line (see [`store::retry_failed`]) and wakes the
+/// senders when there is any.
+#[tracing::instrument(skip_all, fields(%workspace, import_id = %import))]
+pub async fn retry_failed(
+    db: &Db,
+    queue: &JobQueue,
+    workspace: WorkspaceId,
+    import: ImportId,
+) -> anyhow::Result<RetryOutcome> {
+    let outcome = db
+        .run(move |c| Ok(store::retry_failed(c, workspace, import)?))
+        .await?;
+    if let RetryOutcome::Requeued(n) = outcome {
+        tracing::info!(requeued = n, "failed sends queued again");
+        if n > 0 {
+            wake(queue, Some(import)).await;
+        }
+    }
+    Ok(outcome)
+}
+
+/// Queues a new invitation email for a member who has not accepted yet (see [`store::resend`]).
+#[tracing::instrument(skip_all, fields(%workspace, member_id = %member))]
+pub async fn resend(
+    db: &Db,
+    queue: &JobQueue,
+    settings: &Settings,
+    workspace: WorkspaceId,
+    member: MemberId,
+) -> anyhow::Result<ResendOutcome> {
+    let edition = settings.edition;
+    let outcome = db
+        .run(move |c| Ok(store::resend(c, workspace, member, edition)?))
+        .await?;
+    if let ResendOutcome::Queued(view) = &outcome {
+        tracing::info!("a new invitation email is queued");
+        wake(queue, view.import_id.map(ImportId)).await;
+    }
+    Ok(outcome)
+}
+
+/// Mints a link to copy, on self-hosted editions only (see [`store::invitation_link`]).
+#[tracing::instrument(skip_all, fields(%workspace, member_id = %member))]
+pub async fn invitation_link(
+    db: &Db,
+    settings: &Settings,
+    workspace: WorkspaceId,
+    member: MemberId,
+) -> anyhow::Result<LinkOutcome> {
+    if settings.edition != Edition::SelfHosted {
+        return Ok(LinkOutcome::SelfHostedOnly);
+    }
+    let ttl = settings.invite_ttl;
+    let outcome = db
+        .run(move |c| Ok(store::invitation_link(c, workspace, member, ttl)?))
+        .await?;
+    Ok(match outcome {
+        store::LinkOutcome::Minted(link) => {
+            tracing::info!("an invitation link was minted for an admin to copy");
+            LinkOutcome::Link(InvitationLink {
+                url: settings.invitation_url(&link.token),
+                expires_at: link.expires_at,
+            })
+        }
+        store::LinkOutcome::AlreadyActive => LinkOutcome::AlreadyActive,
+        store::LinkOutcome::Archived => LinkOutcome::Archived,
+        store::LinkOutcome::NotFound => LinkOutcome::NotFound,
+    })
+}
+
+/// Archives a member: their links stop working and their pending email is cancelled (see
+/// [`store::archive`]).
+#[tracing::instrument(skip_all, fields(%workspace, member_id = %member))]
+pub async fn archive(
+    db: &Db,
+    workspace: WorkspaceId,
+    member: MemberId,
+) -> anyhow::Result<ArchiveOutcome> {
+    let outcome = db
+        .run(move |c| Ok(store::archive(c, workspace, member)?))
+        .await?;
+    if let ArchiveOutcome::Archived(_) = &outcome {
+        tracing::info!("member archived");
+    }
+    Ok(outcome)
+}
+
+/// Invites an archived member again, with a new link by email (see [`store::unarchive`]).
+#[tracing::instrument(skip_all, fields(%workspace, member_id = %member))]
+pub async fn unarchive(
+    db: &Db,
+    queue: &JobQueue,
+    settings: &Settings,
+    workspace: WorkspaceId,
+    member: MemberId,
+) -> anyhow::Result<UnarchiveOutcome> {
+    let edition = settings.edition;
+    let outcome = db
+        .run(move |c| Ok(store::unarchive(c, workspace, member, edition)?))
+        .await?;
+    if let UnarchiveOutcome::Queued(view) = &outcome {
+        tracing::info!("member unarchived; a new invitation email is queued");
+        wake(queue, view.import_id.map(ImportId)).await;
+    }
+    Ok(outcome)
+}
+
+/// Tells the senders there is work; a failure only delays the email until the next sweep.
+async fn wake(queue: &JobQueue, import_id: Option<ImportId>) {
+    if let Err(e) = queue.push_send(SendInvites { import_id }).await {
+        tracing::warn!(
+            error = format!("{e:#}"),
+            "could not wake the senders; the next sweep sends the email"
+        );
+    }
+}
