@@ -2,7 +2,7 @@
 //!
 //! Each function runs one store action ([`crate::store::support`]) on a blocking thread and, when
 //! the action queued an email, wakes the senders with a `SendInvites` job. A wake-up that cannot be
-//! enqueued is logged and ignored: every worker's sweep sends due deliveries anyway, within
+//! enqueued is logged and ignored: every worker's housekeeping wakes its sender anyway, within
 //! `SEND_POLL_INTERVAL`. Nothing here logs an address or a token.
 
 use std::fmt;
@@ -159,12 +159,12 @@ pub async fn unarchive(
     Ok(outcome)
 }
 
-/// Tells the senders there is work; a failure only delays the email until the next sweep.
+/// Tells the senders there is work; a failure only delays the email until the next housekeeping.
 async fn wake(queue: &JobQueue, import_id: Option<ImportId>) {
     if let Err(e) = queue.push_send(SendInvites { import_id }).await {
         tracing::warn!(
             error = format!("{e:#}"),
-            "could not wake the senders; the next sweep sends the email"
+            "could not wake the senders; the next housekeeping does"
         );
     }
 }

@@ -359,3 +359,22 @@ async fn wait_until_a_send_was_refused(app: &TestApp) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_that_outlasts_its_lease_keeps_it_and_is_not_sent_twice() {
+    // Sends take three leases' time; without renewal, housekeeping would hand them to the other
+    // worker, which would send them again.
+    let mut app = TestApp::spawn_with(Stack::Postgres, |s| {
+        s.email_lease = Duration::from_millis(300);
+    })
+    .await;
+    app.smtp().set_reply_delay(Duration::from_millis(900));
+    app.start_worker().await;
+    app.start_worker().await;
+
+    let id = app.upload_ok(people_csv(20)).await;
+    let import = app.settled(id).await;
+
+    assert_eq!(sent(&import), 20);
+    assert_eq!(app.smtp().messages().len(), 20, "no send was repeated");
+}
