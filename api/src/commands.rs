@@ -88,11 +88,14 @@ fn start_workers(
     Ok(tokio::spawn(invite_worker::run(deps, shutdown.clone())))
 }
 
-/// `serve`: the HTTP API, plus the workers when the queue is embedded.
-pub async fn serve(settings: Arc<Settings>, db: Db) -> anyhow::Result<()> {
-    let queue = JobQueue::connect(&settings).await?;
-    first_start(&settings, &db).await?;
+/// `serve`: the HTTP API, plus the workers when the queue is embedded. A database or queue that is
+/// down at start is waited for (see `OUTAGE_LIMIT`).
+pub async fn serve(settings: Arc<Settings>) -> anyhow::Result<()> {
     let shutdown = runtime::shutdown_on_signal();
+    let Some((db, queue)) = runtime::connect_dependencies(&settings, &shutdown).await? else {
+        return Ok(());
+    };
+    first_start(&settings, &db).await?;
     let workers = embedded_workers(&settings, &db, &queue, &shutdown)?;
     let state = AppState {
         db,

@@ -75,8 +75,22 @@ pub enum ApiError {
     Unavailable(String),
     /// Anything else; logged with its cause chain, never shown to the client.
     #[error("internal error")]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
 }
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        if invite_shared::db::is_unavailable(&e) {
+            tracing::warn!(error = format!("{e:#}"), "the database is unavailable");
+            ApiError::Unavailable("the database is unavailable; try again shortly".into())
+        } else {
+            ApiError::Internal(e)
+        }
+    }
+}
+
+/// What a 503 tells the client to wait before trying again, in seconds.
+const RETRY_AFTER_SECS: &str = "5";
 
 impl ApiError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
@@ -107,6 +121,13 @@ impl IntoResponse for ApiError {
             tracing::error!(error = format!("{e:#}"), "request failed");
         }
         let body = json!({ "error": { "code": code, "message": self.to_string() } });
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
+        }
+        response
     }
 }

@@ -109,12 +109,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         );
     }
     let settings = Arc::new(Settings::load()?);
+    if let Command::Serve = command {
+        // The long-running server waits out a database or queue that is down; the one-off
+        // commands below fail at once instead.
+        return commands::serve(settings).await.map(|()| ExitCode::SUCCESS);
+    }
     let db = Db::connect(&settings.database_url(), settings.db_pool_size)?;
     db.migrate().await?;
     match command {
-        Command::Serve => commands::serve(settings, db)
-            .await
-            .map(|()| ExitCode::SUCCESS),
+        Command::Serve => unreachable!("served above"),
         Command::Import { file, workspace } => {
             let outbox = settings.smtp_url.is_none().then(|| settings.outbox_dir());
             let summary = commands::import(settings, db, &file, &workspace).await?;

@@ -92,6 +92,10 @@ pub struct Settings {
     pub queue_prefix: String,
     /// Jobs each worker process runs at once, per job kind.
     pub worker_concurrency: usize,
+    /// How long a process rides out an unavailable database or queue before it exits (non-zero,
+    /// for a supervisor to restart it); unset means it never gives up.
+    #[serde(with = "humantime_serde::option")]
+    pub outage_limit: Option<Duration>,
 }
 
 impl Default for Settings {
@@ -123,6 +127,7 @@ impl Default for Settings {
             queue_poll_interval: Duration::from_secs(1),
             queue_prefix: "bulk-invite".into(),
             worker_concurrency: 2,
+            outage_limit: None,
         }
     }
 }
@@ -167,6 +172,11 @@ impl Settings {
             self.public_url.starts_with("http://") || self.public_url.starts_with("https://"),
             "PUBLIC_URL must be an http(s) URL"
         );
+        // A bad URL is a configuration error (exit at once), unlike a Redis that is down (wait).
+        if let Some(url) = &self.redis_url {
+            redis::Client::open(url.expose_secret())
+                .map_err(|_| anyhow::anyhow!("REDIS_URL is not a valid redis:// URL"))?;
+        }
         Ok(())
     }
 

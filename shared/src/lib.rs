@@ -5,6 +5,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod email;
+pub mod health;
 pub mod ids;
 pub mod jobs;
 pub mod metrics;

@@ -117,14 +117,30 @@ impl JobQueue {
 
     /// Enqueues the processing of an import.
     pub async fn push_import(&self, job: ProcessImport) -> anyhow::Result<()> {
+        // The first command on a Redis connection that broke fails and makes the connection
+        // manager reconnect; one more try lets the first request after an outage succeed.
+        match self.push_import_once(job.clone()).await {
+            Ok(()) => Ok(()),
+            Err(_) => self.push_import_once(job).await,
+        }
+    }
+
+    async fn push_import_once(&self, job: ProcessImport) -> anyhow::Result<()> {
         match self {
             JobQueue::Redis(q, _) => q.imports.clone().push(job).await.map_err(push_error),
             JobQueue::Sqlite(q) => q.imports.clone().push(job).await.map_err(push_error),
         }
     }
 
-    /// Enqueues a wake-up for the senders.
+    /// Enqueues a wake-up for the senders (one try more after a failure, as for imports).
     pub async fn push_send(&self, job: SendInvites) -> anyhow::Result<()> {
+        match self.push_send_once(job.clone()).await {
+            Ok(()) => Ok(()),
+            Err(_) => self.push_send_once(job).await,
+        }
+    }
+
+    async fn push_send_once(&self, job: SendInvites) -> anyhow::Result<()> {
         match self {
             JobQueue::Redis(q, _) => q.sends.clone().push(job).await.map_err(push_error),
             JobQueue::Sqlite(q) => q.sends.clone().push(job).await.map_err(push_error),

@@ -1,6 +1,8 @@
 //! Housekeeping on a timer of its own (`SEND_POLL_INTERVAL`), so no backlog of sends can starve
-//! it: re-enqueue imports whose worker died, put sends of dead workers back to `pending`, refresh
-//! the pending gauge, and wake this process's sender for retries and wake-ups it was not told of.
+//! it: enqueue imports that need a worker (their worker died, their job was lost or never
+//! enqueued), put sends of dead workers back to `pending`, refresh the pending gauge, and wake this
+//! process's sender for retries and wake-ups it was not told of. Together with the database as the
+//! ledger, this re-creates every signal a queue that restarted empty has lost.
 
 use invite_shared::jobs::ProcessImport;
 use invite_shared::metrics as m;
@@ -13,30 +15,33 @@ use crate::Deps;
 pub async fn run(deps: Deps, stop: CancellationToken) {
     let mut tick = tokio::time::interval(deps.settings.send_poll_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        if let Err(e) = once(&deps).await {
-            tracing::warn!(
-                error = format!("{e:#}"),
-                "housekeeping failed; will try again"
-            );
+        // Logged once per outage, not once per tick.
+        match once(&deps).await {
+            Ok(()) if failing => {
+                failing = false;
+                tracing::info!("housekeeping works again");
+            }
+            Ok(()) => {}
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "housekeeping failed; retrying every tick"
+                );
+            }
+            Err(e) => tracing::debug!(error = format!("{e:#}"), "housekeeping still failing"),
         }
     }
 }
 
 async fn once(deps: &Deps) -> anyhow::Result<()> {
-    let lease = deps.settings.import_lease;
-    for import_id in deps
-        .db
-        .run(move |c| Ok(imports::claim_stalled(c, lease)?))
-        .await?
-    {
-        tracing::warn!(%import_id, "re-enqueueing a stalled import");
-        deps.queue.push_import(ProcessImport { import_id }).await?;
-    }
+    // The database's part first: a queue outage must not stop it.
     let requeued = deps.db.run(|c| Ok(deliveries::requeue_lapsed(c)?)).await?;
     if requeued > 0 {
         tracing::warn!(
@@ -47,5 +52,24 @@ async fn once(deps: &Deps) -> anyhow::Result<()> {
     deps.wake.notify_one();
     let pending = deps.db.run(|c| Ok(deliveries::pending_count(c)?)).await?;
     metrics::gauge!(m::EMAILS_PENDING).set(pending as f64);
+    enqueue_imports_needing_a_worker(deps).await
+}
+
+async fn enqueue_imports_needing_a_worker(deps: &Deps) -> anyhow::Result<()> {
+    let lease = deps.settings.import_lease;
+    for import_id in deps
+        .db
+        .run(move |c| Ok(imports::claim_stalled(c, lease)?))
+        .await?
+    {
+        if let Err(e) = deps.queue.push_import(ProcessImport { import_id }).await {
+            // The queue is down: try again at the next tick rather than a lease later.
+            deps.db
+                .run(move |c| Ok(imports::unmark_requeued(c, import_id)?))
+                .await?;
+            return Err(e.context("enqueueing imports that need a worker"));
+        }
+        tracing::info!(%import_id, "enqueued an import that needs a worker");
+    }
     Ok(())
 }

@@ -92,6 +92,7 @@ macro_rules! register_workers {
         let concurrency = $deps.settings.worker_concurrency;
         let (imports, sends) = ($queues.imports.clone(), $queues.sends.clone());
         let (import_deps, send_deps) = ($deps.clone(), $deps.clone());
+        // Fresh names on every (re)start: apalis-redis refuses a name it saw recently.
         let import_name = unique_worker_name("process-import");
         let send_name = unique_worker_name("send-invites");
         $monitor
@@ -113,26 +114,57 @@ macro_rules! register_workers {
 }
 
 /// Runs every worker, the send engine and housekeeping until `shutdown` is cancelled, then lets
-/// the send engine finish gracefully.
+/// the send engine finish gracefully. Returns an error only when the queue stayed unavailable
+/// longer than `OUTAGE_LIMIT`.
 pub async fn run(mut deps: Deps, shutdown: CancellationToken) -> anyhow::Result<()> {
     deps.shutdown = shutdown.clone();
-    let monitor = Monitor::new().shutdown_timeout(Duration::from_secs(30));
-    let monitor = match &deps.queue {
-        JobQueue::Redis(queues, _) => register_workers!(monitor, queues, deps),
-        JobQueue::Sqlite(queues) => register_workers!(monitor, queues, deps),
-    };
-
     let sender = tokio::spawn(sender::run(deps.clone(), shutdown.clone()));
     let housekeeping = tokio::spawn(housekeeping::run(deps.clone(), shutdown.clone()));
-    let stop = shutdown.clone();
-    let result = monitor
-        .run_with_signal(async move {
-            stop.cancelled().await;
-            Ok(())
-        })
-        .await;
+    let result = supervise_queue_workers(&deps, &shutdown).await;
     shutdown.cancel();
     housekeeping.await.context("housekeeping panicked")?;
     sender.await.context("the send engine panicked")??;
-    result.map_err(|e| anyhow::anyhow!("worker monitor: {e}"))
+    result
+}
+
+/// Runs the queue's workers until `shutdown`. When one of them fails (the queue went away: apalis
+/// ends a worker whose backend fails), all are stopped, the queue is pinged with backoff until it
+/// answers, and they start again under new names. The ledger needs nothing from the queue's
+/// contents: housekeeping re-enqueues imports whose job was lost and the sender polls the database.
+async fn supervise_queue_workers(deps: &Deps, shutdown: &CancellationToken) -> anyhow::Result<()> {
+    loop {
+        let failed = CancellationToken::new();
+        let on_failure = failed.clone();
+        let monitor = Monitor::new()
+            .shutdown_timeout(Duration::from_secs(30))
+            .should_restart(move |worker, error| {
+                tracing::warn!(worker = worker.name(), error = %error, "a queue worker stopped");
+                on_failure.cancel();
+                false
+            });
+        let monitor = match &deps.queue {
+            JobQueue::Redis(queues, _) => register_workers!(monitor, queues, deps),
+            JobQueue::Sqlite(queues) => register_workers!(monitor, queues, deps),
+        };
+        let (stop, failure) = (shutdown.clone(), failed.clone());
+        let result = monitor
+            .run_with_signal(async move {
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    _ = failure.cancelled() => {}
+                }
+                Ok(())
+            })
+            .await;
+        if shutdown.is_cancelled() {
+            return match result {
+                // A worker that failed while everything was stopping changes nothing.
+                Err(e) if !failed.is_cancelled() => Err(anyhow::anyhow!("worker monitor: {e}")),
+                _ => Ok(()),
+            };
+        }
+        runtime::wait_until_available("the queue", &deps.settings, shutdown, || deps.queue.ping())
+            .await?;
+        tracing::info!("restarting the queue workers");
+    }
 }

@@ -1,7 +1,13 @@
-//! Process plumbing shared by both binaries: logging, the metrics recorder, shutdown signals.
+//! Process plumbing shared by both binaries: logging, the metrics recorder, shutdown signals,
+//! and riding out outages of the services they depend on.
 
+use std::future::Future;
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use invite_shared::config::Settings;
+use invite_shared::db::Db;
+use invite_shared::queue::JobQueue;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio_util::sync::CancellationToken;
@@ -65,4 +71,120 @@ pub fn shutdown_on_signal() -> CancellationToken {
         cancel.cancel();
     });
     token
+}
+
+/// Longest wait between two tries of an unavailable service.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// 100 ms, doubling per failure, at most five seconds.
+pub fn backoff(failures: u32) -> Duration {
+    (Duration::from_millis(100) * 2u32.saturating_pow(failures.saturating_sub(1).min(16)))
+        .min(MAX_BACKOFF)
+}
+
+/// Tries `attempt` with capped exponential backoff until it succeeds (its value) or `stop` is
+/// cancelled (`None`), logging once when the outage starts and once when it ends. Fails only when
+/// `OUTAGE_LIMIT` is set and the outage lasted longer: the process should then exit non-zero for
+/// its supervisor to restart it.
+pub async fn wait_until_available<T, F, Fut>(
+    what: &str,
+    settings: &Settings,
+    stop: &CancellationToken,
+    attempt: F,
+) -> anyhow::Result<Option<T>>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    let started = Instant::now();
+    let mut failures = 0;
+    loop {
+        match attempt().await {
+            Ok(value) => {
+                if failures > 0 {
+                    tracing::info!(
+                        outage_ms = started.elapsed().as_millis() as u64,
+                        "{what} is available again"
+                    );
+                }
+                return Ok(Some(value));
+            }
+            Err(e) => {
+                failures += 1;
+                if failures == 1 {
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        "{what} is unavailable; retrying with backoff"
+                    );
+                }
+                if let Some(limit) = settings.outage_limit
+                    && started.elapsed() >= limit
+                {
+                    anyhow::bail!(
+                        "{what} was unavailable for longer than OUTAGE_LIMIT ({limit:?}): {e:#}"
+                    );
+                }
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(None),
+            _ = tokio::time::sleep(backoff(failures)) => {}
+        }
+    }
+}
+
+/// The database (reachable and migrated) and the queue, waiting out outages at start-up;
+/// `None` when `stop` came first.
+pub async fn connect_dependencies(
+    settings: &Settings,
+    stop: &CancellationToken,
+) -> anyhow::Result<Option<(Db, JobQueue)>> {
+    let db = Db::connect(&settings.database_url(), settings.db_pool_size)?;
+    if wait_until_available("the database", settings, stop, || db.ping())
+        .await?
+        .is_none()
+    {
+        return Ok(None);
+    }
+    db.migrate().await?;
+    let queue =
+        wait_until_available("the queue", settings, stop, || JobQueue::connect(settings)).await?;
+    Ok(queue.map(|queue| (db, queue)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        assert_eq!(backoff(1), Duration::from_millis(100));
+        assert_eq!(backoff(2), Duration::from_millis(200));
+        assert_eq!(backoff(40), MAX_BACKOFF);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_outage_longer_than_the_limit_is_an_error_and_a_short_one_is_not() {
+        let settings = Settings {
+            outage_limit: Some(Duration::from_secs(3)),
+            ..Settings::default()
+        };
+        let stop = CancellationToken::new();
+        let tries = std::sync::atomic::AtomicU32::new(0);
+
+        let short = wait_until_available("x", &settings, &stop, || {
+            let n = tries.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move {
+                anyhow::ensure!(n >= 3, "down");
+                Ok(())
+            }
+        })
+        .await;
+        let long: anyhow::Result<Option<()>> =
+            wait_until_available("x", &settings, &stop, || async { anyhow::bail!("down") }).await;
+
+        assert_eq!(short.unwrap(), Some(()));
+        let error = long.unwrap_err().to_string();
+        assert!(error.contains("OUTAGE_LIMIT (3s)"), "{error}");
+    }
 }

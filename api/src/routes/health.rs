@@ -3,7 +3,8 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde_json::{Value, json};
+use invite_shared::health::Readiness;
+use serde_json::Value;
 
 use crate::AppState;
 
@@ -12,22 +13,15 @@ pub async fn live() -> &'static str {
     "ok"
 }
 
-/// Readiness: the database and the queue answer.
+/// Readiness: the database and the queue answer (503 naming the one that does not).
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let (db, queue) = tokio::join!(state.db.ping(), state.queue.ping());
-    let describe = |r: &anyhow::Result<()>| match r {
-        Ok(()) => "ok".to_owned(),
-        Err(e) => format!("{e:#}"),
-    };
-    let status = if db.is_ok() && queue.is_ok() {
+    let readiness = Readiness::check(&state.db, &state.queue).await;
+    let status = if readiness.ready() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (
-        status,
-        Json(json!({ "database": describe(&db), "queue": describe(&queue) })),
-    )
+    (status, Json(readiness.to_json()))
 }
 
 /// Prometheus text exposition.

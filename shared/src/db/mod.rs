@@ -81,6 +81,27 @@ macro_rules! write_transaction {
     };
 }
 
+/// No connection to the database could be had (it is down, restarting, or unreachable).
+#[derive(Debug, thiserror::Error)]
+#[error("database unavailable: {0}")]
+pub struct Unavailable(String);
+
+/// Whether `error` says the database is unavailable (no connection could be had, or the one in use
+/// was cut), as opposed to a query that failed: the caller may answer 503 and retry later.
+pub fn is_unavailable(error: &anyhow::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    error.chain().any(|cause| {
+        cause.is::<Unavailable>()
+            || matches!(
+                cause.downcast_ref::<Error>(),
+                Some(Error::DatabaseError(
+                    DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                    _
+                ))
+            )
+    })
+}
+
 /// Which database a URL names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DbTarget {
@@ -204,7 +225,7 @@ impl Db {
             .pool
             .get()
             .await
-            .map_err(|e| anyhow::anyhow!("database unavailable: {e}"))?;
+            .map_err(|e| Unavailable(e.to_string()))?;
         conn.interact(f)
             .await
             .map_err(|e| anyhow::anyhow!("database task failed: {e}"))?

@@ -61,6 +61,7 @@ diesel::table! {
         created_at -> Timestamp,
         started_at -> Nullable<Timestamp>,
         finished_at -> Nullable<Timestamp>,
+        claim -> Nullable<BigInt>,
     }
 }
 

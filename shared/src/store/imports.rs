@@ -64,6 +64,8 @@ pub struct Import {
     pub started_at: Option<NaiveDateTime>,
     /// When it completed or failed.
     pub finished_at: Option<NaiveDateTime>,
+    /// The run holding it, while one does.
+    pub claim: Option<i64>,
 }
 
 impl Import {
@@ -235,8 +237,9 @@ pub fn list(
     })
 }
 
-/// Takes the import for processing (first start or resume) under a lease, and returns it. `None`
-/// when it has finished or another live worker holds it, so a repeated job does nothing.
+/// Takes the import for processing (first start or resume) under a lease and a new claim value
+/// (in `Import::claim`), and returns it. `None` when it has finished or another live worker holds
+/// it, so a repeated job does nothing.
 pub fn begin_processing(
     conn: &mut DbConn,
     id: ImportId,
@@ -258,6 +261,7 @@ pub fn begin_processing(
                 .set((
                     imports::status.eq(ImportStatus::Processing.as_str()),
                     imports::lease_until.eq(Some(now + lease)),
+                    imports::claim.eq(Some(rand::random::<i64>())),
                 ))
                 .execute(c)?;
             if taken == 0 {
@@ -276,9 +280,10 @@ pub fn begin_processing(
     })
 }
 
-/// Imports that need their job again, marked so that only one sweep re-enqueues each per `lease`:
-/// those whose worker stopped renewing the lease (it died), and those still `queued` a lease after
-/// upload (their job was lost, e.g. the queue gave up while the database was down).
+/// Imports that need their job again, marked so that only one housekeeping re-enqueues each per
+/// `lease`: those whose lease lapsed or was handed back (their worker died or stopped), those whose
+/// job could not be enqueued at upload ([`mark_unqueued`]), and those still `queued` a lease after
+/// upload (their job was lost, e.g. the queue restarted empty).
 pub fn claim_stalled(conn: &mut DbConn, lease: Duration) -> QueryResult<Vec<ImportId>> {
     let now = now();
     let stale = now - lease;
@@ -287,7 +292,10 @@ pub fn claim_stalled(conn: &mut DbConn, lease: Duration) -> QueryResult<Vec<Impo
             imports::table
                 .filter(
                     imports::status
-                        .eq(ImportStatus::Processing.as_str())
+                        .eq_any([
+                            ImportStatus::Processing.as_str(),
+                            ImportStatus::Queued.as_str(),
+                        ])
                         .and(imports::lease_until.lt(now))
                         .or(imports::status
                             .eq(ImportStatus::Queued.as_str())
@@ -306,10 +314,12 @@ pub fn claim_stalled(conn: &mut DbConn, lease: Duration) -> QueryResult<Vec<Impo
     })
 }
 
-/// Gives up the processing lease (graceful shutdown), so any worker may resume the import now.
-pub fn release(conn: &mut DbConn, id: ImportId) -> QueryResult<()> {
+/// Gives up the processing lease held under `claim` (shutdown, or a run cut short), so any worker
+/// may resume the import now; a no-op when that claim no longer holds it.
+pub fn release(conn: &mut DbConn, id: ImportId, claim: i64) -> QueryResult<()> {
     on_conn!(conn, |c| {
         diesel::update(imports::table.find(id.0))
+            .filter(imports::claim.eq(claim))
             .set((
                 imports::lease_until.eq(Some(now())),
                 imports::requeued_at.eq(None::<NaiveDateTime>),
@@ -319,18 +329,27 @@ pub fn release(conn: &mut DbConn, id: ImportId) -> QueryResult<()> {
     })
 }
 
-/// Fails an import whose job could not be enqueued, and frees its `Idempotency-Key` so that the
-/// client's retry with the same key creates a new import.
-pub fn fail_unqueued(conn: &mut DbConn, id: ImportId) -> QueryResult<()> {
-    finish(
-        conn,
-        id,
-        ImportStatus::Failed,
-        Some("the job queue was unavailable; upload the file again"),
-    )?;
+/// Marks a stored import whose job could not be enqueued (the queue was down) as due for
+/// housekeeping, which enqueues it as soon as the queue answers.
+pub fn mark_unqueued(conn: &mut DbConn, id: ImportId) -> QueryResult<()> {
     on_conn!(conn, |c| {
         diesel::update(imports::table.find(id.0))
-            .set(imports::idempotency_key.eq(None::<String>))
+            .filter(imports::status.eq(ImportStatus::Queued.as_str()))
+            .set((
+                imports::lease_until.eq(Some(now())),
+                imports::requeued_at.eq(None::<NaiveDateTime>),
+            ))
+            .execute(c)
+            .map(drop)
+    })
+}
+
+/// Undoes [`claim_stalled`]'s mark for an import whose job could not be enqueued after all, so the
+/// next housekeeping tries again.
+pub fn unmark_requeued(conn: &mut DbConn, id: ImportId) -> QueryResult<()> {
+    on_conn!(conn, |c| {
+        diesel::update(imports::table.find(id.0))
+            .set(imports::requeued_at.eq(None::<NaiveDateTime>))
             .execute(c)
             .map(drop)
     })

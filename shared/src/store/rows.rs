@@ -61,6 +61,8 @@ pub struct Checkpoint {
     pub next_row: i64,
     /// The renewed processing lease.
     pub lease_until: NaiveDateTime,
+    /// The claim the run holds the import under; the chunk applies only while it still does.
+    pub claim: i64,
 }
 
 /// What a chunk did, for metrics.
@@ -174,13 +176,14 @@ macro_rules! load_accounts {
     };
 }
 
-/// Applies one chunk of rows and advances the checkpoint, atomically.
+/// Applies one chunk of rows and advances the checkpoint, atomically, while the run still holds
+/// the import under `checkpoint.claim`; `None` (nothing applied) when it lost the import.
 pub fn apply_chunk(
     conn: &mut DbConn,
     ctx: &ImportContext,
     rows: Vec<RowInput>,
     checkpoint: Checkpoint,
-) -> QueryResult<ChunkSummary> {
+) -> QueryResult<Option<ChunkSummary>> {
     let now = now();
     let import_id = ctx.import_id.0;
     let mut summary = ChunkSummary::default();
@@ -246,6 +249,14 @@ pub fn apply_chunk(
 
     write_transaction!(conn, |c| {
         {
+            // First, and locking the import's row: is it still ours? Its lease is renewed with it.
+            let held = diesel::update(imports::table.find(import_id))
+                .filter(imports::claim.eq(checkpoint.claim))
+                .set(imports::lease_until.eq(Some(checkpoint.lease_until)))
+                .execute(c)?;
+            if held == 0 {
+                return Ok(None);
+            }
             let emails: Vec<&str> = candidates.iter().map(|(i, _)| i.email.as_str()).collect();
 
             // Duplicates of rows in earlier chunks of the same file.
@@ -464,10 +475,9 @@ pub fn apply_chunk(
                     imports::rows_invalid.eq(imports::rows_invalid + summary.invalid as i64),
                     imports::checkpoint_offset.eq(checkpoint.offset),
                     imports::checkpoint_row.eq(checkpoint.next_row),
-                    imports::lease_until.eq(Some(checkpoint.lease_until)),
                 ))
                 .execute(c)?;
-            Ok(summary)
+            Ok(Some(summary))
         }
     })
 }

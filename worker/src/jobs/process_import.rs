@@ -51,9 +51,10 @@ pub async fn process(id: ImportId, deps: &Deps) -> anyhow::Result<()> {
         tracing::debug!("import finished or held by another worker");
         return Ok(());
     };
+    let mut lease = LeaseGuard::new(deps.db.clone(), &import);
     metrics::gauge!(m::IMPORTS_IN_PROGRESS).increment(1.0);
     let started = Instant::now();
-    let result = apply_rows(&import, deps).await;
+    let result = apply_rows(&import, lease.claim, deps).await;
     metrics::gauge!(m::IMPORTS_IN_PROGRESS).decrement(1.0);
     let status = match result {
         Ok(()) => ImportStatus::Completed,
@@ -64,15 +65,24 @@ pub async fn process(id: ImportId, deps: &Deps) -> anyhow::Result<()> {
                 .await?;
             ImportStatus::Failed
         }
-        Err(Failure::Transient(e)) => return Err(e),
+        Err(Failure::Transient(e)) => {
+            // Hand the import over now rather than when the lease lapses, when the database
+            // allows: it resumes at its last checkpoint, here or on another worker.
+            lease.release().await;
+            return Err(e);
+        }
         Err(Failure::ShuttingDown) => {
-            // Hand the import over now rather than when the lease lapses: the next sweep of any
-            // worker re-enqueues it, and it resumes at the checkpoint just committed.
-            deps.db.run(move |c| Ok(imports::release(c, id)?)).await?;
+            lease.release().await;
             tracing::info!("import paused for shutdown; it resumes at its checkpoint");
             return Ok(());
         }
+        Err(Failure::LostLease) => {
+            lease.disarm();
+            tracing::warn!("another worker took the import over (this run stalled past its lease)");
+            return Ok(());
+        }
     };
+    lease.disarm();
     if status == ImportStatus::Completed {
         deps.db
             .run(move |c| Ok(imports::finish(c, id, ImportStatus::Completed, None)?))
@@ -95,6 +105,58 @@ enum Failure {
     Transient(anyhow::Error),
     /// The process is stopping; the import was left at a checkpoint.
     ShuttingDown,
+    /// Another worker holds the import now; this run applied nothing more.
+    LostLease,
+}
+
+/// The import's lease while a run holds it. A run that ends early without finishing the import
+/// gives the lease back so that the import resumes at once (from its checkpoint) instead of after
+/// `IMPORT_LEASE`; that includes a run dropped mid-chunk, as apalis drops the jobs of a worker whose
+/// queue failed. Fenced by the run's claim, so a late release never frees another worker's lease.
+struct LeaseGuard {
+    db: Db,
+    id: ImportId,
+    claim: i64,
+    armed: bool,
+}
+
+impl LeaseGuard {
+    fn new(db: Db, import: &Import) -> LeaseGuard {
+        LeaseGuard {
+            db,
+            id: ImportId(import.id),
+            claim: import.claim.expect("begin_processing sets the claim"),
+            armed: true,
+        }
+    }
+
+    /// Gives the lease back now (best effort: a database that is down leaves it to lapse).
+    async fn release(&mut self) {
+        self.armed = false;
+        release(self.db.clone(), self.id, self.claim).await;
+    }
+
+    /// The run ended with the import finished (or lost): nothing to give back.
+    fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for LeaseGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(release(self.db.clone(), self.id, self.claim));
+        }
+    }
+}
+
+async fn release(db: Db, id: ImportId, claim: i64) {
+    if let Err(e) = db.run(move |c| Ok(imports::release(c, id, claim)?)).await {
+        tracing::warn!(error = format!("{e:#}"), %id, "could not hand the import over; it resumes when its lease lapses");
+    }
 }
 
 impl From<anyhow::Error> for Failure {
@@ -103,7 +165,7 @@ impl From<anyhow::Error> for Failure {
     }
 }
 
-async fn apply_rows(import: &Import, deps: &Deps) -> Result<(), Failure> {
+async fn apply_rows(import: &Import, claim: i64, deps: &Deps) -> Result<(), Failure> {
     let id = ImportId(import.id);
     let first = file_stream(deps.db.clone(), id, 0)
         .try_next()
@@ -160,13 +222,15 @@ async fn apply_rows(import: &Import, deps: &Deps) -> Result<(), Failure> {
                 offset: start + reader.position().byte() as i64,
                 next_row: next_row as i64,
                 lease_until: invite_shared::store::now() + deps.settings.import_lease,
+                claim,
             };
             let rows = std::mem::replace(&mut batch, Vec::with_capacity(chunk_rows));
             let ctx = ctx.clone();
             let summary = deps
                 .db
                 .run(move |c| Ok(rows::apply_chunk(c, &ctx, rows, checkpoint)?))
-                .await?;
+                .await?
+                .ok_or(Failure::LostLease)?;
             record_metrics(&summary);
             // At most one wake-up a second: a job drains everything due, so more would only
             // add queue entries. Losing one only delays the emails until the next sweep.

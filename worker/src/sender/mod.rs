@@ -39,13 +39,12 @@ pub use decide::retry_delay;
 pub use limiter::Limiter;
 
 use crate::Deps;
+use crate::runtime::backoff;
 
 /// Longest pause of all sending while the mail server stays unavailable.
 const MAX_PAUSE: Duration = Duration::from_secs(60);
 /// Most outcomes written by one group commit.
 const MAX_GROUP: usize = 1000;
-/// Longest wait between two tries of a database write that failed.
-const MAX_DB_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Runs the send engine until `stop` is cancelled, then shuts it down gracefully.
 pub async fn run(deps: Deps, stop: CancellationToken) -> anyhow::Result<()> {
@@ -147,7 +146,7 @@ impl Engine {
                     drop(room);
                     failures += 1;
                     tracing::warn!(error = format!("{e:#}"), "claiming sends failed; retrying");
-                    if !sleep_or_stop(db_backoff(failures), stop).await {
+                    if !sleep_or_stop(backoff(failures), stop).await {
                         return;
                     }
                 }
@@ -331,7 +330,7 @@ impl Engine {
                         error = format!("{e:#}"),
                         "the send-rate limit is unreachable; waiting"
                     );
-                    if !sleep_or_stop(db_backoff(failures), stop).await {
+                    if !sleep_or_stop(backoff(failures), stop).await {
                         return false;
                     }
                 }
@@ -420,7 +419,7 @@ impl Engine {
                 Err(e) => {
                     failures += 1;
                     tracing::warn!(error = format!("{e:#}"), "recording sends failed; retrying");
-                    if !sleep_or_stop(db_backoff(failures), give_up).await {
+                    if !sleep_or_stop(backoff(failures), give_up).await {
                         tracing::error!(
                             unrecorded = outcomes.len(),
                             "gave up recording sends; they are sent again when their leases lapse"
@@ -532,12 +531,6 @@ async fn sleep_or_stop(wait: Duration, stop: &CancellationToken) -> bool {
     }
 }
 
-/// 100 ms, doubling per failure, at most [`MAX_DB_BACKOFF`].
-fn db_backoff(failures: u32) -> Duration {
-    (Duration::from_millis(100) * 2u32.saturating_pow(failures.saturating_sub(1).min(16)))
-        .min(MAX_DB_BACKOFF)
-}
-
 /// All sending of this process pauses while the mail server is unavailable: the pause starts at
 /// `SMTP_OUTAGE_BACKOFF` and doubles (up to [`MAX_PAUSE`]) each time the server is found still
 /// unavailable; the first accepted message ends it.
@@ -635,12 +628,5 @@ mod tests {
         let started = Instant::now();
         assert!(pause.wait_open(&stop).await);
         assert_eq!(started.elapsed(), Duration::from_secs(1));
-    }
-
-    #[test]
-    fn database_backoff_doubles_and_is_capped() {
-        assert_eq!(db_backoff(1), Duration::from_millis(100));
-        assert_eq!(db_backoff(2), Duration::from_millis(200));
-        assert_eq!(db_backoff(40), MAX_DB_BACKOFF);
     }
 }

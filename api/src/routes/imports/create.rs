@@ -79,8 +79,9 @@ pub struct Upload {
     pub header: Header,
 }
 
-/// Stores the file with its import in one transaction, then enqueues it. If the queue is down
-/// the import is marked failed (so nothing waits forever) and the caller gets 503.
+/// Stores the file with its import in one transaction, then enqueues it. If the queue is down the
+/// stored import is kept (the caller still gets 202) and marked for housekeeping, which enqueues
+/// it once the queue answers: the database is the ledger, the queue only a signal.
 pub async fn store_and_enqueue(
     db: &Db,
     queue: &JobQueue,
@@ -111,11 +112,13 @@ pub async fn store_and_enqueue(
     };
     let id = ImportId(import.id);
     if let Err(e) = queue.push_import(ProcessImport { import_id: id }).await {
-        tracing::error!(error = format!("{e:#}"), "could not enqueue the import");
-        db.run(move |c| Ok(imports::fail_unqueued(c, id)?)).await?;
-        return Err(ApiError::Unavailable(
-            "the job queue is unavailable; nothing was imported, try again".into(),
-        ));
+        tracing::warn!(
+            error = format!("{e:#}"),
+            import_id = %id,
+            "import stored; the queue is unavailable, so housekeeping enqueues it once it answers"
+        );
+        db.run(move |c| Ok(imports::mark_unqueued(c, id)?)).await?;
+        return Ok(stored);
     }
     tracing::info!(import_id = %id, bytes = size, "import stored and enqueued");
     Ok(stored)
