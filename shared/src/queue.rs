@@ -126,10 +126,13 @@ impl JobQueue {
     }
 
     async fn push_import_once(&self, job: ProcessImport) -> anyhow::Result<()> {
-        match self {
-            JobQueue::Redis(q, _) => q.imports.clone().push(job).await.map_err(push_error),
-            JobQueue::Sqlite(q) => q.imports.clone().push(job).await.map_err(push_error),
-        }
+        within_deadline(async {
+            match self {
+                JobQueue::Redis(q, _) => q.imports.clone().push(job).await.map_err(push_error),
+                JobQueue::Sqlite(q) => q.imports.clone().push(job).await.map_err(push_error),
+            }
+        })
+        .await
     }
 
     /// Enqueues a wake-up for the senders (one try more after a failure, as for imports).
@@ -141,31 +144,37 @@ impl JobQueue {
     }
 
     async fn push_send_once(&self, job: SendInvites) -> anyhow::Result<()> {
-        match self {
-            JobQueue::Redis(q, _) => q.sends.clone().push(job).await.map_err(push_error),
-            JobQueue::Sqlite(q) => q.sends.clone().push(job).await.map_err(push_error),
-        }
+        within_deadline(async {
+            match self {
+                JobQueue::Redis(q, _) => q.sends.clone().push(job).await.map_err(push_error),
+                JobQueue::Sqlite(q) => q.sends.clone().push(job).await.map_err(push_error),
+            }
+        })
+        .await
     }
 
     /// Checks that the queue answers (readiness).
     pub async fn ping(&self) -> anyhow::Result<()> {
-        match self {
-            JobQueue::Redis(_, conn) => {
-                let mut conn = conn.clone();
-                redis::cmd("PING")
-                    .query_async::<String>(&mut conn)
-                    .await
-                    .context("pinging Redis")
-                    .map(drop)
+        within_deadline(async {
+            match self {
+                JobQueue::Redis(_, conn) => {
+                    let mut conn = conn.clone();
+                    redis::cmd("PING")
+                        .query_async::<String>(&mut conn)
+                        .await
+                        .context("pinging Redis")
+                        .map(drop)
+                }
+                JobQueue::Sqlite(q) => {
+                    let pool: &SqlitePool = q.imports.pool();
+                    pool.acquire()
+                        .await
+                        .context("opening the embedded queue")
+                        .map(drop)
+                }
             }
-            JobQueue::Sqlite(q) => {
-                let pool: &SqlitePool = q.imports.pool();
-                pool.acquire()
-                    .await
-                    .context("opening the embedded queue")
-                    .map(drop)
-            }
-        }
+        })
+        .await
     }
 
     /// Where the queue lives, for the start-up log (no credentials).
@@ -175,6 +184,22 @@ impl JobQueue {
             JobQueue::Sqlite(_) => "embedded (SQLite)",
         }
     }
+}
+
+/// Longest wait for one queue operation. While Redis is down, its connection manager keeps
+/// reconnecting and commands wait for it; an upload must not wait that long to be answered.
+const QUEUE_DEADLINE: Duration = Duration::from_secs(2);
+
+async fn within_deadline<T>(
+    operation: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    tokio::time::timeout(QUEUE_DEADLINE, operation)
+        .await
+        .unwrap_or_else(|_| {
+            Err(anyhow::anyhow!(
+                "the queue did not answer within {QUEUE_DEADLINE:?}"
+            ))
+        })
 }
 
 fn push_error(e: impl std::fmt::Display) -> anyhow::Error {

@@ -390,17 +390,15 @@ impl TestApp {
         }
     }
 
-    /// Polls the import until `done` holds; returns its JSON.
+    /// Polls the import until `done` holds; returns its JSON. Answers other than 200 (a database
+    /// outage) are polled through.
     pub async fn wait_for_import(&self, id: i64, done: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + PATIENCE;
         loop {
-            let import: Value = self
-                .get(&format!("/imports/{id}"))
-                .await
-                .json()
-                .await
-                .unwrap();
-            if done(&import) {
+            let response = self.get(&format!("/imports/{id}")).await;
+            let ok = response.status() == 200;
+            let import: Value = response.json().await.unwrap_or_default();
+            if ok && done(&import) {
                 return import;
             }
             assert!(Instant::now() < deadline, "import {id} stuck: {import}");

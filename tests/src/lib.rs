@@ -4,6 +4,8 @@ pub mod smtp;
 
 pub mod app;
 
+pub mod process;
+
 /// Runs each named `async fn(Stack)` as a test on both stacks, in modules `postgres` and `sqlite`.
 #[macro_export]
 macro_rules! on_both_stacks {

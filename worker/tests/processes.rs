@@ -3,53 +3,14 @@
 #![cfg(feature = "postgres")]
 
 use std::collections::HashMap;
-use std::process::{Child, Command};
 use std::time::Duration;
 
 use invite_tests::app::{Stack, TestApp, people_csv};
+use invite_tests::process::WorkerProcess;
 use invite_tests::smtp::max_in_any_window;
-use secrecy::ExposeSecret as _;
 
-/// A worker process, killed when dropped.
-struct Worker(Child);
-
-impl Worker {
-    /// Starts `invite-worker` on the test's database, queue and SMTP server, with `extra` settings.
-    fn start(app: &TestApp, extra: &[(&str, &str)]) -> Worker {
-        let settings = &app.settings;
-        let secret =
-            |s: &Option<secrecy::SecretString>| s.as_ref().unwrap().expose_secret().to_owned();
-        let child = Command::new(env!("CARGO_BIN_EXE_invite-worker"))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("CONFIG_DIR", "/nonexistent")
-            .env("RUST_LOG", "warn")
-            .env("DATABASE_URL", secret(&settings.database_url))
-            .env("REDIS_URL", secret(&settings.redis_url))
-            .env("SMTP_URL", secret(&settings.smtp_url))
-            .env("QUEUE_PREFIX", &settings.queue_prefix)
-            .env("PUBLIC_URL", &settings.public_url)
-            .env("METRICS_ADDR", "127.0.0.1:0")
-            .env("QUEUE_POLL_INTERVAL", "200ms")
-            .env("SEND_POLL_INTERVAL", "200ms")
-            .envs(extra.iter().copied())
-            .spawn()
-            .expect("invite-worker starts");
-        Worker(child)
-    }
-
-    /// SIGKILL: no shutdown code runs.
-    fn kill(mut self) {
-        self.0.kill().unwrap();
-        self.0.wait().unwrap();
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+fn worker(app: &TestApp, extra: &[(&str, &str)]) -> WorkerProcess {
+    WorkerProcess::start(env!("CARGO_BIN_EXE_invite-worker"), app, extra)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,7 +24,7 @@ async fn a_worker_killed_mid_send_leaves_nobody_without_an_email_and_repeats_at_
         ("EMAIL_LEASE", "2s"),
         ("IMPORT_LEASE", "2s"),
     ];
-    let first = Worker::start(&app, &settings);
+    let first = worker(&app, &settings);
     let id = app.upload_ok(people_csv(5000)).await;
     app.smtp()
         .wait_for(1000, invite_tests::app::PATIENCE)
@@ -71,7 +32,7 @@ async fn a_worker_killed_mid_send_leaves_nobody_without_an_email_and_repeats_at_
         .unwrap();
 
     first.kill();
-    let _second = Worker::start(&app, &settings);
+    let _second = worker(&app, &settings);
     let import = app.settled(id).await;
 
     assert_eq!(import["emails"]["sent"], 5000, "{import}");
@@ -93,10 +54,7 @@ async fn a_worker_killed_mid_send_leaves_nobody_without_an_email_and_repeats_at_
 async fn two_workers_together_never_send_more_than_the_rate_cap_in_any_second() {
     let app = TestApp::spawn_without_workers(Stack::Postgres).await;
     let settings = [("EMAIL_RATE_PER_SEC", "50"), ("SMTP_POOL_SIZE", "20")];
-    let _workers = [
-        Worker::start(&app, &settings),
-        Worker::start(&app, &settings),
-    ];
+    let _workers = [worker(&app, &settings), worker(&app, &settings)];
 
     let id = app.upload_ok(people_csv(250)).await;
     let import = app.settled(id).await;

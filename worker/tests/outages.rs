@@ -1,0 +1,151 @@
+//! A Redis of the test's own, stopped mid-import and started again empty (as a Redis without
+//! persistence comes back): nothing is lost, nobody acts, no process exits.
+#![cfg(feature = "postgres")]
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use invite_tests::app::{PATIENCE, Stack, TestApp, named_people_csv, people_csv};
+use invite_tests::process::WorkerProcess;
+use secrecy::SecretString;
+use serde_json::Value;
+
+/// A `redis-server` on its own port that keeps nothing on disk, stopped when dropped.
+struct RedisServer(Child);
+
+impl RedisServer {
+    /// Starts Redis on `port` and waits until it answers.
+    async fn start(port: u16) -> RedisServer {
+        let server = RedisServer(
+            Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no", "--dir", "/tmp"])
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("redis-server is installed (scripts/test installs it)"),
+        );
+        let url = format!("redis://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let client = redis::Client::open(url.as_str()).unwrap();
+            if let Ok(mut conn) = client.get_multiplexed_async_connection().await
+                && redis::cmd("PING")
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .is_ok()
+            {
+                return server;
+            }
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops it; its data is gone.
+    fn stop(mut self) {
+        self.0.kill().unwrap();
+        self.0.wait().unwrap();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The status of `GET {url}/readyz`, or 0 when nothing answers.
+async fn readyz(url: &str) -> u16 {
+    reqwest::get(format!("{url}/readyz"))
+        .await
+        .map_or(0, |r| r.status().as_u16())
+}
+
+/// Polls both `/readyz` until they answer `status`; returns how long that took.
+async fn wait_for_readiness(urls: &[&str], status: u16) -> Duration {
+    let started = Instant::now();
+    for url in urls {
+        while readyz(url).await != status {
+            assert!(
+                started.elapsed() < PATIENCE,
+                "{url}/readyz never answered {status}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restarted_empty_mid_import_loses_nothing_and_needs_nobody() {
+    let redis_port = free_port();
+    let redis = RedisServer::start(redis_port).await;
+    let redis_url = format!("redis://127.0.0.1:{redis_port}");
+    let app = TestApp::spawn_with(Stack::Postgres, |s| {
+        s.redis_url = Some(SecretString::from(redis_url.clone()));
+    })
+    .await;
+    // Slow replies keep the import sending while Redis is away.
+    app.smtp().set_reply_delay(Duration::from_millis(10));
+    let metrics_port = free_port().to_string();
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    let mut worker = WorkerProcess::start(
+        env!("CARGO_BIN_EXE_invite-worker"),
+        &app,
+        &[
+            ("METRICS_ADDR", metrics_addr.as_str()),
+            ("SMTP_POOL_SIZE", "20"),
+            ("IMPORT_LEASE", "3s"),
+            ("EMAIL_LEASE", "3s"),
+        ],
+    );
+    let worker_url = format!("http://{metrics_addr}");
+    wait_for_readiness(&[&app.base, &worker_url], 200).await;
+    let big = app.upload_ok(people_csv(5000)).await;
+    app.wait_for_import(big, |i| i["rows"]["processed"].as_i64().unwrap() >= 500)
+        .await;
+
+    redis.stop();
+    wait_for_readiness(&[&app.base, &worker_url], 503).await;
+    let during = app.upload(named_people_csv("late", 100)).await;
+    let during_status = during.status();
+    let late = during.json::<Value>().await.unwrap()["id"].as_i64();
+    tokio::time::sleep(Duration::from_secs(10)).await; // the outage goes on
+    let _redis = RedisServer::start(redis_port).await;
+    let recovery = wait_for_readiness(&[&app.base, &worker_url], 200).await;
+    let big_import = app.settled(big).await;
+    let late_import = app
+        .settled(late.expect("the upload during the outage has an id"))
+        .await;
+
+    assert_eq!(during_status, 202, "an upload during the outage is kept");
+    assert!(
+        recovery <= Duration::from_secs(5),
+        "ready again after {recovery:?}"
+    );
+    assert!(worker.is_running(), "the worker rode the outage out");
+    for (import, rows) in [(&big_import, 5000), (&late_import, 100)] {
+        assert_eq!(import["status"], "completed", "{import}");
+        assert_eq!(import["rows"]["invited"], rows, "{import}");
+        assert_eq!(import["emails"]["sent"], rows, "{import}");
+        assert_eq!(import["emails"]["failed"], 0, "{import}");
+    }
+    let mut per_recipient: HashMap<String, usize> = HashMap::new();
+    for message in app.smtp().messages() {
+        *per_recipient.entry(message.rcpt_to.join(",")).or_default() += 1;
+    }
+    assert_eq!(per_recipient.len(), 5100, "every invitee got an email");
+    let repeated: usize = per_recipient.values().map(|n| n - 1).sum();
+    eprintln!("sends repeated after the Redis outage: {repeated}");
+    assert!(repeated <= 20, "{repeated} repeats");
+}
