@@ -131,3 +131,28 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(feature = "postgres")]
+    #[tokio::test]
+    async fn a_database_that_cannot_be_reached_is_a_503_with_retry_after() {
+        // Nothing listens on port 1: the pool cannot open a connection.
+        let db = invite_shared::db::Db::connect("postgres://127.0.0.1:1/none", 1).unwrap();
+        let error = db.ping().await.unwrap_err();
+        let response = ApiError::from(error).into_response();
+
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()["retry-after"], RETRY_AFTER_SECS);
+    }
+
+    #[test]
+    fn any_other_failure_is_a_500_without_retry_after() {
+        let response = ApiError::from(anyhow::anyhow!("a bug")).into_response();
+
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(response.headers().get("retry-after").is_none());
+    }
+}
