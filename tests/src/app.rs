@@ -417,6 +417,59 @@ impl TestApp {
             .unwrap();
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let url = format!("{}/metrics", self.base);
+        self.client
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// A second workspace, `globex`, whose admin invited `person0@example.com` in a settled import.
+    pub async fn other_workspace(&self) -> OtherWorkspace {
+        let token = self
+            .db
+            .run(|c| Ok(auth::create_admin_token(c, "globex", "boss@globex.test")?))
+            .await
+            .unwrap();
+        let base = format!("{}/api/v1/workspaces/globex", self.base);
+        let part = reqwest::multipart::Part::bytes(people_csv(1).into_bytes()).file_name("x.csv");
+        let created: Value = self
+            .client
+            .post(format!("{base}/imports"))
+            .bearer_auth(&token)
+            .multipart(reqwest::multipart::Form::new().part("file", part))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let import = created["id"].as_i64().expect("the upload was accepted");
+        self.settled_in("globex", &token, import).await;
+        let members: Value = self
+            .client
+            .get(format!("{base}/members"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let member = members["members"][0]["id"].as_i64().unwrap();
+        OtherWorkspace {
+            token,
+            import,
+            member,
+        }
+    }
+
     /// `GET /invitations/{token}` (public, no token).
     pub async fn show_invitation(&self, token: &str) -> reqwest::Response {
         let url = format!("{}/invitations/{token}", self.base);
@@ -455,6 +508,16 @@ impl Drop for TestApp {
         }
         self.server.abort();
     }
+}
+
+/// Another workspace's admin token, import and member, for tests of who may see what.
+pub struct OtherWorkspace {
+    /// An admin token of `globex`.
+    pub token: String,
+    /// Its settled import.
+    pub import: i64,
+    /// The member that import invited.
+    pub member: i64,
 }
 
 /// A CSV with a header and `n` valid rows `person{i}@example.com`.

@@ -238,11 +238,8 @@ async fn redis_entries(prefix: Option<&str>) -> Option<usize> {
 
 async fn admin_routes_require_a_token_of_an_admin_of_that_workspace(stack: Stack) {
     let app = TestApp::spawn(stack).await;
-    let other_token = app
-        .db
-        .run(|c| Ok(auth::create_admin_token(c, "globex", "boss@globex.test")?))
-        .await
-        .unwrap();
+    let other = app.other_workspace().await;
+    let other_token = other.token.clone();
     let member_token = app
         .db
         .run(|c| {
@@ -258,39 +255,7 @@ async fn admin_routes_require_a_token_of_an_admin_of_that_workspace(stack: Stack
         })
         .await
         .unwrap();
-    let other_import = {
-        let part = reqwest::multipart::Part::bytes(people_csv(1).into_bytes()).file_name("x.csv");
-        let response = app
-            .client
-            .post(format!("{}/api/v1/workspaces/globex/imports", app.base))
-            .bearer_auth(&other_token)
-            .multipart(reqwest::multipart::Form::new().part("file", part))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 202);
-        response.json::<Value>().await.unwrap()["id"]
-            .as_i64()
-            .unwrap()
-    };
-    app.settled_in("globex", &other_token, other_import).await;
-    let other_member: Value = app
-        .client
-        .get(format!("{}/api/v1/workspaces/globex/members", app.base))
-        .bearer_auth(&other_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let other_member_id = other_member["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["email"] == "person0@example.com")
-        .unwrap()["id"]
-        .clone();
+    let (other_import, other_member_id) = (other.import, other.member);
 
     let status = |token: Option<&str>, path: String| {
         let mut request = app.client.get(app.url(&path));
@@ -504,15 +469,7 @@ async fn a_transient_smtp_failure_is_retried_and_a_permanent_one_fails_with_the_
             .count(),
         1
     );
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("invites_emails_total{result=\"retried\"} 2"),
         "{metrics}"

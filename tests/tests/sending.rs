@@ -161,15 +161,7 @@ async fn the_pending_gauge_counts_the_backlog_while_it_is_being_sent(stack: Stac
 
     let deadline = std::time::Instant::now() + invite_tests::app::PATIENCE;
     let gauge = loop {
-        let metrics = app
-            .client
-            .get(format!("{}/metrics", app.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = app.metrics().await;
         let value = metrics
             .lines()
             .find_map(|l| l.strip_prefix("invites_emails_pending "))

@@ -8,7 +8,6 @@ use diesel::prelude::*;
 use invite_shared::config::Edition;
 use invite_shared::db::schema::deliveries;
 use invite_shared::on_conn;
-use invite_shared::store::auth;
 use invite_tests::app::{Stack, TestApp, people_csv};
 use invite_tests::on_both_stacks;
 use invite_tests::smtp::ReplyPlan;
@@ -413,42 +412,8 @@ async fn a_retry_leaves_out_members_archived_since_their_send_failed(stack: Stac
 
 async fn another_workspaces_member_or_import_is_not_found(stack: Stack) {
     let app = TestApp::spawn(stack).await;
-    let other_token = app
-        .db
-        .run(|c| Ok(auth::create_admin_token(c, "globex", "boss@globex.test")?))
-        .await
-        .unwrap();
-    let part = reqwest::multipart::Part::bytes(people_csv(1).into_bytes()).file_name("x.csv");
-    let other_import: Value = app
-        .client
-        .post(format!("{}/api/v1/workspaces/globex/imports", app.base))
-        .bearer_auth(&other_token)
-        .multipart(reqwest::multipart::Form::new().part("file", part))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let other_import = other_import["id"].as_i64().unwrap();
-    app.settled_in("globex", &other_token, other_import).await;
-    let other_members: Value = app
-        .client
-        .get(format!("{}/api/v1/workspaces/globex/members", app.base))
-        .bearer_auth(&other_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let other_member = other_members["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["email"] == "person0@example.com")
-        .unwrap()["id"]
-        .clone();
+    let other = app.other_workspace().await;
+    let (other_token, other_import, other_member) = (other.token, other.import, other.member);
 
     let mut statuses = vec![
         post(&app, &format!("/imports/{other_import}/retry"))

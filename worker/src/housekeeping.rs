@@ -10,32 +10,21 @@ use invite_shared::store::{deliveries, imports};
 use tokio_util::sync::CancellationToken;
 
 use crate::Deps;
+use crate::runtime::OutageLog;
 
 /// Runs until `stop`.
 pub async fn run(deps: Deps, stop: CancellationToken) {
     let mut tick = tokio::time::interval(deps.settings.send_poll_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut failing = false;
+    let log = OutageLog::default();
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        // Logged once per outage, not once per tick.
         match once(&deps).await {
-            Ok(()) if failing => {
-                failing = false;
-                tracing::info!("housekeeping works again");
-            }
-            Ok(()) => {}
-            Err(e) if !failing => {
-                failing = true;
-                tracing::warn!(
-                    error = format!("{e:#}"),
-                    "housekeeping failed; retrying every tick"
-                );
-            }
-            Err(e) => tracing::debug!(error = format!("{e:#}"), "housekeeping still failing"),
+            Ok(()) => log.succeeded("housekeeping"),
+            Err(e) => log.failed("housekeeping", &e),
         }
     }
 }

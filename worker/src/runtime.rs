@@ -3,7 +3,9 @@
 
 use std::future::Future;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use invite_shared::config::Settings;
 use invite_shared::db::Db;
@@ -71,6 +73,32 @@ pub fn shutdown_on_signal() -> CancellationToken {
         cancel.cancel();
     });
     token
+}
+
+/// Logs the failures of one kind of work once per outage: a warning when they start, a line when
+/// the work succeeds again, and only debug lines in between.
+#[derive(Debug, Default)]
+pub struct OutageLog(std::sync::atomic::AtomicBool);
+
+impl OutageLog {
+    /// `what` failed with `error`.
+    pub fn failed(&self, what: &str, error: &anyhow::Error) {
+        if self.0.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::debug!(error = format!("{error:#}"), "{what} still failing");
+        } else {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "{what} failed; retrying with backoff"
+            );
+        }
+    }
+
+    /// `what` succeeded.
+    pub fn succeeded(&self, what: &str) {
+        if self.0.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            tracing::info!("{what} works again");
+        }
+    }
 }
 
 /// Longest wait between two tries of an unavailable service.

@@ -1,14 +1,21 @@
-//! A Redis of the test's own, stopped mid-import and started again empty (as a Redis without
-//! persistence comes back): nothing is lost, nobody acts, no process exits.
+//! Outages with real worker processes, and nobody acting: a Redis of the test's own stopped
+//! mid-import and started again empty (as a Redis without persistence comes back), and the test's
+//! PostgreSQL database cut off and refusing connections (as in a restart or failover).
 #![cfg(feature = "postgres")]
 
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use invite_tests::app::{PATIENCE, Stack, TestApp, named_people_csv, people_csv};
+use diesel::prelude::*;
+use diesel::sql_types::Text;
+use invite_shared::db::schema::{deliveries, import_rows, invitations, members};
+use invite_shared::on_conn;
+use invite_tests::app::{
+    PATIENCE, Stack, TestApp, named_people_csv, people_csv, postgres_admin_url,
+};
 use invite_tests::process::WorkerProcess;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::Value;
 
 /// A `redis-server` on its own port that keeps nothing on disk, stopped when dropped.
@@ -148,4 +155,140 @@ async fn a_redis_restarted_empty_mid_import_loses_nothing_and_needs_nobody() {
     let repeated: usize = per_recipient.values().map(|n| n - 1).sum();
     eprintln!("sends repeated after the Redis outage: {repeated}");
     assert!(repeated <= 20, "{repeated} repeats");
+}
+
+/// The app's database, seen from the server's admin connection.
+struct Database {
+    name: String,
+    admin: diesel::PgConnection,
+}
+
+impl Database {
+    fn of(app: &TestApp) -> Database {
+        let url = app.settings.database_url.as_ref().unwrap().expose_secret();
+        Database {
+            name: url.rsplit('/').next().unwrap().to_owned(),
+            admin: diesel::PgConnection::establish(&postgres_admin_url()).unwrap(),
+        }
+    }
+
+    /// Terminates every connection to it; returns how many there were.
+    fn cut_every_connection(&mut self) -> usize {
+        #[derive(QueryableByName)]
+        struct Terminated {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            #[allow(dead_code)]
+            pg_terminate_backend: bool,
+        }
+        diesel::sql_query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind::<Text, _>(&self.name)
+        .load::<Terminated>(&mut self.admin)
+        .unwrap()
+        .len()
+    }
+
+    /// Refuses (or accepts again) new connections, as a database that is down does.
+    fn allow_connections(&mut self, allow: bool) {
+        let statement = format!("ALTER DATABASE {} ALLOW_CONNECTIONS {allow}", self.name);
+        diesel::sql_query(statement)
+            .execute(&mut self.admin)
+            .unwrap();
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        // The test database is dropped with the app; it must accept the drop's connection.
+        let statement = format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", self.name);
+        let _ = diesel::sql_query(statement).execute(&mut self.admin);
+    }
+}
+
+fn processed(import: &Value) -> i64 {
+    import["rows"]["processed"].as_i64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_cut_off_and_then_down_mid_import_loses_and_repeats_nothing() {
+    let rows = 20_000;
+    let app = TestApp::spawn_without_workers(Stack::Postgres).await;
+    let metrics_addr = format!("127.0.0.1:{}", free_port());
+    let mut worker = WorkerProcess::start(
+        env!("CARGO_BIN_EXE_invite-worker"),
+        &app,
+        &[
+            ("METRICS_ADDR", metrics_addr.as_str()),
+            ("SMTP_POOL_SIZE", "20"),
+        ],
+    );
+    let worker_url = format!("http://{metrics_addr}");
+    let mut database = Database::of(&app);
+    wait_for_readiness(&[&app.base, &worker_url], 200).await;
+    let id = app.upload_ok(people_csv(rows)).await;
+
+    // A failover: every connection cut at once.
+    app.wait_for_import(id, |i| processed(i) >= 4000).await;
+    let cut = database.cut_every_connection();
+    // A restart: cut, and refusing connections for a while.
+    app.wait_for_import(id, |i| processed(i) >= 10_000).await;
+    database.allow_connections(false);
+    database.cut_every_connection();
+    wait_for_readiness(&[&app.base, &worker_url], 503).await;
+    let refused = app.upload(people_csv(1)).await;
+    tokio::time::sleep(Duration::from_secs(5)).await; // the outage goes on
+    database.allow_connections(true);
+    let recovery = wait_for_readiness(&[&app.base, &worker_url], 200).await;
+    let import = app.settled(id).await;
+
+    assert!(cut > 0, "connections were cut");
+    assert_eq!(
+        refused.status(),
+        503,
+        "an upload while the database is down"
+    );
+    assert_eq!(refused.headers()["retry-after"], "5");
+    assert!(
+        recovery <= Duration::from_secs(5),
+        "ready again after {recovery:?}"
+    );
+    assert!(worker.is_running(), "the worker rode the outage out");
+    assert_eq!(import["status"], "completed", "{import}");
+    assert_eq!(import["rows"]["processed"], rows, "{import}");
+    assert_eq!(import["rows"]["invited"], rows, "{import}");
+    assert_eq!(import["emails"]["sent"], rows, "{import}");
+    assert_eq!(import["emails"]["failed"], 0, "{import}");
+    let counts = app
+        .db
+        .run(|c| {
+            let counts: QueryResult<[i64; 4]> = on_conn!(c, |c| {
+                (|| {
+                    Ok([
+                        import_rows::table.count().get_result(c)?,
+                        members::table.count().get_result(c)?,
+                        invitations::table.count().get_result(c)?,
+                        deliveries::table.count().get_result(c)?,
+                    ])
+                })()
+            });
+            Ok(counts?)
+        })
+        .await
+        .unwrap();
+    let n = rows as i64;
+    // One member more: the admin who uploaded.
+    assert_eq!(counts, [n, n + 1, n, n], "no row applied twice");
+    let mut per_recipient: HashMap<String, usize> = HashMap::new();
+    for message in app.smtp().messages() {
+        *per_recipient.entry(message.rcpt_to.join(",")).or_default() += 1;
+    }
+    assert_eq!(per_recipient.len(), rows, "every invitee got an email");
+    let repeated: usize = per_recipient.values().map(|n| n - 1).sum();
+    eprintln!("sends repeated after the database outages: {repeated}");
+    assert!(
+        repeated <= 2 * 20,
+        "{repeated} repeats, more than the sends in flight"
+    );
 }

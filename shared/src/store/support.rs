@@ -271,28 +271,12 @@ pub fn resend(
     member: MemberId,
     edition: Edition,
 ) -> QueryResult<ResendOutcome> {
-    let now = now();
-    let step: QueryResult<Step> = write_transaction!(&mut *conn, |c| {
-        let Some((status, activated, import)) = lock_member!(c, workspace, member)? else {
-            return Ok(Step::NotFound);
-        };
-        if !matches!(status, MemberStatus::Invited | MemberStatus::Requested) {
-            return Ok(Step::Refused(status));
-        }
-        set_status!(c, member, invitee_status(edition, activated), now)?;
-        cancel_deliveries!(c, member, UNSENT)?;
-        invite_again!(c, member, import, now)?;
-        Ok(Step::Done)
-    });
-    let step = step?;
-    Ok(match step {
-        Step::Done => match member_store::view(conn, workspace, member)? {
-            Some(view) => ResendOutcome::Queued(Box::new(view)),
-            None => ResendOutcome::NotFound,
-        },
-        Step::Refused(MemberStatus::Active) => ResendOutcome::AlreadyActive,
-        Step::Refused(_) => ResendOutcome::Archived,
-        Step::NotFound => ResendOutcome::NotFound,
+    let open = |status| matches!(status, MemberStatus::Invited | MemberStatus::Requested);
+    Ok(match invite_anew(conn, workspace, member, edition, open)? {
+        Anew::Queued(view) => ResendOutcome::Queued(view),
+        Anew::Refused(MemberStatus::Active) => ResendOutcome::AlreadyActive,
+        Anew::Refused(_) => ResendOutcome::Archived,
+        Anew::NotFound => ResendOutcome::NotFound,
     })
 }
 
@@ -399,12 +383,41 @@ pub fn unarchive(
     member: MemberId,
     edition: Edition,
 ) -> QueryResult<UnarchiveOutcome> {
+    let archived = |status| status == MemberStatus::Archived;
+    Ok(
+        match invite_anew(conn, workspace, member, edition, archived)? {
+            Anew::Queued(view) => UnarchiveOutcome::Queued(view),
+            Anew::Refused(_) => UnarchiveOutcome::NotArchived,
+            Anew::NotFound => UnarchiveOutcome::NotFound,
+        },
+    )
+}
+
+/// What inviting a member anew did.
+enum Anew {
+    /// A new invitation's email is pending; the member as it is now.
+    Queued(Box<MemberView>),
+    /// The member's status does not allow it.
+    Refused(MemberStatus),
+    /// No such member in the workspace.
+    NotFound,
+}
+
+/// When `allowed(status)`: the member's status decided again by [`invitee_status`], their unsent
+/// emails cancelled, and a new invitation with a pending delivery due now (under their import).
+fn invite_anew(
+    conn: &mut DbConn,
+    workspace: WorkspaceId,
+    member: MemberId,
+    edition: Edition,
+    allowed: fn(MemberStatus) -> bool,
+) -> QueryResult<Anew> {
     let now = now();
     let step: QueryResult<Step> = write_transaction!(&mut *conn, |c| {
         let Some((status, activated, import)) = lock_member!(c, workspace, member)? else {
             return Ok(Step::NotFound);
         };
-        if status != MemberStatus::Archived {
+        if !allowed(status) {
             return Ok(Step::Refused(status));
         }
         set_status!(c, member, invitee_status(edition, activated), now)?;
@@ -412,13 +425,12 @@ pub fn unarchive(
         invite_again!(c, member, import, now)?;
         Ok(Step::Done)
     });
-    let step = step?;
-    Ok(match step {
+    Ok(match step? {
         Step::Done => match member_store::view(conn, workspace, member)? {
-            Some(view) => UnarchiveOutcome::Queued(Box::new(view)),
-            None => UnarchiveOutcome::NotFound,
+            Some(view) => Anew::Queued(Box::new(view)),
+            None => Anew::NotFound,
         },
-        Step::Refused(_) => UnarchiveOutcome::NotArchived,
-        Step::NotFound => UnarchiveOutcome::NotFound,
+        Step::Refused(status) => Anew::Refused(status),
+        Step::NotFound => Anew::NotFound,
     })
 }

@@ -51,7 +51,7 @@ pub async fn process(id: ImportId, deps: &Deps) -> anyhow::Result<()> {
         tracing::debug!("import finished or held by another worker");
         return Ok(());
     };
-    let mut lease = LeaseGuard::new(deps.db.clone(), &import);
+    let mut lease = LeaseGuard::new(deps.db.clone(), &import, deps.settings.import_lease);
     metrics::gauge!(m::IMPORTS_IN_PROGRESS).increment(1.0);
     let started = Instant::now();
     let result = apply_rows(&import, lease.claim, deps).await;
@@ -66,9 +66,9 @@ pub async fn process(id: ImportId, deps: &Deps) -> anyhow::Result<()> {
             ImportStatus::Failed
         }
         Err(Failure::Transient(e)) => {
-            // Hand the import over now rather than when the lease lapses, when the database
-            // allows: it resumes at its last checkpoint, here or on another worker.
-            lease.release().await;
+            // Hand the import over now rather than when the lease lapses (as soon as the database
+            // answers): it resumes at its last checkpoint, here or on another worker.
+            lease.hand_back();
             return Err(e);
         }
         Err(Failure::ShuttingDown) => {
@@ -117,23 +117,43 @@ struct LeaseGuard {
     db: Db,
     id: ImportId,
     claim: i64,
+    lease: Duration,
     armed: bool,
 }
 
 impl LeaseGuard {
-    fn new(db: Db, import: &Import) -> LeaseGuard {
+    fn new(db: Db, import: &Import, lease: Duration) -> LeaseGuard {
         LeaseGuard {
             db,
             id: ImportId(import.id),
             claim: import.claim.expect("begin_processing sets the claim"),
+            lease,
             armed: true,
         }
     }
 
-    /// Gives the lease back now (best effort: a database that is down leaves it to lapse).
+    /// Gives the lease back now (the process is stopping: one try, else it lapses).
     async fn release(&mut self) {
         self.armed = false;
-        release(self.db.clone(), self.id, self.claim).await;
+        let (id, claim) = (self.id, self.claim);
+        if let Err(e) = self
+            .db
+            .run(move |c| Ok(imports::release(c, id, claim)?))
+            .await
+        {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "could not hand the import over; it resumes when its lease lapses"
+            );
+        }
+    }
+
+    /// Gives the lease back in the background, retrying while the database is down.
+    fn hand_back(&mut self) {
+        self.armed = false;
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(hand_back(self.db.clone(), self.id, self.claim, self.lease));
+        }
     }
 
     /// The run ended with the import finished (or lost): nothing to give back.
@@ -144,18 +164,24 @@ impl LeaseGuard {
 
 impl Drop for LeaseGuard {
     fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(release(self.db.clone(), self.id, self.claim));
+        if self.armed {
+            self.hand_back();
         }
     }
 }
 
-async fn release(db: Db, id: ImportId, claim: i64) {
-    if let Err(e) = db.run(move |c| Ok(imports::release(c, id, claim)?)).await {
-        tracing::warn!(error = format!("{e:#}"), %id, "could not hand the import over; it resumes when its lease lapses");
+/// Releases the lease, retrying with backoff while the database is down, until it would have
+/// lapsed anyway.
+async fn hand_back(db: Db, id: ImportId, claim: i64, lease: Duration) {
+    let started = Instant::now();
+    let mut failures = 0;
+    while let Err(e) = db.run(move |c| Ok(imports::release(c, id, claim)?)).await {
+        failures += 1;
+        if started.elapsed() >= lease {
+            tracing::warn!(error = format!("{e:#}"), %id, "could not hand the import over; its lease has lapsed");
+            return;
+        }
+        tokio::time::sleep(crate::runtime::backoff(failures)).await;
     }
 }
 

@@ -39,7 +39,7 @@ pub use decide::retry_delay;
 pub use limiter::Limiter;
 
 use crate::Deps;
-use crate::runtime::backoff;
+use crate::runtime::{OutageLog, backoff};
 
 /// Longest pause of all sending while the mail server stays unavailable.
 const MAX_PAUSE: Duration = Duration::from_secs(60);
@@ -98,6 +98,8 @@ struct Engine {
     /// The earliest retry this engine scheduled, when the claimer should look again.
     next_retry: Mutex<Option<Instant>>,
     pause: Pause,
+    db_log: OutageLog,
+    limit_log: OutageLog,
 }
 
 impl Engine {
@@ -111,6 +113,8 @@ impl Engine {
             claims: Mutex::new(HashMap::new()),
             next_retry: Mutex::new(None),
             pause: Pause::new(settings.smtp_outage_backoff),
+            db_log: OutageLog::default(),
+            limit_log: OutageLog::default(),
             deps,
         }
     }
@@ -130,7 +134,9 @@ impl Engine {
             if !self.pause.wait_open(stop).await {
                 return;
             }
-            match self.claim(batch).await {
+            let claimed = self.claim(batch).await;
+            self.log_db(&claimed, "claiming sends");
+            match claimed {
                 Ok(claimed) if claimed.is_empty() => {
                     failures = 0;
                     drop(room);
@@ -142,10 +148,9 @@ impl Engine {
                     failures = 0;
                     self.hand_out(claimed, room, &jobs);
                 }
-                Err(e) => {
+                Err(_) => {
                     drop(room);
                     failures += 1;
-                    tracing::warn!(error = format!("{e:#}"), "claiming sends failed; retrying");
                     if !sleep_or_stop(backoff(failures), stop).await {
                         return;
                     }
@@ -322,14 +327,19 @@ impl Engine {
         }
         let mut failures = 0;
         let wait = loop {
-            match self.limiter.reserve().await {
+            let reserved = self.limiter.reserve().await;
+            match &reserved {
+                Ok(_) => self
+                    .limit_log
+                    .succeeded("reserving a send slot of the rate limit"),
+                Err(e) => self
+                    .limit_log
+                    .failed("reserving a send slot of the rate limit", e),
+            }
+            match reserved {
                 Ok(wait) => break wait,
-                Err(e) => {
+                Err(_) => {
                     failures += 1;
-                    tracing::warn!(
-                        error = format!("{e:#}"),
-                        "the send-rate limit is unreachable; waiting"
-                    );
                     if !sleep_or_stop(backoff(failures), stop).await {
                         return false;
                     }
@@ -401,12 +411,13 @@ impl Engine {
         let mut failures = 0;
         loop {
             let batch = outcomes.clone();
-            match self
+            let written = self
                 .deps
                 .db
                 .run(move |c| Ok(deliveries::record(c, &batch)?))
-                .await
-            {
+                .await;
+            self.log_db(&written, "recording sends");
+            match written {
                 Ok(written) => {
                     if written.fenced_out > 0 {
                         tracing::warn!(
@@ -416,9 +427,8 @@ impl Engine {
                     }
                     break;
                 }
-                Err(e) => {
+                Err(_) => {
                     failures += 1;
-                    tracing::warn!(error = format!("{e:#}"), "recording sends failed; retrying");
                     if !sleep_or_stop(backoff(failures), give_up).await {
                         tracing::error!(
                             unrecorded = outcomes.len(),
@@ -481,14 +491,20 @@ impl Engine {
             if claims.is_empty() {
                 continue;
             }
-            if let Err(e) = self
+            let renewed = self
                 .deps
                 .db
                 .run(move |c| Ok(deliveries::renew(c, &claims, lease)?))
-                .await
-            {
-                tracing::warn!(error = format!("{e:#}"), "renewing send leases failed");
-            }
+                .await;
+            self.log_db(&renewed, "renewing send leases");
+        }
+    }
+
+    /// Logs a database operation's failure once per outage (whichever operation meets it first).
+    fn log_db<T>(&self, result: &anyhow::Result<T>, what: &str) {
+        match result {
+            Ok(_) => self.db_log.succeeded("the send engine's database work"),
+            Err(e) => self.db_log.failed(what, e),
         }
     }
 
