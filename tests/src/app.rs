@@ -462,7 +462,13 @@ impl TestApp {
             .json()
             .await
             .unwrap();
-        let member = members["members"][0]["id"].as_i64().unwrap();
+        let member = members["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["email"] == "person0@example.com")
+            .and_then(|m| m["id"].as_i64())
+            .expect("the invitee is a member");
         OtherWorkspace {
             token,
             import,
