@@ -370,3 +370,34 @@ async fn a_send_that_outlasts_its_lease_keeps_it_and_is_not_sent_twice() {
     assert_eq!(sent(&import), 20);
     assert_eq!(app.smtp().messages().len(), 20, "no send was repeated");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_stack_with_an_smtp_server_rides_out_its_outage_too() {
+    // SQLite and the embedded queue, sending over SMTP rather than to the outbox.
+    let smtp = invite_tests::smtp::SmtpServer::start().await;
+    let url = smtp.url();
+    let window = Duration::from_millis(300);
+    let mut app = TestApp::spawn_with(Stack::Sqlite, |s| {
+        s.smtp_url = Some(secrecy::SecretString::from(url));
+        s.email_retry_window = window;
+        s.smtp_outage_backoff = Duration::from_millis(50);
+    })
+    .await;
+    smtp.go_down().await;
+    app.start_worker().await;
+
+    let id = app.upload_ok(people_csv(30)).await;
+    wait_until_a_send_was_refused(&app).await;
+    tokio::time::sleep(window * 4).await; // the outage goes on
+    smtp.come_back().await;
+    let import = app.settled(id).await;
+
+    assert_eq!(sent(&import), 30, "{import}");
+    assert_eq!(import["emails"]["failed"], 0, "{import}");
+    let recipients: HashSet<String> = smtp
+        .messages()
+        .iter()
+        .map(|m| m.rcpt_to.join(","))
+        .collect();
+    assert_eq!(recipients.len(), 30);
+}
