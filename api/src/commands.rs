@@ -97,6 +97,15 @@ pub async fn serve(settings: Arc<Settings>) -> anyhow::Result<()> {
     };
     first_start(&settings, &db).await?;
     let workers = embedded_workers(&settings, &db, &queue, &shutdown)?;
+    if workers.is_none() {
+        // Workers run elsewhere; the API exports the shared gauges too, so any target tells.
+        let interval = settings.send_poll_interval;
+        tokio::spawn(invite_worker::gauges::run(
+            db.clone(),
+            interval,
+            shutdown.clone(),
+        ));
+    }
     let state = AppState {
         db,
         queue: queue.clone(),

@@ -9,9 +9,11 @@ pub mod routes;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, MatchedPath};
+use axum::middleware;
 use invite_shared::config::Settings;
 use invite_shared::db::Db;
+use invite_shared::metrics as m;
 use invite_shared::queue::JobQueue;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::trace::TraceLayer;
@@ -47,7 +49,33 @@ pub fn router(state: AppState) -> Router {
         .unwrap_or(usize::MAX)
         .saturating_add(64 * 1024);
     routes::router()
+        .route_layer(middleware::from_fn(record_request))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+/// Counts and times each request by its route template (`/api/v1/workspaces/{ws}/imports/{id}`,
+/// never the slug, id or token in the path), method and status class.
+async fn record_request(
+    route: MatchedPath,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    let method = request.method().as_str().to_owned();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let route = route.as_str().to_owned();
+    let status = match response.status().as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    };
+    metrics::histogram!(m::HTTP_REQUEST_DURATION, "route" => route.clone(), "method" => method.clone())
+        .record(started.elapsed().as_secs_f64());
+    metrics::counter!(m::HTTP_REQUESTS_TOTAL, "route" => route, "method" => method, "status" => status)
+        .increment(1);
+    response
 }

@@ -3,7 +3,7 @@
 
 /// Imports finished, by `status` (completed | failed).
 pub const IMPORTS_TOTAL: &str = "invites_imports_total";
-/// Imports being processed right now, in this process.
+/// Imports being processed right now, all workers (read from the database).
 pub const IMPORTS_IN_PROGRESS: &str = "invites_imports_in_progress";
 /// Wall time of an import run, start (or resume) to finish.
 pub const IMPORT_DURATION: &str = "invites_import_duration_seconds";
@@ -19,8 +19,39 @@ pub const EMAIL_SEND_DURATION: &str = "invites_email_send_duration_seconds";
 pub const SMTP_REPLIES_TOTAL: &str = "invites_smtp_replies_total";
 /// Pauses of all sending because the mail server was unavailable.
 pub const SMTP_PAUSES_TOTAL: &str = "invites_smtp_pauses_total";
-/// Deliveries waiting to be sent (all imports).
+/// Deliveries waiting to be sent (all imports; read from the database).
 pub const EMAILS_PENDING: &str = "invites_emails_pending";
+/// Age of the oldest delivery waiting to be sent (0 when none; read from the database).
+pub const OLDEST_PENDING_AGE: &str = "invites_oldest_pending_email_age_seconds";
+/// HTTP requests answered by `invite-api`, by `route` template, `method` and `status` class.
+pub const HTTP_REQUESTS_TOTAL: &str = "invites_http_requests_total";
+/// Time to answer an HTTP request, by `route` template and `method`.
+pub const HTTP_REQUEST_DURATION: &str = "invites_http_request_duration_seconds";
+/// Size of accepted uploads.
+pub const UPLOAD_BYTES: &str = "invites_upload_bytes";
+
+/// Histogram buckets of [`EMAIL_SEND_DURATION`]: 5 ms to 30 s.
+pub const SEND_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+/// Histogram buckets of [`IMPORT_DURATION`]: 1 s to 2 h.
+pub const IMPORT_BUCKETS: &[f64] = &[
+    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0,
+];
+/// Histogram buckets of [`HTTP_REQUEST_DURATION`]: 1 ms to 30 s (uploads of large files).
+pub const HTTP_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+/// Histogram buckets of [`UPLOAD_BYTES`]: 1 KiB to 256 MiB.
+pub const UPLOAD_BUCKETS: &[f64] = &[
+    1024.0,
+    16384.0,
+    131072.0,
+    1048576.0,
+    8388608.0,
+    67108864.0,
+    268435456.0,
+];
 /// Jobs being handled by this worker right now.
 pub const WORKER_BUSY: &str = "invites_worker_busy";
 
@@ -28,10 +59,7 @@ pub const WORKER_BUSY: &str = "invites_worker_busy";
 pub fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
     describe_counter!(IMPORTS_TOTAL, "Imports finished, by status");
-    describe_gauge!(
-        IMPORTS_IN_PROGRESS,
-        "Imports being processed by this process"
-    );
+    describe_gauge!(IMPORTS_IN_PROGRESS, "Imports being processed, all workers");
     describe_histogram!(IMPORT_DURATION, metrics::Unit::Seconds, "Import run time");
     describe_counter!(ROWS_TOTAL, "Rows processed, by outcome");
     describe_counter!(ROW_ERRORS_TOTAL, "Failing fields of invalid rows, by field");
@@ -47,5 +75,24 @@ pub fn describe() {
         "Pauses of all sending because the mail server was unavailable"
     );
     describe_gauge!(EMAILS_PENDING, "Deliveries waiting to be sent");
+    describe_gauge!(
+        OLDEST_PENDING_AGE,
+        metrics::Unit::Seconds,
+        "Age of the oldest delivery waiting to be sent"
+    );
+    describe_counter!(
+        HTTP_REQUESTS_TOTAL,
+        "HTTP requests answered, by route template, method and status class"
+    );
+    describe_histogram!(
+        HTTP_REQUEST_DURATION,
+        metrics::Unit::Seconds,
+        "Time to answer an HTTP request"
+    );
+    describe_histogram!(
+        UPLOAD_BYTES,
+        metrics::Unit::Bytes,
+        "Size of accepted uploads"
+    );
     describe_gauge!(WORKER_BUSY, "Jobs this worker is handling now");
 }

@@ -469,23 +469,7 @@ async fn a_transient_smtp_failure_is_retried_and_a_permanent_one_fails_with_the_
             .count(),
         1
     );
-    let metrics = app.metrics().await;
-    assert!(
-        metrics.contains("invites_emails_total{result=\"retried\"} 2"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("invites_emails_total{result=\"failed\"} 1"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("invites_rows_total{outcome=\"invited\"} 3"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("invites_imports_total{status=\"completed\"} 1"),
-        "{metrics}"
-    );
+    // Its metrics are checked in tests/tests/metrics.rs, a test binary of their own.
 }
 
 async fn the_template_is_a_csv_the_upload_accepts(stack: Stack) {

@@ -1,11 +1,10 @@
 //! Housekeeping on a timer of its own (`SEND_POLL_INTERVAL`), so no backlog of sends can starve
 //! it: enqueue imports that need a worker (their worker died, their job was lost or never
-//! enqueued), put sends of dead workers back to `pending`, refresh the pending gauge, and wake this
-//! process's sender for retries and wake-ups it was not told of. Together with the database as the
+//! enqueued), put sends of dead workers back to `pending`, and wake this process's sender for
+//! retries and wake-ups it was not told of. Together with the database as the
 //! ledger, this re-creates every signal a queue that restarted empty has lost.
 
 use invite_shared::jobs::ProcessImport;
-use invite_shared::metrics as m;
 use invite_shared::store::{deliveries, imports};
 use tokio_util::sync::CancellationToken;
 
@@ -39,8 +38,6 @@ async fn once(deps: &Deps) -> anyhow::Result<()> {
         );
     }
     deps.wake.notify_one();
-    let pending = deps.db.run(|c| Ok(deliveries::pending_count(c)?)).await?;
-    metrics::gauge!(m::EMAILS_PENDING).set(pending as f64);
     enqueue_imports_needing_a_worker(deps).await
 }
 

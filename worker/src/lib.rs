@@ -10,6 +10,7 @@
 //!
 //! Beside the queue's workers, each process runs its send engine and its housekeeping timer.
 
+pub mod gauges;
 pub mod housekeeping;
 pub mod jobs;
 pub mod runtime;
@@ -120,6 +121,11 @@ pub async fn run(mut deps: Deps, shutdown: CancellationToken) -> anyhow::Result<
     deps.shutdown = shutdown.clone();
     let sender = tokio::spawn(sender::run(deps.clone(), shutdown.clone()));
     let housekeeping = tokio::spawn(housekeeping::run(deps.clone(), shutdown.clone()));
+    tokio::spawn(gauges::run(
+        deps.db.clone(),
+        deps.settings.send_poll_interval,
+        shutdown.clone(),
+    ));
     let result = supervise_queue_workers(&deps, &shutdown).await;
     shutdown.cancel();
     housekeeping.await.context("housekeeping panicked")?;

@@ -11,7 +11,8 @@ use invite_shared::config::Settings;
 use invite_shared::db::Db;
 use invite_shared::queue::JobQueue;
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use invite_shared::metrics as m;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio_util::sync::CancellationToken;
 
 /// Logs to stderr, filtered by `RUST_LOG` (else `default`), coloured only on a terminal.
@@ -31,9 +32,21 @@ pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let handle = PrometheusBuilder::new()
-                .install_recorder()
-                .expect("a metrics recorder was installed twice");
+            let buckets =
+                |name: &str, buckets: &[f64]| (Matcher::Full(name.to_owned()), buckets.to_vec());
+            let handle = [
+                buckets(m::EMAIL_SEND_DURATION, m::SEND_BUCKETS),
+                buckets(m::IMPORT_DURATION, m::IMPORT_BUCKETS),
+                buckets(m::HTTP_REQUEST_DURATION, m::HTTP_BUCKETS),
+                buckets(m::UPLOAD_BYTES, m::UPLOAD_BUCKETS),
+            ]
+            .into_iter()
+            .try_fold(PrometheusBuilder::new(), |builder, (matcher, buckets)| {
+                builder.set_buckets_for_metric(matcher, &buckets)
+            })
+            .expect("bucket lists are not empty")
+            .install_recorder()
+            .expect("a metrics recorder was installed twice");
             invite_shared::metrics::describe();
             let upkeep = handle.clone();
             tokio::spawn(async move {

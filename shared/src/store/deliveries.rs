@@ -529,25 +529,22 @@ pub fn requeue_lapsed(conn: &mut DbConn) -> QueryResult<usize> {
     })
 }
 
-/// Deliveries waiting to be sent, over all imports (a gauge for operators).
-pub fn pending_count(conn: &mut DbConn) -> QueryResult<i64> {
+/// Deliveries waiting to be sent (pending or being sent), over all imports, and when the oldest
+/// of them was created: gauges for operators.
+pub fn unsent(conn: &mut DbConn) -> QueryResult<(i64, Option<NaiveDateTime>)> {
+    let unsent = [
+        DeliveryState::Pending.as_str(),
+        DeliveryState::Sending.as_str(),
+    ];
     on_conn!(conn, |c| {
-        deliveries::table
-            .filter(deliveries::state.eq_any([
-                DeliveryState::Pending.as_str(),
-                DeliveryState::Sending.as_str(),
-            ]))
+        let count = deliveries::table
+            .filter(deliveries::state.eq_any(unsent))
             .count()
-            .get_result(c)
-    })
-}
-
-/// The earliest `next_attempt_at` of a pending delivery, if any (when the senders should look next).
-pub fn next_due(conn: &mut DbConn) -> QueryResult<Option<NaiveDateTime>> {
-    on_conn!(conn, |c| {
-        deliveries::table
-            .filter(deliveries::state.eq(DeliveryState::Pending.as_str()))
-            .select(diesel::dsl::min(deliveries::next_attempt_at))
-            .first(c)
+            .get_result(c)?;
+        let oldest = deliveries::table
+            .filter(deliveries::state.eq_any(unsent))
+            .select(diesel::dsl::min(deliveries::created_at))
+            .first(c)?;
+        Ok((count, oldest))
     })
 }

@@ -314,6 +314,16 @@ pub fn claim_stalled(conn: &mut DbConn, lease: Duration) -> QueryResult<Vec<Impo
     })
 }
 
+/// Imports being processed now, by any worker (a gauge for operators).
+pub fn processing_count(conn: &mut DbConn) -> QueryResult<i64> {
+    on_conn!(conn, |c| {
+        imports::table
+            .filter(imports::status.eq(ImportStatus::Processing.as_str()))
+            .count()
+            .get_result(c)
+    })
+}
+
 /// Gives up the processing lease held under `claim` (shutdown, or a run cut short), so any worker
 /// may resume the import now; a no-op when that claim no longer holds it.
 pub fn release(conn: &mut DbConn, id: ImportId, claim: i64) -> QueryResult<()> {

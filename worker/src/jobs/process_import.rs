@@ -52,10 +52,8 @@ pub async fn process(id: ImportId, deps: &Deps) -> anyhow::Result<()> {
         return Ok(());
     };
     let mut lease = LeaseGuard::new(deps.db.clone(), &import, deps.settings.import_lease);
-    metrics::gauge!(m::IMPORTS_IN_PROGRESS).increment(1.0);
     let started = Instant::now();
     let result = apply_rows(&import, lease.claim, deps).await;
-    metrics::gauge!(m::IMPORTS_IN_PROGRESS).decrement(1.0);
     let status = match result {
         Ok(()) => ImportStatus::Completed,
         Err(Failure::File(reason)) => {

@@ -110,6 +110,7 @@ pub async fn store_and_enqueue(
     let Stored::Created(import) = &stored else {
         return Ok(stored);
     };
+    metrics::histogram!(invite_shared::metrics::UPLOAD_BYTES).record(size as f64);
     let id = ImportId(import.id);
     if let Err(e) = queue.push_import(ProcessImport { import_id: id }).await {
         tracing::warn!(

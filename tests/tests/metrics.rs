@@ -1,0 +1,123 @@
+//! What `/metrics` says. The Prometheus recorder is global to a process, and `cargo test` runs the
+//! tests of one binary as threads of one process, so this binary holds a single test whose phases
+//! run one after another, each with its own app (the one before is dropped first): exact values
+//! then hold under `cargo test` and nextest alike.
+
+use std::time::{Duration, Instant};
+
+use invite_tests::app::{PATIENCE, Stack, TestApp, people_csv};
+use invite_tests::smtp::ReplyPlan;
+
+/// The value of the series `name{labels}` (exactly as rendered), if exported.
+fn value(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        line.strip_prefix(series)
+            .and_then(|rest| rest.strip_prefix(' '))
+            .and_then(|v| v.parse().ok())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_what_happened_and_the_gauges_follow_a_backlog() {
+    sends_retries_failures_rows_imports_and_requests_are_counted().await;
+    the_pending_gauges_count_a_backlog_while_it_is_being_sent().await;
+}
+
+async fn sends_retries_failures_rows_imports_and_requests_are_counted() {
+    let app = TestApp::spawn(Stack::Postgres).await;
+    app.smtp()
+        .reply_for("person0@example.com", ReplyPlan::TransientTimes(2));
+    app.smtp()
+        .reply_for("person1@example.com", ReplyPlan::Permanent);
+
+    let id = app.upload_ok(people_csv(3)).await;
+    app.settled(id).await;
+    let metrics = app.metrics().await;
+
+    for (series, expected) in [
+        (r#"invites_emails_total{result="sent"}"#, 2.0),
+        (r#"invites_emails_total{result="retried"}"#, 2.0),
+        (r#"invites_emails_total{result="failed"}"#, 1.0),
+        (r#"invites_smtp_replies_total{class="4xx"}"#, 2.0),
+        (r#"invites_smtp_replies_total{class="5xx"}"#, 1.0),
+        (r#"invites_rows_total{outcome="invited"}"#, 3.0),
+        (r#"invites_imports_total{status="completed"}"#, 1.0),
+        ("invites_email_send_duration_seconds_count", 5.0),
+        ("invites_import_duration_seconds_count", 1.0),
+        ("invites_upload_bytes_count", 1.0),
+    ] {
+        assert_eq!(
+            value(&metrics, series),
+            Some(expected),
+            "{series}\n{metrics}"
+        );
+    }
+    for (name, kind) in [
+        ("invites_email_send_duration_seconds", "histogram"),
+        ("invites_import_duration_seconds", "histogram"),
+        ("invites_http_request_duration_seconds", "histogram"),
+        ("invites_upload_bytes", "histogram"),
+        ("invites_emails_total", "counter"),
+        ("invites_http_requests_total", "counter"),
+        ("invites_emails_pending", "gauge"),
+        ("invites_oldest_pending_email_age_seconds", "gauge"),
+        ("invites_imports_in_progress", "gauge"),
+    ] {
+        assert!(
+            metrics.contains(&format!("# TYPE {name} {kind}")),
+            "{name} is a {kind}\n{metrics}"
+        );
+    }
+    // Sends take milliseconds: they fall in the 5 ms bucket, never only in +Inf.
+    assert!(
+        metrics.contains(r#"invites_email_send_duration_seconds_bucket{le="0.005"}"#),
+        "{metrics}"
+    );
+    let upload = r#"invites_http_requests_total{route="/api/v1/workspaces/{ws}/imports",method="POST",status="2xx"}"#;
+    assert_eq!(value(&metrics, upload), Some(1.0), "{metrics}");
+    assert!(
+        !metrics.contains("acme") && !metrics.contains("@example.com"),
+        "no workspace slug or address in a label\n{metrics}"
+    );
+}
+
+async fn the_pending_gauges_count_a_backlog_while_it_is_being_sent() {
+    // A capped rate keeps 2,000 emails sending for seconds, far longer than the gauges' period.
+    let mut app = TestApp::spawn_with(Stack::Sqlite, |s| s.email_rate_per_sec = Some(500)).await;
+    app.start_worker().await;
+    let id = app.upload_ok(people_csv(2000)).await;
+
+    let deadline = Instant::now() + PATIENCE;
+    let (pending, age) = loop {
+        let metrics = app.metrics().await;
+        let pending = value(&metrics, "invites_emails_pending").unwrap_or(0.0);
+        let age = value(&metrics, "invites_oldest_pending_email_age_seconds").unwrap_or(0.0);
+        if pending > 0.0 && age > 0.0 {
+            break (pending, age);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gauges stayed at 0\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let during: serde_json::Value = app
+        .get(&format!("/imports/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    app.settled(id).await;
+    let deadline = Instant::now() + PATIENCE;
+    while value(&app.metrics().await, "invites_emails_pending") != Some(0.0) {
+        assert!(Instant::now() < deadline, "the gauge never came back to 0");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    assert!(pending <= 2000.0, "{pending}");
+    assert!(age < 60.0, "{age}");
+    assert!(
+        during["emails"]["pending"].as_i64().unwrap() > 0,
+        "the gauges were read during the send: {during}"
+    );
+}
