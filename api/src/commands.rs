@@ -102,6 +102,7 @@ pub async fn serve(settings: Arc<Settings>) -> anyhow::Result<()> {
         let interval = settings.send_poll_interval;
         tokio::spawn(invite_worker::gauges::run(
             db.clone(),
+            queue.clone(),
             interval,
             shutdown.clone(),
         ));

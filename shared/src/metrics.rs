@@ -23,6 +23,9 @@ pub const SMTP_PAUSES_TOTAL: &str = "invites_smtp_pauses_total";
 pub const EMAILS_PENDING: &str = "invites_emails_pending";
 /// Age of the oldest delivery waiting to be sent (0 when none; read from the database).
 pub const OLDEST_PENDING_AGE: &str = "invites_oldest_pending_email_age_seconds";
+/// Jobs in the queue, by `queue` (process_import | send_invites) and `state` (pending | scheduled |
+/// running | dead).
+pub const QUEUE_JOBS: &str = "invites_queue_jobs";
 /// HTTP requests answered by `invite-api`, by `route` template, `method` and `status` class.
 pub const HTTP_REQUESTS_TOTAL: &str = "invites_http_requests_total";
 /// Time to answer an HTTP request, by `route` template and `method`.
@@ -80,6 +83,7 @@ pub fn describe() {
         metrics::Unit::Seconds,
         "Age of the oldest delivery waiting to be sent"
     );
+    describe_gauge!(QUEUE_JOBS, "Jobs in the queue, by queue and state");
     describe_counter!(
         HTTP_REQUESTS_TOTAL,
         "HTTP requests answered, by route template, method and status class"

@@ -29,6 +29,8 @@ pub struct Queues<I, S> {
     pub imports: I,
     /// `SendInvites` jobs.
     pub sends: S,
+    /// The deployment's key prefix (`QUEUE_PREFIX`) the queues are named under.
+    pub prefix: String,
 }
 
 /// The queue in use.
@@ -78,6 +80,7 @@ impl JobQueue {
         let queues = Queues {
             imports: RedisStorage::new(conn.clone()).with_config(config("process_import")),
             sends: RedisStorage::new(conn.clone()).with_config(config("send_invites")),
+            prefix: prefix.to_owned(),
         };
         Ok(JobQueue::Redis(queues, conn))
     }
@@ -112,6 +115,7 @@ impl JobQueue {
         Ok(JobQueue::Sqlite(Queues {
             imports: SqliteStorage::new(&pool).with_config(config("process_import")),
             sends: SqliteStorage::new(&pool).with_config(config("send_invites")),
+            prefix: prefix.to_owned(),
         }))
     }
 
@@ -177,6 +181,37 @@ impl JobQueue {
         .await
     }
 
+    /// Jobs of each queue by state: `pending` (waiting for a worker), `scheduled` (a retry, due
+    /// later), `running` (held by a worker) and `dead` (given up), read from the backend itself
+    /// (apalis's own statistics do not count correctly).
+    pub async fn depth(&self) -> anyhow::Result<Vec<QueueDepth>> {
+        let mut depths = Vec::new();
+        for queue in JOB_QUEUES {
+            let counts = within_deadline(async {
+                match self {
+                    JobQueue::Redis(q, conn) => {
+                        let counts: Vec<i64> = redis::Script::new(REDIS_DEPTH)
+                            .key(queue_name(&q.prefix, queue))
+                            .invoke_async(&mut conn.clone())
+                            .await
+                            .context("counting the queue's jobs in Redis")?;
+                        Ok(STATES.iter().copied().zip(counts).collect::<Vec<_>>())
+                    }
+                    JobQueue::Sqlite(q) => {
+                        sqlite_depth(q.imports.pool(), &queue_name(&q.prefix, queue)).await
+                    }
+                }
+            })
+            .await?;
+            depths.extend(counts.into_iter().map(|(state, jobs)| QueueDepth {
+                queue,
+                state,
+                jobs,
+            }));
+        }
+        Ok(depths)
+    }
+
     /// Where the queue lives, for the start-up log (no credentials).
     pub fn describe(&self) -> &'static str {
         match self {
@@ -200,6 +235,59 @@ async fn within_deadline<T>(
                 "the queue did not answer within {QUEUE_DEADLINE:?}"
             ))
         })
+}
+
+/// The job queues, as `invites_queue_jobs` labels them.
+const JOB_QUEUES: [&str; 2] = ["process_import", "send_invites"];
+/// The states `depth` reports, in the order of [`REDIS_DEPTH`]'s answer.
+const STATES: [&str; 4] = ["pending", "scheduled", "running", "dead"];
+
+/// How many jobs of one queue are in one state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueDepth {
+    /// `process_import` or `send_invites`.
+    pub queue: &'static str,
+    /// `pending`, `scheduled`, `running` or `dead`.
+    pub state: &'static str,
+    /// How many.
+    pub jobs: i64,
+}
+
+/// apalis-redis 1.0's keys for a queue `KEYS[1]`: a list of jobs handed to workers' fetches, a
+/// sorted set of jobs by due time in seconds (new jobs are added there, due now), one set of
+/// in-flight jobs per registered worker, and a set of dead jobs. Due jobs count as pending.
+const REDIS_DEPTH: &str = r"
+local q = KEYS[1]
+local now = tonumber(redis.call('TIME')[1])
+local running = 0
+for _, worker in ipairs(redis.call('ZRANGE', q .. ':workers', 0, -1)) do
+    running = running + redis.call('SCARD', q .. ':inflight:' .. worker)
+end
+local due = redis.call('ZCOUNT', q .. ':scheduled', '-inf', now)
+local later = redis.call('ZCOUNT', q .. ':scheduled', '(' .. now, '+inf')
+return { redis.call('LLEN', q .. ':active') + due, later, running, redis.call('SCARD', q .. ':dead') }
+";
+
+/// apalis-sqlite 1.0 keeps jobs in a `Jobs` table, by queue name (`job_type`) and status.
+async fn sqlite_depth(pool: &SqlitePool, name: &str) -> anyhow::Result<Vec<(&'static str, i64)>> {
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT status, count(*) FROM Jobs WHERE job_type = ?1 GROUP BY status")
+            .bind(name)
+            .fetch_all(pool)
+            .await
+            .context("counting the embedded queue's jobs")?;
+    let count = |statuses: &[&str]| {
+        rows.iter()
+            .filter(|(status, _)| statuses.contains(&status.as_str()))
+            .map(|(_, n)| n)
+            .sum::<i64>()
+    };
+    Ok(vec![
+        ("pending", count(&["Pending", "Queued"])),
+        ("scheduled", count(&["Failed"])),
+        ("running", count(&["Running"])),
+        ("dead", count(&["Killed"])),
+    ])
 }
 
 fn push_error(e: impl std::fmt::Display) -> anyhow::Error {

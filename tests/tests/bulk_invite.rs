@@ -29,6 +29,7 @@ on_both_stacks!(
     the_template_is_a_csv_the_upload_accepts,
     any_bytes_in_a_row_make_that_row_invalid_and_never_stall_the_import,
     malformed_requests_get_the_json_error_shape,
+    the_queue_depth_counts_an_import_waiting_for_a_worker,
 );
 
 async fn a_2000_row_upload_invites_and_emails_every_row_once_with_working_links(stack: Stack) {
@@ -599,4 +600,25 @@ async fn a_link_from_a_send_that_looked_failed_keeps_working_after_the_retry() {
     }
     assert_eq!(app.accept_invitation(&first).await.status(), 200);
     assert_eq!(app.accept_invitation(&second).await.status(), 409);
+}
+
+async fn the_queue_depth_counts_an_import_waiting_for_a_worker(stack: Stack) {
+    let app = TestApp::spawn_without_workers(stack).await;
+    let queue = invite_shared::queue::JobQueue::connect(&app.settings)
+        .await
+        .unwrap();
+
+    app.upload_ok(people_csv(1)).await;
+    let depth = queue.depth().await.unwrap();
+
+    let count = |queue: &str, state: &str| {
+        depth
+            .iter()
+            .find(|d| d.queue == queue && d.state == state)
+            .map(|d| d.jobs)
+    };
+    assert_eq!(count("process_import", "pending"), Some(1), "{depth:?}");
+    assert_eq!(count("process_import", "running"), Some(0), "{depth:?}");
+    assert_eq!(count("send_invites", "pending"), Some(0), "{depth:?}");
+    assert_eq!(depth.len(), 8, "two queues, four states: {depth:?}");
 }

@@ -62,6 +62,7 @@ async fn sends_retries_failures_rows_imports_and_requests_are_counted() {
         ("invites_emails_pending", "gauge"),
         ("invites_oldest_pending_email_age_seconds", "gauge"),
         ("invites_imports_in_progress", "gauge"),
+        ("invites_queue_jobs", "gauge"),
     ] {
         assert!(
             metrics.contains(&format!("# TYPE {name} {kind}")),
@@ -73,6 +74,12 @@ async fn sends_retries_failures_rows_imports_and_requests_are_counted() {
         metrics.contains(r#"invites_email_send_duration_seconds_bucket{le="0.005"}"#),
         "{metrics}"
     );
+    for queue in ["process_import", "send_invites"] {
+        for state in ["pending", "scheduled", "running", "dead"] {
+            let series = format!(r#"invites_queue_jobs{{queue="{queue}",state="{state}"}}"#);
+            assert!(value(&metrics, &series).is_some(), "{series}\n{metrics}");
+        }
+    }
     let upload = r#"invites_http_requests_total{route="/api/v1/workspaces/{ws}/imports",method="POST",status="2xx"}"#;
     assert_eq!(value(&metrics, upload), Some(1.0), "{metrics}");
     assert!(

@@ -1,19 +1,20 @@
-//! Gauges of shared state (emails waiting, the oldest one's age, imports in progress), read from
-//! the database on a timer of their own (`SEND_POLL_INTERVAL`) by every process, API and workers
-//! alike: they are right during a backlog, and any scrape target (or `max` over all) gives the
-//! truth.
+//! Gauges of shared state (emails waiting, the oldest one's age, imports in progress, jobs in the
+//! queue), read from the database and the queue on a timer of their own (`SEND_POLL_INTERVAL`) by
+//! every process, API and workers alike: they are right during a backlog, and any scrape target
+//! (or `max` over all) gives the truth.
 
 use std::time::Duration;
 
 use invite_shared::db::Db;
 use invite_shared::metrics as m;
+use invite_shared::queue::JobQueue;
 use invite_shared::store::{deliveries, imports, now};
 use tokio_util::sync::CancellationToken;
 
 use crate::runtime::OutageLog;
 
 /// Refreshes the gauges every `interval` until `stop`.
-pub async fn run(db: Db, interval: Duration, stop: CancellationToken) {
+pub async fn run(db: Db, queue: JobQueue, interval: Duration, stop: CancellationToken) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let log = OutageLog::default();
@@ -22,14 +23,14 @@ pub async fn run(db: Db, interval: Duration, stop: CancellationToken) {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        match refresh(&db).await {
+        match refresh(&db, &queue).await {
             Ok(()) => log.succeeded("reading the gauges"),
             Err(e) => log.failed("reading the gauges", &e),
         }
     }
 }
 
-async fn refresh(db: &Db) -> anyhow::Result<()> {
+async fn refresh(db: &Db, queue: &JobQueue) -> anyhow::Result<()> {
     let ((unsent, oldest), processing) = db
         .run(|c| Ok((deliveries::unsent(c)?, imports::processing_count(c)?)))
         .await?;
@@ -37,5 +38,9 @@ async fn refresh(db: &Db) -> anyhow::Result<()> {
     metrics::gauge!(m::EMAILS_PENDING).set(unsent as f64);
     metrics::gauge!(m::OLDEST_PENDING_AGE).set(age);
     metrics::gauge!(m::IMPORTS_IN_PROGRESS).set(processing as f64);
+    for depth in queue.depth().await? {
+        metrics::gauge!(m::QUEUE_JOBS, "queue" => depth.queue, "state" => depth.state)
+            .set(depth.jobs as f64);
+    }
     Ok(())
 }

@@ -123,6 +123,7 @@ pub async fn run(mut deps: Deps, shutdown: CancellationToken) -> anyhow::Result<
     let housekeeping = tokio::spawn(housekeeping::run(deps.clone(), shutdown.clone()));
     tokio::spawn(gauges::run(
         deps.db.clone(),
+        deps.queue.clone(),
         deps.settings.send_poll_interval,
         shutdown.clone(),
     ));
