@@ -77,6 +77,8 @@ pub fn describe() {
         SMTP_PAUSES_TOTAL,
         "Pauses of all sending because the mail server was unavailable"
     );
+    // Exported from the start, so that rate() and alerts see it before the first pause.
+    metrics::counter!(SMTP_PAUSES_TOTAL).absolute(0);
     describe_gauge!(EMAILS_PENDING, "Deliveries waiting to be sent");
     describe_gauge!(
         OLDEST_PENDING_AGE,

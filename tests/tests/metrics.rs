@@ -19,18 +19,63 @@ fn value(metrics: &str, series: &str) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_what_happened_and_the_gauges_follow_a_backlog() {
-    sends_retries_failures_rows_imports_and_requests_are_counted().await;
+    let exported = sends_retries_failures_rows_imports_and_requests_are_counted().await;
+    the_dashboard_and_the_alerts_name_only_exported_metrics(&exported);
     the_pending_gauges_count_a_backlog_while_it_is_being_sent().await;
 }
 
-async fn sends_retries_failures_rows_imports_and_requests_are_counted() {
+/// The repo's dashboard and alert rules query only metrics that `/metrics` exports.
+fn the_dashboard_and_the_alerts_name_only_exported_metrics(exported: &str) {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../config");
+    let dashboard = std::fs::read_to_string(format!("{root}/grafana/bulk-invite.json")).unwrap();
+    let alerts = std::fs::read_to_string(format!("{root}/prometheus/alerts.yml")).unwrap();
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&dashboard).expect("the dashboard is JSON");
+    let panels = dashboard["panels"].as_array().unwrap();
+    let queries: Vec<&str> = panels
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap())
+        .map(|t| t["expr"].as_str().unwrap())
+        .collect();
+
+    assert!(panels.len() >= 12, "{} panels", panels.len());
+    for text in queries.iter().copied().chain([alerts.as_str()]) {
+        for name in metric_names(text) {
+            let family = ["_bucket", "_count", "_sum"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix))
+                .filter(|base| exported.contains(&format!("# TYPE {base} histogram")))
+                .unwrap_or(&name);
+            assert!(
+                exported.contains(&format!("# TYPE {family} ")),
+                "{name} is queried but not exported"
+            );
+        }
+    }
+}
+
+/// Every `invites_…` name in a query text.
+fn metric_names(text: &str) -> Vec<String> {
+    text.match_indices("invites_")
+        .map(|(start, _)| {
+            text[start..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect()
+        })
+        .collect()
+}
+
+async fn sends_retries_failures_rows_imports_and_requests_are_counted() -> String {
     let app = TestApp::spawn(Stack::Postgres).await;
     app.smtp()
         .reply_for("person0@example.com", ReplyPlan::TransientTimes(2));
     app.smtp()
         .reply_for("person1@example.com", ReplyPlan::Permanent);
 
-    let id = app.upload_ok(people_csv(3)).await;
+    let mut csv = people_csv(3);
+    csv.push_str("Bad,Row,not-an-address,End User\n");
+    let id = app.upload_ok(csv).await;
     app.settled(id).await;
     let metrics = app.metrics().await;
 
@@ -41,6 +86,9 @@ async fn sends_retries_failures_rows_imports_and_requests_are_counted() {
         (r#"invites_smtp_replies_total{class="4xx"}"#, 2.0),
         (r#"invites_smtp_replies_total{class="5xx"}"#, 1.0),
         (r#"invites_rows_total{outcome="invited"}"#, 3.0),
+        (r#"invites_rows_total{outcome="invalid"}"#, 1.0),
+        (r#"invites_row_errors_total{field="email"}"#, 1.0),
+        ("invites_smtp_pauses_total", 0.0),
         (r#"invites_imports_total{status="completed"}"#, 1.0),
         ("invites_email_send_duration_seconds_count", 5.0),
         ("invites_import_duration_seconds_count", 1.0),
@@ -86,6 +134,7 @@ async fn sends_retries_failures_rows_imports_and_requests_are_counted() {
         !metrics.contains("acme") && !metrics.contains("@example.com"),
         "no workspace slug or address in a label\n{metrics}"
     );
+    metrics
 }
 
 async fn the_pending_gauges_count_a_backlog_while_it_is_being_sent() {
