@@ -46,6 +46,8 @@ pub struct Deps {
     pub shutdown: CancellationToken,
     /// Wakes this process's send engine: there may be due deliveries.
     pub wake: Arc<tokio::sync::Notify>,
+    /// The queue jobs this process started and runs.
+    pub activity: Arc<jobs::Activity>,
 }
 
 impl Deps {
@@ -75,6 +77,7 @@ impl Deps {
             queue,
             shutdown: CancellationToken::new(),
             wake: Arc::new(tokio::sync::Notify::new()),
+            activity: Arc::default(),
         })
     }
 }
@@ -153,6 +156,7 @@ async fn supervise_queue_workers(deps: &Deps, shutdown: &CancellationToken) -> a
             JobQueue::Redis(queues, _) => register_workers!(monitor, queues, deps),
             JobQueue::Sqlite(queues) => register_workers!(monitor, queues, deps),
         };
+        let watchdog = tokio::spawn(watch_for_stall(deps.clone(), failed.clone()));
         let (stop, failure) = (shutdown.clone(), failed.clone());
         let result = monitor
             .run_with_signal(async move {
@@ -163,6 +167,7 @@ async fn supervise_queue_workers(deps: &Deps, shutdown: &CancellationToken) -> a
                 Ok(())
             })
             .await;
+        watchdog.abort();
         if shutdown.is_cancelled() {
             return match result {
                 // A worker that failed while everything was stopping changes nothing.
@@ -173,5 +178,41 @@ async fn supervise_queue_workers(deps: &Deps, shutdown: &CancellationToken) -> a
         runtime::wait_until_available("the queue", &deps.settings, shutdown, || deps.queue.ping())
             .await?;
         tracing::info!("restarting the queue workers");
+    }
+}
+
+/// Cancels `failed` when the queue workers stalled: jobs have been due in the queue for 30 poll
+/// intervals (`QUEUE_POLL_INTERVAL`), this process had room for more, yet started none. A worker
+/// whose backend hangs (rather than failing) would otherwise never be restarted.
+pub async fn watch_for_stall(deps: Deps, failed: CancellationToken) {
+    let stall = deps.settings.queue_poll_interval * 30;
+    let room = deps.settings.worker_concurrency * 2;
+    let mut tick = tokio::time::interval(stall / 6);
+    let mut waiting_since: Option<(tokio::time::Instant, u64)> = None;
+    loop {
+        tick.tick().await;
+        let started = deps.activity.started();
+        let due = deps
+            .queue
+            .depth()
+            .await
+            .is_ok_and(|depths| depths.iter().any(|d| d.state == "pending" && d.jobs > 0));
+        if !due || deps.activity.running() >= room {
+            waiting_since = None;
+            continue;
+        }
+        match waiting_since {
+            Some((since, seen)) if seen == started => {
+                if since.elapsed() >= stall {
+                    tracing::warn!(
+                        stalled_s = since.elapsed().as_secs(),
+                        "jobs are due but the queue workers fetch none; restarting them"
+                    );
+                    failed.cancel();
+                    return;
+                }
+            }
+            _ => waiting_since = Some((tokio::time::Instant::now(), started)),
+        }
     }
 }

@@ -292,3 +292,34 @@ async fn a_database_cut_off_and_then_down_mid_import_loses_and_repeats_nothing()
         "{repeated} repeats, more than the sends in flight"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_workers_that_fetch_nothing_while_jobs_are_due_are_restarted() {
+    // No queue worker runs here: the upload's job stays due, as behind a wedged worker.
+    let app = TestApp::spawn_with(Stack::Sqlite, |s| {
+        s.queue_poll_interval = Duration::from_millis(50);
+    })
+    .await;
+    app.upload_ok(people_csv(1)).await;
+    let db = invite_shared::db::Db::connect(&app.settings.database_url(), 2).unwrap();
+    let queue = invite_shared::queue::JobQueue::connect(&app.settings)
+        .await
+        .unwrap();
+    let deps = invite_worker::Deps::new(app.settings.clone(), db, queue).unwrap();
+    let failed = tokio_util::sync::CancellationToken::new();
+
+    let started = Instant::now();
+    tokio::time::timeout(
+        PATIENCE,
+        invite_worker::watch_for_stall(deps, failed.clone()),
+    )
+    .await
+    .expect("the watchdog noticed the stall");
+
+    assert!(failed.is_cancelled());
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "not before 30 poll intervals: {:?}",
+        started.elapsed()
+    );
+}

@@ -30,7 +30,7 @@ const WAKE_EVERY: Duration = Duration::from_secs(1);
 /// The job handler.
 #[tracing::instrument(skip_all, fields(import_id = %job.import_id))]
 pub async fn handle(job: ProcessImport, deps: Data<Deps>) -> Result<(), BoxDynError> {
-    let _busy = Busy::new();
+    let _busy = Busy::new(&deps.activity);
     process(job.import_id, &deps).await.map_err(|e| {
         tracing::error!(
             error = format!("{e:#}"),

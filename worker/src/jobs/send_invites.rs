@@ -10,6 +10,7 @@ use crate::Deps;
 /// The job handler.
 #[tracing::instrument(skip_all, fields(import_id = ?job.import_id))]
 pub async fn handle(job: SendInvites, deps: Data<Deps>) -> Result<(), BoxDynError> {
+    let _busy = crate::jobs::Busy::new(&deps.activity);
     deps.wake.notify_one();
     Ok(())
 }
