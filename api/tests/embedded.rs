@@ -288,3 +288,28 @@ async fn a_killed_embedded_process_resumes_and_every_invitee_has_exactly_one_ema
         "and exactly one: a repeated send replaces its file"
     );
 }
+
+#[test]
+fn log_format_json_writes_one_json_object_per_log_line() {
+    let dir = tempfile::tempdir().unwrap();
+
+    let output = invite_api(dir.path())
+        .arg("migrate")
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+
+    assert!(output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let lines: Vec<Value> = stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    assert!(
+        lines.iter().any(
+            |l| l["level"] == "INFO" && l["fields"]["message"] == "database migrations applied"
+        ),
+        "{stderr}"
+    );
+}
