@@ -11,23 +11,14 @@ use invite_shared::queue::JobQueue;
 use invite_shared::store::{deliveries, imports, now};
 use tokio_util::sync::CancellationToken;
 
-use crate::runtime::OutageLog;
+use crate::runtime;
 
 /// Refreshes the gauges every `interval` until `stop`.
 pub async fn run(db: Db, queue: JobQueue, interval: Duration, stop: CancellationToken) {
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let log = OutageLog::default();
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        match refresh(&db, &queue).await {
-            Ok(()) => log.succeeded("reading the gauges"),
-            Err(e) => log.failed("reading the gauges", &e),
-        }
-    }
+    runtime::every(interval, &stop, "reading the gauges", || {
+        refresh(&db, &queue)
+    })
+    .await;
 }
 
 async fn refresh(db: &Db, queue: &JobQueue) -> anyhow::Result<()> {

@@ -9,23 +9,12 @@ use invite_shared::store::{deliveries, imports};
 use tokio_util::sync::CancellationToken;
 
 use crate::Deps;
-use crate::runtime::OutageLog;
+use crate::runtime;
 
 /// Runs until `stop`.
 pub async fn run(deps: Deps, stop: CancellationToken) {
-    let mut tick = tokio::time::interval(deps.settings.send_poll_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let log = OutageLog::default();
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        match once(&deps).await {
-            Ok(()) => log.succeeded("housekeeping"),
-            Err(e) => log.failed("housekeeping", &e),
-        }
-    }
+    let interval = deps.settings.send_poll_interval;
+    runtime::every(interval, &stop, "housekeeping", || once(&deps)).await;
 }
 
 async fn once(deps: &Deps) -> anyhow::Result<()> {

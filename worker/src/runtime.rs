@@ -119,6 +119,27 @@ impl OutageLog {
     }
 }
 
+/// Runs `work` every `interval` until `stop`, logging its failures once per outage as `what`.
+pub async fn every<F, Fut>(interval: Duration, stop: &CancellationToken, what: &str, work: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let log = OutageLog::default();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match work().await {
+            Ok(()) => log.succeeded(what),
+            Err(e) => log.failed(what, &e),
+        }
+    }
+}
+
 /// Longest wait between two tries of an unavailable service.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 

@@ -12,7 +12,7 @@ use diesel::sql_types::Text;
 use invite_shared::db::schema::{deliveries, import_rows, invitations, members};
 use invite_shared::on_conn;
 use invite_tests::app::{
-    PATIENCE, Stack, TestApp, named_people_csv, people_csv, postgres_admin_url,
+    PATIENCE, Stack, TestApp, free_port, named_people_csv, people_csv, postgres_admin_url,
 };
 use invite_tests::process::WorkerProcess;
 use secrecy::{ExposeSecret as _, SecretString};
@@ -61,14 +61,6 @@ impl Drop for RedisServer {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The status of `GET {url}/readyz`, or 0 when nothing answers.

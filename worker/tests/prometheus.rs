@@ -6,17 +6,9 @@ use std::io::Write as _;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use invite_tests::app::{PATIENCE, Stack, TestApp, people_csv};
+use invite_tests::app::{PATIENCE, Stack, TestApp, free_port, people_csv};
 use invite_tests::process::WorkerProcess;
 use serde_json::Value;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A Prometheus server scraping `targets` every second, stopped when dropped.
 struct Prometheus {
