@@ -70,6 +70,19 @@ async fn readyz(url: &str) -> u16 {
         .map_or(0, |r| r.status().as_u16())
 }
 
+/// `GET {url}/healthz` answers 200 within three tries, as a liveness probe with a failure
+/// threshold judges it (a loaded test machine can drop one connection).
+async fn alive(url: &str) -> bool {
+    for _ in 0..3 {
+        match reqwest::get(format!("{url}/healthz")).await {
+            Ok(r) if r.status() == 200 => return true,
+            other => eprintln!("{url}/healthz: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
+}
+
 /// Polls both `/readyz` until they answer `status`; returns how long that took.
 async fn wait_for_readiness(urls: &[&str], status: u16) -> Duration {
     let started = Instant::now();
@@ -115,7 +128,8 @@ async fn a_redis_restarted_empty_mid_import_loses_nothing_and_needs_nobody() {
         .await;
 
     redis.stop();
-    wait_for_readiness(&[&app.base, &worker_url], 503).await;
+    let noticed = wait_for_readiness(&[&app.base, &worker_url], 503).await;
+    let alive_during = alive(&app.base).await && alive(&worker_url).await;
     let during = app.upload(named_people_csv("late", 100)).await;
     let during_status = during.status();
     let late = during.json::<Value>().await.unwrap()["id"].as_i64();
@@ -128,6 +142,11 @@ async fn a_redis_restarted_empty_mid_import_loses_nothing_and_needs_nobody() {
         .await;
 
     assert_eq!(during_status, 202, "an upload during the outage is kept");
+    assert!(
+        noticed <= Duration::from_secs(5),
+        "not ready after {noticed:?}"
+    );
+    assert!(alive_during, "/healthz stays 200 during the outage");
     assert!(
         recovery <= Duration::from_secs(5),
         "ready again after {recovery:?}"
@@ -228,7 +247,8 @@ async fn a_database_cut_off_and_then_down_mid_import_loses_and_repeats_nothing()
     app.wait_for_import(id, |i| processed(i) >= 10_000).await;
     database.allow_connections(false);
     database.cut_every_connection();
-    wait_for_readiness(&[&app.base, &worker_url], 503).await;
+    let noticed = wait_for_readiness(&[&app.base, &worker_url], 503).await;
+    let alive_during = alive(&app.base).await && alive(&worker_url).await;
     let refused = app.upload(people_csv(1)).await;
     tokio::time::sleep(Duration::from_secs(5)).await; // the outage goes on
     database.allow_connections(true);
@@ -236,6 +256,11 @@ async fn a_database_cut_off_and_then_down_mid_import_loses_and_repeats_nothing()
     let import = app.settled(id).await;
 
     assert!(cut > 0, "connections were cut");
+    assert!(
+        noticed <= Duration::from_secs(5),
+        "not ready after {noticed:?}"
+    );
+    assert!(alive_during, "/healthz stays 200 during the outage");
     assert_eq!(
         refused.status(),
         503,

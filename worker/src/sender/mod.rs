@@ -34,6 +34,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 pub use decide::retry_delay;
 pub use limiter::Limiter;
@@ -245,10 +246,11 @@ impl Engine {
                     slot.expect("the send semaphore is never closed")
                 }
             };
-            sends.spawn(
-                self.clone()
-                    .send(job, slot, done.clone(), stop.clone(), cut_off.clone()),
-            );
+            let span = tracing::info_span!("send", delivery_id = %job.claimed.id);
+            let send = self
+                .clone()
+                .send(job, slot, done.clone(), stop.clone(), cut_off.clone());
+            sends.spawn(send.instrument(span));
             while let Some(finished) = sends.try_join_next() {
                 log_panic(finished);
             }
