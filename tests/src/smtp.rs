@@ -184,6 +184,18 @@ impl Shared {
         TOO_BIG_REPLY
     }
 
+    /// Publishes the accepted count to `wait_for`. Two sessions may publish out of order once the
+    /// lock is released, so the count only ever grows.
+    fn publish_accepted(&self, count: usize) {
+        self.accepted.send_if_modified(|published| {
+            let grows = count > *published;
+            if grows {
+                *published = count;
+            }
+            grows
+        });
+    }
+
     /// Decides the reply to the end of DATA, records the outcome and returns the reply line.
     fn finish_message(&self, message: ReceivedMessage) -> &'static str {
         let mut state = self.lock();
@@ -212,7 +224,7 @@ impl Shared {
             state.messages.push(message);
             let count = state.messages.len();
             drop(state);
-            self.accepted.send_replace(count);
+            self.publish_accepted(count);
             return TRANSIENT_REPLY;
         }
         if permanent || transient {
@@ -227,7 +239,7 @@ impl Shared {
         state.accepted_times.push(now);
         let count = state.messages.len();
         drop(state);
-        self.accepted.send_replace(count);
+        self.publish_accepted(count);
         "250 2.0.0 OK: queued"
     }
 }
