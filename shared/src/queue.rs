@@ -121,12 +121,7 @@ impl JobQueue {
 
     /// Enqueues the processing of an import.
     pub async fn push_import(&self, job: ProcessImport) -> anyhow::Result<()> {
-        // The first command on a Redis connection that broke fails and makes the connection
-        // manager reconnect; one more try lets the first request after an outage succeed.
-        match self.push_import_once(job.clone()).await {
-            Ok(()) => Ok(()),
-            Err(_) => self.push_import_once(job).await,
-        }
+        twice(|| self.push_import_once(job.clone())).await
     }
 
     async fn push_import_once(&self, job: ProcessImport) -> anyhow::Result<()> {
@@ -139,12 +134,9 @@ impl JobQueue {
         .await
     }
 
-    /// Enqueues a wake-up for the senders (one try more after a failure, as for imports).
+    /// Enqueues a wake-up for the senders.
     pub async fn push_send(&self, job: SendInvites) -> anyhow::Result<()> {
-        match self.push_send_once(job.clone()).await {
-            Ok(()) => Ok(()),
-            Err(_) => self.push_send_once(job).await,
-        }
+        twice(|| self.push_send_once(job.clone())).await
     }
 
     async fn push_send_once(&self, job: SendInvites) -> anyhow::Result<()> {
@@ -218,6 +210,19 @@ impl JobQueue {
             JobQueue::Redis(..) => "Redis",
             JobQueue::Sqlite(_) => "embedded (SQLite)",
         }
+    }
+}
+
+/// Runs `push` once more if it fails: the first command on a Redis connection that broke fails
+/// and makes the connection manager reconnect, so the first request after an outage succeeds.
+async fn twice<F, Fut>(push: F) -> anyhow::Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    match push().await {
+        Ok(()) => Ok(()),
+        Err(_) => push().await,
     }
 }
 

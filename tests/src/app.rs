@@ -39,6 +39,18 @@ pub fn redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
+/// The first `To` address of a raw message (an outbox file).
+pub fn recipient_of(raw: &[u8]) -> Option<String> {
+    mail_parser::MessageParser::default()
+        .parse(raw)
+        .and_then(|m| {
+            m.to()
+                .and_then(|a| a.first())
+                .and_then(|a| a.address())
+                .map(str::to_owned)
+        })
+}
+
 /// A TCP port of 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -270,15 +282,7 @@ impl TestApp {
                     .filter(|path| path.extension().is_some_and(|e| e == "eml"))
                     .map(|path| std::fs::read(path).unwrap())
                     .map(|raw| {
-                        let to = mail_parser::MessageParser::default()
-                            .parse(&raw)
-                            .and_then(|m| {
-                                m.to()
-                                    .and_then(|a| a.first())
-                                    .and_then(|a| a.address())
-                                    .map(str::to_owned)
-                            })
-                            .expect("an outbox file with a To address");
+                        let to = recipient_of(&raw).expect("an outbox file with a To address");
                         ReceivedMessage {
                             mail_from: String::new(),
                             rcpt_to: vec![to],

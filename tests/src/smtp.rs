@@ -316,6 +316,14 @@ impl SmtpServer {
         self.shared.lock().messages.clone()
     }
 
+    /// How many distinct recipients got a message, and how many messages repeated one.
+    pub fn recipients_and_repeats(&self) -> (usize, usize) {
+        let messages = self.messages();
+        let recipients: std::collections::HashSet<String> =
+            messages.iter().map(|m| m.rcpt_to.join(",")).collect();
+        (recipients.len(), messages.len() - recipients.len())
+    }
+
     /// Number of messages answered with a scripted 4xx/5xx at the end of DATA.
     pub fn rejected(&self) -> usize {
         self.shared.lock().rejected

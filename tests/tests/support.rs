@@ -123,16 +123,8 @@ fn smtp_of(app: &TestApp) -> Option<&invite_tests::smtp::SmtpServer> {
 fn remove_from_outbox(app: &TestApp, addresses: &[&str]) {
     for entry in std::fs::read_dir(app.settings.outbox_dir()).unwrap() {
         let path = entry.unwrap().path();
-        let raw = std::fs::read(&path).unwrap();
-        let to = mail_parser::MessageParser::default()
-            .parse(&raw)
-            .and_then(|m| {
-                m.to()
-                    .and_then(|a| a.first())
-                    .and_then(|a| a.address())
-                    .map(str::to_owned)
-            })
-            .unwrap_or_default();
+        let to =
+            invite_tests::app::recipient_of(&std::fs::read(&path).unwrap()).unwrap_or_default();
         if addresses.contains(&to.as_str()) {
             std::fs::remove_file(path).unwrap();
         }

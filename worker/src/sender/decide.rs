@@ -21,6 +21,11 @@ pub fn decide(
     result: Result<SendReceipt, SendError>,
     now: NaiveDateTime,
 ) -> SendOutcome {
+    // The class of the server's own reply, before it is worded for the ledger.
+    let class = match &result {
+        Ok(_) => "2xx",
+        Err(e) => reply_class(e.reply()),
+    };
     let outcome = match result {
         Ok(receipt) => SendOutcome::Sent {
             reply: receipt.to_string(),
@@ -41,21 +46,14 @@ pub fn decide(
             }
         }
     };
-    count(&outcome);
-    outcome
-}
-
-fn count(outcome: &SendOutcome) {
-    let (result, class) = match outcome {
-        SendOutcome::Sent { .. } => ("sent", "2xx"),
-        SendOutcome::RetryAt { error, .. } => ("retried", reply_class(error)),
-        SendOutcome::Released { error, .. } => {
-            ("retried", reply_class(error.as_deref().unwrap_or("")))
-        }
-        SendOutcome::Failed { error } => ("failed", reply_class(error)),
+    let result = match &outcome {
+        SendOutcome::Sent { .. } => "sent",
+        SendOutcome::RetryAt { .. } | SendOutcome::Released { .. } => "retried",
+        SendOutcome::Failed { .. } => "failed",
     };
     metrics::counter!(m::EMAILS_TOTAL, "result" => result).increment(1);
     metrics::counter!(m::SMTP_REPLIES_TOTAL, "class" => class).increment(1);
+    outcome
 }
 
 /// The wait before attempt `attempts + 1`: exponential from `base`, with jitter, capped.
@@ -72,7 +70,6 @@ pub fn retry_delay(base: Duration, attempts: i32) -> Duration {
 
 /// The reply's class for metrics: 4xx, 5xx, or `error` when no SMTP code came back.
 fn reply_class(reply: &str) -> &'static str {
-    let reply = reply.trim_start_matches("gave up after the retry window: ");
     match reply.as_bytes().first() {
         Some(b'4') if reply.as_bytes().get(1).is_some_and(u8::is_ascii_digit) => "4xx",
         Some(b'5') if reply.as_bytes().get(1).is_some_and(u8::is_ascii_digit) => "5xx",
@@ -98,7 +95,6 @@ mod tests {
     fn reply_classes_come_from_the_smtp_code() {
         assert_eq!(reply_class("451 4.3.0 try later"), "4xx");
         assert_eq!(reply_class("550 5.1.1 no such user"), "5xx");
-        assert_eq!(reply_class("gave up after the retry window: 451 x"), "4xx");
         assert_eq!(reply_class("connection refused"), "error");
     }
 }
