@@ -251,25 +251,27 @@ pub fn claim_due(conn: &mut DbConn, request: ClaimRequest) -> QueryResult<Vec<Cl
     let claim = ClaimToken::new();
     let lease_until = now + request.lease;
     write_transaction!(conn, |c| {
-        let mut groups: Vec<Option<i64>> = diesel::sql_query(c.pending_imports_sql())
-            .load::<ImportRow>(c)?
-            .into_iter()
-            .map(|r| r.import_id)
-            .collect();
         // Sends that belong to no import (the import was deleted) form a group of their own.
-        groups.push(None);
-        let share = (request.limit / groups.len() as i64).max(1);
+        let mut groups: Vec<Option<i64>> = vec![None];
+        groups.extend(
+            diesel::sql_query(c.pending_imports_sql())
+                .load::<ImportRow>(c)?
+                .into_iter()
+                .map(|r| r.import_id),
+        );
         let mut ids = Vec::new();
-        for group in groups {
+        for (i, group) in groups.iter().copied().enumerate() {
             let left = request.limit - ids.len() as i64;
             if left <= 0 {
                 break;
             }
+            // An equal share of what is left, so what a group lacks goes to the groups after it.
+            let share = (left as u64).div_ceil((groups.len() - i) as u64) as i64;
             ids.extend(
                 diesel::sql_query(c.claim_sql(group.is_none()))
                     .bind::<Timestamp, _>(lease_until)
                     .bind::<Timestamp, _>(now)
-                    .bind::<BigInt, _>(share.min(left))
+                    .bind::<BigInt, _>(share)
                     .bind::<BigInt, _>(claim.0)
                     .bind::<Nullable<BigInt>, _>(group)
                     .load::<IdRow>(c)?

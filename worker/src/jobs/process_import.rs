@@ -231,6 +231,8 @@ async fn apply_rows(import: &Import, claim: i64, deps: &Deps) -> Result<(), Fail
     let chunk_rows = deps.settings.import_chunk_rows;
     let mut batch = Vec::with_capacity(chunk_rows);
     let mut last_wake: Option<Instant> = None;
+    // Planner statistics are refreshed as this run's rows double: after 1, 2, 4, … chunks.
+    let (mut applied, mut analyze_at) = (0u64, chunk_rows as u64);
     loop {
         let more = reader
             .read_byte_record(&mut record)
@@ -256,20 +258,13 @@ async fn apply_rows(import: &Import, claim: i64, deps: &Deps) -> Result<(), Fail
                 .await?
                 .ok_or(Failure::LostLease)?;
             record_metrics(&summary);
-            // At most one wake-up a second: a job drains everything due, so more would only
-            // add queue entries. Losing one only delays the emails until the next sweep.
-            if summary.invited > 0 {
-                // This process's sender starts at once; the queue wakes the others.
-                deps.wake.notify_one();
+            applied += chunk_rows as u64;
+            if applied >= analyze_at {
+                analyze_at = applied * 2;
+                refresh_statistics(&deps.db).await;
             }
-            if summary.invited > 0 && last_wake.is_none_or(|t| t.elapsed() >= WAKE_EVERY) {
-                last_wake = Some(Instant::now());
-                let wake = SendInvites {
-                    import_id: Some(id),
-                };
-                if let Err(e) = deps.queue.push_send(wake).await {
-                    tracing::warn!(error = format!("{e:#}"), "could not wake the senders");
-                }
+            if summary.invited > 0 {
+                wake_senders(id, deps, &mut last_wake).await;
             }
         }
         if !more {
@@ -278,6 +273,33 @@ async fn apply_rows(import: &Import, claim: i64, deps: &Deps) -> Result<(), Fail
         if batch.is_empty() && deps.shutdown.is_cancelled() {
             return Err(Failure::ShuttingDown);
         }
+    }
+}
+
+/// Starts this process's sender at once, and the other workers' through the queue at most once
+/// every [`WAKE_EVERY`]: a job drains everything due, so more would only add queue entries, and
+/// losing one only delays the emails until the next sweep.
+async fn wake_senders(id: ImportId, deps: &Deps, last_wake: &mut Option<Instant>) {
+    deps.wake.notify_one();
+    if last_wake.is_some_and(|t| t.elapsed() < WAKE_EVERY) {
+        return;
+    }
+    *last_wake = Some(Instant::now());
+    let wake = SendInvites {
+        import_id: Some(id),
+    };
+    if let Err(e) = deps.queue.push_send(wake).await {
+        tracing::warn!(error = format!("{e:#}"), "could not wake the senders");
+    }
+}
+
+/// See [`rows::refresh_statistics`]; a failure costs only speed.
+async fn refresh_statistics(db: &Db) {
+    if let Err(e) = db.run(|c| Ok(rows::refresh_statistics(c)?)).await {
+        tracing::warn!(
+            error = format!("{e:#}"),
+            "could not refresh planner statistics"
+        );
     }
 }
 
