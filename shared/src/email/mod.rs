@@ -5,22 +5,24 @@
 //! `Permanent` (mark the send `failed` and keep the server's reply), so the retry policy lives in
 //! the type, not in string matching on replies.
 
+mod smtp_sender;
 mod template;
 
 use std::{
     error::Error as _,
     fmt,
     path::PathBuf,
-    sync::{Arc, Mutex, PoisonError, RwLock},
+    sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
 
 use lettre::{
-    Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
+    Address, AsyncSmtpTransport, Message, Tokio1Executor,
     message::{Mailbox, MultiPart},
-    transport::smtp::{self, AsyncSmtpTransportBuilder, PoolConfig, response::Response},
+    transport::smtp::{self, response::Response},
 };
 
+pub use smtp_sender::SmtpSender;
 pub use template::{InvitationEmail, Rendered};
 
 use crate::ids::DeliveryId;
@@ -30,27 +32,13 @@ const MAX_REPLY_CHARS: usize = 500;
 
 /// Where emails go: one type whatever the transport, chosen once at start-up.
 pub enum Mailer {
-    /// Pooled SMTP, from `SMTP_URL`.
+    /// SMTP over reused connections, from `SMTP_URL`.
     Smtp(Box<SmtpSender>),
     /// Writes each message to `<dir>/<delivery id>.eml` (the embedded default), so sending the
     /// same delivery again replaces its file instead of adding one.
     Outbox(PathBuf),
     /// Keeps every message in memory; for tests that inspect what was sent.
     Memory(Arc<Mutex<Vec<Message>>>),
-}
-
-/// A pooled SMTP transport with a deadline on every send.
-///
-/// lettre's async transport applies its timeout to the TCP connect only; an SMTP server that
-/// accepts the connection and then stalls would hang the send forever. So each send runs under
-/// `timeout`, and because lettre recycles a connection abandoned mid-conversation into its pool
-/// (where the late replies would desynchronise the next message), an overrun swaps in a fresh pool.
-pub struct SmtpSender {
-    /// The live transport and a generation number, so concurrent overruns rebuild it only once.
-    current: RwLock<(u64, AsyncSmtpTransport<Tokio1Executor>)>,
-    builder: AsyncSmtpTransportBuilder,
-    endpoint: String,
-    timeout: Duration,
 }
 
 /// Proof that a message left: the SMTP server's reply, or where the outbox wrote it.
@@ -109,6 +97,14 @@ pub enum MailerError {
         /// lettre's parse error.
         source: smtp::Error,
     },
+    /// `SMTP_URL` passed lettre's parser but not ours.
+    #[error("invalid SMTP URL {endpoint}: {reason}")]
+    SmtpEndpoint {
+        /// The URL with any credentials removed.
+        endpoint: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The outbox folder could not be created.
     #[error("cannot create the outbox folder {}", path.display())]
     OutboxDir {
@@ -127,23 +123,28 @@ pub enum MailerError {
 
 impl Mailer {
     /// An SMTP mailer for `smtp://[user:pass@]host[:port][?tls=required|opportunistic]` or
-    /// `smtps://…`; `timeout` bounds connecting and each whole send. Call inside a Tokio runtime:
-    /// lettre spawns its pool's cleanup task on construction.
+    /// `smtps://…`, keeping up to `pool_size` connections for reuse; `timeout` bounds each whole
+    /// send, connecting included.
     pub fn smtp(url: &str, pool_size: u32, timeout: Duration) -> Result<Mailer, MailerError> {
         let endpoint = describe_smtp_url(url);
-        let builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-            .map_err(|source| MailerError::SmtpUrl {
+        // lettre's parser is the reference for what an SMTP URL may say.
+        AsyncSmtpTransport::<Tokio1Executor>::from_url(url).map_err(|source| {
+            MailerError::SmtpUrl {
                 endpoint: endpoint.clone(),
                 source,
-            })?
-            .pool_config(PoolConfig::new().max_size(pool_size))
-            .timeout(Some(timeout));
-        Ok(Mailer::Smtp(Box::new(SmtpSender {
-            current: RwLock::new((0, builder.clone().build())),
-            builder,
-            endpoint,
+            }
+        })?;
+        let parsed =
+            smtp_sender::Endpoint::parse(url).map_err(|reason| MailerError::SmtpEndpoint {
+                endpoint: endpoint.clone(),
+                reason,
+            })?;
+        Ok(Mailer::Smtp(Box::new(SmtpSender::new(
+            parsed,
+            pool_size.max(1) as usize,
             timeout,
-        })))
+            endpoint,
+        ))))
     }
 
     /// An outbox mailer writing `.eml` files into `dir`, which is created if missing.
@@ -169,7 +170,7 @@ impl Mailer {
         message: &Message,
     ) -> Result<SendReceipt, SendError> {
         match self {
-            Mailer::Smtp(sender) => sender.send(message).await,
+            Mailer::Smtp(sender) => sender.send(message.envelope(), &message.formatted()).await,
             Mailer::Outbox(dir) => write_eml(dir, delivery, message)
                 .await
                 // A full disk or a permission problem stops every send, and may be fixed.
@@ -189,7 +190,7 @@ impl Mailer {
     /// One line for the start-up log, without credentials: "SMTP smtp://host:port" or "outbox /path".
     pub fn describe(&self) -> String {
         match self {
-            Mailer::Smtp(sender) => format!("SMTP {}", sender.endpoint),
+            Mailer::Smtp(sender) => format!("SMTP {}", sender.described),
             Mailer::Outbox(dir) => format!("outbox {}", dir.display()),
             Mailer::Memory(_) => "memory".to_owned(),
         }
@@ -200,42 +201,6 @@ impl fmt::Debug for Mailer {
     // By hand, so that no transport internals (credentials included) can end up in a log.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("Mailer").field(&self.describe()).finish()
-    }
-}
-
-impl SmtpSender {
-    async fn send(&self, message: &Message) -> Result<SendReceipt, SendError> {
-        let (generation, transport) = {
-            let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
-            (current.0, current.1.clone())
-        };
-        let raw = message.formatted();
-        let sending = transport.send_raw(message.envelope(), &raw);
-        match tokio::time::timeout(self.timeout, sending).await {
-            Ok(Ok(response)) => Ok(SendReceipt::Smtp {
-                reply: truncate(reply_text(&response)),
-            }),
-            Ok(Err(err)) => Err(classify(&err)),
-            Err(_elapsed) => {
-                self.replace_pool(generation);
-                // The server may still accept this message after we gave up; a retry can then
-                // deliver it twice, which SMTP itself cannot rule out.
-                Err(SendError::Unavailable {
-                    reply: format!(
-                        "no reply from the SMTP server within {} ms",
-                        self.timeout.as_millis()
-                    ),
-                })
-            }
-        }
-    }
-
-    fn replace_pool(&self, seen_generation: u64) {
-        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
-        if current.0 == seen_generation {
-            // The old pool closes its connections once the last in-flight send drops its handle.
-            *current = (seen_generation + 1, self.builder.clone().build());
-        }
     }
 }
 
@@ -439,10 +404,21 @@ mod tests {
 
     /// A scripted SMTP server on 127.0.0.1, so lettre's real client code is what gets classified.
     async fn fake_smtp(rcpt_reply: &'static str, end_of_data_reply: &'static str) -> String {
+        fake_smtp_counting(rcpt_reply, end_of_data_reply).await.0
+    }
+
+    /// A fake SMTP server, and how many connections it has accepted.
+    async fn fake_smtp_counting(
+        rcpt_reply: &'static str,
+        end_of_data_reply: &'static str,
+    ) -> (String, Arc<AtomicU32>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
+        let connections = Arc::new(AtomicU32::new(0));
+        let counter = connections.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
                     let (read, mut write) = stream.into_split();
                     let mut lines = BufReader::new(read).lines();
@@ -473,7 +449,7 @@ mod tests {
                 });
             }
         });
-        format!("smtp://127.0.0.1:{port}")
+        (format!("smtp://127.0.0.1:{port}"), connections)
     }
 
     async fn send_via(url: &str) -> Result<SendReceipt, SendError> {
@@ -556,6 +532,30 @@ mod tests {
         let result = build_message(&from, &invitation("not an address"), "x");
 
         assert!(matches!(result, Err(MailerError::Recipient(_))));
+    }
+
+    #[tokio::test]
+    async fn sends_one_after_another_share_one_connection_and_a_refused_one_is_not_reused() {
+        let (url, connections) = fake_smtp_counting("250 2.1.5 OK", "250 2.0.0 OK").await;
+        let mailer = Mailer::smtp(&url, 2, Duration::from_secs(5)).unwrap();
+        for _ in 0..3 {
+            mailer
+                .send(DeliveryId(1), &message("ada@example.com"))
+                .await
+                .unwrap();
+        }
+        assert_eq!(connections.load(Ordering::SeqCst), 1);
+
+        let (url, connections) = fake_smtp_counting("550 5.1.1 no such user", "250 OK").await;
+        let mailer = Mailer::smtp(&url, 2, Duration::from_secs(5)).unwrap();
+        for _ in 0..2 {
+            let refused = mailer
+                .send(DeliveryId(1), &message("ada@example.com"))
+                .await;
+            assert!(matches!(refused, Err(SendError::Permanent { .. })));
+        }
+        // lettre ends the session after a refusal, so each send needed a connection of its own.
+        assert_eq!(connections.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]
