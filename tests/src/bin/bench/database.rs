@@ -2,13 +2,15 @@
 //! dropped, and the `COPY` reference.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use diesel::connection::SimpleConnection as _;
 use diesel::{Connection as _, PgConnection, RunQueryDsl as _};
 use invite_tests::app::{postgres_admin_url, redis_url};
+
+use crate::procs;
 
 /// psql, for the `\copy` reference.
 const PSQL: &str = "/usr/bin/psql";
@@ -133,19 +135,10 @@ pub fn copy_reference(url: &str, csv: &Path) -> anyhow::Result<Duration> {
         "\\copy bench_copy FROM '{}' WITH (FORMAT csv, HEADER true)",
         csv.display()
     );
-    let started = Instant::now();
-    let output = Command::new(PSQL)
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", &copy])
-        .stdin(Stdio::null())
-        .output()
-        .context("running psql")?;
-    let elapsed = started.elapsed();
-    anyhow::ensure!(
-        output.status.success(),
-        "psql \\copy failed ({}): {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr).trim()
-    );
+    let elapsed = procs::timed(
+        Command::new(PSQL).args(["-X", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", &copy]),
+        "psql \\copy",
+    )?;
     conn.batch_execute("DROP TABLE bench_copy")
         .context("dropping bench_copy")?;
     Ok(elapsed)

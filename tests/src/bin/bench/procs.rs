@@ -9,6 +9,23 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
+/// Runs a reference command to its end and times it; its exit must be a success.
+pub fn timed(command: &mut Command, what: &str) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {what}"))?;
+    let elapsed = started.elapsed();
+    anyhow::ensure!(
+        output.status.success(),
+        "{what} failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    Ok(elapsed)
+}
+
 /// How long a process may take to become ready.
 const START_PATIENCE: Duration = Duration::from_secs(60);
 

@@ -198,27 +198,19 @@ pub async fn source_reference(
     children: &mut Children,
 ) -> anyhow::Result<Duration> {
     let before = sink.accepted();
-    let started = Instant::now();
-    let output = Command::new(SMTP_SOURCE)
-        .args(["-d", "-s", &run.sessions.to_string()])
-        .args([
-            "-m",
-            &run.messages.to_string(),
-            "-l",
-            &run.bytes.to_string(),
-        ])
-        .args(["-f", "bench@bench.example", "-t", "invitee@bench.example"])
-        .arg(format!("127.0.0.1:{}", sink.port))
-        .stdin(Stdio::null())
-        .output()
-        .context("running smtp-source")?;
-    let elapsed = started.elapsed();
-    anyhow::ensure!(
-        output.status.success(),
-        "smtp-source failed ({}): {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr).trim()
-    );
+    let elapsed = procs::timed(
+        Command::new(SMTP_SOURCE)
+            .args(["-d", "-s", &run.sessions.to_string()])
+            .args([
+                "-m",
+                &run.messages.to_string(),
+                "-l",
+                &run.bytes.to_string(),
+            ])
+            .args(["-f", "bench@bench.example", "-t", "invitee@bench.example"])
+            .arg(format!("127.0.0.1:{}", sink.port)),
+        "smtp-source",
+    )?;
     sink.wait_for(before + run.messages, children).await?;
     Ok(elapsed)
 }
