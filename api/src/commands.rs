@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use invite_shared::config::Settings;
 use invite_shared::db::Db;
 use invite_shared::ids::{ImportId, MemberId, WorkspaceId};
+use invite_shared::intake;
 use invite_shared::queue::JobQueue;
 use invite_shared::status::ImportStatus;
 use invite_shared::store::auth;
@@ -140,13 +141,15 @@ pub struct ImportSummary {
     pub results: PathBuf,
 }
 
-/// `import FILE --workspace SLUG`: stores the file, runs workers in this process until the import
-/// has finished and its emails are settled, writes the results CSV, and returns the summary.
+/// `import FILE --workspace SLUG [--dry-run]`: stores the file, runs workers in this process until
+/// the import has finished and its emails are settled, writes the results CSV, and returns the
+/// summary. A dry run validates and reports every row but writes no member and sends nothing.
 pub async fn import(
     settings: Arc<Settings>,
     db: Db,
     file: &Path,
     slug: &str,
+    dry_run: bool,
 ) -> anyhow::Result<ImportSummary> {
     let queue = JobQueue::connect(&settings).await?;
     first_start(&settings, &db).await?;
@@ -172,10 +175,19 @@ pub async fn import(
         })
         .await?;
 
-    let opened =
+    let mut opened =
         std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
     let size = opened.metadata()?.len();
-    let (opened, header) = create::check_header(opened).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let limits = intake::Limits {
+        max_workbook_bytes: settings.max_workbook_bytes,
+        max_rows: settings.max_rows,
+    };
+    let prepared = tokio::task::spawn_blocking(move || {
+        let kind = intake::sniff_file(&mut opened)?;
+        intake::prepare(opened, size, kind, limits)
+    })
+    .await
+    .context("the file check panicked")??;
     let upload = Upload {
         workspace_id: workspace,
         created_by: admin,
@@ -183,9 +195,9 @@ pub async fn import(
             .file_name()
             .map_or_else(|| "upload.csv".into(), |n| n.to_string_lossy().into_owned()),
         idempotency_key: None,
-        header,
+        dry_run,
     };
-    let import = match create::store_and_enqueue(&db, &queue, upload, opened, size)
+    let import = match create::store_and_enqueue(&db, &queue, upload, prepared)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?
     {

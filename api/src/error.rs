@@ -43,9 +43,9 @@ pub enum ApiError {
         /// The limit in force.
         limit: u64,
     },
-    /// The body is not CSV (or multipart carrying CSV).
-    #[error("send the CSV as multipart field `file` or as a text/csv body")]
-    UnsupportedMediaType,
+    /// The body is not a CSV file or workbook (or multipart carrying one); says what to send.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// The state forbids the change (e.g. an invitation already used).
     #[error("{message}")]
     Conflict {
@@ -102,7 +102,7 @@ impl ApiError {
             ApiError::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
-            ApiError::UnsupportedMediaType => {
+            ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),

@@ -26,13 +26,17 @@ struct Cli {
 enum Command {
     /// Run the HTTP API (the default); with no REDIS_URL, the workers run in this process too.
     Serve,
-    /// Import one CSV file to completion, with workers in this process, and print a summary.
+    /// Import one file (CSV, .xlsx or .ods) to completion, with workers in this process, and print
+    /// a summary.
     Import {
-        /// The CSV file.
+        /// The CSV file or workbook.
         file: PathBuf,
         /// The workspace's slug (created if missing).
         #[arg(long)]
         workspace: String,
+        /// Validate every row and write the results file, but invite no one and send nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Queue every failed send of an import again (twin of `POST …/imports/{id}/retry`).
     Retry {
@@ -118,12 +122,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     db.migrate().await?;
     match command {
         Command::Serve => unreachable!("served above"),
-        Command::Import { file, workspace } => {
+        Command::Import {
+            file,
+            workspace,
+            dry_run,
+        } => {
             let outbox = settings.smtp_url.is_none().then(|| settings.outbox_dir());
-            let summary = commands::import(settings, db, &file, &workspace).await?;
+            let summary = commands::import(settings, db, &file, &workspace, dry_run).await?;
             let import = &summary.import;
+            let (run, invited) = if import.dry_run {
+                (
+                    " (dry run: nothing was written or sent)",
+                    "would be invited",
+                )
+            } else {
+                ("", "invited")
+            };
             println!(
-                "import {}: {}\n  rows: {} invited, {} skipped, {} invalid (of {})\n  emails: {} sent, {} failed\n  results: {}",
+                "import {}: {}{run}\n  rows: {} {invited}, {} skipped, {} invalid (of {})\n  emails: {} sent, {} failed\n  results: {}",
                 import.id,
                 import.status,
                 import.rows_invited,

@@ -93,6 +93,45 @@ fn the_import_command_completes_the_sample_with_no_configuration() {
 }
 
 #[test]
+fn a_dry_run_import_of_a_workbook_reports_every_row_and_sends_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+
+    let output = invite_api(dir.path())
+        .arg("import")
+        .arg(repo_file("tests/fixtures/people.xlsx"))
+        .args(["--workspace", "demo", "--dry-run"])
+        .output()
+        .unwrap();
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("dry run: nothing was written or sent"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("rows: 10 would be invited, 0 skipped, 0 invalid (of 10)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("emails: 0 sent"), "{stdout}");
+    assert!(
+        outbox_recipients(dir.path()).is_empty(),
+        "a dry run sends nothing"
+    );
+    let results =
+        std::fs::read_to_string(dir.path().join("data/results/import-1-results.csv")).unwrap();
+    assert_eq!(results.lines().count(), 11, "a header and one line per row");
+    assert!(
+        results.contains("2,jose.nunez@example.com,invited,"),
+        "{results}"
+    );
+}
+
+#[test]
 fn the_import_command_fails_on_a_file_without_the_required_columns() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.csv");

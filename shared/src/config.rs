@@ -58,6 +58,11 @@ pub struct Settings {
     pub email_from: String,
     /// Largest accepted upload; bigger requests get 413.
     pub max_upload_bytes: u64,
+    /// Largest accepted workbook (`.xlsx`, `.ods`, `.xls`) upload in bytes: a workbook's sheet is
+    /// read whole into memory, unlike a CSV file.
+    pub max_workbook_bytes: u64,
+    /// Most data rows an import may have; a larger file fails before any row is applied.
+    pub max_rows: u64,
     /// Rows validated and written per database transaction (and per checkpoint).
     pub import_chunk_rows: usize,
     /// Deliveries claimed per send batch (1 to 5000).
@@ -114,6 +119,8 @@ impl Default for Settings {
             email_retry_base_delay: Duration::from_secs(30),
             email_from: "Bulk Invite <no-reply@localhost>".into(),
             max_upload_bytes: 256 * 1024 * 1024,
+            max_workbook_bytes: 16 * 1024 * 1024,
+            max_rows: 1_000_000,
             import_chunk_rows: 1000,
             send_batch_size: 50,
             send_poll_interval: Duration::from_secs(5),

@@ -7,6 +7,7 @@ pub mod domain;
 pub mod email;
 pub mod health;
 pub mod ids;
+pub mod intake;
 pub mod jobs;
 pub mod metrics;
 pub mod queue;

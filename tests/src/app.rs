@@ -364,6 +364,41 @@ impl TestApp {
         request.send().await.unwrap()
     }
 
+    /// An admin token of workspace `slug`, creating the workspace and its admin if needed.
+    pub async fn admin_token(&self, slug: &str) -> String {
+        let slug = slug.to_owned();
+        self.db
+            .run(move |c| {
+                let admin = format!("admin@{slug}.test");
+                Ok(auth::create_admin_token(c, &slug, &admin)?)
+            })
+            .await
+            .unwrap()
+    }
+
+    /// Uploads `bytes` as multipart field `file` named `file_name` to workspace `slug`, as a dry
+    /// run if asked.
+    pub async fn upload_file(
+        &self,
+        (slug, token): (&str, &str),
+        file_name: &str,
+        bytes: impl Into<Vec<u8>>,
+        dry_run: bool,
+    ) -> reqwest::Response {
+        let part = reqwest::multipart::Part::bytes(bytes.into()).file_name(file_name.to_owned());
+        let query = if dry_run { "?dry_run=true" } else { "" };
+        self.client
+            .post(format!(
+                "{}/api/v1/workspaces/{slug}/imports{query}",
+                self.base
+            ))
+            .bearer_auth(token)
+            .multipart(reqwest::multipart::Form::new().part("file", part))
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Uploads and returns the new import's id, asserting 202.
     pub async fn upload_ok(&self, csv: impl Into<Vec<u8>>) -> i64 {
         let response = self.upload(csv).await;

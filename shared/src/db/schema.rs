@@ -62,6 +62,7 @@ diesel::table! {
         started_at -> Nullable<Timestamp>,
         finished_at -> Nullable<Timestamp>,
         claim -> Nullable<BigInt>,
+        dry_run -> Bool,
     }
 }
 

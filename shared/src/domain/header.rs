@@ -2,6 +2,9 @@
 
 use csv::{ByteRecord, ReaderBuilder, Terminator};
 
+/// Most columns a header row may have.
+pub const MAX_COLUMNS: usize = crate::intake::records::MAX_COLUMNS;
+
 /// Excel's "CSV UTF-8" export starts with one.
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
@@ -58,6 +61,18 @@ impl Column {
         })
     }
 
+    /// The field name used in row errors and the results file.
+    pub fn field(self) -> &'static str {
+        match self {
+            Column::FirstName => "first_name",
+            Column::LastName => "last_name",
+            Column::Email => "email",
+            Column::Role => "role",
+            Column::Groups => "groups",
+            Column::Metadata => "metadata",
+        }
+    }
+
     fn slot(self) -> usize {
         self as usize
     }
@@ -80,6 +95,11 @@ pub enum HeaderError {
     /// Two header cells name the same column (possibly through aliases); holds its canonical name.
     #[error("The header has more than one \"{0}\" column; keep only one.")]
     Duplicate(String),
+    /// More header cells than [`MAX_COLUMNS`]: not a list of people.
+    #[error(
+        "The header row has {0} columns; at most {MAX_COLUMNS} are accepted. Keep the columns of the template."
+    )]
+    TooManyColumns(usize),
 }
 
 fn missing_message(missing: &[&str]) -> String {
@@ -109,6 +129,9 @@ impl Header {
     pub fn parse(record: &ByteRecord) -> Result<Header, HeaderError> {
         if record.iter().all(|cell| is_blank(strip_bom(cell))) {
             return Err(HeaderError::Empty);
+        }
+        if record.len() > MAX_COLUMNS {
+            return Err(HeaderError::TooManyColumns(record.len()));
         }
         let mut indexes = [None; 6];
         let mut unknown = Vec::new();
@@ -169,7 +192,8 @@ impl Header {
     }
 }
 
-/// Picks `;` or `,` from the first line, counting only delimiters outside quotes.
+/// Picks `,`, `;` or tab (Excel's "Unicode Text") from the first line, whichever occurs most
+/// outside quotes; `,` on a tie.
 pub fn sniff_delimiter(head: &[u8]) -> u8 {
     let head = strip_bom(head);
     // The csv reader skips blank lines, so the header is the first line with content.
@@ -177,7 +201,7 @@ pub fn sniff_delimiter(head: &[u8]) -> u8 {
         .iter()
         .position(|b| !matches!(b, b'\r' | b'\n'))
         .unwrap_or(head.len());
-    let (mut commas, mut semicolons) = (0usize, 0usize);
+    let (mut commas, mut semicolons, mut tabs) = (0usize, 0usize, 0usize);
     let mut quoted = false;
     for &b in &head[start..] {
         match b {
@@ -186,10 +210,17 @@ pub fn sniff_delimiter(head: &[u8]) -> u8 {
             b'\r' | b'\n' if !quoted => break,
             b',' if !quoted => commas += 1,
             b';' if !quoted => semicolons += 1,
+            b'\t' if !quoted => tabs += 1,
             _ => {}
         }
     }
-    if semicolons > commas { b';' } else { b',' }
+    if tabs > commas.max(semicolons) {
+        b'\t'
+    } else if semicolons > commas {
+        b';'
+    } else {
+        b','
+    }
 }
 
 /// A csv reader builder for the import's dialect; rows are read as raw records and the header is
@@ -424,6 +455,26 @@ mod tests {
     }
 
     #[test]
+    fn read_sniffs_tabs() {
+        let (header, delimiter) =
+            read("First Name\tEmail\tUser Role\nAna\tana@example.com\tAdmin\n").unwrap();
+        assert_eq!(delimiter, b'\t');
+        assert_eq!(header.index(Column::Role), Some(2));
+    }
+
+    #[test]
+    fn a_header_over_the_column_limit_is_refused() {
+        let mut cells: Vec<String> = (0..MAX_COLUMNS).map(|i| format!("extra {i}")).collect();
+        cells[..3].clone_from_slice(&["Email".into(), "Role".into(), "First Name".into()]);
+        assert!(Header::parse(&ByteRecord::from(cells.clone())).is_ok());
+        cells.push("one more".into());
+        assert_eq!(
+            Header::parse(&ByteRecord::from(cells)),
+            Err(HeaderError::TooManyColumns(MAX_COLUMNS + 1))
+        );
+    }
+
+    #[test]
     fn read_defaults_to_commas() {
         let (_, delimiter) = read("First Name,Email,Role\n").unwrap();
         assert_eq!(delimiter, b',');
@@ -546,7 +597,7 @@ mod tests {
         #[test]
         fn sniff_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
             let d = sniff_delimiter(&bytes);
-            prop_assert!(d == b',' || d == b';');
+            prop_assert!(d == b',' || d == b';' || d == b'\t');
         }
     }
 }

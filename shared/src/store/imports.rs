@@ -66,6 +66,8 @@ pub struct Import {
     pub finished_at: Option<NaiveDateTime>,
     /// The run holding it, while one does.
     pub claim: Option<i64>,
+    /// Validate and report only: no member, invitation or email.
+    pub dry_run: bool,
 }
 
 impl Import {
@@ -86,8 +88,10 @@ pub struct NewUpload {
     pub file_name: String,
     /// The client's `Idempotency-Key`.
     pub idempotency_key: Option<String>,
-    /// Unknown columns noticed when the header was checked.
+    /// File-level notes for the admin (unknown columns, the encoding assumed), one per line.
     pub warnings: Option<String>,
+    /// Validate and report only.
+    pub dry_run: bool,
 }
 
 /// Result of storing an upload.
@@ -133,6 +137,7 @@ pub fn store_upload(
                     imports::idempotency_key.eq(&upload.idempotency_key),
                     imports::status.eq(ImportStatus::Queued.as_str()),
                     imports::warnings.eq(&upload.warnings),
+                    imports::dry_run.eq(upload.dry_run),
                     imports::created_at.eq(now()),
                 ))
                 .on_conflict((imports::workspace_id, imports::idempotency_key))

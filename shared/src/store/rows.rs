@@ -36,6 +36,8 @@ pub struct ImportContext {
     pub invited_by: AccountId,
     /// Decides `invited` vs `requested` for people without an account.
     pub edition: Edition,
+    /// Record every row's outcome but write no account, member, invitation or delivery.
+    pub dry_run: bool,
 }
 
 /// A parsed row, ready to apply.
@@ -328,6 +330,22 @@ pub fn apply_chunk(
                         );
                     }
                     None => to_invite.push((invitee, groups)),
+                }
+            }
+            if ctx.dry_run {
+                // A dry run stops where a real run starts writing: every write below is for the
+                // rows left in `to_invite`, so with none left it writes only the outcomes.
+                for (invitee, _) in to_invite.drain(..) {
+                    summary.invited += 1;
+                    let email = invitee.email.as_str().to_owned();
+                    result(
+                        &mut results,
+                        invitee.row,
+                        Some(email),
+                        RowOutcome::Invited,
+                        None,
+                        None,
+                    );
                 }
             }
 

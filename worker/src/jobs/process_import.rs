@@ -10,16 +10,18 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{StreamExt as _, TryStreamExt as _};
 use invite_shared::db::Db;
-use invite_shared::domain::header::{Header, HeaderError};
+use invite_shared::domain::header::{Column, Header, HeaderError};
 use invite_shared::domain::invitee::{CsvRow, InvalidRow, NewInvitee, RowError};
 use invite_shared::ids::{AccountId, ImportId, WorkspaceId};
+use invite_shared::intake::records::{
+    MAX_CELL_BYTES, MAX_ROW_BYTES, Oversize, Record, RecordReader,
+};
 use invite_shared::jobs::{ProcessImport, SendInvites};
 use invite_shared::metrics as m;
 use invite_shared::status::{ImportStatus, RowOutcome};
 use invite_shared::store::groups;
 use invite_shared::store::imports::{self, CHUNK_BYTES, Import};
 use invite_shared::store::rows::{self, Checkpoint, ChunkSummary, ImportContext, RowInput};
-use tokio_util::io::StreamReader;
 
 use crate::Deps;
 use crate::jobs::Busy;
@@ -200,6 +202,12 @@ async fn apply_rows(import: &Import, claim: i64, deps: &Deps) -> Result<(), Fail
 
     if import.rows_total == 0 {
         let total = count_rows(deps.db.clone(), id, delimiter).await?;
+        let limit = deps.settings.max_rows;
+        if total as u64 > limit {
+            return Err(Failure::File(format!(
+                "The file has {total} data rows; the most one import may have is {limit} (MAX_ROWS). Split the file and upload the parts."
+            )));
+        }
         deps.db
             .run(move |c| Ok(imports::set_total(c, id, total)?))
             .await?;
@@ -215,65 +223,127 @@ async fn apply_rows(import: &Import, claim: i64, deps: &Deps) -> Result<(), Fail
         workspace_id: workspace,
         invited_by: AccountId(import.created_by),
         edition: deps.settings.edition,
+        dry_run: import.dry_run,
     };
 
     let start = import.checkpoint_offset;
-    let mut reader = csv_reader(deps.db.clone(), id, start, delimiter);
-    let mut record = csv_async::ByteRecord::new();
-    if start == 0 {
-        // The header row was checked already.
-        reader
-            .read_byte_record(&mut record)
-            .await
-            .map_err(read_error)?;
-    }
-    let mut next_row = import.checkpoint_row.max(2) as u64;
-    let chunk_rows = deps.settings.import_chunk_rows;
-    let mut batch = Vec::with_capacity(chunk_rows);
+    let first_row = if start == 0 {
+        1
+    } else {
+        import.checkpoint_row as u64
+    };
+    let mut reader = RecordReader::new(delimiter, first_row, start == 0);
+    let mut pieces = file_stream(deps.db.clone(), id, start);
+    let mut records = Vec::new();
+    // The header row was checked already.
+    let mut header_pending = start == 0;
+    let mut chunk = Chunk::new(deps.settings.import_chunk_rows);
     let mut last_wake: Option<Instant> = None;
     // Planner statistics are refreshed as this run's rows double: after 1, 2, 4, … chunks.
-    let (mut applied, mut analyze_at) = (0u64, chunk_rows as u64);
+    let (mut applied, mut analyze_at) = (0u64, chunk.capacity as u64);
     loop {
-        let more = reader
-            .read_byte_record(&mut record)
-            .await
-            .map_err(read_error)?;
-        if more {
-            let fields = csv::ByteRecord::from_iter(record.iter());
-            batch.push(parse_row(next_row, &header, &fields, &group_ids));
-            next_row += 1;
+        let piece = pieces.try_next().await?;
+        match &piece {
+            Some(bytes) => reader.feed(bytes, &mut records),
+            None => reader.finish(&mut records),
         }
-        if batch.len() == chunk_rows || (!more && !batch.is_empty()) {
-            let checkpoint = Checkpoint {
-                offset: start + reader.position().byte() as i64,
-                next_row: next_row as i64,
-                lease_until: invite_shared::store::now() + deps.settings.import_lease,
-                claim,
-            };
-            let rows = std::mem::replace(&mut batch, Vec::with_capacity(chunk_rows));
-            let ctx = ctx.clone();
-            let summary = deps
-                .db
-                .run(move |c| Ok(rows::apply_chunk(c, &ctx, rows, checkpoint)?))
-                .await?
-                .ok_or(Failure::LostLease)?;
-            record_metrics(&summary);
-            applied += chunk_rows as u64;
+        for record in records.drain(..) {
+            if std::mem::take(&mut header_pending) {
+                continue;
+            }
+            chunk.push(parse_row(&record, &header, &group_ids), &record);
+            if !chunk.is_full() {
+                continue;
+            }
+            let summary = apply(&ctx, &mut chunk, start, claim, deps).await?;
+            applied += summary.rows;
             if applied >= analyze_at {
                 analyze_at = applied * 2;
                 refresh_statistics(&deps.db).await;
             }
-            if summary.invited > 0 {
+            if summary.invited > 0 && !import.dry_run {
                 wake_senders(id, deps, &mut last_wake).await;
             }
+            if deps.shutdown.is_cancelled() {
+                return Err(Failure::ShuttingDown);
+            }
         }
-        if !more {
+        if piece.is_none() {
+            if !chunk.rows.is_empty() {
+                let summary = apply(&ctx, &mut chunk, start, claim, deps).await?;
+                if summary.invited > 0 && !import.dry_run {
+                    wake_senders(id, deps, &mut last_wake).await;
+                }
+            }
             return Ok(());
         }
-        if batch.is_empty() && deps.shutdown.is_cancelled() {
-            return Err(Failure::ShuttingDown);
+    }
+}
+
+/// The rows read since the last checkpoint, and where the next one would be.
+struct Chunk {
+    rows: Vec<RowInput>,
+    capacity: usize,
+    /// Offset (from where this run started reading) just after the last row's record.
+    end: u64,
+    /// Row number of the line after the last row.
+    next_row: u64,
+}
+
+impl Chunk {
+    fn new(capacity: usize) -> Chunk {
+        Chunk {
+            rows: Vec::with_capacity(capacity),
+            capacity,
+            end: 0,
+            next_row: 0,
         }
     }
+
+    fn push(&mut self, row: RowInput, record: &Record) {
+        self.rows.push(row);
+        self.end = record.end;
+        self.next_row = record.row + 1;
+    }
+
+    fn is_full(&self) -> bool {
+        self.rows.len() >= self.capacity
+    }
+}
+
+/// What one applied chunk did, for the loop's bookkeeping.
+struct Applied {
+    rows: u64,
+    invited: u64,
+}
+
+/// Applies the chunk's rows with the checkpoint after them, and empties it.
+async fn apply(
+    ctx: &ImportContext,
+    chunk: &mut Chunk,
+    start: i64,
+    claim: i64,
+    deps: &Deps,
+) -> Result<Applied, Failure> {
+    let checkpoint = Checkpoint {
+        offset: start + chunk.end as i64,
+        next_row: chunk.next_row as i64,
+        lease_until: invite_shared::store::now() + deps.settings.import_lease,
+        claim,
+    };
+    let rows = std::mem::replace(&mut chunk.rows, Vec::with_capacity(chunk.capacity));
+    let count = rows.len() as u64;
+    let ctx = ctx.clone();
+    let summary = deps
+        .db
+        .run(move |c| Ok(rows::apply_chunk(c, &ctx, rows, checkpoint)?))
+        .await?
+        .ok_or(Failure::LostLease)?;
+    record_metrics(&summary);
+    Ok(Applied {
+        rows: count,
+        invited: summary.invited,
+    })
 }
 
 /// Starts this process's sender at once, and the other workers' through the queue at most once
@@ -303,26 +373,16 @@ async fn refresh_statistics(db: &Db) {
     }
 }
 
-fn read_error(e: csv_async::Error) -> Failure {
-    match e.kind() {
-        csv_async::ErrorKind::Io(_) => {
-            Failure::Transient(anyhow::Error::new(e).context("reading the stored file"))
-        }
-        _ => Failure::File(format!("the file could not be read as CSV: {e}")),
-    }
-}
-
 /// Turns one record into a row to apply, resolving group names to the workspace's groups.
-fn parse_row(
-    row: u64,
-    header: &Header,
-    record: &csv::ByteRecord,
-    group_ids: &HashMap<String, i64>,
-) -> RowInput {
+fn parse_row(record: &Record, header: &Header, group_ids: &HashMap<String, i64>) -> RowInput {
+    let row = record.row;
+    if let Some(oversize) = record.oversize {
+        return RowInput::Invalid(oversized(row, header, &record.fields, oversize));
+    }
     let invitee = match NewInvitee::try_from(CsvRow {
         row,
         header,
-        record,
+        record: &record.fields,
     }) {
         Ok(invitee) => invitee,
         Err(invalid) => return RowInput::Invalid(invalid),
@@ -352,6 +412,44 @@ fn parse_row(
     }
 }
 
+/// The outcome of a row that broke a size limit: only part of it was read, so it is not validated.
+fn oversized(
+    row: u64,
+    header: &Header,
+    fields: &csv::ByteRecord,
+    oversize: Oversize,
+) -> InvalidRow {
+    let (field, message) = match oversize {
+        Oversize::Cell { column } => {
+            let known = Column::ALL
+                .into_iter()
+                .find(|c| header.index(*c) == Some(column));
+            let message = format!(
+                "the cell in column {} is longer than {} KiB",
+                column + 1,
+                MAX_CELL_BYTES / 1024
+            );
+            (known.map_or("row", Column::field), message)
+        }
+        Oversize::Row => (
+            "row",
+            format!("the row is longer than {} MiB", MAX_ROW_BYTES >> 20),
+        ),
+    };
+    let email_cell = header
+        .index(Column::Email)
+        .filter(|i| oversize != (Oversize::Cell { column: *i }))
+        .and_then(|i| fields.get(i));
+    let email = email_cell
+        .map(|cell| String::from_utf8_lossy(cell).trim().to_lowercase())
+        .filter(|e| !e.is_empty() && e.len() <= 320);
+    InvalidRow {
+        row,
+        email,
+        errors: vec![RowError { field, message }],
+    }
+}
+
 fn record_metrics(summary: &ChunkSummary) {
     for (outcome, n) in [
         (RowOutcome::Invited, summary.invited),
@@ -367,31 +465,18 @@ fn record_metrics(summary: &ChunkSummary) {
 
 /// Counts the data rows (records after the header) of a stored file, streaming it.
 async fn count_rows(db: Db, id: ImportId, delimiter: u8) -> Result<i64, Failure> {
-    let mut reader = csv_reader(db, id, 0, delimiter);
-    let mut record = csv_async::ByteRecord::new();
+    let mut reader = RecordReader::new(delimiter, 1, true);
+    let mut pieces = file_stream(db, id, 0);
+    let mut records = Vec::new();
     let mut n = 0i64;
-    while reader
-        .read_byte_record(&mut record)
-        .await
-        .map_err(read_error)?
-    {
-        n += 1;
+    while let Some(piece) = pieces.try_next().await? {
+        reader.feed(&piece, &mut records);
+        n += records.len() as i64;
+        records.clear();
     }
+    reader.finish(&mut records);
+    n += records.len() as i64;
     Ok((n - 1).max(0))
-}
-
-fn csv_reader(
-    db: Db,
-    id: ImportId,
-    offset: i64,
-    delimiter: u8,
-) -> csv_async::AsyncReader<impl tokio::io::AsyncRead + Unpin + Send> {
-    let stream = file_stream(db, id, offset).map_err(std::io::Error::other);
-    csv_async::AsyncReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .delimiter(delimiter)
-        .create_reader(StreamReader::new(stream))
 }
 
 /// The stored file from byte `offset` on, one stored piece at a time.

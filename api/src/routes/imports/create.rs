@@ -1,21 +1,23 @@
-//! `POST …/imports`: check the header, store the file durably with the import, enqueue, answer 202.
+//! `POST …/imports`: check the file, store it durably with the import, enqueue, answer 202.
 //!
-//! The body (multipart field `file`, or a raw `text/csv` body) is spooled to an anonymous temporary
-//! file while its size is checked, so memory does not grow with the upload; the header is checked
-//! from the first bytes before anything is stored.
-
-use std::io::{Read as _, Seek as _, SeekFrom};
+//! The body (multipart field `file`, or a raw body) is spooled to an anonymous temporary file while
+//! its size is checked and its kind sniffed, so memory does not grow with the upload; then
+//! [`intake::prepare`] turns it into UTF-8 CSV (transcoding, or converting a workbook) and checks
+//! its header before anything is stored. `?dry_run=true` stores an import that only validates.
 
 use axum::Json;
-use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::extract::{FromRequest, Multipart, Query, Request, State};
 use axum::http::header::{CONTENT_TYPE, LOCATION};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::{Stream, StreamExt as _};
 use invite_shared::db::Db;
-use invite_shared::domain::header::{Header, HeaderError};
+use invite_shared::domain::header::HeaderError;
 use invite_shared::ids::{AccountId, ImportId, WorkspaceId};
+use invite_shared::intake::decode::{Kind, Sniffer};
+use invite_shared::intake::workbook::WorkbookError;
+use invite_shared::intake::{self, IntakeError, Prepared};
 use invite_shared::jobs::ProcessImport;
 use invite_shared::queue::JobQueue;
 use invite_shared::store::imports::{self, Import, NewUpload, Stored};
@@ -24,16 +26,25 @@ use tokio::io::AsyncWriteExt as _;
 use crate::AppState;
 use crate::auth::Admin;
 use crate::error::ApiError;
+use crate::extract::Valid;
 
-/// How much of the file's start is read to check the header.
-const HEADER_PEEK: usize = 64 * 1024;
 const MAX_KEY_LEN: usize = 255;
+
+/// The upload's query string.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// Validate every row and report, writing no member and sending nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
 
 /// Stores and enqueues an upload; with a known `Idempotency-Key`, returns the earlier import.
 #[tracing::instrument(skip_all, fields(workspace_id = %admin.workspace_id, import_id))]
 pub async fn handle(
     admin: Admin,
     State(state): State<AppState>,
+    Valid(Query(params)): Valid<Query<Params>>,
     request: Request,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(request.headers())?;
@@ -49,16 +60,23 @@ pub async fn handle(
     }
 
     let limit = state.settings.max_upload_bytes;
-    let (file_name, spooled) = spool(request, &state, limit).await?;
-    let (file, size, header) = spooled;
+    let (file_name, (file, size, kind)) = spool(request, &state, limit).await?;
+    let limits = intake::Limits {
+        max_workbook_bytes: state.settings.max_workbook_bytes,
+        max_rows: state.settings.max_rows,
+    };
+    let prepared = tokio::task::spawn_blocking(move || intake::prepare(file, size, kind, limits))
+        .await
+        .map_err(|e| anyhow::anyhow!("preparing the upload: {e}"))?
+        .map_err(intake_error)?;
     let upload = Upload {
         workspace_id: admin.workspace_id,
         created_by: admin.account_id,
         file_name,
         idempotency_key: key,
-        header,
+        dry_run: params.dry_run,
     };
-    let import = match store_and_enqueue(&state.db, &state.queue, upload, file, size).await? {
+    let import = match store_and_enqueue(&state.db, &state.queue, upload, prepared).await? {
         Stored::Existing(import) | Stored::Created(import) => import,
     };
     tracing::Span::current().record("import_id", import.id);
@@ -75,8 +93,8 @@ pub struct Upload {
     pub file_name: String,
     /// The client's `Idempotency-Key`.
     pub idempotency_key: Option<String>,
-    /// The checked header.
-    pub header: Header,
+    /// Validate and report only.
+    pub dry_run: bool,
 }
 
 /// Stores the file with its import in one transaction, then enqueues it. If the queue is down the
@@ -86,20 +104,27 @@ pub async fn store_and_enqueue(
     db: &Db,
     queue: &JobQueue,
     upload: Upload,
-    file: std::fs::File,
-    size: u64,
+    prepared: Prepared,
 ) -> Result<Stored, ApiError> {
+    let Prepared {
+        file,
+        size,
+        header,
+        mut notes,
+    } = prepared;
+    if !header.unknown.is_empty() {
+        notes.push(format!(
+            "ignored unknown columns: {}",
+            header.unknown.join(", ")
+        ));
+    }
     let new = NewUpload {
         workspace_id: upload.workspace_id,
         created_by: upload.created_by,
         file_name: invite_shared::store::storable(upload.file_name),
         idempotency_key: upload.idempotency_key,
-        warnings: (!upload.header.unknown.is_empty()).then(|| {
-            format!(
-                "ignored unknown columns: {}",
-                invite_shared::store::storable(upload.header.unknown.join(", "))
-            )
-        }),
+        warnings: (!notes.is_empty()).then(|| invite_shared::store::storable(notes.join("\n"))),
+        dry_run: upload.dry_run,
     };
     let stored = db
         .run(move |c| {
@@ -146,9 +171,22 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     Ok(Some(key.to_owned()))
 }
 
-type Spooled = (std::fs::File, u64, Header);
+type Spooled = (std::fs::File, u64, Kind);
 
-/// Writes the CSV part of the request to a temporary file and checks its header.
+/// Content types of a raw (not multipart) upload body; what the file really is, is decided from
+/// its bytes.
+const RAW_TYPES: [&str; 8] = [
+    "text/csv",
+    "application/csv",
+    "text/plain",
+    "text/tab-separated-values",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.oasis.opendocument.spreadsheet",
+    "application/vnd.ms-excel",
+    "application/octet-stream",
+];
+
+/// Writes the uploaded file to a temporary file, sniffing what it is on the way.
 async fn spool(
     request: Request,
     state: &AppState,
@@ -182,17 +220,16 @@ async fn spool(
             code: "missing_file",
             message: "the multipart body has no field named `file`".into(),
         })
-    } else if ["text/csv", "application/csv", "text/plain"]
-        .iter()
-        .any(|t| content_type.starts_with(t))
-    {
+    } else if RAW_TYPES.iter().any(|t| content_type.starts_with(t)) {
         let stream = request
             .into_body()
             .into_data_stream()
             .map(|r| r.map_err(|e| ApiError::BadRequest(format!("reading the body: {e}"))));
         Ok(("upload.csv".into(), write_checked(stream, limit).await?))
     } else {
-        Err(ApiError::UnsupportedMediaType)
+        Err(ApiError::UnsupportedMediaType(
+            "send the file as multipart field `file`, or as a text/csv (or workbook) body".into(),
+        ))
     }
 }
 
@@ -214,6 +251,7 @@ async fn write_checked(
         .map_err(|e| anyhow::anyhow!("creating a temporary file: {e}"))?;
     let mut file = tokio::fs::File::from_std(file);
     let mut size = 0u64;
+    let mut sniffer = Sniffer::new();
     let mut stream = std::pin::pin!(stream);
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| match e {
@@ -224,6 +262,7 @@ async fn write_checked(
         if size > limit {
             return Err(ApiError::PayloadTooLarge { limit });
         }
+        sniffer.feed(&chunk);
         file.write_all(&chunk)
             .await
             .map_err(|e| anyhow::anyhow!("spooling the upload: {e}"))?;
@@ -232,35 +271,32 @@ async fn write_checked(
         .await
         .map_err(|e| anyhow::anyhow!("spooling the upload: {e}"))?;
     let file = file.into_std().await;
-    let (file, header) = tokio::task::spawn_blocking(move || check_header(file))
-        .await
-        .map_err(|e| anyhow::anyhow!("header check task: {e}"))??;
-    Ok((file, size, header))
+    Ok((file, size, sniffer.finish()))
 }
 
-/// Reads the start of the spooled file, checks its header, and rewinds it.
-pub fn check_header(mut file: std::fs::File) -> Result<(std::fs::File, Header), ApiError> {
-    let io = |e: std::io::Error| ApiError::Internal(anyhow::anyhow!("reading the upload: {e}"));
-    file.seek(SeekFrom::Start(0)).map_err(io)?;
-    let mut head = Vec::with_capacity(HEADER_PEEK);
-    (&mut file)
-        .take(HEADER_PEEK as u64)
-        .read_to_end(&mut head)
-        .map_err(io)?;
-    let (header, _) = Header::read(&head).map_err(header_error)?;
-    file.seek(SeekFrom::Start(0)).map_err(io)?;
-    Ok((file, header))
+/// The API's answer to an upload that cannot be used.
+pub fn intake_error(e: IntakeError) -> ApiError {
+    let (code, message) = match &e {
+        IntakeError::Binary { .. } => return ApiError::UnsupportedMediaType(e.to_string()),
+        IntakeError::WorkbookTooLarge { limit } => {
+            return ApiError::PayloadTooLarge { limit: *limit };
+        }
+        IntakeError::Io(_) => return ApiError::Internal(anyhow::Error::new(e)),
+        IntakeError::Workbook(WorkbookError::TooManyRows { .. }) => {
+            ("too_many_rows", e.to_string())
+        }
+        IntakeError::Workbook(_) => ("unreadable_workbook", e.to_string()),
+        IntakeError::Header(header) => (header_code(header), e.to_string()),
+    };
+    ApiError::Unprocessable { code, message }
 }
 
-fn header_error(e: HeaderError) -> ApiError {
-    let code = match e {
+fn header_code(e: &HeaderError) -> &'static str {
+    match e {
         HeaderError::Empty => "empty_file",
         HeaderError::NotUtf8 => "not_csv",
         HeaderError::Missing(_) => "missing_columns",
         HeaderError::Duplicate(_) => "duplicate_column",
-    };
-    ApiError::Unprocessable {
-        code,
-        message: e.to_string(),
+        HeaderError::TooManyColumns(_) => "too_many_columns",
     }
 }

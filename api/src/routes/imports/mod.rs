@@ -38,6 +38,7 @@ fn render(import: &Import, emails: EmailCounts) -> Value {
     json!({
         "id": import.id,
         "status": import.status,
+        "dry_run": import.dry_run,
         "file_name": import.file_name,
         "file_size": import.file_size,
         "created_at": rfc3339(import.created_at),

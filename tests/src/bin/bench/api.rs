@@ -92,6 +92,20 @@ impl Api {
         response.json().await.context("the import's JSON")
     }
 
+    /// `GET …/imports/{id}/results`.
+    pub async fn results(&self, id: i64) -> anyhow::Result<String> {
+        let response = self
+            .client
+            .get(format!("{}/{id}/results", self.imports_url()))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .context("fetching the results")?;
+        let status = response.status();
+        anyhow::ensure!(status.is_success(), "GET results {id} answered {status}");
+        response.text().await.context("the results file")
+    }
+
     /// Polls the import until `done` holds for it; fails on status `failed`, on a child's exit,
     /// or when `rows.processed` and `emails.sent` stand still for [`STALL`].
     pub async fn wait_for(

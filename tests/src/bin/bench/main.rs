@@ -5,6 +5,7 @@
 //! `cargo run --release -p invite-tests --bin bench -- --rows 100000 --workers 1,2`
 
 mod api;
+mod big_cell;
 mod checks;
 mod csv_gen;
 mod database;
@@ -45,6 +46,10 @@ struct Args {
     /// Only time the upload of a CSV of about this many MiB to `invite-api serve` (no workers).
     #[arg(long, value_name = "MIB")]
     upload_mib: Option<u64>,
+    /// Only run a file whose middle row has one cell of this many MiB (1 worker): the worker's
+    /// peak RSS and the row outcomes.
+    #[arg(long, value_name = "MIB")]
+    cell_mib: Option<u64>,
     /// `KEY=VALUE` given to invite-api and every invite-worker (repeatable), e.g.
     /// `--env SMTP_POOL_SIZE=40`.
     #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
@@ -163,9 +168,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let machine = Machine::gather();
     let mut report = Report::new(machine.lines(), settings_line(&bench));
     println!("{}", report.preamble_text());
-    let result = match plan.upload_mib {
-        Some(mib) => upload::bench(&bench, mib, &mut report).await,
-        None => runs(&bench, &plan, &args, &mut report).await,
+    let result = match (plan.upload_mib, args.cell_mib) {
+        (Some(mib), _) => upload::bench(&bench, mib, &mut report).await,
+        (None, Some(mib)) => big_cell::bench(&bench, mib, &mut report).await,
+        (None, None) => runs(&bench, &plan, &args, &mut report).await,
     };
     finish(bench, &report, args.markdown.as_deref(), result)
 }

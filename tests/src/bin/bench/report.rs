@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::big_cell::{self, BigCellRun};
 use crate::checks;
 use crate::csv_gen::CsvFile;
 use crate::database;
@@ -473,6 +474,32 @@ pub fn upload_table(run: &UploadRun) -> Table {
         format!("< {}", upload::TARGET_RSS_MIB),
         mark(rss_mib < upload::TARGET_RSS_MIB),
     ]);
+    table.note_logged(&run.logged);
+    table
+}
+
+/// The table of the big-cell run.
+pub fn big_cell_table(run: &BigCellRun) -> Table {
+    let title = format!(
+        "big cell — a {:.0} MiB cell in row 3 of 4, 1 worker",
+        mib(run.cell_bytes)
+    );
+    let mut table = Table::new(title, &["measure", "value", "target", "ok"]);
+    let worker_mib = run.worker_rss_kib as f64 / 1024.0;
+    table.row(vec![
+        "invite-worker peak RSS, VmHWM (MiB)".into(),
+        format!("{worker_mib:.1}"),
+        format!("< {}", big_cell::TARGET_RSS_MIB),
+        mark(worker_mib < big_cell::TARGET_RSS_MIB),
+    ]);
+    table.row(vec![
+        "invite-api peak RSS, VmHWM (MiB)".into(),
+        format!("{:.1}", run.api_rss_kib as f64 / 1024.0),
+        String::new(),
+        String::new(),
+    ]);
+    table.note(format!("counts: {}", checks::describe_all(&run.checks)));
+    table.note(format!("results file, row 3: {}", run.big_row));
     table.note_logged(&run.logged);
     table
 }
