@@ -18,6 +18,7 @@ on_both_stacks!(
     a_workbook_keeps_the_row_numbers_of_its_sheet,
     a_dry_run_reports_every_row_as_the_real_run_does_and_writes_nothing,
     a_file_over_max_rows_fails_naming_the_limit_before_any_row_is_applied,
+    a_file_of_a_million_and_one_rows_fails_naming_the_default_limit,
     an_oversized_cell_or_row_is_invalid_and_its_neighbours_are_invited,
     files_that_are_not_spreadsheets_get_a_clear_4xx_and_the_workers_go_on,
 );
@@ -294,6 +295,25 @@ async fn a_file_over_max_rows_fails_naming_the_limit_before_any_row_is_applied(s
 
     let at_limit = app.upload_ok(people_csv(100)).await;
     assert_eq!(app.settled(at_limit).await["rows"]["invited"], 100);
+}
+
+/// The default limit itself: a million and one rows (52 MB).
+async fn a_file_of_a_million_and_one_rows_fails_naming_the_default_limit(stack: Stack) {
+    let app = TestApp::spawn(stack).await;
+    assert_eq!(app.settings.max_rows, 1_000_000);
+    let members_before = member_count(&app).await;
+
+    let id = app.upload_ok(people_csv(1_000_001)).await;
+    let import = app.settled(id).await;
+
+    assert_eq!(import["status"], "failed");
+    let error = import["error"].as_str().unwrap();
+    assert!(
+        error.contains("1000001 data rows") && error.contains("1000000 (MAX_ROWS)"),
+        "{error}"
+    );
+    assert_eq!(import["rows"]["processed"], 0);
+    assert_eq!(member_count(&app).await, members_before);
 }
 
 async fn an_oversized_cell_or_row_is_invalid_and_its_neighbours_are_invited(stack: Stack) {
