@@ -28,9 +28,7 @@ impl FromRequestParts<AppState> for Admin {
             .headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|t| t.trim().to_owned())
-            .filter(|t| !t.is_empty())
+            .and_then(bearer_token)
             .ok_or(ApiError::Unauthorized)?;
         let params = RawPathParams::from_request_parts(parts, state)
             .await
@@ -54,6 +52,33 @@ impl FromRequestParts<AppState> for Admin {
             AuthOutcome::UnknownToken => Err(ApiError::Unauthorized),
             AuthOutcome::NotAdmin => Err(ApiError::Forbidden),
             AuthOutcome::NoWorkspace => Err(ApiError::NotFound("workspace")),
+        }
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` value; the scheme name is case-insensitive
+/// (RFC 9110, section 11.1), and any run of spaces may separate it from the token.
+fn bearer_token(value: &str) -> Option<String> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_matched_case_insensitively() {
+        for value in ["Bearer abc", "bearer abc", "BEARER abc", "  BeArEr   abc  "] {
+            assert_eq!(bearer_token(value).as_deref(), Some("abc"), "{value:?}");
+        }
+    }
+
+    #[test]
+    fn other_schemes_and_empty_tokens_are_refused() {
+        for value in ["Basic abc", "Bearer", "Bearer   ", "Bearerabc", "abc", ""] {
+            assert_eq!(bearer_token(value), None, "{value:?}");
         }
     }
 }
