@@ -119,7 +119,7 @@ impl Default for Settings {
             email_retry_base_delay: Duration::from_secs(30),
             email_from: "Bulk Invite <no-reply@localhost>".into(),
             max_upload_bytes: 256 * 1024 * 1024,
-            max_workbook_bytes: 16 * 1024 * 1024,
+            max_workbook_bytes: 4 * 1024 * 1024,
             max_rows: 1_000_000,
             import_chunk_rows: 1000,
             send_batch_size: 50,

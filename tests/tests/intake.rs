@@ -21,6 +21,7 @@ on_both_stacks!(
     a_file_of_a_million_and_one_rows_fails_naming_the_default_limit,
     an_oversized_cell_or_row_is_invalid_and_its_neighbours_are_invited,
     files_that_are_not_spreadsheets_get_a_clear_4xx_and_the_workers_go_on,
+    a_workbook_over_max_workbook_bytes_gets_413_and_nothing_is_stored,
 );
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -381,4 +382,18 @@ async fn files_that_are_not_spreadsheets_get_a_clear_4xx_and_the_workers_go_on(s
 
     let id = app.upload_ok(people_csv(3)).await;
     assert_eq!(app.settled(id).await["rows"]["invited"], 3);
+}
+
+async fn a_workbook_over_max_workbook_bytes_gets_413_and_nothing_is_stored(stack: Stack) {
+    let workbook = fixture("people.xlsx");
+    let app =
+        TestApp::spawn_with(stack, |s| s.max_workbook_bytes = workbook.len() as u64 - 1).await;
+
+    let response = app
+        .upload_file((&app.workspace, &app.token), "people.xlsx", workbook, false)
+        .await;
+
+    assert_eq!(response.status(), 413);
+    let listed: Value = app.get("/imports").await.json().await.unwrap();
+    assert_eq!(listed["imports"], serde_json::json!([]));
 }
