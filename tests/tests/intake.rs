@@ -360,14 +360,24 @@ async fn files_that_are_not_spreadsheets_get_a_clear_4xx_and_the_workers_go_on(s
     let app = TestApp::spawn(stack).await;
     let token = app.token.clone();
     let cases = [
-        ("image.png", 415, "a PNG image"),
-        ("not-a-workbook.zip", 422, "unreadable_workbook"),
-        ("empty.csv", 422, "empty_file"),
-        ("nul-bytes.csv", 415, "binary data"),
+        ("image.png", fixture("image.png"), 415, "a PNG image"),
+        (
+            "not-a-workbook.zip",
+            fixture("not-a-workbook.zip"),
+            422,
+            "unreadable_workbook",
+        ),
+        ("empty.csv", fixture("empty.csv"), 422, "empty_file"),
+        (
+            "binary.csv",
+            b"\x7fELF\x02\x01\x00\x00\nEmail".to_vec(),
+            415,
+            "binary data",
+        ),
     ];
-    for (file, status, said) in cases {
+    for (file, bytes, status, said) in cases {
         let response = app
-            .upload_file((&app.workspace, &token), file, fixture(file), false)
+            .upload_file((&app.workspace, &token), file, bytes, false)
             .await;
         assert_eq!(response.status(), status, "{file}");
         let body = response.text().await.unwrap();
@@ -382,6 +392,15 @@ async fn files_that_are_not_spreadsheets_get_a_clear_4xx_and_the_workers_go_on(s
 
     let id = app.upload_ok(people_csv(3)).await;
     assert_eq!(app.settled(id).await["rows"]["invited"], 3);
+    // A NUL inside a row is that row's problem only.
+    let nul = app.upload_ok(fixture("nul-bytes.csv")).await;
+    let nul = app.settled(nul).await;
+    assert_eq!(nul["rows"]["invalid"], 1, "{nul}");
+    let results = app.results(nul["id"].as_i64().unwrap()).await;
+    assert!(
+        results.lines().nth(1).unwrap().starts_with("2,"),
+        "{results}"
+    );
 }
 
 async fn a_workbook_over_max_workbook_bytes_gets_413_and_nothing_is_stored(stack: Stack) {

@@ -1,7 +1,7 @@
 //! What kind of file an upload is, and transcoding its text to UTF-8.
 //!
 //! A [`Sniffer`] is fed every piece of an upload while it is written to disk, and decides at the end.
-//! It keeps the first bytes, whether a NUL byte was seen, and a running UTF-8 check (an incomplete
+//! It keeps the first bytes, whether the first line holds a NUL byte, and a running UTF-8 check (an incomplete
 //! sequence at the end of a piece is carried to the next one, so the result never depends on
 //! where the pieces were split).
 //!
@@ -16,8 +16,11 @@
 //! 3. Magic bytes at the start: a ZIP (`PK\x03\x04`: xlsx, ods) or OLE2 (`D0 CF 11 E0 A1 B1 1A
 //!    E1`: xls) container is a [`Kind::Workbook`]; a PNG (`89 50 4E 47 0D 0A 1A 0A`), JPEG
 //!    (`FF D8 FF`), GIF (`GIF8`), PDF (`%PDF`) or GZIP (`1F 8B`) file is [`Kind::Binary`], named.
-//! 4. A NUL byte anywhere is [`Kind::Binary`] "binary data": text exports never hold one. UTF-16
-//!    *without* a byte-order mark lands here too (every ASCII character has a NUL half); the API
+//! 4. A NUL byte in the first line (up to the first line feed, within [`FIRST_LINE_LIMIT`]) is
+//!    [`Kind::Binary`] "binary data": a header row never holds one, and binary files have them
+//!    early. A NUL in a later line is row content: that row alone is invalid, as one bad row never
+//!    rejects a file. UTF-16 *without* a byte-order mark lands here too (every ASCII character has
+//!    a NUL half); the API
 //!    asks the admin to export it with a BOM (Excel's "Unicode Text" has one).
 //! 5. A UTF-8 byte-order mark (`EF BB BF`) is [`TextEncoding::Utf8`].
 //! 6. Otherwise, all valid UTF-8 is [`TextEncoding::Utf8`].
@@ -37,6 +40,9 @@
 use std::io::{self, Read, Write};
 
 use encoding_rs::{CoderResult, Decoder, Encoding, UTF_16BE, UTF_16LE, WINDOWS_1252};
+
+/// How much of the first line is searched for NUL bytes (the header check reads no further).
+const FIRST_LINE_LIMIT: usize = 64 * 1024;
 
 /// How many leading bytes are kept for the byte-order mark and magic-byte rules.
 const HEAD_LEN: usize = 8;
@@ -141,8 +147,12 @@ pub struct Sniffer {
     head: [u8; HEAD_LEN],
     /// How many bytes of `head` are filled.
     head_len: usize,
-    /// Whether a NUL byte was seen.
+    /// Whether the first line holds a NUL byte.
     nul: bool,
+    /// Bytes of the first line searched so far.
+    first_line_len: usize,
+    /// Whether the first line has ended (or its search reached [`FIRST_LINE_LIMIT`]).
+    first_line_done: bool,
     /// The running UTF-8 check.
     utf8: Utf8Scan,
 }
@@ -156,10 +166,20 @@ impl Sniffer {
     /// Looks at the next piece of the upload; pieces may be split anywhere.
     pub fn feed(&mut self, piece: &[u8]) {
         self.keep_head(piece);
-        if !self.nul {
-            self.nul = piece.contains(&0);
-        }
+        self.search_first_line(piece);
         self.utf8.feed(piece);
+    }
+
+    /// Looks for a NUL byte in the part of `piece` that belongs to the first line.
+    fn search_first_line(&mut self, piece: &[u8]) {
+        if self.first_line_done {
+            return;
+        }
+        let part = &piece[..piece.len().min(FIRST_LINE_LIMIT - self.first_line_len)];
+        let end = part.iter().position(|&b| b == b'\n').unwrap_or(part.len());
+        self.nul |= part[..end].contains(&0);
+        self.first_line_len += end;
+        self.first_line_done = end < part.len() || self.first_line_len >= FIRST_LINE_LIMIT;
     }
 
     /// Decides what the whole upload is.
@@ -534,13 +554,27 @@ mod tests {
     }
 
     #[test]
-    fn a_nul_byte_anywhere_is_binary_data() {
+    fn a_nul_byte_in_the_first_line_is_binary_data() {
         let binary = Kind::Binary {
             what: "binary data",
         };
-        assert_eq!(sniff_whole(b"Email,Role\nab\x00c,Admin\n"), binary);
-        assert_eq!(sniff(&[b"Email,Role\n", b"x", b"\x00"]), binary);
+        assert_eq!(sniff_whole(b"Em\x00ail,Role\nab,Admin\n"), binary);
+        assert_eq!(sniff(&[b"Em", b"\x00", b"ail\n"]), binary);
         assert_eq!(sniff_whole(&with_prefix(UTF8_BOM, b"a\x00b")), binary);
+    }
+
+    #[test]
+    fn a_nul_byte_in_a_later_line_is_row_content() {
+        let text = Kind::Text(TextEncoding::Utf8);
+        assert_eq!(sniff_whole(b"Email,Role\nab\x00c,Admin\n"), text);
+        assert_eq!(sniff(&[b"Email,Role", b"\n", b"x", b"\x00"]), text);
+        let mut long_line = vec![b'a'; FIRST_LINE_LIMIT];
+        long_line.push(0);
+        assert_eq!(
+            sniff_whole(&long_line),
+            text,
+            "searched no further than the header check"
+        );
     }
 
     #[test]
