@@ -355,3 +355,99 @@ fn masked(email: &str) -> String {
         None => "…".to_owned(),
     }
 }
+
+/// A checked `token` subcommand.
+#[derive(Debug)]
+pub enum TokenCommand {
+    /// `token create`.
+    Create {
+        /// The workspace's slug (created if missing).
+        workspace: String,
+        /// The admin it acts as (made an admin if needed).
+        email: String,
+        /// Its name.
+        name: String,
+        /// When it stops working.
+        expires_at: Option<chrono::NaiveDateTime>,
+    },
+    /// `token list`.
+    List {
+        /// The workspace's slug.
+        workspace: String,
+    },
+    /// `token revoke`.
+    Revoke {
+        /// The workspace's slug.
+        workspace: String,
+        /// The token's id.
+        id: i64,
+    },
+}
+
+/// Runs a `token` subcommand and returns what to print: for `create`, the secret alone (shown
+/// this once); for `list`, one line per token, never a secret.
+pub async fn token(db: &Db, command: TokenCommand) -> anyhow::Result<String> {
+    match command {
+        TokenCommand::Create {
+            workspace,
+            email,
+            name,
+            expires_at,
+        } => {
+            let issued = db
+                .run(move |c| {
+                    Ok(auth::issue_admin_token(
+                        c, &workspace, &email, &name, expires_at,
+                    )?)
+                })
+                .await?;
+            Ok(issued.secret)
+        }
+        TokenCommand::List { workspace } => {
+            let id = workspace_id(db, &workspace).await?;
+            let tokens = db.run(move |c| Ok(auth::list_tokens(c, id)?)).await?;
+            Ok(token_lines(&tokens))
+        }
+        TokenCommand::Revoke { workspace, id } => {
+            let ws = workspace_id(db, &workspace).await?;
+            if db.run(move |c| Ok(auth::revoke_token(c, ws, id)?)).await? {
+                Ok(format!("token {id} revoked: it gets 401 from now on"))
+            } else {
+                anyhow::bail!("token {id} not found in workspace `{workspace}`")
+            }
+        }
+    }
+}
+
+/// `token list`'s table.
+fn token_lines(tokens: &[auth::TokenInfo]) -> String {
+    if tokens.is_empty() {
+        return "no tokens".to_owned();
+    }
+    let time = |t: Option<chrono::NaiveDateTime>| {
+        t.map_or_else(
+            || "-".to_owned(),
+            |t| t.format("%Y-%m-%d %H:%M").to_string(),
+        )
+    };
+    let now = invite_shared::store::now();
+    let mut lines = vec!["id\tname\tprefix\tadmin\tcreated\texpires\tlast used\tstate".to_owned()];
+    lines.extend(tokens.iter().map(|t| {
+        let state = match (t.revoked_at, t.expires_at) {
+            (Some(_), _) => "revoked",
+            (None, Some(at)) if at <= now => "expired",
+            _ => "active",
+        };
+        format!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{state}",
+            t.id,
+            if t.name.is_empty() { "-" } else { &t.name },
+            if t.prefix.is_empty() { "-" } else { &t.prefix },
+            masked(&t.created_by),
+            time(Some(t.created_at)),
+            time(t.expires_at),
+            time(t.last_used_at),
+        )
+    }));
+    lines.join("\n")
+}

@@ -68,8 +68,8 @@ enum Command {
 
 #[derive(Subcommand)]
 enum TokenAction {
-    /// Create a token for an admin, creating the workspace and the admin if missing; the token
-    /// is printed alone on the last line.
+    /// Create a token for an admin, valid in that workspace, creating the workspace and the admin
+    /// if missing; the token is printed alone on the last line, and never again.
     Create {
         /// The workspace's slug.
         #[arg(long)]
@@ -77,6 +77,26 @@ enum TokenAction {
         /// The admin's email address.
         #[arg(long)]
         email: String,
+        /// What the token is for, shown by `token list`.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// How long it works, e.g. `90days` or `12h`; default: until revoked.
+        #[arg(long, value_parser = humantime_serde::re::humantime::parse_duration)]
+        expires_in: Option<std::time::Duration>,
+    },
+    /// List the tokens that act in a workspace (never their secrets).
+    List {
+        /// The workspace's slug.
+        #[arg(long)]
+        workspace: String,
+    },
+    /// Revoke a token: it gets 401 from then on.
+    Revoke {
+        /// The workspace's slug.
+        #[arg(long)]
+        workspace: String,
+        /// The token's id, as `token list` shows it.
+        id: i64,
     },
 }
 
@@ -101,7 +121,10 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let command = cli.command.unwrap_or(Command::Serve);
     if let Command::Token {
-        action: TokenAction::Create { workspace, .. },
+        action:
+            TokenAction::Create { workspace, .. }
+            | TokenAction::List { workspace }
+            | TokenAction::Revoke { workspace, .. },
     }
     | Command::Import { workspace, .. }
     | Command::Retry { workspace, .. }
@@ -176,17 +199,40 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("migrations applied");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Token {
-            action: TokenAction::Create { workspace, email },
-        } => {
-            let email = InviteeEmail::parse(&email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
-            let token = db
-                .run(move |c| Ok(auth::create_admin_token(c, &workspace, email.as_str())?))
-                .await?;
-            println!("{token}");
+        Command::Token { action } => {
+            println!("{}", commands::token(&db, action_of(action)?).await?);
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The checked form of a `token` subcommand.
+fn action_of(action: TokenAction) -> anyhow::Result<commands::TokenCommand> {
+    Ok(match action {
+        TokenAction::Create {
+            workspace,
+            email,
+            name,
+            expires_in,
+        } => {
+            let email = InviteeEmail::parse(&email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
+            let expires_at = expires_in
+                .map(|d| {
+                    auth::expiry_after(d).ok_or_else(|| {
+                        anyhow::anyhow!("--{}", auth::EXPIRY_RANGE.replace('_', "-"))
+                    })
+                })
+                .transpose()?;
+            commands::TokenCommand::Create {
+                workspace,
+                email: email.as_str().to_owned(),
+                name,
+                expires_at,
+            }
+        }
+        TokenAction::List { workspace } => commands::TokenCommand::List { workspace },
+        TokenAction::Revoke { workspace, id } => commands::TokenCommand::Revoke { workspace, id },
+    })
 }
 
 fn valid_slug(slug: &str) -> bool {

@@ -88,10 +88,9 @@ async fn token_create_prints_a_token_that_serve_accepts_on_postgres_and_redis() 
     );
     let stdout = String::from_utf8(output.stdout).unwrap();
     let token = stdout.lines().last().unwrap().trim().to_owned();
-    assert_eq!(
-        token.len(),
-        43,
-        "32 random bytes, URL-safe base64: {stdout}"
+    assert!(
+        token.starts_with("bi_") && token.len() == 3 + 43,
+        "bi_ and 32 random bytes, URL-safe base64: {stdout}"
     );
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -1,5 +1,6 @@
-//! The support twins of the admin routes, through the real `invite-api` binary on the embedded
-//! stack: `retry --workspace WS --import ID` and `resend --workspace WS --member ID`.
+//! The operators' commands, through the real `invite-api` binary on the embedded stack: the support
+//! twins of the admin routes (`retry --workspace WS --import ID`, `resend --workspace WS --member
+//! ID`) and `token create | list | revoke`.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -216,5 +217,82 @@ async fn the_resend_command_refuses_an_active_member() {
     assert!(
         stderr.contains(&format!("member {admin} is active")),
         "{stderr}"
+    );
+}
+
+#[test]
+fn tokens_are_created_named_listed_without_secrets_and_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = run(
+        dir.path(),
+        &[
+            "token",
+            "create",
+            "--workspace",
+            "demo",
+            "--email",
+            "ops@example.com",
+            "--name",
+            "nightly",
+            "--expires-in",
+            "90days",
+        ],
+    );
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let secret = text(&created.stdout).trim().to_owned();
+    assert!(secret.starts_with("bi_") && secret.len() == 46, "{secret}");
+
+    let listed = run(dir.path(), &["token", "list", "--workspace", "demo"]);
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    let listed = text(&listed.stdout);
+    assert!(!listed.contains(&secret), "{listed}");
+    assert!(!listed.contains(&secret[11..]), "{listed}");
+    let line = listed
+        .lines()
+        .find(|l| l.contains("nightly"))
+        .expect("listed by name");
+    assert!(
+        line.contains(&secret[..11]) && line.ends_with("active"),
+        "{line}"
+    );
+    let id = line.split('\t').next().unwrap();
+
+    let revoked = run(dir.path(), &["token", "revoke", "--workspace", "demo", id]);
+    assert!(revoked.status.success(), "{}", text(&revoked.stderr));
+    let listed = text(&run(dir.path(), &["token", "list", "--workspace", "demo"]).stdout);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.contains("nightly") && l.ends_with("revoked")),
+        "{listed}"
+    );
+    let again = run(
+        dir.path(),
+        &["token", "revoke", "--workspace", "demo", "999"],
+    );
+    assert!(!again.status.success());
+    assert!(
+        text(&again.stderr).contains("token 999 not found"),
+        "{}",
+        text(&again.stderr)
+    );
+    let bad = run(
+        dir.path(),
+        &[
+            "token",
+            "create",
+            "--workspace",
+            "demo",
+            "--email",
+            "ops@example.com",
+            "--expires-in",
+            "5s",
+        ],
+    );
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad.stderr).contains("between 1 minute and 3650 days"),
+        "{}",
+        text(&bad.stderr)
     );
 }

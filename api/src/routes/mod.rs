@@ -5,9 +5,10 @@ pub mod health;
 pub mod imports;
 pub mod invitations;
 pub mod members;
+pub mod tokens;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
 use invite_shared::domain::role::Role;
 
@@ -38,7 +39,9 @@ pub fn router() -> Router<AppState> {
         )
         .route("/members/{id}/archive", post(members::archive::archive))
         .route("/members/{id}/unarchive", post(members::archive::unarchive))
-        .route("/groups", post(groups::create).get(groups::list));
+        .route("/groups", post(groups::create).get(groups::list))
+        .route("/tokens", get(tokens::list).post(tokens::create))
+        .route("/tokens/{id}", delete(tokens::revoke));
     Router::new()
         .nest("/api/v1/workspaces/{ws}", workspace)
         .route("/invitations/{token}", get(invitations::show))

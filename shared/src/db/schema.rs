@@ -26,6 +26,12 @@ diesel::table! {
         account_id -> BigInt,
         token_hash -> Binary,
         created_at -> Timestamp,
+        workspace_id -> Nullable<BigInt>,
+        name -> Text,
+        prefix -> Text,
+        expires_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+        last_used_at -> Nullable<Timestamp>,
     }
 }
 
@@ -147,6 +153,7 @@ diesel::table! {
 }
 
 diesel::joinable!(api_tokens -> accounts (account_id));
+diesel::joinable!(api_tokens -> workspaces (workspace_id));
 diesel::joinable!(groups -> workspaces (workspace_id));
 diesel::joinable!(imports -> workspaces (workspace_id));
 diesel::joinable!(import_chunks -> imports (import_id));

@@ -1,5 +1,6 @@
 //! Workspaces, their admins and API tokens.
 
+use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::db::DbConn;
@@ -95,13 +96,30 @@ pub fn ensure_account(conn: &mut DbConn, email: &str) -> QueryResult<AccountId> 
 }
 
 /// Makes `email` an active admin of workspace `slug` (creating both if missing) and returns a new
-/// API token for them. The token is shown once; only its hash is stored.
+/// API token for them, valid in that workspace. The token is shown once; only its hash is stored.
 pub fn create_admin_token(conn: &mut DbConn, slug: &str, email: &str) -> QueryResult<String> {
+    issue_admin_token(conn, slug, email, "", None).map(|issued| issued.secret)
+}
+
+/// [`create_admin_token`] with a name and an expiry: the operators' `token create`.
+pub fn issue_admin_token(
+    conn: &mut DbConn,
+    slug: &str,
+    email: &str,
+    name: &str,
+    expires_at: Option<NaiveDateTime>,
+) -> QueryResult<Issued> {
     conn.transaction(|conn| {
-        let workspace = ensure_workspace(conn, slug)?;
+        let workspace = WorkspaceId(ensure_workspace(conn, slug)?.id);
         let account = ensure_account(conn, email)?;
-        upsert_active_member(conn, WorkspaceId(workspace.id), account, Role::Admin)?;
-        create_token(conn, account)
+        upsert_active_member(conn, workspace, account, Role::Admin)?;
+        let new = NewToken {
+            account,
+            workspace: Some(workspace),
+            name: name.to_owned(),
+            expires_at,
+        };
+        issue_token(conn, &new)
     })
 }
 
@@ -134,33 +152,204 @@ pub fn upsert_active_member(
     })
 }
 
-/// Issues a new API token for an account.
+/// Issues a new API token for an account, valid in every workspace it administers (operators'
+/// `token create`).
 pub fn create_token(conn: &mut DbConn, account: AccountId) -> QueryResult<String> {
-    let token = tokens::mint();
-    on_conn!(conn, |c| {
+    let new = NewToken {
+        account,
+        workspace: None,
+        name: String::new(),
+        expires_at: None,
+    };
+    issue_token(conn, &new).map(|issued| issued.secret)
+}
+
+/// What a new API token is for.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    /// Whose token it is (it acts as this admin).
+    pub account: AccountId,
+    /// The one workspace it is valid in; `None` for every workspace the account administers.
+    pub workspace: Option<WorkspaceId>,
+    /// A name for people ("CI import job").
+    pub name: String,
+    /// When it stops working; `None` for never.
+    pub expires_at: Option<NaiveDateTime>,
+}
+
+/// A token just issued: the only time its secret exists outside its holder.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// Its id, to list and revoke it.
+    pub id: i64,
+    /// The secret, shown once.
+    pub secret: String,
+    /// Its listed form.
+    pub info: TokenInfo,
+}
+
+/// An API token as listed: everything but the secret.
+#[derive(Debug, Clone, Queryable)]
+pub struct TokenInfo {
+    /// Its id.
+    pub id: i64,
+    /// Its name.
+    pub name: String,
+    /// Its first characters, e.g. `bi_Q2x9LmZa` (empty for tokens made before prefixes).
+    pub prefix: String,
+    /// The email of the admin it acts as.
+    pub created_by: String,
+    /// When it was made.
+    pub created_at: NaiveDateTime,
+    /// When it stops working.
+    pub expires_at: Option<NaiveDateTime>,
+    /// When it was revoked.
+    pub revoked_at: Option<NaiveDateTime>,
+    /// Roughly when it was last used (to the minute).
+    pub last_used_at: Option<NaiveDateTime>,
+}
+
+/// Issues a new API token.
+pub fn issue_token(conn: &mut DbConn, new: &NewToken) -> QueryResult<Issued> {
+    let token = tokens::mint_api();
+    let prefix = tokens::shown_prefix(&token.plain);
+    let id = on_conn!(conn, |c| {
         diesel::insert_into(api_tokens::table)
             .values((
-                api_tokens::account_id.eq(account.0),
+                api_tokens::account_id.eq(new.account.0),
                 api_tokens::token_hash.eq(&token.hash),
                 api_tokens::created_at.eq(now()),
+                api_tokens::workspace_id.eq(new.workspace.map(|w| w.0)),
+                api_tokens::name.eq(&new.name),
+                api_tokens::prefix.eq(&prefix),
+                api_tokens::expires_at.eq(new.expires_at),
             ))
+            .returning(api_tokens::id)
+            .get_result::<i64>(c)
+    })?;
+    let info = token_infos(conn, TokenScope::Id(id))?
+        .pop()
+        .ok_or(diesel::result::Error::NotFound)?;
+    Ok(Issued {
+        id,
+        secret: token.plain,
+        info,
+    })
+}
+
+/// Which tokens [`token_infos`] lists.
+enum TokenScope {
+    Id(i64),
+    Workspace(WorkspaceId),
+}
+
+/// The tokens that act in a workspace: made for it, or of one of its admins and valid in every
+/// workspace; newest first.
+pub fn list_tokens(conn: &mut DbConn, workspace: WorkspaceId) -> QueryResult<Vec<TokenInfo>> {
+    token_infos(conn, TokenScope::Workspace(workspace))
+}
+
+fn token_infos(conn: &mut DbConn, scope: TokenScope) -> QueryResult<Vec<TokenInfo>> {
+    on_conn!(conn, |c| {
+        let mut query = api_tokens::table
+            .inner_join(accounts::table)
+            .select((
+                api_tokens::id,
+                api_tokens::name,
+                api_tokens::prefix,
+                accounts::email,
+                api_tokens::created_at,
+                api_tokens::expires_at,
+                api_tokens::revoked_at,
+                api_tokens::last_used_at,
+            ))
+            .order(api_tokens::id.desc())
+            .into_boxed();
+        query = match scope {
+            TokenScope::Id(id) => query.filter(api_tokens::id.eq(id)),
+            TokenScope::Workspace(workspace) => {
+                let admins = members::table
+                    .filter(members::workspace_id.eq(workspace.0))
+                    .filter(members::role.eq(Role::Admin.as_str()))
+                    .select(members::account_id);
+                query.filter(
+                    api_tokens::workspace_id
+                        .eq(workspace.0)
+                        .or(api_tokens::workspace_id
+                            .is_null()
+                            .and(api_tokens::account_id.eq_any(admins))),
+                )
+            }
+        };
+        query.load(c)
+    })
+}
+
+/// Revokes one of the tokens [`list_tokens`] shows for the workspace; `false` when there is no
+/// such token there. Revoking twice keeps the first time.
+pub fn revoke_token(conn: &mut DbConn, workspace: WorkspaceId, id: i64) -> QueryResult<bool> {
+    let listed = token_infos(conn, TokenScope::Workspace(workspace))?
+        .iter()
+        .any(|t| t.id == id);
+    if !listed {
+        return Ok(false);
+    }
+    on_conn!(conn, |c| {
+        diesel::update(api_tokens::table.find(id))
+            .filter(api_tokens::revoked_at.is_null())
+            .set(api_tokens::revoked_at.eq(Some(now())))
             .execute(c)
     })?;
-    Ok(token.plain)
+    Ok(true)
 }
+
+/// The lifetimes a token may be given, in words for the admin.
+pub const EXPIRY_RANGE: &str =
+    "expires_in must be between 1 minute and 3650 days (e.g. \"30days\")";
+
+/// When a token given `lifetime` from now expires; `None` outside [`EXPIRY_RANGE`].
+pub fn expiry_after(lifetime: std::time::Duration) -> Option<NaiveDateTime> {
+    let range = std::time::Duration::from_secs(60)..=std::time::Duration::from_secs(3650 * 86_400);
+    if !range.contains(&lifetime) {
+        return None;
+    }
+    Some(now() + chrono::TimeDelta::from_std(lifetime).ok()?)
+}
+
+/// How stale `last_used_at` may get before a request writes it again: one write a minute per token
+/// at most, not one per request.
+const LAST_USED_GRANULARITY: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
 
 /// Decides whether the holder of `token` administers workspace `slug`.
 pub fn authorize_admin(conn: &mut DbConn, token: &str, slug: &str) -> QueryResult<AuthOutcome> {
     let hash = tokens::hash(token);
+    let now = now();
     on_conn!(conn, |c| {
-        let Some(account) = api_tokens::table
+        // Revoked and expired tokens are unknown tokens: 401 at once.
+        let found: Option<(i64, i64, Option<i64>, Option<NaiveDateTime>)> = api_tokens::table
             .filter(api_tokens::token_hash.eq(&hash))
-            .select(api_tokens::account_id)
-            .first::<i64>(c)
-            .optional()?
-        else {
+            .filter(api_tokens::revoked_at.is_null())
+            .filter(
+                api_tokens::expires_at
+                    .is_null()
+                    .or(api_tokens::expires_at.gt(now)),
+            )
+            .select((
+                api_tokens::id,
+                api_tokens::account_id,
+                api_tokens::workspace_id,
+                api_tokens::last_used_at,
+            ))
+            .first(c)
+            .optional()?;
+        let Some((token_id, account, scope, last_used)) = found else {
             return Ok(AuthOutcome::UnknownToken);
         };
+        if last_used.is_none_or(|t| now - t >= LAST_USED_GRANULARITY) {
+            diesel::update(api_tokens::table.find(token_id))
+                .set(api_tokens::last_used_at.eq(Some(now)))
+                .execute(c)?;
+        }
         let Some(workspace) = workspaces::table
             .filter(workspaces::slug.eq(slug))
             .select(workspaces::id)
@@ -169,6 +358,10 @@ pub fn authorize_admin(conn: &mut DbConn, token: &str, slug: &str) -> QueryResul
         else {
             return Ok(AuthOutcome::NoWorkspace);
         };
+        if scope.is_some_and(|scope| scope != workspace) {
+            // A token made for another workspace: as for outsiders, nothing about this one.
+            return Ok(AuthOutcome::NoWorkspace);
+        }
         let membership: Option<(String, String)> = members::table
             .filter(members::workspace_id.eq(workspace))
             .filter(members::account_id.eq(account))
