@@ -4,6 +4,7 @@ use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use invite_shared::ids::{AccountId, WorkspaceId};
+use invite_shared::store::audit::Actor;
 use invite_shared::store::auth::{self, AuthOutcome};
 
 use crate::AppState;
@@ -18,6 +19,13 @@ pub struct Admin {
     pub workspace_id: WorkspaceId,
     /// Its slug, for building URLs.
     pub slug: String,
+}
+
+impl Admin {
+    /// The workspace and the actor its actions are recorded under in the audit log.
+    pub fn audit(&self) -> (WorkspaceId, Actor) {
+        (self.workspace_id, Actor::Admin(self.account_id))
+    }
 }
 
 impl FromRequestParts<AppState> for Admin {

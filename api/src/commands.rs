@@ -14,6 +14,7 @@ use invite_shared::ids::{ImportId, MemberId, WorkspaceId};
 use invite_shared::intake;
 use invite_shared::queue::JobQueue;
 use invite_shared::status::ImportStatus;
+use invite_shared::store::audit::{self, Action, Actor, Target};
 use invite_shared::store::auth;
 use invite_shared::store::imports::{self, EmailCounts, Import, Stored};
 use invite_shared::support::{self, ResendOutcome, RetryOutcome};
@@ -196,6 +197,7 @@ pub async fn import(
             .map_or_else(|| "upload.csv".into(), |n| n.to_string_lossy().into_owned()),
         idempotency_key: None,
         dry_run,
+        actor: Actor::Operator,
     };
     let import = match create::store_and_enqueue(&db, &queue, upload, prepared)
         .await
@@ -298,7 +300,7 @@ pub async fn retry(
 ) -> anyhow::Result<String> {
     let workspace = workspace_id(db, slug).await?;
     let queue = JobQueue::connect(settings).await?;
-    match support::retry_failed(db, &queue, workspace, import).await? {
+    match support::retry_failed(db, &queue, (workspace, Actor::Operator), import).await? {
         RetryOutcome::Requeued(0) => Ok(format!("import {import}: no failed sends to queue again")),
         RetryOutcome::Requeued(n) => {
             let sends = if n == 1 { "send" } else { "sends" };
@@ -325,7 +327,7 @@ pub async fn resend(
 ) -> anyhow::Result<String> {
     let workspace = workspace_id(db, slug).await?;
     let queue = JobQueue::connect(settings).await?;
-    match support::resend(db, &queue, settings, workspace, member).await? {
+    match support::resend(db, &queue, settings, (workspace, Actor::Operator), member).await? {
         ResendOutcome::Queued(view) => {
             let mut line = format!(
                 "member {member} ({}): a new invitation email is queued",
@@ -394,13 +396,17 @@ pub async fn token(db: &Db, command: TokenCommand) -> anyhow::Result<String> {
             name,
             expires_at,
         } => {
+            let slug = workspace.clone();
             let issued = db
                 .run(move |c| {
                     Ok(auth::issue_admin_token(
-                        c, &workspace, &email, &name, expires_at,
+                        c, &slug, &email, &name, expires_at,
                     )?)
                 })
                 .await?;
+            let ws = workspace_id(db, &workspace).await?;
+            let target = Target::Token(issued.id);
+            support::record(db, (ws, Actor::Operator), Action::TokenCreate, target).await;
             Ok(issued.secret)
         }
         TokenCommand::List { workspace } => {
@@ -411,6 +417,8 @@ pub async fn token(db: &Db, command: TokenCommand) -> anyhow::Result<String> {
         TokenCommand::Revoke { workspace, id } => {
             let ws = workspace_id(db, &workspace).await?;
             if db.run(move |c| Ok(auth::revoke_token(c, ws, id)?)).await? {
+                let target = Target::Token(id);
+                support::record(db, (ws, Actor::Operator), Action::TokenRevoke, target).await;
                 Ok(format!("token {id} revoked: it gets 401 from now on"))
             } else {
                 anyhow::bail!("token {id} not found in workspace `{workspace}`")
@@ -450,4 +458,32 @@ fn token_lines(tokens: &[auth::TokenInfo]) -> String {
         )
     }));
     lines.join("\n")
+}
+
+/// `audit --workspace SLUG`: the workspace's audit log, newest first, one entry per line.
+pub async fn audit(db: &Db, slug: &str, limit: i64) -> anyhow::Result<String> {
+    let workspace = workspace_id(db, slug).await?;
+    let entries = db
+        .run(move |c| Ok(audit::page(c, workspace, None, limit)?))
+        .await?;
+    if entries.is_empty() {
+        return Ok("no entries".to_owned());
+    }
+    let lines: Vec<String> = entries
+        .iter()
+        .map(|e| {
+            let actor = e
+                .actor
+                .as_deref()
+                .map_or_else(|| "operator (CLI)".to_owned(), masked);
+            format!(
+                "{}\t{}\t{actor}\t{}\t{}",
+                e.id,
+                e.created_at.format("%Y-%m-%d %H:%M:%S"),
+                e.action,
+                e.target
+            )
+        })
+        .collect();
+    Ok(lines.join("\n"))
 }

@@ -57,6 +57,16 @@ enum Command {
         #[arg(long)]
         member: i64,
     },
+    /// Print a workspace's audit log, newest first: who uploaded, retried, resent, copied a link,
+    /// archived or changed tokens (twin of `GET …/audit`).
+    Audit {
+        /// The workspace's slug.
+        #[arg(long)]
+        workspace: String,
+        /// Most entries to print.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Manage admin API tokens.
@@ -106,7 +116,12 @@ async fn main() -> ExitCode {
     // These print their own progress or result; only problems are worth a log line there.
     let quiet = matches!(
         cli.command,
-        Some(Command::Import { .. } | Command::Retry { .. } | Command::Resend { .. })
+        Some(
+            Command::Import { .. }
+                | Command::Retry { .. }
+                | Command::Resend { .. }
+                | Command::Audit { .. }
+        )
     );
     runtime::init_tracing(if quiet { "warn" } else { "info" });
     match run(cli).await {
@@ -128,7 +143,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     | Command::Import { workspace, .. }
     | Command::Retry { workspace, .. }
-    | Command::Resend { workspace, .. } = &command
+    | Command::Resend { workspace, .. }
+    | Command::Audit { workspace, .. } = &command
     {
         anyhow::ensure!(
             valid_slug(workspace),
@@ -193,6 +209,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Resend { workspace, member } => {
             let done = commands::resend(&settings, &db, &workspace, MemberId(member)).await?;
             println!("{done}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit { workspace, limit } => {
+            println!(
+                "{}",
+                commands::audit(&db, &workspace, limit.clamp(1, 10_000)).await?
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {

@@ -296,3 +296,31 @@ fn tokens_are_created_named_listed_without_secrets_and_revoked() {
         text(&bad.stderr)
     );
 }
+
+#[test]
+fn the_audit_command_shows_what_operators_did() {
+    let dir = tempfile::tempdir().unwrap();
+    imported(dir.path());
+    let retried = run(
+        dir.path(),
+        &["retry", "--workspace", "demo", "--import", "1"],
+    );
+    assert!(retried.status.success(), "{}", text(&retried.stderr));
+
+    let audit = run(dir.path(), &["audit", "--workspace", "demo"]);
+
+    assert!(audit.status.success(), "{}", text(&audit.stderr));
+    let audit = text(&audit.stdout);
+    let lines: Vec<&str> = audit.lines().collect();
+    assert_eq!(lines.len(), 2, "{audit}");
+    assert!(
+        lines[0].ends_with("\toperator (CLI)\tretry\timport 1"),
+        "{audit}"
+    );
+    assert!(
+        lines[1].ends_with("\toperator (CLI)\tupload\timport 1"),
+        "{audit}"
+    );
+    let unknown = run(dir.path(), &["audit", "--workspace", "nowhere"]);
+    assert!(!unknown.status.success());
+}

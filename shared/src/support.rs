@@ -14,6 +14,7 @@ use crate::db::Db;
 use crate::ids::{ImportId, MemberId, WorkspaceId};
 use crate::jobs::SendInvites;
 use crate::queue::JobQueue;
+use crate::store::audit::{self, Action, Actor, Target};
 use crate::store::support as store;
 
 pub use crate::store::support::{ArchiveOutcome, ResendOutcome, RetryOutcome, UnarchiveOutcome};
@@ -58,7 +59,7 @@ pub enum LinkOutcome {
 pub async fn retry_failed(
     db: &Db,
     queue: &JobQueue,
-    workspace: WorkspaceId,
+    (workspace, actor): (WorkspaceId, Actor),
     import: ImportId,
 ) -> anyhow::Result<RetryOutcome> {
     let outcome = db
@@ -66,6 +67,13 @@ pub async fn retry_failed(
         .await?;
     if let RetryOutcome::Requeued(n) = outcome {
         tracing::info!(requeued = n, "failed sends queued again");
+        record(
+            db,
+            (workspace, actor),
+            Action::Retry,
+            Target::Import(import),
+        )
+        .await;
         if n > 0 {
             wake(queue, Some(import)).await;
         }
@@ -79,7 +87,7 @@ pub async fn resend(
     db: &Db,
     queue: &JobQueue,
     settings: &Settings,
-    workspace: WorkspaceId,
+    (workspace, actor): (WorkspaceId, Actor),
     member: MemberId,
 ) -> anyhow::Result<ResendOutcome> {
     let edition = settings.edition;
@@ -88,6 +96,13 @@ pub async fn resend(
         .await?;
     if let ResendOutcome::Queued(view) = &outcome {
         tracing::info!("a new invitation email is queued");
+        record(
+            db,
+            (workspace, actor),
+            Action::Resend,
+            Target::Member(member),
+        )
+        .await;
         wake(queue, view.import_id.map(ImportId)).await;
     }
     Ok(outcome)
@@ -98,7 +113,7 @@ pub async fn resend(
 pub async fn invitation_link(
     db: &Db,
     settings: &Settings,
-    workspace: WorkspaceId,
+    (workspace, actor): (WorkspaceId, Actor),
     member: MemberId,
 ) -> anyhow::Result<LinkOutcome> {
     if settings.edition != Edition::SelfHosted {
@@ -111,6 +126,8 @@ pub async fn invitation_link(
     Ok(match outcome {
         store::LinkOutcome::Minted(link) => {
             tracing::info!("an invitation link was minted for an admin to copy");
+            let target = Target::Member(member);
+            record(db, (workspace, actor), Action::InvitationLink, target).await;
             LinkOutcome::Link(InvitationLink {
                 url: settings.invitation_url(&link.token),
                 expires_at: link.expires_at,
@@ -127,7 +144,7 @@ pub async fn invitation_link(
 #[tracing::instrument(skip_all, fields(%workspace, member_id = %member))]
 pub async fn archive(
     db: &Db,
-    workspace: WorkspaceId,
+    (workspace, actor): (WorkspaceId, Actor),
     member: MemberId,
 ) -> anyhow::Result<ArchiveOutcome> {
     let outcome = db
@@ -135,6 +152,13 @@ pub async fn archive(
         .await?;
     if let ArchiveOutcome::Archived(_) = &outcome {
         tracing::info!("member archived");
+        record(
+            db,
+            (workspace, actor),
+            Action::Archive,
+            Target::Member(member),
+        )
+        .await;
     }
     Ok(outcome)
 }
@@ -145,7 +169,7 @@ pub async fn unarchive(
     db: &Db,
     queue: &JobQueue,
     settings: &Settings,
-    workspace: WorkspaceId,
+    (workspace, actor): (WorkspaceId, Actor),
     member: MemberId,
 ) -> anyhow::Result<UnarchiveOutcome> {
     let edition = settings.edition;
@@ -154,9 +178,36 @@ pub async fn unarchive(
         .await?;
     if let UnarchiveOutcome::Queued(view) = &outcome {
         tracing::info!("member unarchived; a new invitation email is queued");
+        record(
+            db,
+            (workspace, actor),
+            Action::Unarchive,
+            Target::Member(member),
+        )
+        .await;
         wake(queue, view.import_id.map(ImportId)).await;
     }
     Ok(outcome)
+}
+
+/// Adds an entry to the audit log. The action has happened by then, so a failure to record it is
+/// logged as an error rather than reported to the caller (who might then repeat the action).
+pub async fn record(
+    db: &Db,
+    (workspace, actor): (WorkspaceId, Actor),
+    action: Action,
+    target: Target,
+) {
+    let result = db
+        .run(move |c| Ok(audit::record(c, workspace, actor, action, target)?))
+        .await;
+    if let Err(e) = result {
+        tracing::error!(
+            error = format!("{e:#}"),
+            action = action.as_str(),
+            "could not record the audit entry"
+        );
+    }
 }
 
 /// Tells the senders there is work; a failure only delays the email until the next housekeeping.

@@ -1,5 +1,6 @@
 //! Routes grouped by resource.
 
+pub mod audit;
 pub mod groups;
 pub mod health;
 pub mod imports;
@@ -41,7 +42,8 @@ pub fn router() -> Router<AppState> {
         .route("/members/{id}/unarchive", post(members::archive::unarchive))
         .route("/groups", post(groups::create).get(groups::list))
         .route("/tokens", get(tokens::list).post(tokens::create))
-        .route("/tokens/{id}", delete(tokens::revoke));
+        .route("/tokens/{id}", delete(tokens::revoke))
+        .route("/audit", get(audit::list));
     Router::new()
         .nest("/api/v1/workspaces/{ws}", workspace)
         .route("/invitations/{token}", get(invitations::show))

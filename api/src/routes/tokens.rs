@@ -7,7 +7,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use invite_shared::store::audit::{Action, Target};
 use invite_shared::store::auth::{self, NewToken, TokenInfo};
+use invite_shared::support;
 use serde_json::{Value, json};
 
 use crate::AppState;
@@ -69,6 +71,8 @@ pub async fn create(
         .db
         .run(move |c| Ok(auth::issue_token(c, &new)?))
         .await?;
+    let target = Target::Token(issued.id);
+    support::record(&state.db, admin.audit(), Action::TokenCreate, target).await;
     let mut body = token_json(&issued.info);
     body["token"] = Value::String(issued.secret);
     Ok((StatusCode::CREATED, Json(body)).into_response())
@@ -87,6 +91,8 @@ pub async fn revoke(
         .run(move |c| Ok(auth::revoke_token(c, workspace, id)?))
         .await?;
     if revoked {
+        let target = Target::Token(id);
+        support::record(&state.db, admin.audit(), Action::TokenRevoke, target).await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound("token"))

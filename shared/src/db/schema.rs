@@ -122,6 +122,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    audit_events (id) {
+        id -> BigInt,
+        workspace_id -> BigInt,
+        actor_account_id -> Nullable<BigInt>,
+        action -> Text,
+        target -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     deliveries (id) {
         id -> BigInt,
         invitation_id -> BigInt,
@@ -167,7 +178,11 @@ diesel::joinable!(deliveries -> invitations (invitation_id));
 diesel::joinable!(deliveries -> members (member_id));
 diesel::joinable!(import_rows -> imports (import_id));
 
+diesel::joinable!(audit_events -> workspaces (workspace_id));
+diesel::joinable!(audit_events -> accounts (actor_account_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
+    audit_events,
     workspaces,
     accounts,
     api_tokens,

@@ -2,6 +2,7 @@
 //!
 //! Functions run inside `Db::run` (a blocking thread). Each module owns one part of the flow.
 
+pub mod audit;
 pub mod auth;
 pub mod deliveries;
 pub mod groups;

@@ -20,7 +20,9 @@ use invite_shared::intake::workbook::WorkbookError;
 use invite_shared::intake::{self, IntakeError, Prepared};
 use invite_shared::jobs::ProcessImport;
 use invite_shared::queue::JobQueue;
+use invite_shared::store::audit::{Action, Actor, Target};
 use invite_shared::store::imports::{self, Import, NewUpload, Stored};
+use invite_shared::support;
 use tokio::io::AsyncWriteExt as _;
 
 use crate::AppState;
@@ -75,6 +77,7 @@ pub async fn handle(
         file_name,
         idempotency_key: key,
         dry_run: params.dry_run,
+        actor: Actor::Admin(admin.account_id),
     };
     let import = match store_and_enqueue(&state.db, &state.queue, upload, prepared).await? {
         Stored::Existing(import) | Stored::Created(import) => import,
@@ -95,6 +98,8 @@ pub struct Upload {
     pub idempotency_key: Option<String>,
     /// Validate and report only.
     pub dry_run: bool,
+    /// Who the audit log names as the uploader.
+    pub actor: Actor,
 }
 
 /// Stores the file with its import in one transaction, then enqueues it. If the queue is down the
@@ -135,6 +140,13 @@ pub async fn store_and_enqueue(
     let Stored::Created(import) = &stored else {
         return Ok(stored);
     };
+    let action = if upload.dry_run {
+        Action::DryRun
+    } else {
+        Action::Upload
+    };
+    let target = Target::Import(ImportId(import.id));
+    support::record(db, (upload.workspace_id, upload.actor), action, target).await;
     metrics::histogram!(invite_shared::metrics::UPLOAD_BYTES).record(size as f64);
     let id = ImportId(import.id);
     if let Err(e) = queue.push_import(ProcessImport { import_id: id }).await {

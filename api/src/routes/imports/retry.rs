@@ -20,7 +20,7 @@ pub async fn handle(
     State(state): State<AppState>,
     Valid(Path((_ws, id))): Valid<Path<(String, i64)>>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    match support::retry_failed(&state.db, &state.queue, admin.workspace_id, ImportId(id)).await? {
+    match support::retry_failed(&state.db, &state.queue, admin.audit(), ImportId(id)).await? {
         RetryOutcome::Requeued(n) => Ok((StatusCode::ACCEPTED, Json(json!({ "requeued": n })))),
         RetryOutcome::ImportNotFound => Err(ApiError::NotFound("import")),
     }

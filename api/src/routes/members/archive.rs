@@ -19,7 +19,7 @@ pub async fn archive(
     State(state): State<AppState>,
     Valid(Path((_ws, id))): Valid<Path<(String, i64)>>,
 ) -> Result<Json<Value>, ApiError> {
-    match support::archive(&state.db, admin.workspace_id, MemberId(id)).await? {
+    match support::archive(&state.db, admin.audit(), MemberId(id)).await? {
         ArchiveOutcome::Archived(member) | ArchiveOutcome::AlreadyArchived(member) => {
             Ok(Json(super::member_json(*member)))
         }
@@ -39,7 +39,7 @@ pub async fn unarchive(
         &state.db,
         &state.queue,
         &state.settings,
-        admin.workspace_id,
+        admin.audit(),
         MemberId(id),
     )
     .await?;

@@ -21,8 +21,7 @@ pub async fn handle(
     Valid(Path((_ws, id))): Valid<Path<(String, i64)>>,
 ) -> Result<Json<Value>, ApiError> {
     let outcome =
-        support::invitation_link(&state.db, &state.settings, admin.workspace_id, MemberId(id))
-            .await?;
+        support::invitation_link(&state.db, &state.settings, admin.audit(), MemberId(id)).await?;
     match outcome {
         LinkOutcome::Link(link) => Ok(Json(json!({
             "url": link.url,

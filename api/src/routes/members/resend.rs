@@ -24,7 +24,7 @@ pub async fn handle(
         &state.db,
         &state.queue,
         &state.settings,
-        admin.workspace_id,
+        admin.audit(),
         MemberId(id),
     )
     .await?;

@@ -1,0 +1,147 @@
+//! The audit log: who did what in a workspace. Entries name ids (`import 12`, `member 34`,
+//! `token 5`), never an invitation link or an API token.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::DbConn;
+use crate::db::schema::{accounts, audit_events};
+use crate::ids::{AccountId, ImportId, MemberId, WorkspaceId};
+use crate::on_conn;
+use crate::store::now;
+
+/// What was done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// A file was uploaded for import.
+    Upload,
+    /// A file was uploaded for a dry run.
+    DryRun,
+    /// An import's failed sends were queued again.
+    Retry,
+    /// A member was sent a new invitation email.
+    Resend,
+    /// An invitation link was minted for an admin to copy.
+    InvitationLink,
+    /// A member was archived.
+    Archive,
+    /// A member was unarchived (and emailed a new link).
+    Unarchive,
+    /// An API token was created.
+    TokenCreate,
+    /// An API token was revoked.
+    TokenRevoke,
+}
+
+impl Action {
+    /// The stored and shown name, e.g. `invitation_link`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Upload => "upload",
+            Action::DryRun => "dry_run",
+            Action::Retry => "retry",
+            Action::Resend => "resend",
+            Action::InvitationLink => "invitation_link",
+            Action::Archive => "archive",
+            Action::Unarchive => "unarchive",
+            Action::TokenCreate => "token_create",
+            Action::TokenRevoke => "token_revoke",
+        }
+    }
+}
+
+/// Who did it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    /// An admin, through the API.
+    Admin(AccountId),
+    /// An operator at the command line (`invite-api retry`, `resend`, `import`, `token`).
+    Operator,
+}
+
+/// What an action was done to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// An import.
+    Import(ImportId),
+    /// A member.
+    Member(MemberId),
+    /// An API token, by id.
+    Token(i64),
+}
+
+impl Target {
+    fn text(self) -> String {
+        match self {
+            Target::Import(id) => format!("import {id}"),
+            Target::Member(id) => format!("member {id}"),
+            Target::Token(id) => format!("token {id}"),
+        }
+    }
+}
+
+/// One entry of the log, as shown.
+#[derive(Debug, Clone, Queryable)]
+pub struct Entry {
+    /// Its id (the cursor of the next page).
+    pub id: i64,
+    /// The acting admin's email; `None` for an operator at the command line.
+    pub actor: Option<String>,
+    /// [`Action::as_str`].
+    pub action: String,
+    /// [`Target`] as text.
+    pub target: String,
+    /// When.
+    pub created_at: NaiveDateTime,
+}
+
+/// Records one action.
+pub fn record(
+    conn: &mut DbConn,
+    workspace: WorkspaceId,
+    actor: Actor,
+    action: Action,
+    target: Target,
+) -> QueryResult<()> {
+    let actor = match actor {
+        Actor::Admin(account) => Some(account.0),
+        Actor::Operator => None,
+    };
+    on_conn!(conn, |c| {
+        diesel::insert_into(audit_events::table)
+            .values((
+                audit_events::workspace_id.eq(workspace.0),
+                audit_events::actor_account_id.eq(actor),
+                audit_events::action.eq(action.as_str()),
+                audit_events::target.eq(target.text()),
+                audit_events::created_at.eq(now()),
+            ))
+            .execute(c)
+            .map(drop)
+    })
+}
+
+/// The workspace's entries older than `before` (all when `None`), newest first.
+pub fn page(
+    conn: &mut DbConn,
+    workspace: WorkspaceId,
+    before: Option<i64>,
+    limit: i64,
+) -> QueryResult<Vec<Entry>> {
+    on_conn!(conn, |c| {
+        audit_events::table
+            .left_join(accounts::table)
+            .filter(audit_events::workspace_id.eq(workspace.0))
+            .filter(audit_events::id.lt(before.unwrap_or(i64::MAX)))
+            .order(audit_events::id.desc())
+            .limit(limit)
+            .select((
+                audit_events::id,
+                accounts::email.nullable(),
+                audit_events::action,
+                audit_events::target,
+                audit_events::created_at,
+            ))
+            .load(c)
+    })
+}
