@@ -9,6 +9,7 @@ use invite_shared::store::auth::{self, AuthOutcome};
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::limits;
 
 /// The authenticated admin of the workspace named by the `{ws}` path segment.
 #[derive(Debug, Clone)]
@@ -32,35 +33,56 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(bearer_token)
-            .ok_or(ApiError::Unauthorized)?;
-        let params = RawPathParams::from_request_parts(parts, state)
-            .await
-            .map_err(|_| ApiError::NotFound("workspace"))?;
-        let slug = params
-            .iter()
-            .find(|(name, _)| *name == "ws")
-            .map(|(_, value)| value.to_owned())
-            .ok_or(ApiError::NotFound("workspace"))?;
-        let lookup = slug.clone();
-        let outcome = state
-            .db
-            .run(move |c| Ok(auth::authorize_admin(c, &token, &lookup)?))
-            .await?;
-        match outcome {
-            AuthOutcome::Granted(account_id, workspace_id) => Ok(Admin {
-                account_id,
-                workspace_id,
-                slug,
-            }),
-            AuthOutcome::UnknownToken => Err(ApiError::Unauthorized),
-            AuthOutcome::NotAdmin => Err(ApiError::Forbidden),
-            AuthOutcome::NoWorkspace => Err(ApiError::NotFound("workspace")),
+        let client = limits::client_key(parts);
+        let limit = state.settings.auth_failures_per_minute;
+        if let Some(wait) = state.limiter.failed_auth.blocked(&client, limit) {
+            return Err(limits::too_many(
+                "auth_failures",
+                wait,
+                format!(
+                    "too many failed authentications from this address; wait {} s",
+                    wait.as_secs().max(1)
+                ),
+            ));
         }
+        let result = authenticate(parts, state).await;
+        if matches!(result, Err(ApiError::Unauthorized)) {
+            state.limiter.failed_auth.hit(&client);
+        }
+        result
+    }
+}
+
+/// Checks the bearer token against the path's workspace.
+async fn authenticate(parts: &mut Parts, state: &AppState) -> Result<Admin, ApiError> {
+    let token = parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer_token)
+        .ok_or(ApiError::Unauthorized)?;
+    let params = RawPathParams::from_request_parts(parts, state)
+        .await
+        .map_err(|_| ApiError::NotFound("workspace"))?;
+    let slug = params
+        .iter()
+        .find(|(name, _)| *name == "ws")
+        .map(|(_, value)| value.to_owned())
+        .ok_or(ApiError::NotFound("workspace"))?;
+    let lookup = slug.clone();
+    let outcome = state
+        .db
+        .run(move |c| Ok(auth::authorize_admin(c, &token, &lookup)?))
+        .await?;
+    match outcome {
+        AuthOutcome::Granted(account_id, workspace_id) => Ok(Admin {
+            account_id,
+            workspace_id,
+            slug,
+        }),
+        AuthOutcome::UnknownToken => Err(ApiError::Unauthorized),
+        AuthOutcome::NotAdmin => Err(ApiError::Forbidden),
+        AuthOutcome::NoWorkspace => Err(ApiError::NotFound("workspace")),
     }
 }
 

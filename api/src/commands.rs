@@ -114,13 +114,15 @@ pub async fn serve(settings: Arc<Settings>) -> anyhow::Result<()> {
         queue: queue.clone(),
         settings: settings.clone(),
         metrics: runtime::metrics_handle(),
+        limiter: Arc::default(),
     };
     let listener = tokio::net::TcpListener::bind(settings.api_addr)
         .await
         .with_context(|| format!("binding API_ADDR {}", settings.api_addr))?;
     tracing::info!(addr = %settings.api_addr, queue = queue.describe(), "invite-api listening");
     let stop = shutdown.clone();
-    axum::serve(listener, router(state))
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await
         .context("serving HTTP")?;

@@ -70,6 +70,14 @@ pub enum ApiError {
         /// What was wrong.
         message: String,
     },
+    /// An abuse limit was reached; try again after `retry_after` seconds.
+    #[error("{message}")]
+    TooManyRequests {
+        /// Which limit, in words.
+        message: String,
+        /// Seconds until the window ends.
+        retry_after: u64,
+    },
     /// A dependency (database, queue) is down.
     #[error("{0}")]
     Unavailable(String),
@@ -108,6 +116,9 @@ impl ApiError {
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             ApiError::Gone { code, .. } => (StatusCode::GONE, code),
             ApiError::Rejected { status, .. } => (*status, "invalid_request"),
+            ApiError::TooManyRequests { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "too_many_requests")
+            }
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -122,6 +133,11 @@ impl IntoResponse for ApiError {
         }
         let body = json!({ "error": { "code": code, "message": self.to_string() } });
         let mut response = (status, Json(body)).into_response();
+        if let ApiError::TooManyRequests { retry_after, .. } = &self {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, (*retry_after).into());
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,

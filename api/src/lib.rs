@@ -4,6 +4,7 @@ pub mod auth;
 pub mod commands;
 pub mod error;
 pub mod extract;
+pub mod limits;
 pub mod routes;
 
 use std::sync::Arc;
@@ -29,6 +30,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
+    /// This process's abuse-limit windows.
+    pub limiter: Arc<limits::Limiter>,
 }
 
 /// The span of a request; invitation tokens in paths are never logged.

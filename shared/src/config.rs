@@ -63,6 +63,12 @@ pub struct Settings {
     pub max_workbook_bytes: u64,
     /// Most data rows an import may have; a larger file fails before any row is applied.
     pub max_rows: u64,
+    /// Failed authentications one client address may make per minute before it gets 429.
+    pub auth_failures_per_minute: u32,
+    /// Uploads (imports and dry runs) per workspace per minute before 429.
+    pub uploads_per_minute: u32,
+    /// Imports of a workspace queued or processing at once before further uploads get 429.
+    pub imports_in_flight: u32,
     /// Rows validated and written per database transaction (and per checkpoint).
     pub import_chunk_rows: usize,
     /// Deliveries claimed per send batch (1 to 5000).
@@ -121,6 +127,9 @@ impl Default for Settings {
             max_upload_bytes: 256 * 1024 * 1024,
             max_workbook_bytes: 4 * 1024 * 1024,
             max_rows: 1_000_000,
+            auth_failures_per_minute: 20,
+            uploads_per_minute: 30,
+            imports_in_flight: 10,
             import_chunk_rows: 1000,
             send_batch_size: 50,
             send_poll_interval: Duration::from_secs(5),

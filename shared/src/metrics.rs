@@ -32,6 +32,8 @@ pub const HTTP_REQUESTS_TOTAL: &str = "invites_http_requests_total";
 pub const HTTP_REQUEST_DURATION: &str = "invites_http_request_duration_seconds";
 /// Size of accepted uploads.
 pub const UPLOAD_BYTES: &str = "invites_upload_bytes";
+/// Counter of requests answered 429, by `limit` (`auth_failures`, `uploads`, `imports_in_flight`).
+pub const RATE_LIMITED_TOTAL: &str = "invites_rate_limited_total";
 
 /// Histogram buckets of [`EMAIL_SEND_DURATION`]: 5 ms to 30 s.
 pub const SEND_BUCKETS: &[f64] = &[
@@ -99,6 +101,10 @@ pub fn describe() {
         UPLOAD_BYTES,
         metrics::Unit::Bytes,
         "Size of accepted uploads"
+    );
+    describe_counter!(
+        RATE_LIMITED_TOTAL,
+        "Requests answered 429 by an abuse limit, by limit"
     );
     describe_gauge!(WORKER_BUSY, "Jobs this worker is handling now");
 }

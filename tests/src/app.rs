@@ -229,9 +229,11 @@ impl TestApp {
             queue,
             settings: settings.clone(),
             metrics: runtime::metrics_handle(),
+            limiter: Arc::default(),
         };
         let server = tokio::spawn(async move {
-            axum::serve(listener, router(state)).await.unwrap();
+            let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+            axum::serve(listener, app).await.unwrap();
         });
         let workspace = "acme".to_owned();
         let ws = workspace.clone();

@@ -88,7 +88,9 @@ async fn a_created_token_works_at_once_and_is_listed_without_its_secret(stack: S
 }
 
 async fn revoked_and_expired_tokens_get_401_on_every_admin_route(stack: Stack) {
-    let app = TestApp::spawn(stack).await;
+    // 34 failed authentications from one address: above the default abuse limit.
+    let mut app = TestApp::spawn_with(stack, |s| s.auth_failures_per_minute = 100).await;
+    app.start_worker().await;
     let import = app.upload_ok(people_csv(1)).await;
     app.settled(import).await;
     let member = app.get("/members").await.json::<Value>().await.unwrap()["members"]

@@ -103,6 +103,21 @@ pub enum Stored {
     Existing(Import),
 }
 
+/// How many of the workspace's imports are queued or processing.
+pub fn in_flight(conn: &mut DbConn, workspace: WorkspaceId) -> QueryResult<i64> {
+    let open = [
+        ImportStatus::Queued.as_str(),
+        ImportStatus::Processing.as_str(),
+    ];
+    on_conn!(conn, |c| {
+        imports::table
+            .filter(imports::workspace_id.eq(workspace.0))
+            .filter(imports::status.eq_any(open))
+            .count()
+            .get_result(c)
+    })
+}
+
 /// Finds the import an `Idempotency-Key` created earlier.
 pub fn find_by_idempotency_key(
     conn: &mut DbConn,

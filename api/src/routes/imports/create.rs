@@ -29,6 +29,7 @@ use crate::AppState;
 use crate::auth::Admin;
 use crate::error::ApiError;
 use crate::extract::Valid;
+use crate::limits;
 
 const MAX_KEY_LEN: usize = 255;
 
@@ -61,6 +62,7 @@ pub async fn handle(
         }
     }
 
+    check_upload_limits(&state, &admin).await?;
     let limit = state.settings.max_upload_bytes;
     let (file_name, (file, size, kind)) = spool(request, &state, limit).await?;
     let limits = intake::Limits {
@@ -85,6 +87,37 @@ pub async fn handle(
     tracing::Span::current().record("import_id", import.id);
     accepted(&state, &admin, import).await
 }
+
+/// 429 before anything is read or stored when the workspace has used its uploads of this minute
+/// or has too many imports in flight; counts this upload otherwise.
+async fn check_upload_limits(state: &AppState, admin: &Admin) -> Result<(), ApiError> {
+    let key = admin.workspace_id.to_string();
+    let per_minute = state.settings.uploads_per_minute;
+    if let Some(wait) = state.limiter.uploads.blocked(&key, per_minute) {
+        let message = format!(
+            "this workspace has made {per_minute} uploads in the last minute, the most allowed (UPLOADS_PER_MINUTE); wait {} s",
+            wait.as_secs().max(1)
+        );
+        return Err(limits::too_many("uploads", wait, message));
+    }
+    let workspace = admin.workspace_id;
+    let open = state
+        .db
+        .run(move |c| Ok(imports::in_flight(c, workspace)?))
+        .await?;
+    let most = i64::from(state.settings.imports_in_flight);
+    if open >= most {
+        let message = format!(
+            "this workspace has {open} imports queued or processing, the most allowed (IMPORTS_IN_FLIGHT); upload again when one has finished"
+        );
+        return Err(limits::too_many("imports_in_flight", IMPORT_WAIT, message));
+    }
+    state.limiter.uploads.hit(&key);
+    Ok(())
+}
+
+/// What a client held back by `IMPORTS_IN_FLIGHT` is told to wait.
+const IMPORT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A checked upload, ready to store.
 pub struct Upload {
