@@ -6,6 +6,7 @@ pub mod error;
 pub mod extract;
 pub mod limits;
 pub mod routes;
+pub mod security;
 
 use std::sync::Arc;
 
@@ -55,6 +56,8 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn(record_request))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        // Outermost, so every answer gets them, fallbacks and rejections included.
+        .layer(middleware::from_fn(security::headers))
         .with_state(state)
 }
 

@@ -1,12 +1,16 @@
-//! Public invitation links: show one, accept it. Browsers get a small HTML page, API clients JSON.
+//! Public invitation links: show one, accept it. Browsers (an `Accept` that prefers `text/html`)
+//! get small HTML pages with a plain form and no script; API clients get JSON, and errors in the
+//! API's `{"error":{…}}` shape.
 
+use askama::Template;
 use axum::Json;
+use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
-use axum::http::header::ACCEPT;
+use axum::http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, VARY};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use invite_shared::store::invitations::{self, InvitationView, Lookup};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -14,106 +18,477 @@ use crate::extract::Valid;
 use crate::routes::imports::rfc3339;
 use crate::routes::role_label;
 
-/// Shows the invitation behind a link.
+/// `GET /invitations/{token}`: the workspace, inviter, role and expiry of a link, and for browsers
+/// the form that accepts it.
+#[tracing::instrument(skip_all)]
 pub async fn show(
     State(state): State<AppState>,
     Valid(Path(token)): Valid<Path<String>>,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
+) -> Response {
+    let format = Format::negotiate(&headers);
     let lookup = {
         let token = token.clone();
         state
             .db
             .run(move |c| Ok(invitations::lookup(c, &token)?))
-            .await?
+            .await
     };
-    let view = usable(lookup)?;
-    Ok(if wants_html(&headers) {
-        // Relative to /invitations/, and the token is URL-safe base64: safe in an attribute.
-        Html(page(
-            &format!("Join {}", escape(&view.workspace)),
-            &format!(
-                "<p>You have been invited to <b>{}</b> as {}.</p>\
-                 <form method=\"post\" action=\"{token}/accept\"><button>Accept invitation</button></form>",
-                escape(&view.workspace),
-                escape(&role_label(&view.role)),
-            ),
-        ))
-        .into_response()
-    } else {
-        Json(json!({
-            "workspace": view.workspace,
-            "email": view.email,
-            "role": role_label(&view.role),
-            "status": view.status,
-            "expires_at": rfc3339(view.expires_at),
-        }))
-        .into_response()
+    answer(format, lookup, |view| match format {
+        Format::Html => render(StatusCode::OK, &InvitationPage::new(view, token)),
+        Format::Json => Json(invitation_json(view)).into_response(),
     })
 }
 
-/// Accepts an invitation: the member becomes active.
+/// `POST /invitations/{token}/accept`: the member becomes active. Browsers get a welcome page.
+#[tracing::instrument(skip_all)]
 pub async fn accept(
     State(state): State<AppState>,
     Valid(Path(token)): Valid<Path<String>>,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
+) -> Response {
+    let format = Format::negotiate(&headers);
     let lookup = state
         .db
         .run(move |c| Ok(invitations::accept(c, &token)?))
-        .await?;
-    let view = usable(lookup)?;
-    Ok(if wants_html(&headers) {
-        Html(page(
-            "Welcome",
-            &format!(
-                "<p>You are now a member of <b>{}</b>.</p>",
-                escape(&view.workspace)
-            ),
-        ))
-        .into_response()
-    } else {
-        Json(json!({ "workspace": view.workspace, "email": view.email, "status": "active" }))
-            .into_response()
+        .await;
+    answer(format, lookup, |view| match format {
+        Format::Html => render(StatusCode::OK, &WelcomePage::new(view)),
+        Format::Json => Json(json!({
+            "workspace": view.workspace,
+            "email": view.email,
+            "status": "active",
+        }))
+        .into_response(),
     })
 }
 
-fn usable(lookup: Lookup) -> Result<InvitationView, ApiError> {
-    match lookup {
-        Lookup::Valid(view, _) => Ok(view),
-        Lookup::NotFound => Err(ApiError::NotFound("invitation")),
-        Lookup::Expired => Err(ApiError::Gone {
-            code: "invitation_expired",
-            message: "this invitation link has expired; ask an admin to resend it".into(),
-        }),
-        Lookup::Revoked => Err(ApiError::Gone {
-            code: "invitation_revoked",
-            message: "this invitation is no longer valid".into(),
-        }),
-        Lookup::AlreadyUsed => Err(ApiError::Conflict {
-            code: "invitation_used",
-            message: "this invitation has already been accepted".into(),
-        }),
+/// The answer to a lookup: `valid`'s for a usable link, else why not, in the client's format.
+/// Never stored by a cache: the URL carries the token.
+fn answer(
+    format: Format,
+    lookup: anyhow::Result<Lookup>,
+    valid: impl FnOnce(InvitationView) -> Response,
+) -> Response {
+    let mut response = match lookup.map(usable) {
+        Ok(Ok(view)) => valid(view),
+        Ok(Err(refused)) => refused.answer(format),
+        Err(error) => failed(format, ApiError::from(error)),
+    };
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(VARY, HeaderValue::from_static("Accept"));
+    response
+}
+
+/// The JSON of `GET /invitations/{token}`.
+fn invitation_json(view: InvitationView) -> Value {
+    json!({
+        "workspace": view.workspace,
+        "email": view.email,
+        "role": role_label(&view.role),
+        "status": view.status,
+        "expires_at": rfc3339(view.expires_at),
+    })
+}
+
+/// A failure of the service itself: the API's error for JSON clients; for browsers the same
+/// status and headers (`Retry-After`) with a page in words.
+fn failed(format: Format, error: ApiError) -> Response {
+    let response = error.into_response();
+    if format == Format::Json {
+        return response;
+    }
+    let page = ProblemPage {
+        heading: "Something went wrong".into(),
+        what_happened: "We could not open your invitation just now.".into(),
+        what_to_do: "Please try again in a few minutes, using the same link.".into(),
+    };
+    match page.render() {
+        Ok(html) => {
+            let (mut parts, _) = response.into_parts();
+            parts.headers.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            Response::from_parts(parts, Body::from(html))
+        }
+        Err(_) => response,
     }
 }
 
-fn wants_html(headers: &HeaderMap) -> bool {
-    headers
-        .get(ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/html"))
+/// A page with its status; a template that cannot render is an internal error.
+fn render(status: StatusCode, page: &impl Template) -> Response {
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => ApiError::Internal(anyhow::Error::new(e).context("rendering an invitation page"))
+            .into_response(),
+    }
 }
 
-fn page(title: &str, body: &str) -> String {
-    format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title></head>\
-         <body style=\"font-family:sans-serif;max-width:32rem;margin:4rem auto\"><h1>{title}</h1>{body}</body></html>"
-    )
+/// The view of a usable link, or why it cannot be used.
+fn usable(lookup: Lookup) -> Result<InvitationView, Refused> {
+    match lookup {
+        Lookup::Valid(view, _) => Ok(view),
+        Lookup::NotFound => Err(Refused::Unknown),
+        Lookup::Expired { workspace } => Err(Refused::Expired { workspace }),
+        Lookup::Revoked { workspace } => Err(Refused::Revoked { workspace }),
+        Lookup::AlreadyUsed { workspace } => Err(Refused::Used { workspace }),
+    }
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+/// Why a link cannot be used. Pages name the workspace of a real link (its holder was told it by
+/// email) and say nothing about a token that matches no link.
+#[derive(Debug)]
+enum Refused {
+    /// No link has this token.
+    Unknown,
+    /// Past its expiry.
+    Expired { workspace: String },
+    /// Withdrawn: the member was archived.
+    Revoked { workspace: String },
+    /// Accepted already, through this link or another of the same invitation.
+    Used { workspace: String },
+}
+
+impl Refused {
+    /// The answer in the client's format.
+    fn answer(self, format: Format) -> Response {
+        match format {
+            Format::Json => self.into_api_error().into_response(),
+            Format::Html => render(self.status(), &self.page()),
+        }
+    }
+
+    /// 404, 410 or 409, as SPEC.md's "Invitation links" says.
+    fn status(&self) -> StatusCode {
+        match self {
+            Refused::Unknown => StatusCode::NOT_FOUND,
+            Refused::Expired { .. } | Refused::Revoked { .. } => StatusCode::GONE,
+            Refused::Used { .. } => StatusCode::CONFLICT,
+        }
+    }
+
+    /// The JSON error API clients have always had.
+    fn into_api_error(self) -> ApiError {
+        match self {
+            Refused::Unknown => ApiError::NotFound("invitation"),
+            Refused::Expired { .. } => ApiError::Gone {
+                code: "invitation_expired",
+                message: "this invitation link has expired; ask an admin to resend it".into(),
+            },
+            Refused::Revoked { .. } => ApiError::Gone {
+                code: "invitation_revoked",
+                message: "this invitation is no longer valid".into(),
+            },
+            Refused::Used { .. } => ApiError::Conflict {
+                code: "invitation_used",
+                message: "this invitation has already been accepted".into(),
+            },
+        }
+    }
+
+    /// What happened and what to do, in words.
+    fn page(&self) -> ProblemPage {
+        let (heading, what_happened, what_to_do) = match self {
+            Refused::Unknown => (
+                "Invitation link not found".to_owned(),
+                "This invitation link is not valid. Part of it may be missing.".to_owned(),
+                "Open the link straight from your invitation email, or copy the whole address. \
+                 If it still does not work, ask the person who invited you to send a new \
+                 invitation."
+                    .to_owned(),
+            ),
+            Refused::Expired { workspace } => (
+                "This invitation has expired".to_owned(),
+                format!(
+                    "Your invitation to join {workspace} was valid for a limited time, and this \
+                     link has expired."
+                ),
+                format!(
+                    "Ask an admin of {workspace} to resend it. If you have received a newer \
+                     invitation email, use the link in that one."
+                ),
+            ),
+            Refused::Revoked { workspace } => (
+                "This invitation is no longer valid".to_owned(),
+                format!("Your invitation to join {workspace} has been withdrawn."),
+                format!(
+                    "If you think this is a mistake, ask an admin of {workspace} to invite you \
+                     again."
+                ),
+            ),
+            Refused::Used { workspace } => (
+                "This invitation has already been accepted".to_owned(),
+                format!(
+                    "This invitation to join {workspace} has been accepted, so its link cannot \
+                     be used again."
+                ),
+                format!(
+                    "If you accepted it, you are a member of {workspace} and there is nothing \
+                     more to do. If you did not, tell an admin of {workspace}."
+                ),
+            ),
+        };
+        ProblemPage {
+            heading,
+            what_happened,
+            what_to_do,
+        }
+    }
+}
+
+/// The invitation, with the form that accepts it. Every value is escaped by the template.
+#[derive(Template)]
+#[template(path = "invitations/show.html")]
+struct InvitationPage {
+    workspace: String,
+    first_name: Option<String>,
+    inviter: Option<String>,
+    role: String,
+    email: String,
+    expires_iso: String,
+    expires_text: String,
+    token: String,
+}
+
+impl InvitationPage {
+    fn new(view: InvitationView, token: String) -> InvitationPage {
+        InvitationPage {
+            role: role_label(&view.role),
+            expires_iso: rfc3339(view.expires_at),
+            expires_text: view.expires_at.format("%-d %B %Y at %H:%M UTC").to_string(),
+            workspace: view.workspace,
+            first_name: view.first_name.filter(|name| !name.trim().is_empty()),
+            inviter: view.inviter,
+            email: view.email,
+            token,
+        }
+    }
+}
+
+/// After accepting: the person is now a member.
+#[derive(Template)]
+#[template(path = "invitations/welcome.html")]
+struct WelcomePage {
+    workspace: String,
+    role: String,
+}
+
+impl WelcomePage {
+    fn new(view: InvitationView) -> WelcomePage {
+        WelcomePage {
+            role: role_label(&view.role),
+            workspace: view.workspace,
+        }
+    }
+}
+
+/// A link that cannot be used, or a failure: what happened and what to do.
+#[derive(Template)]
+#[template(path = "invitations/problem.html")]
+struct ProblemPage {
+    heading: String,
+    what_happened: String,
+    what_to_do: String,
+}
+
+/// How the client wants its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// A page, for a browser.
+    Html,
+    /// The API's JSON.
+    Json,
+}
+
+impl Format {
+    /// HTML when `Accept` prefers `text/html` to `application/json` (a browser's navigation), by
+    /// quality and then by how specifically each is named; JSON otherwise, including no header,
+    /// `*/*` and a tie, so API clients keep their JSON.
+    fn negotiate(headers: &HeaderMap) -> Format {
+        let ranges: Vec<MediaRange> = headers
+            .get_all(ACCEPT)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .filter_map(MediaRange::parse)
+            .collect();
+        let html = Preference::of(&ranges, "text", "html");
+        let json = Preference::of(&ranges, "application", "json");
+        if html.quality > 0 && html > json {
+            Format::Html
+        } else {
+            Format::Json
+        }
+    }
+}
+
+/// How much a client wants one media type: the quality of the most specific range naming it.
+/// Ordered by quality, then specificity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+struct Preference {
+    /// `q` in thousandths: 0 (not acceptable) to 1000.
+    quality: u16,
+    /// 2 for `type/subtype`, 1 for `type/*`, 0 for `*/*`.
+    specificity: u8,
+}
+
+impl Preference {
+    /// The preference `ranges` give `kind/subtype`; not acceptable when no range matches.
+    fn of(ranges: &[MediaRange], kind: &str, subtype: &str) -> Preference {
+        ranges
+            .iter()
+            .filter_map(|range| range.specificity_for(kind, subtype).map(|s| (s, range)))
+            .max_by_key(|(specificity, range)| (*specificity, range.quality))
+            .map(|(specificity, range)| Preference {
+                quality: range.quality,
+                specificity,
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// One entry of an `Accept` header, e.g. `text/html` or `*/*;q=0.8`.
+#[derive(Debug)]
+struct MediaRange {
+    kind: String,
+    subtype: String,
+    quality: u16,
+}
+
+impl MediaRange {
+    /// Reads one comma-separated entry; `None` when it is not `type/subtype[;params]`.
+    fn parse(entry: &str) -> Option<MediaRange> {
+        let mut parts = entry.split(';');
+        let (kind, subtype) = parts.next()?.trim().split_once('/')?;
+        let mut quality = 1000;
+        for param in parts {
+            if let Some((name, value)) = param.split_once('=')
+                && name.trim().eq_ignore_ascii_case("q")
+            {
+                quality = parse_quality(value.trim())?;
+            }
+        }
+        Some(MediaRange {
+            kind: kind.trim().to_ascii_lowercase(),
+            subtype: subtype.trim().to_ascii_lowercase(),
+            quality,
+        })
+    }
+
+    /// How specifically this range names `kind/subtype`, or `None` if it does not match.
+    fn specificity_for(&self, kind: &str, subtype: &str) -> Option<u8> {
+        match (self.kind.as_str(), self.subtype.as_str()) {
+            ("*", "*") => Some(0),
+            (k, "*") if k == kind => Some(1),
+            (k, s) if k == kind && s == subtype => Some(2),
+            _ => None,
+        }
+    }
+}
+
+/// A `q` value (`0` to `1`, up to three decimals) in thousandths.
+fn parse_quality(value: &str) -> Option<u16> {
+    let q: f32 = value.parse().ok()?;
+    (0.0..=1.0)
+        .contains(&q)
+        .then(|| (q * 1000.0).round() as u16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn format_for(accept: Option<&str>) -> Format {
+        let mut headers = HeaderMap::new();
+        if let Some(accept) = accept {
+            headers.insert(ACCEPT, HeaderValue::from_str(accept).unwrap());
+        }
+        Format::negotiate(&headers)
+    }
+
+    #[test]
+    fn browsers_get_html() {
+        for accept in [
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+            "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8",
+            "text/html",
+            "TEXT/HTML; charset=utf-8",
+            "text/html, */*",
+            "application/json;q=0.5, text/html",
+        ] {
+            assert_eq!(format_for(Some(accept)), Format::Html, "{accept}");
+        }
+    }
+
+    #[test]
+    fn api_clients_and_ties_keep_json() {
+        for accept in [
+            None,
+            Some("*/*"),
+            Some("application/json"),
+            Some("application/json, text/html;q=0.9"),
+            Some("text/html, application/json"),
+            Some("text/html;q=0, */*"),
+            Some("text/html;q=lots"),
+            Some("not a media type"),
+        ] {
+            assert_eq!(format_for(accept), Format::Json, "{accept:?}");
+        }
+    }
+
+    fn view(workspace: &str, inviter: Option<&str>) -> InvitationView {
+        InvitationView {
+            workspace: workspace.into(),
+            email: "ada@example.com".into(),
+            first_name: Some(workspace.into()),
+            status: invite_shared::status::MemberStatus::Invited,
+            role: "end_user".into(),
+            expires_at: chrono::NaiveDate::from_ymd_opt(2030, 6, 1)
+                .unwrap()
+                .and_hms_opt(9, 30, 0)
+                .unwrap(),
+            invitation_id: 1,
+            inviter: inviter.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn the_page_renders_markup_from_the_csv_as_text() {
+        let markup = "<img src=x onerror=alert(1)>";
+        let page = InvitationPage::new(view(markup, Some(markup)), "tok".into())
+            .render()
+            .unwrap();
+
+        assert!(
+            page.contains("&#60;img") || page.contains("&lt;img"),
+            "{page}"
+        );
+        assert!(!page.contains("<img"), "{page}");
+    }
+
+    #[test]
+    fn the_page_names_the_inviter_role_expiry_and_carries_the_form() {
+        let page = InvitationPage::new(view("Acme", Some("Grace Hopper")), "tok".into())
+            .render()
+            .unwrap();
+
+        assert!(page.contains("Grace Hopper invited you"), "{page}");
+        assert!(page.contains("End User"), "{page}");
+        assert!(page.contains("1 June 2030 at 09:30 UTC"), "{page}");
+        assert!(page.contains(r#"<form method="post" action="/invitations/tok/accept">"#));
+        assert!(!page.contains("<script"), "no script: {page}");
+        assert!(!page.contains("style="), "no inline style: {page}");
+    }
+
+    #[test]
+    fn without_an_inviter_on_record_the_page_names_the_workspace_admins() {
+        let page = InvitationPage::new(view("Acme", None), "tok".into())
+            .render()
+            .unwrap();
+
+        assert!(page.contains("An admin of Acme invited you"), "{page}");
+        assert!(!page.contains("Invited by"), "{page}");
+    }
 }

@@ -1,5 +1,6 @@
 //! Routes grouped by resource.
 
+pub mod assets;
 pub mod audit;
 pub mod groups;
 pub mod health;
@@ -48,6 +49,7 @@ pub fn router() -> Router<AppState> {
         .nest("/api/v1/workspaces/{ws}", workspace)
         .route("/invitations/{token}", get(invitations::show))
         .route("/invitations/{token}/accept", post(invitations::accept))
+        .route("/assets/{file}", get(assets::serve))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/metrics", get(health::metrics))

@@ -18,6 +18,8 @@ pub struct InvitationView {
     pub workspace: String,
     /// The invitee's address.
     pub email: String,
+    /// The invitee's first name, as the CSV gave it.
+    pub first_name: Option<String>,
     /// The membership's status.
     pub status: MemberStatus,
     /// The role offered.
@@ -26,6 +28,9 @@ pub struct InvitationView {
     pub expires_at: NaiveDateTime,
     /// The invitation the link belongs to.
     pub invitation_id: i64,
+    /// Who invited them: the admin's name, or address when unnamed; `None` when no admin is on
+    /// record.
+    pub inviter: Option<String>,
 }
 
 /// Whether a link can be used.
@@ -36,14 +41,25 @@ pub enum Lookup {
     /// No link with that token.
     NotFound,
     /// Past its expiry.
-    Expired,
+    Expired {
+        /// The workspace's display name, so the invitee knows whom to ask for a new link.
+        workspace: String,
+    },
     /// Already accepted (this link or another of the same membership).
-    AlreadyUsed,
+    AlreadyUsed {
+        /// The workspace's display name.
+        workspace: String,
+    },
     /// The invitation was revoked (its member archived, even if unarchived since), or the member
     /// is archived now: the link stops working for good.
-    Revoked,
+    Revoked {
+        /// The workspace's display name.
+        workspace: String,
+    },
 }
 
+/// expires, invitation, accepted, revoked, member, status, role, workspace, email, first name,
+/// inviter.
 type LinkRow = (
     NaiveDateTime,
     i64,
@@ -54,7 +70,14 @@ type LinkRow = (
     String,
     String,
     String,
+    Option<String>,
+    Option<InviterRow>,
 );
+
+/// The inviting admin's address, first and last name.
+type InviterRow = (String, Option<String>, Option<String>);
+
+diesel::alias!(accounts as inviters: InvitersAlias);
 
 /// The link's row, queried on a concrete connection (both backends share the query).
 macro_rules! link_row {
@@ -67,6 +90,7 @@ macro_rules! link_row {
                         .inner_join(workspaces::table),
                 ),
             )
+            .left_join(inviters.on(members::invited_by.eq(inviters.field(accounts::id).nullable())))
             .filter(invitation_links::token_hash.eq($hash))
             .select((
                 invitation_links::expires_at,
@@ -78,6 +102,10 @@ macro_rules! link_row {
                 members::role,
                 workspaces::name,
                 accounts::email,
+                accounts::first_name,
+                inviters
+                    .fields((accounts::email, accounts::first_name, accounts::last_name))
+                    .nullable(),
             ))
             .first::<LinkRow>($c)
             .optional()
@@ -102,6 +130,8 @@ fn decide(row: Option<LinkRow>) -> Lookup {
         role,
         workspace,
         email,
+        first_name,
+        inviter,
     )) = row
     else {
         return Lookup::NotFound;
@@ -109,22 +139,38 @@ fn decide(row: Option<LinkRow>) -> Lookup {
     let status = MemberStatus::parse(&status).unwrap_or(MemberStatus::Archived);
     match status {
         // An unarchived member is `invited` again, but the links of before stay dead.
-        _ if revoked_at.is_some() => Lookup::Revoked,
-        MemberStatus::Archived => Lookup::Revoked,
-        _ if accepted_at.is_some() || status == MemberStatus::Active => Lookup::AlreadyUsed,
-        _ if expires_at <= now() => Lookup::Expired,
+        _ if revoked_at.is_some() => Lookup::Revoked { workspace },
+        MemberStatus::Archived => Lookup::Revoked { workspace },
+        _ if accepted_at.is_some() || status == MemberStatus::Active => {
+            Lookup::AlreadyUsed { workspace }
+        }
+        _ if expires_at <= now() => Lookup::Expired { workspace },
         _ => Lookup::Valid(
             InvitationView {
                 workspace,
                 email,
+                first_name,
                 status,
                 role,
                 expires_at,
                 invitation_id,
+                inviter: inviter.map(display_name),
             },
             MemberId(member_id),
         ),
     }
+}
+
+/// "First Last", or the address when the account has no name.
+fn display_name((email, first, last): InviterRow) -> String {
+    let name = [first, last]
+        .into_iter()
+        .flatten()
+        .map(|part| part.trim().to_owned())
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if name.is_empty() { email } else { name }
 }
 
 /// Accepts a link: the member becomes `active` and the person's account activated. Returns the
@@ -149,7 +195,9 @@ pub fn accept(conn: &mut DbConn, token: &str) -> QueryResult<Lookup> {
             ))
             .execute(c)?;
         if changed == 0 {
-            return Ok(Lookup::AlreadyUsed);
+            return Ok(Lookup::AlreadyUsed {
+                workspace: view.workspace.clone(),
+            });
         }
         diesel::update(invitations::table.find(view.invitation_id))
             .set(invitations::accepted_at.eq(Some(now)))

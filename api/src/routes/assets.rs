@@ -1,0 +1,23 @@
+//! The pages' static files, compiled into the binary: the service needs no CDN and no build step.
+
+use axum::extract::Path;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::response::{IntoResponse, Response};
+
+use crate::error::ApiError;
+
+/// `GET /assets/{file}`.
+pub async fn serve(Path(file): Path<String>) -> Result<Response, ApiError> {
+    let (content_type, body) = match file.as_str() {
+        "invitation.css" => (
+            "text/css; charset=utf-8",
+            include_str!("../../assets/invitation.css"),
+        ),
+        _ => return Err(ApiError::NotFound("asset")),
+    };
+    Ok((
+        [(CONTENT_TYPE, content_type), (CACHE_CONTROL, "no-cache")],
+        body,
+    )
+        .into_response())
+}
