@@ -6,6 +6,8 @@ pub mod app;
 
 pub mod process;
 
+pub mod browser;
+
 /// Runs each named `async fn(Stack)` as a test on both stacks, in modules `postgres` and `sqlite`.
 #[macro_export]
 macro_rules! on_both_stacks {

@@ -2,7 +2,7 @@
 
 use axum::extract::Path;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
-use axum::response::{IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Response};
 
 use crate::error::ApiError;
 
@@ -13,6 +13,14 @@ pub async fn serve(Path(file): Path<String>) -> Result<Response, ApiError> {
             "text/css; charset=utf-8",
             include_str!("../../assets/invitation.css"),
         ),
+        "admin.css" => (
+            "text/css; charset=utf-8",
+            include_str!("../../assets/admin.css"),
+        ),
+        "admin.js" => (
+            "text/javascript; charset=utf-8",
+            include_str!("../../assets/admin.js"),
+        ),
         _ => return Err(ApiError::NotFound("asset")),
     };
     Ok((
@@ -20,4 +28,9 @@ pub async fn serve(Path(file): Path<String>) -> Result<Response, ApiError> {
         body,
     )
         .into_response())
+}
+
+/// `GET /admin`: the admin's page; everything on it is loaded by `admin.js` through the API.
+pub async fn admin_page() -> Html<&'static str> {
+    Html(include_str!("../../assets/admin.html"))
 }

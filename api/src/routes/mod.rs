@@ -10,6 +10,7 @@ pub mod members;
 pub mod tokens;
 
 use axum::Router;
+use axum::response::Redirect;
 use axum::routing::{delete, get, post};
 
 use invite_shared::domain::role::Role;
@@ -49,6 +50,8 @@ pub fn router() -> Router<AppState> {
         .nest("/api/v1/workspaces/{ws}", workspace)
         .route("/invitations/{token}", get(invitations::show))
         .route("/invitations/{token}/accept", post(invitations::accept))
+        .route("/", get(|| async { Redirect::to("/admin") }))
+        .route("/admin", get(assets::admin_page))
         .route("/assets/{file}", get(assets::serve))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))

@@ -1,0 +1,1183 @@
+/*
+ * bulk-invite: the admin's page (served at /admin with a strict CSP: no inline code, nothing
+ * from outside the service). Plain ES2020, no framework, no build step.
+ *
+ * Sections, top to bottom:
+ *   labels & state      what the page shows for API values, and what it remembers
+ *   DOM helpers         el(): builds elements; data goes in as text, never as HTML
+ *   messages            the #message live region (role=status; errors inside role=alert)
+ *   session             workspace + token, in sessionStorage only
+ *   API client          api()/apiJson(): bearer auth, JSON errors turned into sentences
+ *   downloads           an authenticated GET saved as a file through an object URL
+ *   sign in / out
+ *   tabs                Users / Add users, with arrow-key navigation
+ *   users view          member table, filter, paging, per-member actions, copy link
+ *   add users view      template, file picker + drop zone, dry run / upload
+ *   imports view        one card per import, ETA from the rate between polls
+ *   problems            streaming CSV parser of the results file, table of rows not invited
+ *   poller              every second while an import is running or has emails pending
+ */
+'use strict';
+
+(() => {
+  // ---------------------------------------------------------------- labels & state
+
+  const API_ROOT = '/api/v1/workspaces/';
+  const SESSION_KEY = 'bulk-invite.admin-session';
+  const POLL_MS = 1000;
+  const POLL_MAX_BACKOFF_MS = 15000;
+  const MEMBERS_PAGE = 100;
+  const IMPORTS_PAGE = 20;
+  const PROBLEMS_SHOWN = 500;
+  const ETA_WINDOW_MS = 20000;
+  const NETWORK_MESSAGE = 'The service did not answer; check your connection';
+
+  const MEMBER_STATUS = {
+    invited: 'Invited',
+    requested: 'Requested',
+    active: 'Active',
+    archived: 'Archived',
+  };
+  const EMAIL_STATUS = {
+    pending: 'Pending',
+    sending: 'Sending',
+    sent: 'Sent',
+    failed: 'Failed',
+    cancelled: 'Cancelled',
+  };
+  const IMPORT_RUNNING = new Set(['queued', 'processing']);
+
+  const state = {
+    session: null, // {ws, token}
+    members: { filter: '', cursor: null, seq: 0, shown: 0 },
+    file: null, // the File chosen or dropped
+    uploading: false,
+    lastUpload: null, // {file, dryRun, key}: the key is reused only after a network failure
+    imports: new Map(), // id -> {data, card, samples}
+    poll: { timer: null, failures: 0, running: false },
+  };
+
+  // ---------------------------------------------------------------- DOM helpers
+
+  const $ = (selector, root = document) => root.querySelector(selector);
+
+  /** Builds an element; attribute values and children are set as text, never parsed as HTML. */
+  function el(tag, attrs = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attrs)) {
+      if (value === null || value === undefined || value === false) continue;
+      node.setAttribute(name, value === true ? '' : String(value));
+    }
+    for (const child of children.flat()) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : String(child));
+    }
+    return node;
+  }
+
+  function setText(node, text) {
+    const value = String(text);
+    if (node.textContent !== value) node.textContent = value;
+  }
+
+  function capitalise(text) {
+    const s = String(text || '').trim();
+    return s ? s[0].toUpperCase() + s.slice(1) : s;
+  }
+
+  function plural(n, one, many) {
+    return `${n} ${n === 1 ? one : many}`;
+  }
+
+  function formatBytes(bytes) {
+    if (typeof bytes !== 'number' || !Number.isFinite(bytes)) return '';
+    if (bytes < 1000) return `${bytes} B`;
+    const units = ['kB', 'MB', 'GB'];
+    let value = bytes;
+    let unit = 'B';
+    for (const u of units) {
+      if (value < 1000) break;
+      value /= 1000;
+      unit = u;
+    }
+    return `${value.toFixed(value < 10 ? 1 : 0)} ${unit}`;
+  }
+
+  function formatTime(iso) {
+    if (!iso) return '';
+    const date = new Date(iso);
+    return Number.isNaN(date.getTime()) ? String(iso) : date.toLocaleString();
+  }
+
+  function formatDuration(seconds) {
+    if (seconds < 10) return 'a few seconds';
+    if (seconds < 90) return `about ${Math.round(seconds / 5) * 5} s`;
+    if (seconds < 3600) return `about ${Math.round(seconds / 60)} min`;
+    const hours = Math.floor(seconds / 3600);
+    const minutes = Math.round((seconds % 3600) / 60);
+    return `about ${hours} h ${minutes} min`;
+  }
+
+  // ---------------------------------------------------------------- messages
+
+  const messageBox = $('#message');
+
+  /** A result of an action, announced politely. */
+  function say(text) {
+    messageBox.replaceChildren(el('p', { class: 'message-info' }, text));
+  }
+
+  /** An error, announced at once (role=alert inside the status region). */
+  function sayError(text) {
+    messageBox.replaceChildren(el('p', { class: 'message-error', role: 'alert' }, text));
+  }
+
+  function clearMessage() {
+    messageBox.replaceChildren();
+  }
+
+  // ---------------------------------------------------------------- session
+
+  function loadSession() {
+    try {
+      const stored = JSON.parse(sessionStorage.getItem(SESSION_KEY) || 'null');
+      if (stored && typeof stored.ws === 'string' && typeof stored.token === 'string') return stored;
+    } catch (_) {
+      /* storage unavailable or corrupt: sign in again */
+    }
+    return null;
+  }
+
+  function saveSession(session) {
+    try {
+      sessionStorage.setItem(SESSION_KEY, JSON.stringify(session));
+    } catch (_) {
+      /* private mode without storage: the session lasts as long as the page */
+    }
+  }
+
+  function forgetSession() {
+    try {
+      sessionStorage.removeItem(SESSION_KEY);
+    } catch (_) {
+      /* nothing stored */
+    }
+  }
+
+  // ---------------------------------------------------------------- API client
+
+  class ApiError extends Error {
+    constructor(status, code, message, retryAfter) {
+      super(message);
+      this.status = status;
+      this.code = code;
+      this.retryAfter = retryAfter;
+    }
+  }
+
+  /** A fetch of `…/workspaces/{ws}{path}` with the bearer; resolves to an OK Response. */
+  async function api(path, { method = 'GET', body, headers = {}, accept = 'application/json', session = state.session } = {}) {
+    if (!session) throw new ApiError(401, 'unauthorized', 'Sign in first');
+    const url = API_ROOT + encodeURIComponent(session.ws) + path;
+    let response;
+    try {
+      response = await fetch(url, {
+        method,
+        body,
+        headers: { Authorization: `Bearer ${session.token}`, Accept: accept, ...headers },
+        cache: 'no-store',
+        credentials: 'omit',
+      });
+    } catch (_) {
+      throw new ApiError(0, 'network', NETWORK_MESSAGE);
+    }
+    if (!response.ok) throw await errorOf(response);
+    return response;
+  }
+
+  async function apiJson(path, options) {
+    const response = await api(path, options);
+    try {
+      return await response.json();
+    } catch (_) {
+      throw new ApiError(0, 'network', NETWORK_MESSAGE);
+    }
+  }
+
+  /** The API's `{"error":{"code","message"}}`, or what can be said without it. */
+  async function errorOf(response) {
+    let code = `http_${response.status}`;
+    let message = response.statusText || `status ${response.status}`;
+    try {
+      const body = await response.json();
+      if (body && body.error) {
+        if (typeof body.error.code === 'string') code = body.error.code;
+        if (typeof body.error.message === 'string') message = body.error.message;
+      }
+    } catch (_) {
+      /* not JSON: a proxy's page, say */
+    }
+    const retryAfter = Number(response.headers.get('Retry-After')) || null;
+    return new ApiError(response.status, code, message, retryAfter);
+  }
+
+  /** An error in words for #message; a 401 outside sign-in also signs out. */
+  function describe(error) {
+    if (!(error instanceof ApiError)) return `Something went wrong in this page (${error && error.message})`;
+    if (error.status === 0) return NETWORK_MESSAGE;
+    if (error.status >= 500) return `Something went wrong on the server (${error.message})`;
+    if (error.status === 401) return 'This token is not valid';
+    if (error.status === 403 && (error.code === 'forbidden' || error.code === 'http_403')) {
+      return `This token is not an admin's of ${state.session ? state.session.ws : 'this workspace'}`;
+    }
+    if (error.status === 429) {
+      const wait = error.retryAfter ? ` Try again in ${plural(error.retryAfter, 'second', 'seconds')}.` : '';
+      return `${capitalise(error.message)}.${wait}`.replace('..', '.');
+    }
+    return capitalise(error.message);
+  }
+
+  /** Shows an error; signs out when the token stopped working. */
+  function report(error) {
+    if (error instanceof ApiError && error.status === 401 && state.session) {
+      signOut('This token is no longer valid; sign in again');
+      return;
+    }
+    sayError(describe(error));
+  }
+
+  // ---------------------------------------------------------------- downloads
+
+  /** GETs `path` with the bearer and saves the body as `fileName`. */
+  async function download(path, fileName) {
+    const response = await api(path, { accept: 'text/csv' });
+    const blob = await response.blob();
+    const url = URL.createObjectURL(blob);
+    const link = el('a', { href: url, download: fileName, hidden: true });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+  }
+
+  async function withBusy(button, work) {
+    if (button.disabled) return;
+    button.disabled = true;
+    button.setAttribute('aria-busy', 'true');
+    try {
+      await work();
+    } finally {
+      button.disabled = false;
+      button.removeAttribute('aria-busy');
+    }
+  }
+
+  // ---------------------------------------------------------------- sign in / out
+
+  const signinSection = $('#signin');
+  const appSection = $('#app');
+  const sessionBar = $('#session');
+
+  /** Checks a token against the workspace; resolves, or rejects with the sentence to show. */
+  async function verify(session) {
+    try {
+      await api('/members?limit=1', { session });
+    } catch (error) {
+      if (error instanceof ApiError) {
+        if (error.status === 401) throw new Error('This token is not valid');
+        if (error.status === 403) throw new Error(`This token is not an admin's of ${session.ws}`);
+        if (error.status === 404) throw new Error(`No workspace ${session.ws}`);
+      }
+      throw new Error(describe(error));
+    }
+  }
+
+  async function onSignIn(event) {
+    event.preventDefault();
+    const wsInput = $('#signin-workspace');
+    const tokenInput = $('#signin-token');
+    const ws = wsInput.value.trim();
+    const token = tokenInput.value.trim();
+    if (!ws) {
+      sayError('Enter the workspace');
+      wsInput.focus();
+      return;
+    }
+    if (!token) {
+      sayError('Enter an admin API token');
+      tokenInput.focus();
+      return;
+    }
+    const button = $('#signin-submit');
+    await withBusy(button, async () => {
+      say(`Checking the token for ${ws}…`);
+      try {
+        await verify({ ws, token });
+      } catch (error) {
+        sayError(error.message);
+        tokenInput.focus();
+        return;
+      }
+      tokenInput.value = '';
+      saveSession({ ws, token });
+      startSession({ ws, token });
+      clearMessage();
+    });
+  }
+
+  function startSession(session) {
+    state.session = session;
+    setText($('#signed-in-as'), session.ws);
+    sessionBar.hidden = false;
+    signinSection.hidden = true;
+    appSection.hidden = false;
+    document.title = `Users · ${session.ws} · bulk-invite`;
+    activateTab('users', { focus: false });
+    loadImports();
+  }
+
+  function signOut(why) {
+    forgetSession();
+    state.session = null;
+    stopPolling();
+    state.imports.clear();
+    $('#imports').replaceChildren();
+    $('#members-table tbody').replaceChildren();
+    $('#copied-link').value = '';
+    $('#copied-link-area').hidden = true;
+    setText($('#signed-in-as'), '');
+    sessionBar.hidden = true;
+    appSection.hidden = true;
+    signinSection.hidden = false;
+    document.title = 'Users · bulk-invite';
+    if (why) sayError(why);
+    else say('Signed out');
+    $('#signin-token').focus();
+  }
+
+  async function resumeSession() {
+    const stored = loadSession();
+    if (!stored) {
+      signinSection.hidden = false;
+      return;
+    }
+    $('#signin-workspace').value = stored.ws;
+    try {
+      await verify(stored);
+      startSession(stored);
+    } catch (error) {
+      forgetSession();
+      signinSection.hidden = false;
+      sayError(error.message);
+    }
+  }
+
+  // ---------------------------------------------------------------- tabs
+
+  const TABS = {
+    users: { tab: $('#tab-users'), panel: $('#panel-users') },
+    add: { tab: $('#tab-add'), panel: $('#panel-add') },
+  };
+
+  function activateTab(name, { focus = true } = {}) {
+    for (const [key, { tab, panel }] of Object.entries(TABS)) {
+      const selected = key === name;
+      tab.setAttribute('aria-selected', String(selected));
+      tab.tabIndex = selected ? 0 : -1;
+      panel.hidden = !selected;
+    }
+    if (focus) TABS[name].tab.focus();
+    // The users' statuses change as imports run and emails go out: show them fresh.
+    if (name === 'users') loadMembers();
+  }
+
+  function onTabKey(event) {
+    const names = Object.keys(TABS);
+    const current = names.findIndex((n) => TABS[n].tab === event.currentTarget);
+    let next = null;
+    if (event.key === 'ArrowRight') next = (current + 1) % names.length;
+    else if (event.key === 'ArrowLeft') next = (current - 1 + names.length) % names.length;
+    else if (event.key === 'Home') next = 0;
+    else if (event.key === 'End') next = names.length - 1;
+    if (next === null) return;
+    event.preventDefault();
+    activateTab(names[next]);
+  }
+
+  // ---------------------------------------------------------------- users view
+
+  const membersBody = $('#members-table tbody');
+
+  /** Loads the first page (or, with `more`, the next page) of members for the filter. */
+  async function loadMembers({ more = false } = {}) {
+    if (!state.session) return;
+    const m = state.members;
+    const seq = ++m.seq;
+    const query = new URLSearchParams({ limit: String(MEMBERS_PAGE) });
+    if (m.filter) query.set('status', m.filter);
+    if (more && m.cursor !== null) query.set('cursor', String(m.cursor));
+    const table = $('#members-table');
+    table.setAttribute('aria-busy', 'true');
+    try {
+      const page = await apiJson(`/members?${query}`);
+      if (seq !== m.seq) return; // a newer load (filter change) has started
+      const rows = (page.members || []).map(memberRow);
+      if (more) membersBody.append(...rows);
+      else membersBody.replaceChildren(...rows);
+      m.cursor = page.next_cursor ?? null;
+      m.shown = membersBody.rows.length;
+      renderMembersFooter();
+    } catch (error) {
+      if (seq === m.seq) report(error);
+    } finally {
+      if (seq === m.seq) table.removeAttribute('aria-busy');
+    }
+  }
+
+  function renderMembersFooter() {
+    const m = state.members;
+    const kind = m.filter ? `${MEMBER_STATUS[m.filter].toLowerCase()} ` : '';
+    const more = m.cursor === null ? '' : ' (more to load)';
+    setText($('#members-count'), `${plural(m.shown, `${kind}member`, `${kind}members`)} shown${more}`);
+    $('#members-empty').hidden = m.shown > 0;
+    $('#members-more').hidden = m.cursor === null;
+  }
+
+  function fullName(member) {
+    return [member.first_name, member.last_name].filter((s) => typeof s === 'string' && s.trim()).join(' ');
+  }
+
+  function actionButton(action, text, member) {
+    const who = fullName(member) || member.email;
+    return el('button', { type: 'button', class: 'button-small', 'data-action': action, 'aria-label': `${text}: ${who}` }, text);
+  }
+
+  function cell(className, label, content, title = null) {
+    return el('td', { class: className, 'data-label': label, role: 'cell', title }, content);
+  }
+
+  /** One `<tr>` of the members table. */
+  function memberRow(member) {
+    const status = String(member.status || '');
+    const statusLabel = MEMBER_STATUS[status] || capitalise(status);
+    const emailStatus = member.email_status ? String(member.email_status) : '';
+    const emailLabel = emailStatus ? EMAIL_STATUS[emailStatus] || capitalise(emailStatus) : '—';
+    const open = status === 'invited' || status === 'requested';
+    const actions = [];
+    if (open) {
+      actions.push(actionButton('resend', 'Resend', member));
+      actions.push(actionButton('copy-link', 'Copy invitation link', member));
+    }
+    if (status === 'archived') actions.push(actionButton('unarchive', 'Unarchive', member));
+    else actions.push(actionButton('archive', 'Archive', member));
+    const knownStatus = Object.prototype.hasOwnProperty.call(MEMBER_STATUS, status) ? status : 'other';
+    const knownEmail = Object.prototype.hasOwnProperty.call(EMAIL_STATUS, emailStatus) ? emailStatus : 'none';
+    const groups = Array.isArray(member.groups) && member.groups.length ? member.groups.join(', ') : null;
+    return el(
+      'tr',
+      { 'data-member-id': String(member.id), 'data-email': String(member.email), role: 'row' },
+      // data-label names the column when a narrow screen stacks the cells (admin.css).
+      cell('member-name', 'Name', fullName(member) || '—'),
+      cell('member-email', 'Email', String(member.email)),
+      cell('member-role', 'Role', String(member.role || ''), groups ? `Groups: ${groups}` : null),
+      cell('member-status', 'Status', el('span', { class: `badge badge-${knownStatus}` }, statusLabel)),
+      cell('member-email-status', 'Email status', el('span', { class: `email-${knownEmail}` }, emailLabel)),
+      cell('member-last-error', 'Last error', member.last_error ? String(member.last_error) : ''),
+      cell('member-actions', 'Actions', el('div', { class: 'row-actions' }, actions)),
+    );
+  }
+
+  /** Swaps a row for a fresh one, keeping keyboard focus on the same action when it is still there. */
+  function replaceMemberRow(oldRow, member, action) {
+    const row = memberRow(member);
+    oldRow.replaceWith(row);
+    const again = $(`button[data-action="${action}"]`, row) || $('button', row);
+    if (again) again.focus();
+  }
+
+  async function onMemberAction(event) {
+    const button = event.target.closest('button[data-action]');
+    if (!button) return;
+    const row = button.closest('tr[data-member-id]');
+    const id = row.getAttribute('data-member-id');
+    const email = row.getAttribute('data-email');
+    const action = button.getAttribute('data-action');
+    await withBusy(button, async () => {
+      try {
+        if (action === 'copy-link') {
+          await copyInvitationLink(id, email);
+          return;
+        }
+        const member = await apiJson(`/members/${encodeURIComponent(id)}/${action}`, { method: 'POST' });
+        replaceMemberRow(row, member, action === 'archive' ? 'unarchive' : action === 'unarchive' ? 'archive' : action);
+        if (action === 'resend') say(`A new invitation link is on its way to ${email}`);
+        else if (action === 'archive') say(`${email} is archived: their invitation links no longer work`);
+        else say(`${email} is ${MEMBER_STATUS[member.status] ? MEMBER_STATUS[member.status].toLowerCase() : 'invited'} again: a new invitation link is on its way`);
+      } catch (error) {
+        if (error instanceof ApiError && error.status === 409) {
+          sayError(`${capitalise(error.message)} (${email})`);
+          refreshMemberRow(row, id);
+        } else {
+          report(error);
+        }
+      }
+    });
+  }
+
+  async function refreshMemberRow(row, id) {
+    try {
+      const member = await apiJson(`/members/${encodeURIComponent(id)}`);
+      if (row.isConnected) row.replaceWith(memberRow(member));
+    } catch (_) {
+      /* the message already says what went wrong */
+    }
+  }
+
+  /** Gets a fresh link, copies it when the clipboard allows, and always shows it in #copied-link. */
+  async function copyInvitationLink(id, email) {
+    let link;
+    try {
+      link = await apiJson(`/members/${encodeURIComponent(id)}/invitation-link`, { method: 'POST' });
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 403 && error.code !== 'forbidden') {
+        sayError('Copying links is not offered on this edition');
+        return;
+      }
+      throw error;
+    }
+    const url = String(link.url);
+    const until = link.expires_at ? ` It works until ${formatTime(link.expires_at)}.` : '';
+    const area = $('#copied-link-area');
+    const input = $('#copied-link');
+    setText($('label[for="copied-link"]'), `Invitation link for ${email}`);
+    input.value = url;
+    area.hidden = false;
+    let copied = false;
+    if (navigator.clipboard && typeof navigator.clipboard.writeText === 'function') {
+      try {
+        await navigator.clipboard.writeText(url);
+        copied = true;
+      } catch (_) {
+        copied = false;
+      }
+    }
+    if (copied) {
+      say(`Invitation link for ${email} copied to the clipboard.${until}`);
+    } else {
+      say(`The invitation link for ${email} is in the box below, selected: copy it with Ctrl+C (⌘C on a Mac).${until}`);
+      input.focus();
+      input.select();
+    }
+  }
+
+  // ---------------------------------------------------------------- add users view
+
+  const fileInput = $('#upload-file');
+  const dropZone = $('#drop-zone');
+
+  function chooseFile(file) {
+    state.file = file || null;
+    setText($('#chosen-file'), file ? `Chosen: ${file.name} (${formatBytes(file.size)})` : 'No file chosen');
+    dropZone.classList.toggle('has-file', Boolean(file));
+  }
+
+  function onDrag(event) {
+    if (!event.dataTransfer || !Array.from(event.dataTransfer.types || []).includes('Files')) return;
+    event.preventDefault();
+    event.dataTransfer.dropEffect = 'copy';
+    dropZone.classList.add('dragging');
+  }
+
+  function onDrop(event) {
+    event.preventDefault();
+    dropZone.classList.remove('dragging');
+    const files = event.dataTransfer && event.dataTransfer.files;
+    if (!files || files.length === 0) return;
+    if (files.length > 1) say(`Only one file at a time: ${files[0].name} is chosen`);
+    try {
+      fileInput.files = files; // keeps the input and the drop in step where browsers allow it
+    } catch (_) {
+      /* older browsers: state.file is enough */
+    }
+    chooseFile(files[0]);
+  }
+
+  async function onTemplate(event) {
+    await withBusy(event.currentTarget, async () => {
+      try {
+        await download('/imports/template', 'bulk-invite-template.csv');
+        say('The template bulk-invite-template.csv is downloaded');
+      } catch (error) {
+        report(error);
+      }
+    });
+  }
+
+  function randomKey() {
+    if (window.crypto && typeof window.crypto.randomUUID === 'function') return window.crypto.randomUUID();
+    const bytes = new Uint8Array(16);
+    window.crypto.getRandomValues(bytes);
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+  }
+
+  /** POSTs the chosen file as multipart field `file`; a dry run when `dryRun`. */
+  async function upload(dryRun) {
+    const file = state.file || (fileInput.files && fileInput.files[0]);
+    if (!file) {
+      sayError('Choose a file first');
+      fileInput.focus();
+      return;
+    }
+    if (state.uploading) {
+      say('An upload is on its way already');
+      return;
+    }
+    // The same key again only if the last attempt of this file never got an answer.
+    const last = state.lastUpload;
+    const key = last && last.file === file && last.dryRun === dryRun ? last.key : randomKey();
+    state.lastUpload = { file, dryRun, key };
+    const form = new FormData();
+    form.append('file', file, file.name);
+    const buttons = [$('#dry-run-button'), $('#upload-button')];
+    state.uploading = true;
+    buttons.forEach((b) => b.setAttribute('aria-disabled', 'true'));
+    say(dryRun ? `Sending ${file.name} for a dry run…` : `Uploading ${file.name}…`);
+    try {
+      const imported = await apiJson(`/imports${dryRun ? '?dry_run=true' : ''}`, {
+        method: 'POST',
+        body: form,
+        headers: { 'Idempotency-Key': key },
+      });
+      state.lastUpload = null;
+      upsertImport(imported);
+      schedulePoll(0);
+      const card = state.imports.get(Number(imported.id));
+      if (card) card.card.scrollIntoView({ block: 'nearest' });
+      say(
+        dryRun
+          ? `${file.name} is being checked (dry run, import ${imported.id}): nobody is invited`
+          : `${file.name} is uploaded (import ${imported.id}): its rows are being invited`,
+      );
+    } catch (error) {
+      if (!(error instanceof ApiError) || error.status !== 0) state.lastUpload = null;
+      report(error);
+    } finally {
+      state.uploading = false;
+      buttons.forEach((b) => b.removeAttribute('aria-disabled'));
+    }
+  }
+
+  // ---------------------------------------------------------------- imports view
+
+  const importsBox = $('#imports');
+
+  async function loadImports() {
+    try {
+      const page = await apiJson(`/imports?limit=${IMPORTS_PAGE}`);
+      for (const imported of page.imports || []) upsertImport(imported, { quiet: true });
+      renderImportsEmpty();
+      schedulePoll(POLL_MS);
+    } catch (error) {
+      report(error);
+    }
+  }
+
+  function renderImportsEmpty() {
+    $('#imports-empty').hidden = state.imports.size > 0;
+  }
+
+  function isActive(data) {
+    return IMPORT_RUNNING.has(data.status) || Number(data.emails && data.emails.pending) > 0;
+  }
+
+  /** Adds or updates the card of an import; says so when one finishes (unless `quiet`). */
+  function upsertImport(data, { quiet = false } = {}) {
+    const id = Number(data.id);
+    let entry = state.imports.get(id);
+    if (!entry) {
+      entry = { data, card: importCard(data), samples: [] };
+      state.imports.set(id, entry);
+      insertCard(id, entry.card);
+    } else if (!quiet && entry.data.status !== data.status && !IMPORT_RUNNING.has(data.status)) {
+      announceFinished(data);
+    }
+    entry.data = data;
+    recordSample(entry);
+    updateImportCard(entry);
+    renderImportsEmpty();
+  }
+
+  function insertCard(id, card) {
+    const later = Array.from(importsBox.children).find((c) => Number(c.getAttribute('data-import-id')) < id);
+    importsBox.insertBefore(card, later || null);
+  }
+
+  function announceFinished(data) {
+    const name = data.file_name || `import ${data.id}`;
+    const r = data.rows || {};
+    if (data.status === 'failed') {
+      sayError(`Import of ${name} failed: ${data.error || 'no reason given'}`);
+    } else if (data.dry_run) {
+      say(`Dry run of ${name} done: ${r.invited} would be invited, ${r.skipped} skipped, ${r.invalid} invalid`);
+    } else {
+      say(`Import of ${name} done: ${r.invited} invited, ${r.skipped} skipped, ${r.invalid} invalid`);
+    }
+  }
+
+  function countItem(label, className) {
+    return el('div', { class: 'count' }, el('dt', {}, label), el('dd', { class: className }, '0'));
+  }
+
+  /** The skeleton of one import's card; `updateImportCard` fills in the numbers. */
+  function importCard(data) {
+    const id = Number(data.id);
+    const prefix = `import-${id}`;
+    const card = el('article', { class: 'import', 'data-import-id': String(id), 'aria-labelledby': `${prefix}-title` });
+    const head = el(
+      'div',
+      { class: 'import-head' },
+      el('h3', { id: `${prefix}-title`, class: 'import-title' }, String(data.file_name || `Import ${id}`)),
+      data.dry_run ? el('span', { class: 'badge badge-dry import-dry-run' }, 'Dry run') : null,
+      el('span', { class: 'badge import-status' }, ''),
+    );
+    const size = formatBytes(data.file_size);
+    const meta = el('p', { class: 'import-meta' }, `Import ${id} · uploaded ${formatTime(data.created_at)}${size ? ` · ${size}` : ''}`);
+    const rowsProgress = el(
+      'div',
+      { class: 'progress-line' },
+      el('label', { for: `${prefix}-progress` }, 'Rows'),
+      el('progress', { id: `${prefix}-progress`, class: 'import-progress', max: '1' }),
+      el('span', { class: 'progress-text' }, el('span', { class: 'rows-processed' }, '0'), ' of ', el('span', { class: 'rows-total' }, '0'), ' processed'),
+    );
+    const emailProgress = data.dry_run
+      ? null
+      : el(
+          'div',
+          { class: 'progress-line' },
+          el('label', { for: `${prefix}-emails` }, 'Emails'),
+          el('progress', { id: `${prefix}-emails`, class: 'email-progress', max: '1', value: '0' }),
+          el('span', { class: 'progress-text email-progress-text' }, ''),
+        );
+    const counts = el(
+      'dl',
+      { class: 'import-counts' },
+      countItem(data.dry_run ? 'Would be invited' : 'Invited', 'rows-invited'),
+      countItem('Skipped', 'rows-skipped'),
+      countItem('Invalid', 'rows-invalid'),
+      countItem('Emails sent', 'emails-sent'),
+      countItem('Emails pending', 'emails-pending'),
+      countItem('Emails failed', 'emails-failed'),
+      el('div', { class: 'count count-eta' }, el('dt', {}, 'Time left'), el('dd', { class: 'import-eta' }, '—')),
+    );
+    const actions = el(
+      'div',
+      { class: 'import-actions' },
+      el('button', { type: 'button', 'data-action': 'results' }, 'Download results'),
+      el('button', { type: 'button', 'data-action': 'problems', 'aria-expanded': 'false', 'aria-controls': `${prefix}-problems` }, 'Show problems'),
+    );
+    card.append(
+      head,
+      meta,
+      rowsProgress,
+      emailProgress,
+      counts,
+      el('p', { class: 'import-error', hidden: true }),
+      el('div', { class: 'import-warnings', hidden: true }, el('h4', {}, 'Warnings'), el('ul', {})),
+      actions,
+      el('div', { id: `${prefix}-problems`, class: 'problems-area', hidden: true }),
+    );
+    return card;
+  }
+
+  function num(value) {
+    const n = Number(value);
+    return Number.isFinite(n) ? n : 0;
+  }
+
+  /** Puts the import's current numbers, status, ETA, warnings and buttons on its card. */
+  function updateImportCard(entry) {
+    const { data, card } = entry;
+    const rows = data.rows || {};
+    const emails = data.emails || {};
+    const status = String(data.status || '');
+    const statusBadge = $('.import-status', card);
+    setText(statusBadge, status);
+    statusBadge.className = `badge import-status status-${IMPORT_RUNNING.has(status) || status === 'completed' || status === 'failed' ? status : 'other'}`;
+
+    const total = num(rows.total);
+    const processed = num(rows.processed);
+    setText($('.rows-processed', card), processed);
+    setText($('.rows-total', card), total);
+    for (const key of ['invited', 'skipped', 'invalid']) setText($(`.rows-${key}`, card), num(rows[key]));
+    for (const key of ['sent', 'pending', 'failed']) setText($(`.emails-${key}`, card), num(emails[key]));
+
+    const progress = $('.import-progress', card);
+    if (status === 'completed' || status === 'failed') {
+      const max = Math.max(total, processed, 1);
+      progress.max = max;
+      progress.value = status === 'completed' ? max : Math.min(processed, max);
+    } else if (total > 0) {
+      progress.max = total;
+      progress.value = Math.min(processed, total);
+    } else {
+      progress.removeAttribute('value'); // indeterminate until the rows are counted
+    }
+
+    const emailBar = $('.email-progress', card);
+    if (emailBar) {
+      const queued = num(emails.sent) + num(emails.pending) + num(emails.failed);
+      emailBar.max = Math.max(queued, 1);
+      emailBar.value = queued ? num(emails.sent) + num(emails.failed) : 0;
+      setText($('.email-progress-text', card), queued ? `${num(emails.sent)} of ${queued} sent` : 'none queued yet');
+    }
+
+    setText($('.import-eta', card), eta(entry));
+
+    const errorBox = $('.import-error', card);
+    errorBox.hidden = !data.error;
+    setText(errorBox, data.error ? `The file could not be imported: ${data.error}` : '');
+
+    const warnings = Array.isArray(data.warnings) ? data.warnings.map(String) : [];
+    const warningsBox = $('.import-warnings', card);
+    warningsBox.hidden = warnings.length === 0;
+    const list = $('ul', warningsBox);
+    if (list.children.length !== warnings.length || warnings.some((w, i) => list.children[i].textContent !== w)) {
+      list.replaceChildren(...warnings.map((w) => el('li', {}, w)));
+    }
+
+    const actions = $('.import-actions', card);
+    let retry = $('button[data-action="retry"]', actions);
+    if (num(emails.failed) > 0 && !retry) {
+      retry = el('button', { type: 'button', 'data-action': 'retry', class: 'button-primary' }, 'Retry failed sends');
+      actions.append(retry);
+    } else if (num(emails.failed) === 0 && retry) {
+      if (document.activeElement === retry) $('button[data-action="results"]', actions).focus();
+      retry.remove();
+    }
+  }
+
+  /** Keeps the (time, rows processed, emails sent) samples of the last seconds for the ETA. */
+  function recordSample(entry) {
+    const now = performance.now();
+    const processed = num(entry.data.rows && entry.data.rows.processed);
+    const sent = num(entry.data.emails && entry.data.emails.sent) + num(entry.data.emails && entry.data.emails.failed);
+    const last = entry.samples[entry.samples.length - 1];
+    if (last && (processed < last.processed || sent < last.sent)) entry.samples = [];
+    entry.samples.push({ t: now, processed, sent });
+    while (entry.samples.length > 2 && now - entry.samples[0].t > ETA_WINDOW_MS) entry.samples.shift();
+  }
+
+  /** Time left, from the rates between polls; "—" when unknown. */
+  function eta(entry) {
+    const { data, samples } = entry;
+    const rows = data.rows || {};
+    const emails = data.emails || {};
+    const pending = num(emails.pending);
+    if (data.status === 'failed') return '—';
+    if (data.status === 'completed' && pending === 0) return 'Done';
+    if (data.status === 'queued' || samples.length < 2) return '—';
+    const first = samples[0];
+    const last = samples[samples.length - 1];
+    const seconds = (last.t - first.t) / 1000;
+    if (seconds <= 0) return '—';
+    let left = 0;
+    const rowsLeft = Math.max(num(rows.total) - num(rows.processed), 0);
+    if (data.status === 'processing') {
+      const rowRate = (last.processed - first.processed) / seconds;
+      if (num(rows.total) === 0 || rowRate <= 0) return '—';
+      left = rowsLeft / rowRate;
+    }
+    if (!data.dry_run) {
+      // Emails still to go: the pending ones and those the remaining rows will likely add.
+      const share = num(rows.processed) > 0 ? num(rows.invited) / num(rows.processed) : 1;
+      const emailsLeft = pending + rowsLeft * share;
+      if (emailsLeft > 0) {
+        const emailRate = (last.sent - first.sent) / seconds;
+        if (emailRate <= 0) return '—';
+        left = Math.max(left, emailsLeft / emailRate);
+      }
+    }
+    return formatDuration(left);
+  }
+
+  async function onImportAction(event) {
+    const button = event.target.closest('button[data-action]');
+    if (!button) return;
+    const card = button.closest('.import[data-import-id]');
+    const id = Number(card.getAttribute('data-import-id'));
+    const action = button.getAttribute('data-action');
+    await withBusy(button, async () => {
+      try {
+        if (action === 'results') {
+          await download(`/imports/${id}/results`, `import-${id}-results.csv`);
+          say(`The results of import ${id} are downloaded as import-${id}-results.csv`);
+        } else if (action === 'problems') {
+          await toggleProblems(card, id, button);
+        } else if (action === 'retry') {
+          await retryFailed(id);
+        }
+      } catch (error) {
+        report(error);
+      }
+    });
+  }
+
+  async function retryFailed(id) {
+    const answer = await apiJson(`/imports/${id}/retry`, { method: 'POST' });
+    const n = num(answer.requeued);
+    say(n === 1 ? '1 send queued again' : `${n} sends queued again`);
+    const fresh = await apiJson(`/imports/${id}`);
+    upsertImport(fresh, { quiet: true });
+    schedulePoll(POLL_MS);
+  }
+
+  // ---------------------------------------------------------------- problems
+
+  /**
+   * An RFC 4180 CSV parser fed in chunks: quoted fields, doubled quotes, commas and line breaks
+   * inside quotes, CRLF or LF. Calls `onRow(fields)` per record; `onRow` returning false stops it.
+   */
+  class CsvReader {
+    constructor(onRow) {
+      this.onRow = onRow;
+      this.field = '';
+      this.row = [];
+      this.inQuotes = false;
+      this.quoteJustClosed = false;
+      this.skipLf = false;
+      this.stopped = false;
+    }
+
+    push(text) {
+      for (let i = 0; i < text.length && !this.stopped; i += 1) {
+        const c = text[i];
+        if (this.skipLf) {
+          this.skipLf = false;
+          if (c === '\n') continue;
+        }
+        if (this.inQuotes) {
+          if (c === '"') {
+            this.inQuotes = false;
+            this.quoteJustClosed = true;
+          } else {
+            this.field += c;
+          }
+          continue;
+        }
+        if (c === '"') {
+          if (this.quoteJustClosed) {
+            this.field += '"'; // a doubled quote inside a quoted field
+            this.inQuotes = true;
+          } else if (this.field === '') {
+            this.inQuotes = true;
+          } else {
+            this.field += c; // a stray quote in an unquoted field: kept as text
+          }
+          this.quoteJustClosed = false;
+          continue;
+        }
+        this.quoteJustClosed = false;
+        if (c === ',') {
+          this.endField();
+        } else if (c === '\n' || c === '\r') {
+          this.endField();
+          this.endRow();
+          this.skipLf = c === '\r';
+        } else {
+          this.field += c;
+        }
+      }
+    }
+
+    end() {
+      if (this.stopped) return;
+      if (this.field !== '' || this.row.length > 0 || this.inQuotes) {
+        this.endField();
+        this.endRow();
+      }
+    }
+
+    endField() {
+      this.row.push(this.field);
+      this.field = '';
+    }
+
+    endRow() {
+      const row = this.row;
+      this.row = [];
+      if (row.length === 1 && row[0] === '') return; // an empty line
+      if (this.onRow(row) === false) this.stopped = true;
+    }
+  }
+
+  /** Reads the results CSV as it streams, keeping the first rows whose outcome is not `invited`. */
+  async function fetchProblems(id) {
+    const response = await api(`/imports/${id}/results`, { accept: 'text/csv' });
+    const problems = [];
+    let columns = null;
+    let truncated = false;
+    const reader = new CsvReader((fields) => {
+      if (!columns) {
+        columns = Object.fromEntries(fields.map((name, i) => [name.trim().toLowerCase(), i]));
+        return true;
+      }
+      const get = (name) => (columns[name] === undefined ? '' : fields[columns[name]] ?? '');
+      if (get('outcome') === 'invited') return true;
+      if (problems.length >= PROBLEMS_SHOWN) {
+        truncated = true;
+        return false;
+      }
+      problems.push({ row: get('row'), email: get('email'), outcome: get('outcome'), reason: get('reason') });
+      return true;
+    });
+    const decoder = new TextDecoder('utf-8');
+    if (response.body && response.body.getReader) {
+      const stream = response.body.getReader();
+      for (;;) {
+        const { done, value } = await stream.read();
+        if (done) break;
+        reader.push(decoder.decode(value, { stream: true }));
+        if (reader.stopped) {
+          stream.cancel().catch(() => {});
+          break;
+        }
+      }
+      if (!reader.stopped) reader.push(decoder.decode());
+    } else {
+      reader.push(await response.text());
+    }
+    reader.end();
+    return { problems, truncated };
+  }
+
+  function problemsTable(id, { problems, truncated }, data) {
+    const notInvited = num(data.rows && data.rows.skipped) + num(data.rows && data.rows.invalid);
+    const caption = truncated
+      ? `The first ${problems.length} of ${notInvited} rows not ${data.dry_run ? 'to be ' : ''}invited (download the results for all of them)`
+      : `Rows not ${data.dry_run ? 'to be ' : ''}invited: ${problems.length}`;
+    const body = problems.length
+      ? problems.map((p) =>
+          el(
+            'tr',
+            { class: 'problem' },
+            el('td', { class: 'problem-row' }, p.row),
+            el('td', { class: 'problem-email' }, p.email),
+            el('td', { class: 'problem-outcome' }, p.outcome),
+            el('td', { class: 'problem-reason' }, p.reason),
+          ),
+        )
+      : [el('tr', {}, el('td', { colspan: '4' }, data.dry_run ? 'Every row would be invited.' : 'Every row was invited.'))];
+    return el(
+      'div',
+      { class: 'table-scroll', tabindex: '0', role: 'region', 'aria-label': `Problems of import ${id}` },
+      el(
+        'table',
+        { class: 'problems data-table' },
+        el('caption', {}, caption),
+        el('thead', {}, el('tr', {}, ['Row', 'Email', 'Outcome', 'Reason'].map((h) => el('th', { scope: 'col' }, h)))),
+        el('tbody', {}, body),
+      ),
+    );
+  }
+
+  async function toggleProblems(card, id, button) {
+    const area = $('.problems-area', card);
+    if (button.getAttribute('aria-expanded') === 'true') {
+      area.hidden = true;
+      area.replaceChildren();
+      button.setAttribute('aria-expanded', 'false');
+      setText(button, 'Show problems');
+      return;
+    }
+    const result = await fetchProblems(id);
+    const entry = state.imports.get(id);
+    const data = entry ? entry.data : { rows: {} };
+    const still = entry && IMPORT_RUNNING.has(data.status) ? el('p', { class: 'hint' }, 'The import is still running: rows appear here as they are processed.') : null;
+    area.replaceChildren(...[still, problemsTable(id, result, data)].filter(Boolean));
+    area.hidden = false;
+    area.scrollIntoView({ block: 'nearest' });
+    button.setAttribute('aria-expanded', 'true');
+    setText(button, 'Hide problems');
+    say(`${plural(result.problems.length, 'row', 'rows')} of import ${id} ${result.problems.length === 1 ? 'was' : 'were'} not ${data.dry_run ? 'to be ' : ''}invited${result.truncated ? ' (first ones shown)' : ''}`);
+  }
+
+  // ---------------------------------------------------------------- poller
+
+  function stopPolling() {
+    clearTimeout(state.poll.timer);
+    state.poll.timer = null;
+    state.poll.failures = 0;
+  }
+
+  /** Polls again after `delay` ms if an import is queued, processing or has emails pending. */
+  function schedulePoll(delay = POLL_MS) {
+    if (!state.session || state.poll.running) return;
+    clearTimeout(state.poll.timer);
+    state.poll.timer = null;
+    const active = Array.from(state.imports.values()).some((e) => isActive(e.data));
+    if (!active) return;
+    state.poll.timer = setTimeout(pollOnce, delay);
+  }
+
+  async function pollOnce() {
+    state.poll.timer = null;
+    const ids = Array.from(state.imports.entries())
+      .filter(([, e]) => isActive(e.data))
+      .map(([id]) => id);
+    if (ids.length === 0 || !state.session) return;
+    state.poll.running = true;
+    let delay = POLL_MS;
+    try {
+      const fresh = await Promise.all(ids.map((id) => apiJson(`/imports/${id}`)));
+      fresh.forEach((data) => upsertImport(data));
+      if (state.poll.failures > 0) clearMessage();
+      state.poll.failures = 0;
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 401) {
+        state.poll.running = false;
+        report(error);
+        return;
+      }
+      state.poll.failures += 1;
+      if (state.poll.failures === 1) report(error);
+      delay = Math.min(POLL_MS * 2 ** state.poll.failures, POLL_MAX_BACKOFF_MS);
+    }
+    state.poll.running = false;
+    schedulePoll(delay);
+  }
+
+  // ---------------------------------------------------------------- start
+
+  function wire() {
+    $('#signin-form').addEventListener('submit', onSignIn);
+    $('#signout').addEventListener('click', () => signOut());
+    for (const [name, { tab }] of Object.entries(TABS)) {
+      tab.addEventListener('click', () => activateTab(name));
+      tab.addEventListener('keydown', onTabKey);
+    }
+    $('#status-filter').addEventListener('change', (event) => {
+      state.members.filter = event.currentTarget.value;
+      state.members.cursor = null;
+      loadMembers();
+    });
+    $('#members-refresh').addEventListener('click', () => loadMembers());
+    $('#members-more').addEventListener('click', (event) => withBusy(event.currentTarget, () => loadMembers({ more: true })));
+    membersBody.addEventListener('click', onMemberAction);
+    $('#template-download').addEventListener('click', onTemplate);
+    fileInput.addEventListener('change', () => chooseFile(fileInput.files && fileInput.files[0]));
+    dropZone.addEventListener('dragenter', onDrag);
+    dropZone.addEventListener('dragover', onDrag);
+    dropZone.addEventListener('dragleave', () => dropZone.classList.remove('dragging'));
+    dropZone.addEventListener('drop', onDrop);
+    // A file dropped next to the zone must not make the browser leave the page.
+    window.addEventListener('dragover', (event) => event.preventDefault());
+    window.addEventListener('drop', (event) => event.preventDefault());
+    $('#dry-run-button').addEventListener('click', () => upload(true));
+    $('#upload-button').addEventListener('click', () => upload(false));
+    importsBox.addEventListener('click', onImportAction);
+  }
+
+  wire();
+  state.members.filter = $('#status-filter').value;
+  resumeSession();
+})();

@@ -1,0 +1,488 @@
+//! The pages in a real headless Chromium, on both stacks: an admin with nothing but a browser
+//! bulk-invites people from a CSV file and follows it through, an invitee accepts through the
+//! emailed link, the cloud edition tells requested from invited people, and no page loads anything
+//! from outside the service. Every step saves a screenshot under
+//! `tests/screenshots/<stack>/<test>/`. Needs `chromedriver` and Chromium: `scripts/test`
+//! installs them.
+
+use invite_shared::config::Edition;
+use invite_tests::app::{Stack, TestApp, people_csv};
+use invite_tests::browser::Browser;
+use invite_tests::on_both_stacks;
+use invite_tests::smtp::{ReceivedMessage, ReplyPlan};
+use serde_json::{Value, json};
+
+on_both_stacks!(
+    an_admin_with_only_a_browser_completes_a_bulk_invite,
+    the_emailed_link_opens_a_page_and_accepting_makes_the_member_active,
+    cloud_edition_shows_requested_and_invited,
+    pages_load_nothing_from_outside_the_service,
+);
+
+/// The README's sample file: twelve people to invite, then six rows a spreadsheet gets wrong
+/// (rows 14 to 19: an email, a role, no name, metadata that is not an object, a duplicate email
+/// and an unknown group).
+const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/people.csv");
+
+/// The people of [`SAMPLE`] who are invited.
+const INVITED: [&str; 12] = [
+    "ada@example.com",
+    "grace@example.com",
+    "alan@example.com",
+    "katherine@example.com",
+    "edsger@example.com",
+    "barbara@example.com",
+    "donald@example.com",
+    "frances@example.com",
+    "john@example.com",
+    "margaret@example.com",
+    "tim@example.com",
+    "radia@example.com",
+];
+
+/// Whose first email the SMTP server refuses for good, on the PostgreSQL stack.
+const REFUSED: &str = "donald@example.com";
+
+/// Who gets a second email from the resend button.
+const RESENT: &str = "grace@example.com";
+
+/// Whose invitation link is copied, who is archived and unarchived.
+const LINKED: &str = "alan@example.com";
+
+async fn an_admin_with_only_a_browser_completes_a_bulk_invite(stack: Stack) {
+    let app = TestApp::spawn(stack).await;
+    // Only the SMTP server of the PostgreSQL stack can refuse a message: there one send fails,
+    // to be retried from the page; the SQLite stack's outbox takes every message.
+    let refused = (stack == Stack::Postgres).then(|| {
+        app.smtp().reply_for(REFUSED, ReplyPlan::Permanent);
+        REFUSED
+    });
+    // Chromium takes only a canonical path.
+    let file = &std::fs::canonicalize(SAMPLE).unwrap();
+    let browser = Browser::start(
+        stack,
+        "an_admin_with_only_a_browser_completes_a_bulk_invite",
+    )
+    .await;
+
+    sign_in(&browser, &app).await;
+    browser.click("#tab-add").await;
+    browser.wait_for("#panel-add #upload-file").await;
+    browser.screenshot("add-users-tab").await;
+    browser.choose_file("#upload-file", file).await;
+    browser.screenshot("file-chosen").await;
+
+    // A dry run first: every row checked, nothing written, nobody emailed.
+    let (_, checked) = submit(&browser, "#dry-run-button", ":has(.import-dry-run)").await;
+    expect_counts(
+        &browser,
+        &checked,
+        &[("rows-invited", "12"), ("rows-invalid", "5")],
+    )
+    .await;
+    browser.screenshot("dry-run-completed").await;
+    assert!(app.emails().is_empty(), "a dry run emails nobody");
+
+    // The real upload, of the same file.
+    choose_again_if_cleared(&browser, file).await;
+    let (id, uploaded) = submit(&browser, "#upload-button", ":not(:has(.import-dry-run))").await;
+    let (sent, failed) = if refused.is_some() {
+        ("11", "1")
+    } else {
+        ("12", "0")
+    };
+    expect_counts(
+        &browser,
+        &uploaded,
+        &[
+            ("rows-invited", "12"),
+            ("rows-skipped", "1"),
+            ("rows-invalid", "5"),
+            ("emails-pending", "0"),
+            ("emails-sent", sent),
+            ("emails-failed", failed),
+        ],
+    )
+    .await;
+    browser.screenshot("upload-completed").await;
+
+    // The six rows not invited, by their row numbers in the file.
+    browser
+        .click(&format!("{uploaded} button[data-action=\"problems\"]"))
+        .await;
+    let problems = format!("{uploaded} .problems tr.problem");
+    browser.wait_for_count(&problems, |n| n == 6).await;
+    browser.screenshot("problems").await;
+    assert_eq!(
+        browser.texts(&format!("{problems} .problem-row")).await,
+        ["14", "15", "16", "17", "18", "19"]
+    );
+    assert_eq!(
+        browser.texts(&format!("{problems} .problem-email")).await,
+        [
+            "not-an-email",
+            "dennis@example.com",
+            "nameless@example.com",
+            "linus@example.com",
+            "ada@example.com",
+            "bjarne@example.com"
+        ]
+    );
+    assert_eq!(
+        browser.texts(&format!("{problems} .problem-outcome")).await,
+        [
+            "invalid", "invalid", "invalid", "invalid", "skipped", "invalid"
+        ]
+    );
+    let reasons = browser.texts(&format!("{problems} .problem-reason")).await;
+    for (reason, field) in reasons.iter().zip([
+        "email",
+        "role",
+        "name",
+        "metadata",
+        "same email as row 2",
+        "ghosts",
+    ]) {
+        assert!(
+            reason.to_lowercase().contains(field),
+            "each reason names what is wrong: {field} in {reasons:?}"
+        );
+    }
+
+    // Every row's result, downloaded as a file: the header and the file's eighteen rows.
+    browser
+        .click(&format!("{uploaded} button[data-action=\"results\"]"))
+        .await;
+    let results = browser
+        .wait_for_download(&format!("import-{id}-results.csv"))
+        .await;
+    browser.screenshot("results-downloaded").await;
+    let results = std::fs::read_to_string(results).unwrap();
+    assert_eq!(results.lines().count(), 19, "{results}");
+    assert!(results.starts_with("row,email,outcome,"), "{results}");
+
+    // The people, invited, with their emails' fate.
+    browser.click("#tab-users").await;
+    for email in INVITED {
+        expect_status(&browser, email, "Invited").await;
+        let status = if refused == Some(email) {
+            "failed"
+        } else {
+            "sent"
+        };
+        browser
+            .wait_for_text(&format!("{} .member-email-status", member(email)), |t| {
+                t.eq_ignore_ascii_case(status)
+            })
+            .await;
+    }
+    if let Some(email) = refused {
+        browser
+            .wait_for_text(&format!("{} .member-last-error", member(email)), |t| {
+                t.starts_with("550")
+            })
+            .await;
+    }
+    browser.screenshot("members-invited").await;
+
+    // Resending one invitation emails that person a second time.
+    browser
+        .click(&format!(
+            "{} button[data-action=\"resend\"]",
+            member(RESENT)
+        ))
+        .await;
+    browser
+        .wait_for_text("#message", |t| t.contains(RESENT))
+        .await;
+    browser.screenshot("resent").await;
+    browser
+        .wait_until("a second email to the person resent to", async || {
+            (emails_to(&app, RESENT).len() == 2).then_some(())
+        })
+        .await;
+
+    // A fresh invitation link, shown to copy; then the person archived and brought back.
+    browser
+        .click(&format!(
+            "{} button[data-action=\"copy-link\"]",
+            member(LINKED)
+        ))
+        .await;
+    let link = browser
+        .wait_until("the copied invitation link", async || {
+            let value = browser
+                .execute(
+                    "return document.querySelector('#copied-link').value;",
+                    vec![],
+                )
+                .await;
+            value
+                .as_str()
+                .filter(|v| v.starts_with(&format!("{}/invitations/", app.base)))
+                .map(str::to_owned)
+        })
+        .await;
+    browser.screenshot("link-copied").await;
+    assert_eq!(
+        reqwest::get(&link).await.unwrap().status(),
+        200,
+        "the copied link opens the invitation: {link}"
+    );
+    for (action, status) in [("archive", "Archived"), ("unarchive", "Invited")] {
+        browser
+            .click(&format!(
+                "{} button[data-action=\"{action}\"]",
+                member(LINKED)
+            ))
+            .await;
+        expect_status(&browser, LINKED, status).await;
+        browser.screenshot(&format!("{action}d")).await;
+    }
+
+    // A refused send, retried from the page once the server accepts it again.
+    let Some(email) = refused else { return };
+    browser.click("#tab-add").await;
+    browser
+        .wait_for(&format!("{uploaded} button[data-action=\"retry\"]"))
+        .await;
+    browser.screenshot("failed-send").await;
+    app.smtp().clear_plan(email);
+    browser
+        .click(&format!("{uploaded} button[data-action=\"retry\"]"))
+        .await;
+    browser
+        .wait_for_text("#message", |t| {
+            t.split(|c: char| !c.is_ascii_digit()).any(|n| n == "1")
+                && t.to_lowercase().contains("queued")
+        })
+        .await;
+    browser.screenshot("retry-queued").await;
+    // The import's emails: the eleven first sends, the resend, the unarchive's and the retried one.
+    expect_counts(
+        &browser,
+        &uploaded,
+        &[
+            ("emails-failed", "0"),
+            ("emails-pending", "0"),
+            ("emails-sent", "14"),
+        ],
+    )
+    .await;
+    browser.screenshot("retry-sent").await;
+    assert_eq!(emails_to(&app, email).len(), 1);
+}
+
+async fn the_emailed_link_opens_a_page_and_accepting_makes_the_member_active(stack: Stack) {
+    let app = TestApp::spawn(stack).await;
+    let id = app.upload_ok(people_csv(1)).await;
+    app.settled(id).await;
+    let browser = Browser::start(
+        stack,
+        "the_emailed_link_opens_a_page_and_accepting_makes_the_member_active",
+    )
+    .await;
+
+    open_emailed_link(&browser, &app, "person0@example.com").await;
+    browser.screenshot("invitation").await;
+    let accept = "form[method=\"post\"] button";
+    browser
+        .wait_for_text(accept, |t| t.contains("Accept invitation"))
+        .await;
+    browser.click(accept).await;
+    browser
+        .wait_for_text("body", |t| t.contains("now a member"))
+        .await;
+    browser.screenshot("accepted").await;
+
+    sign_in(&browser, &app).await;
+    expect_status(&browser, "person0@example.com", "Active").await;
+    browser.screenshot("member-active").await;
+}
+
+async fn cloud_edition_shows_requested_and_invited(stack: Stack) {
+    let mut app = TestApp::spawn_with(stack, |s| s.edition = Edition::Cloud).await;
+    app.start_worker().await;
+    // person0 activates an account by accepting globex's invitation; person1 has none.
+    app.other_workspace().await;
+    let token = link_token(&app, "person0@example.com");
+    assert_eq!(app.accept_invitation(&token).await.status(), 200);
+    let id = app.upload_ok(people_csv(2)).await;
+    app.settled(id).await;
+    let browser = Browser::start(stack, "cloud_edition_shows_requested_and_invited").await;
+
+    sign_in(&browser, &app).await;
+    expect_status(&browser, "person0@example.com", "Invited").await;
+    expect_status(&browser, "person1@example.com", "Requested").await;
+    browser.screenshot("invited-and-requested").await;
+
+    browser.select("#status-filter", "requested").await;
+    browser
+        .wait_until("only requested people listed", async || {
+            let listed = browser
+                .attributes("#members-table tbody tr[data-email]", "data-email")
+                .await;
+            (listed == ["person1@example.com"]).then_some(())
+        })
+        .await;
+    browser.screenshot("filtered-requested").await;
+
+    // On a phone-width screen the table's rows stack: nothing needs sideways scrolling.
+    browser.client().set_window_size(390, 844).await.unwrap();
+    browser.select("#status-filter", "").await;
+    browser
+        .wait_for_count("#members-table tbody tr[data-email]", |n| n == 3)
+        .await;
+    let overflow = browser
+        .execute(
+            "return document.documentElement.scrollWidth - window.innerWidth;",
+            vec![],
+        )
+        .await;
+    browser.screenshot("phone-width").await;
+    assert!(
+        overflow.as_i64().is_some_and(|px| px <= 0),
+        "the page is wider than a phone's screen by {overflow} px"
+    );
+}
+
+async fn pages_load_nothing_from_outside_the_service(stack: Stack) {
+    let app = TestApp::spawn(stack).await;
+    let id = app.upload_ok(people_csv(1)).await;
+    app.settled(id).await;
+    let browser = Browser::start(stack, "pages_load_nothing_from_outside_the_service").await;
+
+    sign_in(&browser, &app).await;
+    expect_status(&browser, "person0@example.com", "Invited").await;
+    browser.screenshot("admin-loaded").await;
+    assert_everything_from(&browser, &app.base, "/admin").await;
+
+    open_emailed_link(&browser, &app, "person0@example.com").await;
+    browser.screenshot("invitation-loaded").await;
+    assert_everything_from(&browser, &app.base, "the invitation page").await;
+}
+
+/// Opens the invitation link of the first email to `address`, as its recipient would, and waits
+/// for the page naming the workspace.
+async fn open_emailed_link(browser: &Browser, app: &TestApp, address: &str) {
+    let link = format!("{}/invitations/{}", app.base, link_token(app, address));
+    browser.goto(&link).await;
+    browser
+        .wait_for_text("h1", |t| t.contains(&app.workspace))
+        .await;
+}
+
+/// Opens `/admin` and signs in with the app's workspace and admin token.
+async fn sign_in(browser: &Browser, app: &TestApp) {
+    browser.goto(&format!("{}/admin", app.base)).await;
+    browser.wait_for("#signin-form").await;
+    browser.fill("#signin-workspace", &app.workspace).await;
+    browser.fill("#signin-token", &app.token).await;
+    browser.screenshot("sign-in").await;
+    browser.click("#signin-submit").await;
+    browser
+        .wait_for_text("#signed-in-as", |t| !t.is_empty())
+        .await;
+    browser.screenshot("signed-in").await;
+}
+
+/// A page may have emptied its file input after the first submit: a person picks the file again.
+async fn choose_again_if_cleared(browser: &Browser, file: &std::path::Path) {
+    let chosen = browser
+        .execute(
+            "return document.querySelector('#upload-file').files.length;",
+            vec![],
+        )
+        .await;
+    if chosen == json!(0) {
+        browser.choose_file("#upload-file", file).await;
+    }
+}
+
+/// Every resource the current page loaded came from `base`, and it runs no inline script.
+async fn assert_everything_from(browser: &Browser, base: &str, page: &str) {
+    let loaded: Value = browser
+        .execute(
+            "return performance.getEntriesByType('resource').map(e => e.name);",
+            vec![],
+        )
+        .await;
+    let loaded: Vec<String> = serde_json::from_value(loaded).unwrap();
+    let prefix = format!("{base}/");
+    let outside: Vec<&String> = loaded.iter().filter(|u| !u.starts_with(&prefix)).collect();
+    assert!(
+        outside.is_empty(),
+        "{page} loaded {outside:?} from outside {base}"
+    );
+    let inline = browser
+        .execute(
+            "return Array.from(document.scripts).filter(s => !s.src).map(s => s.text);",
+            vec![],
+        )
+        .await;
+    assert_eq!(inline, json!([]), "{page} has inline scripts");
+}
+
+/// Clicks `button` and waits for the new import matching `which` (a CSS filter on the imports
+/// list entry) to complete; gives its id and the selector of its entry.
+async fn submit(browser: &Browser, button: &str, which: &str) -> (String, String) {
+    browser.click(button).await;
+    let id = browser
+        .wait_until(&format!("an import{which} in #imports"), async || {
+            browser
+                .attributes(
+                    &format!("#imports .import[data-import-id]{which}"),
+                    "data-import-id",
+                )
+                .await
+                .into_iter()
+                .next()
+        })
+        .await;
+    let entry = import(&id);
+    browser
+        .wait_for_exact(&format!("{entry} .import-status"), "completed")
+        .await;
+    (id, entry)
+}
+
+/// Waits until each count of the import `entry` reads its value.
+async fn expect_counts(browser: &Browser, entry: &str, counts: &[(&str, &str)]) {
+    for (field, value) in counts {
+        browser
+            .wait_for_exact(&format!("{entry} .{field}"), value)
+            .await;
+    }
+}
+
+/// The imports list entry of import `id`.
+fn import(id: &str) -> String {
+    format!("#imports .import[data-import-id=\"{id}\"]")
+}
+
+/// Waits until the members table shows `email` with `status`.
+async fn expect_status(browser: &Browser, email: &str, status: &str) {
+    browser
+        .wait_for_exact(&format!("{} .member-status", member(email)), status)
+        .await;
+}
+
+/// The members table row of `email`.
+fn member(email: &str) -> String {
+    format!("#members-table tbody tr[data-email=\"{email}\"]")
+}
+
+/// The emails sent to `address` so far.
+fn emails_to(app: &TestApp, address: &str) -> Vec<ReceivedMessage> {
+    app.emails()
+        .into_iter()
+        .filter(|m| m.rcpt_to.iter().any(|r| r.eq_ignore_ascii_case(address)))
+        .collect()
+}
+
+/// The link token of the first email to `address`.
+fn link_token(app: &TestApp, address: &str) -> String {
+    let emails = emails_to(app, address);
+    let email = emails.first().expect("an email to the invitee");
+    app.token_in(&email.text_body())
+}
