@@ -26,6 +26,11 @@ use crate::routes::imports::create::{self, Upload};
 use crate::routes::imports::results;
 use crate::{AppState, router};
 
+/// `openapi`: the API's OpenAPI document, exactly as `GET /api/v1/openapi.json` serves it.
+pub fn openapi() -> String {
+    crate::openapi::to_json()
+}
+
 /// The workspace and admin created on the very first start.
 const FIRST_WORKSPACE: &str = "default";
 const FIRST_ADMIN: &str = "admin@localhost";

@@ -5,6 +5,7 @@ pub mod commands;
 pub mod error;
 pub mod extract;
 pub mod limits;
+pub mod openapi;
 pub mod routes;
 pub mod security;
 
@@ -52,7 +53,8 @@ pub fn router(state: AppState) -> Router {
     let body_limit = usize::try_from(state.settings.max_upload_bytes)
         .unwrap_or(usize::MAX)
         .saturating_add(64 * 1024);
-    routes::router()
+    let (routes, _document) = routes::router();
+    routes
         .route_layer(middleware::from_fn(record_request))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))

@@ -1,5 +1,5 @@
 //! `invite-api`: the HTTP API (`serve`, the default), `import` of one file, `migrate`,
-//! `token create`, and the support twins `retry` and `resend`.
+//! `token create`, the support twins `retry` and `resend`, and `openapi`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -69,6 +69,9 @@ enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
+    /// Print the OpenAPI 3.1 document of the API (what `GET /api/v1/openapi.json` serves); needs
+    /// no configuration. `invite-api openapi > api/openapi.json` refreshes the checked-in copy.
+    Openapi,
     /// Manage admin API tokens.
     Token {
         #[command(subcommand)]
@@ -135,6 +138,10 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Openapi = command {
+        print!("{}", commands::openapi());
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Command::Token {
         action:
             TokenAction::Create { workspace, .. }
@@ -161,6 +168,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     db.migrate().await?;
     match command {
         Command::Serve => unreachable!("served above"),
+        Command::Openapi => unreachable!("printed above"),
         Command::Import {
             file,
             workspace,

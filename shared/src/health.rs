@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use crate::db::Db;
 use crate::queue::JobQueue;
@@ -51,9 +51,42 @@ impl Readiness {
         self.database && self.queue
     }
 
-    /// `{"database": "ok" | "unavailable", "queue": "ok" | "unavailable"}`.
-    pub fn to_json(&self) -> Value {
-        let word = |ok: bool| if ok { "ok" } else { "unavailable" };
-        json!({ "database": word(self.database), "queue": word(self.queue) })
+    /// What `/readyz` answers: `{"database": "ok" | "unavailable", "queue": "ok" | "unavailable"}`.
+    pub fn report(&self) -> ReadinessReport {
+        ReadinessReport {
+            database: self.database.into(),
+            queue: self.queue.into(),
+        }
+    }
+}
+
+/// The body of `/readyz`: each dependency, named without connection details.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+pub struct ReadinessReport {
+    /// The database.
+    pub database: DependencyState,
+    /// The queue (Redis, or the embedded one).
+    pub queue: DependencyState,
+}
+
+/// Whether a dependency answered its readiness check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum DependencyState {
+    /// It answered in time.
+    Ok,
+    /// It did not answer, or not in time.
+    Unavailable,
+}
+
+impl From<bool> for DependencyState {
+    fn from(answered: bool) -> DependencyState {
+        if answered {
+            DependencyState::Ok
+        } else {
+            DependencyState::Unavailable
+        }
     }
 }

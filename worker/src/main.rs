@@ -46,7 +46,7 @@ async fn main() -> anyhow::Result<()> {
                 } else {
                     StatusCode::SERVICE_UNAVAILABLE
                 };
-                (status, Json(readiness.to_json()))
+                (status, Json(readiness.report()))
             }),
         );
     tokio::spawn(async move { axum::serve(listener, app).await });

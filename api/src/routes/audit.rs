@@ -3,19 +3,22 @@
 use axum::Json;
 use axum::extract::{Query, State};
 use invite_shared::store::audit;
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use crate::AppState;
 use crate::auth::Admin;
 use crate::error::ApiError;
 use crate::extract::Valid;
-use crate::routes::imports::rfc3339;
+use crate::openapi::{AdminErrors, BadRequest};
+use crate::routes::WorkspacePath;
+use crate::routes::imports::Timestamp;
 
 /// Most entries in one page.
 const MAX_PAGE: i64 = 500;
 
 /// Query of the log.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Page {
     /// `next_cursor` of the previous page.
@@ -24,12 +27,55 @@ pub struct Page {
     pub limit: Option<i64>,
 }
 
-/// A page of entries and the cursor of the next one.
+/// One action in the workspace.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditEntry {
+    /// Its id.
+    pub id: i64,
+    /// The acting admin's email; `null` for an operator at the command line.
+    pub actor: Option<String>,
+    /// `upload`, `dry_run`, `retry`, `resend`, `invitation_link`, `archive`, `unarchive`,
+    /// `token_create` or `token_revoke`.
+    #[schema(example = "upload")]
+    pub action: String,
+    /// What it acted on, by id (`import 12`, `member 34`, `token 5`): never a link or a token.
+    #[schema(example = "import 12")]
+    pub target: String,
+    /// When.
+    pub created_at: Timestamp,
+}
+
+/// A page of the audit log, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditPage {
+    /// The entries.
+    pub entries: Vec<AuditEntry>,
+    /// The `cursor` of the next page; `null` on the last.
+    pub next_cursor: Option<i64>,
+}
+
+/// Read the audit log
+///
+/// Who did what, newest first, a page at a time: pass `next_cursor` as `cursor` for the next
+/// page.
+#[utoipa::path(
+    get,
+    path = "/api/v1/workspaces/{ws}/audit",
+    operation_id = "list_audit_entries",
+    tag = "audit",
+    security(("bearer" = [])),
+    params(WorkspacePath, Page),
+    responses(
+        (status = 200, description = "Who did what, newest first.", body = AuditPage),
+        (status = 400, response = BadRequest),
+        AdminErrors,
+    ),
+)]
 pub async fn list(
     admin: Admin,
     State(state): State<AppState>,
     Valid(Query(page)): Valid<Query<Page>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AuditPage>, ApiError> {
     let limit = page.limit.unwrap_or(100).clamp(1, MAX_PAGE);
     let workspace = admin.workspace_id;
     let entries = state
@@ -39,17 +85,18 @@ pub async fn list(
     let next = (entries.len() as i64 == limit)
         .then(|| entries.last().map(|e| e.id))
         .flatten();
-    let entries: Vec<Value> = entries
+    let entries = entries
         .into_iter()
-        .map(|e| {
-            json!({
-                "id": e.id,
-                "actor": e.actor,
-                "action": e.action,
-                "target": e.target,
-                "created_at": rfc3339(e.created_at),
-            })
+        .map(|e| AuditEntry {
+            id: e.id,
+            actor: e.actor,
+            action: e.action,
+            target: e.target,
+            created_at: Timestamp(e.created_at),
         })
         .collect();
-    Ok(Json(json!({ "entries": entries, "next_cursor": next })))
+    Ok(Json(AuditPage {
+        entries,
+        next_cursor: next,
+    }))
 }

@@ -4,22 +4,56 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use invite_shared::store::groups::{self, CreateGroup, Group};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::auth::Admin;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::Valid;
+use crate::openapi::{AdminErrors, BadRequest, PayloadTooLarge, UnsupportedMediaType};
+use crate::routes::WorkspacePath;
 
 /// Body of `POST …/groups`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct NewGroup {
-    /// The group's name, as rows will spell it.
+    /// The group's name, as rows will spell it: 1 to 100 characters, no `|`.
+    #[schema(example = "Engineering")]
     pub name: String,
 }
 
-/// Creates a group (201), or returns the existing one of that name (200).
+/// The workspace's groups.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct GroupList {
+    /// By name.
+    pub groups: Vec<Group>,
+}
+
+/// Create a group
+///
+/// 201 with the new group, or 200 with the existing group of that name.
+#[utoipa::path(
+    post,
+    path = "/api/v1/workspaces/{ws}/groups",
+    operation_id = "create_group",
+    tag = "groups",
+    security(("bearer" = [])),
+    params(WorkspacePath),
+    request_body = NewGroup,
+    responses(
+        (status = 200, description = "A group of that name exists already.", body = Group),
+        (status = 201, description = "The group was created.", body = Group),
+        (status = 400, response = BadRequest),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (
+            status = 422,
+            description = "A body without a string `name` (`invalid_request`), or an empty name, \
+                one over 100 characters or with a `|` (`invalid_group_name`).",
+            body = ErrorBody,
+        ),
+        AdminErrors,
+    ),
+)]
 pub async fn create(
     admin: Admin,
     State(state): State<AppState>,
@@ -42,11 +76,26 @@ pub async fn create(
     })
 }
 
-/// The workspace's groups.
-pub async fn list(admin: Admin, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+/// List the workspace's groups
+#[utoipa::path(
+    get,
+    path = "/api/v1/workspaces/{ws}/groups",
+    operation_id = "list_groups",
+    tag = "groups",
+    security(("bearer" = [])),
+    params(WorkspacePath),
+    responses(
+        (status = 200, description = "The workspace's groups.", body = GroupList),
+        AdminErrors,
+    ),
+)]
+pub async fn list(
+    admin: Admin,
+    State(state): State<AppState>,
+) -> Result<Json<GroupList>, ApiError> {
     let groups = state
         .db
         .run(move |c| Ok(groups::list(c, admin.workspace_id)?))
         .await?;
-    Ok(Json(json!({ "groups": groups })))
+    Ok(Json(GroupList { groups }))
 }

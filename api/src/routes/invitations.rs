@@ -9,17 +9,93 @@ use axum::extract::{Path, State};
 use axum::http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, VARY};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
+use invite_shared::status::MemberStatus;
 use invite_shared::store::invitations::{self, InvitationView, Lookup};
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::Valid;
-use crate::routes::imports::rfc3339;
+use crate::routes::imports::{Timestamp, rfc3339};
 use crate::routes::role_label;
 
-/// `GET /invitations/{token}`: the workspace, inviter, role and expiry of a link, and for browsers
-/// the form that accepts it.
+/// An invitation as its link shows it to an API client.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Invitation {
+    /// The workspace's name.
+    pub workspace: String,
+    /// The invitee's address.
+    pub email: String,
+    /// The role offered: `Admin`, `Builder` or `End User`.
+    #[schema(example = "End User")]
+    pub role: String,
+    /// The membership's status.
+    pub status: MemberStatus,
+    /// When the link stops working.
+    pub expires_at: Timestamp,
+}
+
+/// An accepted invitation.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AcceptedInvitation {
+    /// The workspace's name.
+    pub workspace: String,
+    /// The new member's address.
+    pub email: String,
+    /// `active`.
+    pub status: MemberStatus,
+}
+
+/// Show an invitation
+///
+/// The workspace, inviter, role and expiry of a link, and for browsers the form that accepts it.
+/// JSON by default; HTML when `Accept` prefers `text/html` to `application/json` (a browser),
+/// for refusals too. Answers carry `Cache-Control: no-store` and `Vary: Accept`.
+#[utoipa::path(
+    get,
+    path = "/invitations/{token}",
+    operation_id = "show_invitation",
+    tag = "invitations",
+    params((
+        "token" = String,
+        Path,
+        description = "The link's token, from the invitation email."
+    )),
+    responses(
+        (
+            status = 200,
+            description = "The invitation; for a browser, a page with the form that accepts it.",
+            content((Invitation = "application/json"), (String = "text/html")),
+        ),
+        (
+            status = 404,
+            description = "No link has this token: `not_found`, or a page in words.",
+            content((ErrorBody = "application/json"), (String = "text/html")),
+        ),
+        (
+            status = 409,
+            description = "Accepted already: `invitation_used`, or a page in words.",
+            content((ErrorBody = "application/json"), (String = "text/html")),
+        ),
+        (
+            status = 410,
+            description = "Expired (`invitation_expired`) or withdrawn when the member was \
+                archived (`invitation_revoked`), or a page in words.",
+            content((ErrorBody = "application/json"), (String = "text/html")),
+        ),
+        (
+            status = 500,
+            description = "A failure of the service: `internal`, or a page in words.",
+            content((ErrorBody = "application/json"), (String = "text/html")),
+        ),
+        (
+            status = 503,
+            description = "The database is unavailable: `unavailable`, or a page in words.",
+            content((ErrorBody = "application/json"), (String = "text/html")),
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again.")),
+        ),
+    ),
+)]
 #[tracing::instrument(skip_all)]
 pub async fn show(
     State(state): State<AppState>,
@@ -40,7 +116,55 @@ pub async fn show(
     })
 }
 
-/// `POST /invitations/{token}/accept`: the member becomes active. Browsers get a welcome page.
+/// Accept an invitation
+///
+/// The member becomes `active`; browsers get a welcome page. Takes no body (the page's form
+/// posts an empty one). JSON or HTML as for `GET /invitations/{token}`.
+#[utoipa::path(
+    post,
+    path = "/invitations/{token}/accept",
+    operation_id = "accept_invitation",
+    tag = "invitations",
+    params((
+        "token" = String,
+        Path,
+        description = "The link's token, from the invitation email."
+    )),
+    responses(
+        (
+            status = 200,
+            description = "Accepted: the member is `active`; for a browser, a welcome page.",
+            content((AcceptedInvitation = "application/json"), (String = "text/html")),
+        ),
+        (
+            status = 404,
+            description = "No link has this token: `not_found`, or a page in words.",
+            content((ErrorBody = "application/json"), (String = "text/html")),
+        ),
+        (
+            status = 409,
+            description = "Accepted already: `invitation_used`, or a page in words.",
+            content((ErrorBody = "application/json"), (String = "text/html")),
+        ),
+        (
+            status = 410,
+            description = "Expired (`invitation_expired`) or withdrawn when the member was \
+                archived (`invitation_revoked`), or a page in words.",
+            content((ErrorBody = "application/json"), (String = "text/html")),
+        ),
+        (
+            status = 500,
+            description = "A failure of the service: `internal`, or a page in words.",
+            content((ErrorBody = "application/json"), (String = "text/html")),
+        ),
+        (
+            status = 503,
+            description = "The database is unavailable: `unavailable`, or a page in words.",
+            content((ErrorBody = "application/json"), (String = "text/html")),
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again.")),
+        ),
+    ),
+)]
 #[tracing::instrument(skip_all)]
 pub async fn accept(
     State(state): State<AppState>,
@@ -54,11 +178,11 @@ pub async fn accept(
         .await;
     answer(format, lookup, |view| match format {
         Format::Html => render(StatusCode::OK, &WelcomePage::new(view)),
-        Format::Json => Json(json!({
-            "workspace": view.workspace,
-            "email": view.email,
-            "status": "active",
-        }))
+        Format::Json => Json(AcceptedInvitation {
+            workspace: view.workspace,
+            email: view.email,
+            status: MemberStatus::Active,
+        })
         .into_response(),
     })
 }
@@ -82,14 +206,14 @@ fn answer(
 }
 
 /// The JSON of `GET /invitations/{token}`.
-fn invitation_json(view: InvitationView) -> Value {
-    json!({
-        "workspace": view.workspace,
-        "email": view.email,
-        "role": role_label(&view.role),
-        "status": view.status,
-        "expires_at": rfc3339(view.expires_at),
-    })
+fn invitation_json(view: InvitationView) -> Invitation {
+    Invitation {
+        role: role_label(&view.role),
+        workspace: view.workspace,
+        email: view.email,
+        status: view.status,
+        expires_at: Timestamp(view.expires_at),
+    }
 }
 
 /// A failure of the service itself: the API's error for JSON clients; for browsers the same

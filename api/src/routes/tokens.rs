@@ -10,40 +10,127 @@ use axum::response::{IntoResponse, Response};
 use invite_shared::store::audit::{Action, Target};
 use invite_shared::store::auth::{self, NewToken, TokenInfo};
 use invite_shared::support;
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use crate::AppState;
 use crate::auth::Admin;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::Valid;
-use crate::routes::imports::rfc3339;
+use crate::openapi::{AdminErrors, BadRequest, PayloadTooLarge, UnsupportedMediaType};
+use crate::routes::WorkspacePath;
+use crate::routes::imports::Timestamp;
 
 /// Longest token name.
 const MAX_NAME_CHARS: usize = 100;
 
 /// Body of `POST …/tokens`.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
-    /// What the token is for, shown in lists.
+    /// What the token is for, shown in lists: 1 to 100 characters, no line breaks.
+    #[schema(example = "nightly sync")]
     pub name: String,
-    /// How long it works, e.g. `30days` or `12h`; absent for no expiry.
+    /// How long it works, 1 minute to 3650 days in humantime (`12h`, `30days`); absent for no
+    /// expiry.
     #[serde(default, with = "humantime_serde::option")]
+    #[schema(value_type = Option<String>, example = "30days")]
     pub expires_in: Option<Duration>,
 }
 
-/// `GET …/tokens`: newest first.
-pub async fn list(admin: Admin, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+/// An API token as listed: never its secret.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Token)]
+pub struct TokenJson {
+    /// Its id.
+    pub id: i64,
+    /// What it is for.
+    pub name: String,
+    /// Its first 11 characters, e.g. `bi_Q2x9LmZa` (empty for tokens made before prefixes).
+    pub prefix: String,
+    /// The email of the admin it acts as.
+    pub created_by: String,
+    /// When it was made.
+    pub created_at: Timestamp,
+    /// When it stops working; `null`: never.
+    pub expires_at: Option<Timestamp>,
+    /// When it was revoked.
+    pub revoked_at: Option<Timestamp>,
+    /// Roughly when it was last used (to the minute).
+    pub last_used_at: Option<Timestamp>,
+}
+
+/// A new token, with its secret: shown this once.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CreatedToken {
+    /// The token as lists show it.
+    #[serde(flatten)]
+    pub info: TokenJson,
+    /// The secret, for `Authorization: Bearer`; starts with `bi_`.
+    pub token: String,
+}
+
+/// The workspace's tokens.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TokenList {
+    /// Newest first.
+    pub tokens: Vec<TokenJson>,
+}
+
+/// List the workspace's API tokens
+///
+/// Newest first, never a secret.
+#[utoipa::path(
+    get,
+    path = "/api/v1/workspaces/{ws}/tokens",
+    operation_id = "list_tokens",
+    tag = "tokens",
+    security(("bearer" = [])),
+    params(WorkspacePath),
+    responses(
+        (status = 200, description = "The tokens that act in this workspace.", body = TokenList),
+        AdminErrors,
+    ),
+)]
+pub async fn list(
+    admin: Admin,
+    State(state): State<AppState>,
+) -> Result<Json<TokenList>, ApiError> {
     let workspace = admin.workspace_id;
     let tokens = state
         .db
         .run(move |c| Ok(auth::list_tokens(c, workspace)?))
         .await?;
-    let tokens: Vec<Value> = tokens.iter().map(token_json).collect();
-    Ok(Json(json!({ "tokens": tokens })))
+    let tokens = tokens.iter().map(token_json).collect();
+    Ok(Json(TokenList { tokens }))
 }
 
-/// `POST …/tokens`: 201 with the token and its secret, which is never shown again.
+/// Create an API token
+///
+/// It acts as the caller, in this workspace only: 201 with the token and its secret, which is
+/// never shown again.
+#[utoipa::path(
+    post,
+    path = "/api/v1/workspaces/{ws}/tokens",
+    operation_id = "create_token",
+    tag = "tokens",
+    security(("bearer" = [])),
+    params(WorkspacePath),
+    request_body = CreateToken,
+    responses(
+        (status = 201, description = "The token and its secret.", body = CreatedToken),
+        (status = 400, response = BadRequest),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (
+            status = 422,
+            description = "A body without a string `name` or with unknown fields \
+                (`invalid_request`), an empty or over-long name (`invalid_name`), or an expiry \
+                out of range (`invalid_expiry`).",
+            body = ErrorBody,
+        ),
+        AdminErrors,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(workspace_id = %admin.workspace_id))]
 pub async fn create(
     admin: Admin,
@@ -73,12 +160,29 @@ pub async fn create(
         .await?;
     let target = Target::Token(issued.id);
     support::record(&state.db, admin.audit(), Action::TokenCreate, target).await;
-    let mut body = token_json(&issued.info);
-    body["token"] = Value::String(issued.secret);
+    let body = CreatedToken {
+        info: token_json(&issued.info),
+        token: issued.secret,
+    };
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-/// `DELETE …/tokens/{id}`: 204; it answers 401 from then on.
+/// Revoke an API token
+///
+/// 204; it answers 401 from then on.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/workspaces/{ws}/tokens/{id}",
+    operation_id = "revoke_token",
+    tag = "tokens",
+    security(("bearer" = [])),
+    params(WorkspacePath, ("id" = i64, Path, description = "The token's id, as listed.")),
+    responses(
+        (status = 204, description = "Revoked."),
+        (status = 400, response = BadRequest),
+        AdminErrors,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(workspace_id = %admin.workspace_id))]
 pub async fn revoke(
     admin: Admin,
@@ -108,15 +212,15 @@ fn expiry(lifetime: Duration) -> Result<chrono::NaiveDateTime, ApiError> {
 }
 
 /// A token as listed: never its secret.
-pub fn token_json(t: &TokenInfo) -> Value {
-    json!({
-        "id": t.id,
-        "name": t.name,
-        "prefix": t.prefix,
-        "created_by": t.created_by,
-        "created_at": rfc3339(t.created_at),
-        "expires_at": t.expires_at.map(rfc3339),
-        "revoked_at": t.revoked_at.map(rfc3339),
-        "last_used_at": t.last_used_at.map(rfc3339),
-    })
+pub fn token_json(t: &TokenInfo) -> TokenJson {
+    TokenJson {
+        id: t.id,
+        name: t.name.clone(),
+        prefix: t.prefix.clone(),
+        created_by: t.created_by.clone(),
+        created_at: Timestamp(t.created_at),
+        expires_at: t.expires_at.map(Timestamp),
+        revoked_at: t.revoked_at.map(Timestamp),
+        last_used_at: t.last_used_at.map(Timestamp),
+    }
 }

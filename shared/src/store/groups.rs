@@ -13,6 +13,7 @@ use crate::store::now;
 
 /// A group as the API shows it.
 #[derive(Debug, Clone, Queryable, Serialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct Group {
     /// Primary key.
     pub id: i64,

@@ -27,14 +27,18 @@ use tokio::io::AsyncWriteExt as _;
 
 use crate::AppState;
 use crate::auth::Admin;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::Valid;
 use crate::limits;
+use crate::openapi::{AdminErrors, BadRequest, PayloadTooLarge, UnsupportedMediaType};
+use crate::routes::WorkspacePath;
+use crate::routes::imports::ImportJson;
 
 const MAX_KEY_LEN: usize = 255;
 
 /// The upload's query string.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
     /// Validate every row and report, writing no member and sending nothing.
@@ -42,7 +46,74 @@ pub struct Params {
     pub dry_run: bool,
 }
 
-/// Stores and enqueues an upload; with a known `Idempotency-Key`, returns the earlier import.
+/// The multipart form of an upload.
+#[derive(utoipa::ToSchema)]
+pub struct UploadForm {
+    /// The CSV file or workbook; its file name becomes the import's `file_name`. Other fields are
+    /// ignored.
+    #[schema(value_type = String, content_media_type = "application/octet-stream")]
+    pub file: Vec<u8>,
+}
+
+/// Upload a file of people to invite
+///
+/// Checks the header at once, stores the file with the import in one transaction, enqueues it
+/// and answers 202; rows are validated and applied asynchronously. With a known
+/// `Idempotency-Key`, returns the import first created with that key.
+#[utoipa::path(
+    post,
+    path = "/api/v1/workspaces/{ws}/imports",
+    operation_id = "create_import",
+    tag = "imports",
+    security(("bearer" = [])),
+    params(
+        WorkspacePath,
+        Params,
+        (
+            "Idempotency-Key" = Option<String>,
+            Header,
+            description = "1 to 255 visible ASCII characters; the same key returns the import \
+                first created with it."
+        ),
+    ),
+    request_body(
+        description = "The file: multipart field `file`, or the raw body. What it is, is read \
+            from its bytes: a CSV in UTF-8 (with or without BOM), UTF-16 with BOM or \
+            Windows-1252, or an .xlsx, .ods or .xls workbook (first sheet).",
+        content(
+            (UploadForm = "multipart/form-data"),
+            ("text/csv"),
+            ("application/csv"),
+            ("text/plain"),
+            ("text/tab-separated-values"),
+            ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+            ("application/vnd.oasis.opendocument.spreadsheet"),
+            ("application/vnd.ms-excel"),
+            ("application/octet-stream"),
+        ),
+    ),
+    responses(
+        (
+            status = 202,
+            description = "Stored and queued (or the import first created with this \
+                `Idempotency-Key`).",
+            body = ImportJson,
+            headers(("Location" = String, description = "The import's URL.")),
+        ),
+        (status = 400, response = BadRequest),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (
+            status = 422,
+            description = "The file cannot be used: `missing_columns` (naming what is missing), \
+                `duplicate_column`, `too_many_columns`, `empty_file`, `not_csv`, \
+                `unreadable_workbook`, `too_many_rows`, or `missing_file` (a multipart body \
+                without a `file` field).",
+            body = ErrorBody,
+        ),
+        AdminErrors,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(workspace_id = %admin.workspace_id, import_id))]
 pub async fn handle(
     admin: Admin,
@@ -220,7 +291,7 @@ type Spooled = (std::fs::File, u64, Kind);
 
 /// Content types of a raw (not multipart) upload body; what the file really is, is decided from
 /// its bytes.
-const RAW_TYPES: [&str; 8] = [
+pub(crate) const RAW_TYPES: [&str; 8] = [
     "text/csv",
     "application/csv",
     "text/plain",

@@ -17,6 +17,8 @@ use crate::AppState;
 use crate::auth::Admin;
 use crate::error::ApiError;
 use crate::extract::Valid;
+use crate::openapi::{AdminErrors, BadRequest};
+use crate::routes::WorkspacePath;
 
 const PAGE: i64 = 5000;
 const COLUMNS: [&str; 7] = [
@@ -29,7 +31,30 @@ const COLUMNS: [&str; 7] = [
     "error",
 ];
 
-/// Streams the results CSV; 404 for another workspace's import.
+/// Download an import's per-row results
+///
+/// Streamed CSV, columns `row,email,outcome,reason,member_id,email_status,error`, one line per
+/// data row of the file (numbered as a spreadsheet shows them); cells starting with `=`, `+`, `-`,
+/// `@`, tab or CR are prefixed with `'`. 404 for another workspace's import.
+#[utoipa::path(
+    get,
+    path = "/api/v1/workspaces/{ws}/imports/{id}/results",
+    operation_id = "get_import_results",
+    tag = "imports",
+    security(("bearer" = [])),
+    params(WorkspacePath, ("id" = i64, Path, description = "The import's id.")),
+    responses(
+        (
+            status = 200,
+            description = "The per-row results, streamed.",
+            body = String,
+            content_type = "text/csv",
+            headers(("Content-Disposition" = String, description = "An attachment file name.")),
+        ),
+        (status = 400, response = BadRequest),
+        AdminErrors,
+    ),
+)]
 pub async fn handle(
     admin: Admin,
     State(state): State<AppState>,

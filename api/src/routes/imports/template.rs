@@ -4,11 +4,33 @@ use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::IntoResponse;
 
 use crate::auth::Admin;
+use crate::openapi::AdminErrors;
+use crate::routes::WorkspacePath;
 
 const TEMPLATE: &str = "First Name,Last Name,Email,User Role,Group,Metadata\r\n\
 Ada,Lovelace,ada@example.com,End User,Engineering|Research,\"{\"\"employee_id\"\":\"\"E-1001\"\"}\"\r\n";
 
-/// The template file.
+/// Download the CSV template
+///
+/// The header and one example row.
+#[utoipa::path(
+    get,
+    path = "/api/v1/workspaces/{ws}/imports/template",
+    operation_id = "get_import_template",
+    tag = "imports",
+    security(("bearer" = [])),
+    params(WorkspacePath),
+    responses(
+        (
+            status = 200,
+            description = "A CSV with the header and one example row.",
+            body = String,
+            content_type = "text/csv",
+            headers(("Content-Disposition" = String, description = "An attachment file name.")),
+        ),
+        AdminErrors,
+    ),
+)]
 pub async fn handle(_admin: Admin) -> impl IntoResponse {
     (
         [

@@ -4,21 +4,38 @@ use axum::Json;
 use axum::extract::{Path, State};
 use invite_shared::ids::MemberId;
 use invite_shared::support::{self, ArchiveOutcome, UnarchiveOutcome};
-use serde_json::Value;
 
 use crate::AppState;
 use crate::auth::Admin;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::Valid;
+use crate::openapi::{AdminErrors, BadRequest};
+use crate::routes::WorkspacePath;
+use crate::routes::members::MemberJson;
 
-/// Archives a member (their links stop working, their pending email is cancelled): 200 with the
-/// member, also when they were archived already.
+/// Archive a member
+///
+/// Their links stop working (410, even after an unarchive) and their pending email is cancelled:
+/// 200 with the member, also when they were archived already.
+#[utoipa::path(
+    post,
+    path = "/api/v1/workspaces/{ws}/members/{id}/archive",
+    operation_id = "archive_member",
+    tag = "members",
+    security(("bearer" = [])),
+    params(WorkspacePath, ("id" = i64, Path, description = "The member's id.")),
+    responses(
+        (status = 200, description = "The member, now archived.", body = MemberJson),
+        (status = 400, response = BadRequest),
+        AdminErrors,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(workspace_id = %admin.workspace_id))]
 pub async fn archive(
     admin: Admin,
     State(state): State<AppState>,
     Valid(Path((_ws, id))): Valid<Path<(String, i64)>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MemberJson>, ApiError> {
     match support::archive(&state.db, admin.audit(), MemberId(id)).await? {
         ArchiveOutcome::Archived(member) | ArchiveOutcome::AlreadyArchived(member) => {
             Ok(Json(super::member_json(*member)))
@@ -27,14 +44,35 @@ pub async fn archive(
     }
 }
 
-/// Invites an archived member again with a new link by email: 200 with the member; 409 when the
-/// member is not archived.
+/// Unarchive a member
+///
+/// Invites them again with a new link by email: they become `invited` (`requested` on cloud for
+/// a person who never activated an account). 200 with the member; 409 when the member is not
+/// archived.
+#[utoipa::path(
+    post,
+    path = "/api/v1/workspaces/{ws}/members/{id}/unarchive",
+    operation_id = "unarchive_member",
+    tag = "members",
+    security(("bearer" = [])),
+    params(WorkspacePath, ("id" = i64, Path, description = "The member's id.")),
+    responses(
+        (status = 200, description = "The member, invited again.", body = MemberJson),
+        (status = 400, response = BadRequest),
+        (
+            status = 409,
+            description = "The member is not archived: `member_not_archived`.",
+            body = ErrorBody,
+        ),
+        AdminErrors,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(workspace_id = %admin.workspace_id))]
 pub async fn unarchive(
     admin: Admin,
     State(state): State<AppState>,
     Valid(Path((_ws, id))): Valid<Path<(String, i64)>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MemberJson>, ApiError> {
     let outcome = support::unarchive(
         &state.db,
         &state.queue,

@@ -4,29 +4,68 @@ use axum::Json;
 use axum::extract::{Path, State};
 use invite_shared::ids::MemberId;
 use invite_shared::support::{self, LinkOutcome};
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use crate::AppState;
 use crate::auth::Admin;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::Valid;
-use crate::routes::imports::rfc3339;
+use crate::openapi::{AdminErrors, BadRequest};
+use crate::routes::WorkspacePath;
+use crate::routes::imports::Timestamp;
 
-/// `{"url","expires_at"}` of a new link to the member's open invitation (nothing is emailed);
-/// 403 `self_hosted_only` on cloud, 409 for an active or archived member.
+/// A fresh invitation link to copy.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct InvitationLink {
+    /// `{PUBLIC_URL}/invitations/{token}`.
+    pub url: String,
+    /// When it stops working (`INVITE_TTL` from now).
+    pub expires_at: Timestamp,
+}
+
+/// Copy a fresh invitation link
+///
+/// `{"url","expires_at"}` of a new link to the member's open invitation; nothing is emailed.
+/// Self-hosted only: 403 `self_hosted_only` on cloud. 409 for an active or archived member.
+#[utoipa::path(
+    post,
+    path = "/api/v1/workspaces/{ws}/members/{id}/invitation-link",
+    operation_id = "create_invitation_link",
+    tag = "members",
+    security(("bearer" = [])),
+    params(WorkspacePath, ("id" = i64, Path, description = "The member's id.")),
+    responses(
+        (status = 200, description = "A new link; nothing is emailed.", body = InvitationLink),
+        (status = 400, response = BadRequest),
+        // Before this route's own 403, which replaces the generic one.
+        AdminErrors,
+        (
+            status = 403,
+            description = "Not an admin of this workspace (`forbidden`), or a cloud edition, \
+                where a link reaches the invitee by email alone (`self_hosted_only`).",
+            body = ErrorBody,
+        ),
+        (
+            status = 409,
+            description = "The member has accepted already (`member_active`) or is archived \
+                (`member_archived`).",
+            body = ErrorBody,
+        ),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(workspace_id = %admin.workspace_id))]
 pub async fn handle(
     admin: Admin,
     State(state): State<AppState>,
     Valid(Path((_ws, id))): Valid<Path<(String, i64)>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<InvitationLink>, ApiError> {
     let outcome =
         support::invitation_link(&state.db, &state.settings, admin.audit(), MemberId(id)).await?;
     match outcome {
-        LinkOutcome::Link(link) => Ok(Json(json!({
-            "url": link.url,
-            "expires_at": rfc3339(link.expires_at),
-        }))),
+        LinkOutcome::Link(link) => Ok(Json(InvitationLink {
+            url: link.url,
+            expires_at: Timestamp(link.expires_at),
+        })),
         LinkOutcome::SelfHostedOnly => Err(ApiError::NotOffered {
             code: "self_hosted_only",
             message: "invitation links can be copied on self-hosted installations only: on cloud \

@@ -9,24 +9,27 @@ use axum::extract::{Path, Query, State};
 use invite_shared::ids::ImportId;
 use invite_shared::status::{DeliveryState, MemberStatus};
 use invite_shared::store::members::{self, MemberFilter, MemberView};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::auth::Admin;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::Valid;
-use crate::routes::imports::rfc3339;
-use crate::routes::role_label;
+use crate::openapi::{AdminErrors, BadRequest};
+use crate::routes::imports::Timestamp;
+use crate::routes::{WorkspacePath, role_label};
 
 const MAX_PAGE: i64 = 500;
 
 /// Query of the member list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// `invited`, `requested`, `active` or `archived`.
+    #[param(value_type = Option<MemberStatus>)]
     pub status: Option<String>,
     /// `pending`, `sending`, `sent`, `failed` or `cancelled`: the state of the latest email.
+    #[param(value_type = Option<DeliveryState>)]
     pub email_status: Option<String>,
     /// Only members created by this import.
     pub import: Option<i64>,
@@ -36,12 +39,76 @@ pub struct ListQuery {
     pub limit: Option<i64>,
 }
 
-/// A page of members and the cursor of the next page (`null` on the last).
+/// A member as the API shows it: `email_status`, `last_error` and `email_attempts` describe the
+/// latest invitation email.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Member)]
+pub struct MemberJson {
+    /// Its id.
+    pub id: i64,
+    /// The person's address, lower-cased.
+    pub email: String,
+    /// First name.
+    pub first_name: Option<String>,
+    /// Last name.
+    pub last_name: Option<String>,
+    /// `Admin`, `Builder` or `End User`.
+    #[schema(example = "End User")]
+    pub role: String,
+    /// Membership status.
+    #[schema(value_type = MemberStatus)]
+    pub status: String,
+    /// The names of the member's groups.
+    pub groups: Vec<String>,
+    /// The state of the latest invitation email.
+    #[schema(value_type = Option<DeliveryState>)]
+    pub email_status: Option<String>,
+    /// The last send error of that email (the mail server's reply).
+    pub last_error: Option<String>,
+    /// Send attempts of that email so far.
+    pub email_attempts: Option<i32>,
+    /// The import that created the membership.
+    pub import_id: Option<i64>,
+    /// When the membership was created.
+    pub created_at: Timestamp,
+}
+
+/// A page of members.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MemberPage {
+    /// The members, in id order.
+    pub members: Vec<MemberJson>,
+    /// The `cursor` of the next page; `null` on the last.
+    pub next_cursor: Option<i64>,
+}
+
+/// List the workspace's members
+///
+/// Filtered by status, by the state of their latest email or by import; a page at a time: pass
+/// `next_cursor` as `cursor` for the next page (`null` on the last).
+#[utoipa::path(
+    get,
+    path = "/api/v1/workspaces/{ws}/members",
+    operation_id = "list_members",
+    tag = "members",
+    security(("bearer" = [])),
+    params(WorkspacePath, ListQuery),
+    responses(
+        (status = 200, description = "A page of members.", body = MemberPage),
+        (status = 400, response = BadRequest),
+        (
+            status = 422,
+            description = "An unknown `status` or `email_status`: `invalid_filter`.",
+            body = ErrorBody,
+        ),
+        AdminErrors,
+    ),
+)]
 pub async fn list(
     admin: Admin,
     State(state): State<AppState>,
     Valid(Query(query)): Valid<Query<ListQuery>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MemberPage>, ApiError> {
     let invalid = |name: &str, value: &str| ApiError::Unprocessable {
         code: "invalid_filter",
         message: format!("unknown {name} `{value}`"),
@@ -69,16 +136,34 @@ pub async fn list(
     let next = (page.len() as i64 == limit)
         .then(|| page.last().map(|m| m.id))
         .flatten();
-    let members: Vec<Value> = page.into_iter().map(member_json).collect();
-    Ok(Json(json!({ "members": members, "next_cursor": next })))
+    let members = page.into_iter().map(member_json).collect();
+    Ok(Json(MemberPage {
+        members,
+        next_cursor: next,
+    }))
 }
 
-/// One member; 404 when it belongs to another workspace.
+/// Get a member
+///
+/// 404 when it belongs to another workspace.
+#[utoipa::path(
+    get,
+    path = "/api/v1/workspaces/{ws}/members/{id}",
+    operation_id = "get_member",
+    tag = "members",
+    security(("bearer" = [])),
+    params(WorkspacePath, ("id" = i64, Path, description = "The member's id.")),
+    responses(
+        (status = 200, description = "The member.", body = MemberJson),
+        (status = 400, response = BadRequest),
+        AdminErrors,
+    ),
+)]
 pub async fn get(
     admin: Admin,
     State(state): State<AppState>,
     Valid(Path((_ws, id))): Valid<Path<(String, i64)>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MemberJson>, ApiError> {
     let filter = MemberFilter {
         id: Some(id),
         ..MemberFilter::default()
@@ -95,21 +180,21 @@ pub async fn get(
 }
 
 /// The member JSON: `email_status`, `last_error` and `email_attempts` describe the latest email.
-pub fn member_json(m: MemberView) -> Value {
-    json!({
-        "id": m.id,
-        "email": m.email,
-        "first_name": m.first_name,
-        "last_name": m.last_name,
-        "role": role_label(&m.role),
-        "status": m.status,
-        "groups": m.groups,
-        "email_status": m.email_status,
-        "last_error": m.last_error,
-        "email_attempts": m.email_attempts,
-        "import_id": m.import_id,
-        "created_at": rfc3339(m.created_at),
-    })
+pub fn member_json(m: MemberView) -> MemberJson {
+    MemberJson {
+        id: m.id,
+        role: role_label(&m.role),
+        email: m.email,
+        first_name: m.first_name,
+        last_name: m.last_name,
+        status: m.status,
+        groups: m.groups,
+        email_status: m.email_status,
+        last_error: m.last_error,
+        email_attempts: m.email_attempts,
+        import_id: m.import_id,
+        created_at: Timestamp(m.created_at),
+    }
 }
 
 /// 409 for an action that needs a member who has not accepted yet.

@@ -5,21 +5,45 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use invite_shared::ids::MemberId;
 use invite_shared::support::{self, ResendOutcome};
-use serde_json::Value;
 
 use crate::AppState;
 use crate::auth::Admin;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::Valid;
+use crate::openapi::{AdminErrors, BadRequest};
+use crate::routes::WorkspacePath;
+use crate::routes::members::MemberJson;
 
-/// Queues a new invitation email for a member who has not accepted yet: **202** with the member;
-/// 409 for an active or archived member.
+/// Resend a member's invitation
+///
+/// Queues a new invitation with a new link by email for a member who has not accepted yet:
+/// **202** with the member. Their earlier unsent (`pending` or `failed`) email is `cancelled`;
+/// links already sent keep working. 409 for an active or archived member.
+#[utoipa::path(
+    post,
+    path = "/api/v1/workspaces/{ws}/members/{id}/resend",
+    operation_id = "resend_invitation",
+    tag = "members",
+    security(("bearer" = [])),
+    params(WorkspacePath, ("id" = i64, Path, description = "The member's id.")),
+    responses(
+        (status = 202, description = "A new invitation email is queued.", body = MemberJson),
+        (status = 400, response = BadRequest),
+        (
+            status = 409,
+            description = "The member has accepted already (`member_active`) or is archived \
+                (`member_archived`).",
+            body = ErrorBody,
+        ),
+        AdminErrors,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(workspace_id = %admin.workspace_id))]
 pub async fn handle(
     admin: Admin,
     State(state): State<AppState>,
     Valid(Path((_ws, id))): Valid<Path<(String, i64)>>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<MemberJson>), ApiError> {
     let outcome = support::resend(
         &state.db,
         &state.queue,
