@@ -1,8 +1,8 @@
 //! The send engine: one per worker process, a pipeline rather than a batch barrier.
 //!
-//! - **Claim** ([`Engine::claim_loop`]): keeps up to `SEND_BATCH_SIZE` due deliveries claimed
-//!   ahead of the senders (a fair share of every import with due sends), whenever that much room
-//!   is free; sleeps when nothing is due until woken (a `SendInvites` job, an import's chunk,
+//! - **Claim** ([`Engine::claim_loop`]): claims `SEND_BATCH_SIZE` due deliveries (a fair share
+//!   of every import with due sends) whenever that much room is free in a buffer of two batches,
+//!   so the next batch is claimed while the last one is still being sent; sleeps when nothing is due until woken (a `SendInvites` job, an import's chunk,
 //!   housekeeping) or until the earliest retry it scheduled.
 //! - **Send** ([`Engine::dispatch_loop`], [`Engine::send`]): up to `SMTP_POOL_SIZE` sends at
 //!   once, each after the shared rate limit and any outage pause.
@@ -89,7 +89,8 @@ struct Done {
 struct Engine {
     deps: Deps,
     limiter: Limiter,
-    /// Deliveries held (claimed, not yet recorded): `SMTP_POOL_SIZE + SEND_BATCH_SIZE`.
+    /// Deliveries held (claimed, not yet recorded): `SMTP_POOL_SIZE + 2 × SEND_BATCH_SIZE`. With
+    /// room for one batch only, the senders ran dry during every claim.
     held: Arc<Semaphore>,
     /// Sends handed over and not yet recorded: `SMTP_POOL_SIZE`. lettre's pool bounds only its
     /// idle connections, so this also bounds the connections open.
@@ -109,7 +110,7 @@ impl Engine {
         let pool = settings.smtp_pool_size.max(1) as usize;
         Engine {
             limiter: Limiter::new(settings, &deps.queue),
-            held: Arc::new(Semaphore::new(pool + settings.send_batch_size)),
+            held: Arc::new(Semaphore::new(pool + 2 * settings.send_batch_size)),
             slots: Arc::new(Semaphore::new(pool)),
             claims: Mutex::new(HashMap::new()),
             next_retry: Mutex::new(None),
