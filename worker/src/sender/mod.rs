@@ -543,6 +543,11 @@ fn log_panic(finished: Result<(), tokio::task::JoinError>) {
 
 /// Sleeps `wait` unless `stop` comes first; false on stop.
 async fn sleep_or_stop(wait: Duration, stop: &CancellationToken) -> bool {
+    // tokio's timer rounds every deadline up to its next 1 ms tick, so even a zero sleep would
+    // cost each send about a millisecond.
+    if wait.is_zero() {
+        return !stop.is_cancelled();
+    }
     tokio::select! {
         biased;
         _ = stop.cancelled() => false,
