@@ -16,8 +16,12 @@ use crate::routes::WorkspacePath;
 /// Body of `POST …/groups`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct NewGroup {
-    /// The group's name, as rows will spell it: 1 to 100 characters, no `|`.
-    #[schema(example = "Engineering")]
+    /// The group's name, as rows will spell it: 1 to 100 characters, no `|`; surrounding
+    /// whitespace is trimmed.
+    #[schema(
+        example = "Engineering",
+        pattern = r"^\s*[^\s|]([^|]{0,98}[^\s|])?\s*$"
+    )]
     pub name: String,
 }
 

@@ -73,7 +73,10 @@ pub struct UploadForm {
             "Idempotency-Key" = Option<String>,
             Header,
             description = "1 to 255 visible ASCII characters; the same key returns the import \
-                first created with it."
+                first created with it.",
+            nullable = false,
+            max_length = 255,
+            pattern = r"^[!-~]([\t -~]*[!-~])?$",
         ),
     ),
     request_body(
@@ -82,7 +85,7 @@ pub struct UploadForm {
             Windows-1252, or an .xlsx, .ods or .xls workbook (first sheet).",
         content(
             (UploadForm = "multipart/form-data"),
-            ("text/csv"),
+            ("text/csv", example = json!(super::template::TEMPLATE)),
             ("application/csv"),
             ("text/plain"),
             ("text/tab-separated-values"),

@@ -7,7 +7,8 @@ use crate::auth::Admin;
 use crate::openapi::AdminErrors;
 use crate::routes::WorkspacePath;
 
-const TEMPLATE: &str = "First Name,Last Name,Email,User Role,Group,Metadata\r\n\
+/// The template; also the upload's example in the OpenAPI document.
+pub(crate) const TEMPLATE: &str = "First Name,Last Name,Email,User Role,Group,Metadata\r\n\
 Ada,Lovelace,ada@example.com,End User,Engineering|Research,\"{\"\"employee_id\"\":\"\"E-1001\"\"}\"\r\n";
 
 /// Download the CSV template
