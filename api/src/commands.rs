@@ -33,7 +33,7 @@ pub fn openapi() -> String {
 
 /// The workspace and admin created on the very first start.
 const FIRST_WORKSPACE: &str = "default";
-const FIRST_ADMIN: &str = "admin@localhost";
+pub const FIRST_ADMIN: &str = "admin@localhost";
 
 /// On the embedded database's first start, creates a workspace and an admin and prints their
 /// token, once. A configured database is left alone: its operators use `token create`.

@@ -237,6 +237,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The admin a token is for: an invitee's address (a dotted domain, which catches typos in a file)
+/// or the first start's admin, `admin@localhost`, whose token was printed only once.
+fn admin_email(raw: &str) -> anyhow::Result<String> {
+    if raw.trim().eq_ignore_ascii_case(commands::FIRST_ADMIN) {
+        return Ok(commands::FIRST_ADMIN.to_owned());
+    }
+    let email = InviteeEmail::parse(raw).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
+    Ok(email.as_str().to_owned())
+}
+
 /// The checked form of a `token` subcommand.
 fn action_of(action: TokenAction) -> anyhow::Result<commands::TokenCommand> {
     Ok(match action {
@@ -246,7 +256,7 @@ fn action_of(action: TokenAction) -> anyhow::Result<commands::TokenCommand> {
             name,
             expires_in,
         } => {
-            let email = InviteeEmail::parse(&email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
+            let email = admin_email(&email)?;
             let expires_at = expires_in
                 .map(|d| {
                     auth::expiry_after(d).ok_or_else(|| {
@@ -256,7 +266,7 @@ fn action_of(action: TokenAction) -> anyhow::Result<commands::TokenCommand> {
                 .transpose()?;
             commands::TokenCommand::Create {
                 workspace,
-                email: email.as_str().to_owned(),
+                email,
                 name,
                 expires_at,
             }

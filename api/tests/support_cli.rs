@@ -194,6 +194,37 @@ async fn the_support_commands_fail_clearly_on_an_unknown_workspace_member_or_imp
     }
 }
 
+#[test]
+fn a_new_token_can_be_made_for_the_first_admin_whose_token_was_printed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // The CLI's import made admin@localhost an active admin of `demo`.
+    imported(dir.path());
+
+    let created = run(
+        dir.path(),
+        &[
+            "token",
+            "create",
+            "--workspace",
+            "demo",
+            "--email",
+            "Admin@localhost",
+            "--name",
+            "lost the first one",
+        ],
+    );
+
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    assert!(text(&created.stdout).trim().starts_with("bi_"));
+    let listed = text(&run(dir.path(), &["token", "list", "--workspace", "demo"]).stdout);
+    let line = listed
+        .lines()
+        .find(|l| l.contains("lost the first one"))
+        .expect("listed by name");
+    // The list shows an admin's address only up to its @.
+    assert!(line.contains("\tadmin@…\t"), "{line}");
+}
+
 #[tokio::test]
 async fn the_resend_command_refuses_an_active_member() {
     let dir = tempfile::tempdir().unwrap();
