@@ -66,7 +66,14 @@ impl JobQueue {
 
     /// Connects to Redis and names the queues under `prefix`.
     pub async fn redis(url: &str, prefix: &str, poll: Duration) -> anyhow::Result<JobQueue> {
-        let conn = apalis_redis::connect(url)
+        // The connection reconnects on its own after a failure, waiting longer after each try;
+        // capped at half a second, so that a Redis back from an outage is in use (and `/readyz`
+        // says so) within a second, not after a wait of up to 3.2 s that outlasts a ping.
+        let reconnect =
+            redis::aio::ConnectionManagerConfig::new().set_max_delay(Duration::from_millis(500));
+        let conn = redis::Client::open(url)
+            .context("the Redis URL")?
+            .get_connection_manager_with_config(reconnect)
             .await
             .context("connecting to Redis")?;
         // An idle apalis worker fetches again only when its heartbeat fires, so the heartbeat is
