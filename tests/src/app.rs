@@ -329,6 +329,24 @@ impl TestApp {
             .unwrap()
     }
 
+    /// The member with this address, as `GET …/members` shows it (the workspace's admin is a
+    /// member too).
+    pub async fn member(&self, email: &str) -> Value {
+        let page: Value = self.get("/members?limit=500").await.json().await.unwrap();
+        page["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["email"] == email)
+            .unwrap_or_else(|| panic!("no member {email}: {page}"))
+            .clone()
+    }
+
+    /// The id of the member with this address.
+    pub async fn member_id(&self, email: &str) -> i64 {
+        self.member(email).await["id"].as_i64().unwrap()
+    }
+
     /// A JSON POST with the admin token.
     pub async fn post_json(&self, path: &str, body: Value) -> reqwest::Response {
         self.client

@@ -24,8 +24,8 @@ async fn every_action_leaves_one_entry_with_its_actor_and_target(stack: Stack) {
         .unwrap()["id"]
         .as_i64()
         .unwrap();
-    let member = member_id(&app, "person0@example.com").await;
-    let other = member_id(&app, "person1@example.com").await;
+    let member = app.member_id("person0@example.com").await;
+    let other = app.member_id("person1@example.com").await;
 
     let mut secrets = Vec::new();
     assert_eq!(
@@ -117,17 +117,6 @@ async fn every_action_leaves_one_entry_with_its_actor_and_target(stack: Stack) {
     .map(|(action, target)| (admin.clone(), action.to_owned(), target))
     .collect();
     assert_eq!(entries, expected);
-}
-
-async fn member_id(app: &TestApp, email: &str) -> i64 {
-    let members: Value = app.get("/members").await.json().await.unwrap();
-    members["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["email"] == email)
-        .and_then(|m| m["id"].as_i64())
-        .expect("a member")
 }
 
 /// The email of the admin whose token the app uses: the one token the list shows for it.

@@ -96,13 +96,7 @@ async fn the_invitation_email_names_the_workspace_the_inviter_the_link_and_its_e
     assert!(text.contains(&format!("{}/invitations/", app.base)));
     assert!(text.contains("UTC"), "the expiry is stated: {text}");
     assert!(message.html_body().contains(&app.token_in(&text)));
-    let members: Value = app.get("/members").await.json().await.unwrap();
-    let grace = members["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["email"] == "grace@example.com")
-        .unwrap();
+    let grace = app.member("grace@example.com").await;
     assert_eq!(grace["role"], "Builder");
     assert_eq!(grace["groups"], json!(["Sales"]));
     assert_eq!(grace["status"], "invited");

@@ -83,21 +83,9 @@ fn assert_html_with_security_headers(headers: &HeaderMap) {
     assert_eq!(headers["cache-control"], "no-store");
 }
 
-/// The id of the member invited as `email` (the workspace's admin is a member too).
-async fn member_id(app: &TestApp, email: &str) -> i64 {
-    let members: Value = app.get("/members").await.json().await.unwrap();
-    members["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["email"] == email)
-        .and_then(|m| m["id"].as_i64())
-        .unwrap_or_else(|| panic!("{email} is a member: {members}"))
-}
-
 /// The `status` of `person0@example.com`'s membership, through the admin API.
 async fn invitee_status(app: &TestApp) -> Value {
-    let id = member_id(app, "person0@example.com").await;
+    let id = app.member_id("person0@example.com").await;
     let member: Value = app
         .get(&format!("/members/{id}"))
         .await
@@ -198,7 +186,7 @@ async fn an_expired_link_gets_a_410_page_asking_an_admin_of_the_workspace_to_res
 async fn an_archived_members_link_gets_a_410_page(stack: Stack) {
     let app = TestApp::spawn(stack).await;
     let token = emailed_token(&app, people_csv(1)).await;
-    let id = member_id(&app, "person0@example.com").await;
+    let id = app.member_id("person0@example.com").await;
     let archived = app
         .post_json(&format!("/members/{id}/archive"), json!({}))
         .await;

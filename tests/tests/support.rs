@@ -38,22 +38,6 @@ async fn post(app: &TestApp, path: &str) -> reqwest::Response {
         .unwrap()
 }
 
-/// The member with this address, as `GET …/members` shows it.
-async fn member(app: &TestApp, email: &str) -> Value {
-    let page: Value = app.get("/members?limit=500").await.json().await.unwrap();
-    page["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["email"] == email)
-        .unwrap_or_else(|| panic!("no member {email}: {page}"))
-        .clone()
-}
-
-async fn member_id(app: &TestApp, email: &str) -> i64 {
-    member(app, email).await["id"].as_i64().unwrap()
-}
-
 /// The link tokens of every email sent to `email` so far.
 fn tokens_to(app: &TestApp, email: &str) -> Vec<String> {
     app.emails()
@@ -93,7 +77,7 @@ async fn upload_with_failed_sends(app: &TestApp, n: usize, failing: &[&str]) -> 
         None => {
             let mut members = Vec::new();
             for address in failing {
-                members.push(member_id(app, address).await);
+                members.push(app.member_id(address).await);
             }
             app.db
                 .run(move |conn| {
@@ -135,7 +119,7 @@ async fn a_resend_emails_a_second_link_and_both_links_work(stack: Stack) {
     let app = TestApp::spawn(stack).await;
     let id = app.upload_ok(people_csv(1)).await;
     app.settled(id).await;
-    let member = member_id(&app, "person0@example.com").await;
+    let member = app.member_id("person0@example.com").await;
 
     let response = post(&app, &format!("/members/{member}/resend")).await;
 
@@ -161,7 +145,7 @@ async fn resending_to_an_active_member_is_a_conflict_and_sends_nothing(stack: St
     app.settled(id).await;
     let token = &tokens_to(&app, "person0@example.com")[0];
     app.accept_invitation(token).await;
-    let member = member_id(&app, "person0@example.com").await;
+    let member = app.member_id("person0@example.com").await;
 
     let resend = post(&app, &format!("/members/{member}/resend")).await;
     let link = post(&app, &format!("/members/{member}/invitation-link")).await;
@@ -179,7 +163,7 @@ async fn resending_to_an_archived_member_is_a_conflict_that_says_to_unarchive_fi
     let app = TestApp::spawn(stack).await;
     let id = app.upload_ok(people_csv(1)).await;
     app.settled(id).await;
-    let member = member_id(&app, "person0@example.com").await;
+    let member = app.member_id("person0@example.com").await;
     post(&app, &format!("/members/{member}/archive")).await;
 
     let response = post(&app, &format!("/members/{member}/resend")).await;
@@ -202,7 +186,7 @@ async fn a_copied_invitation_link_opens_the_invitation_and_sends_no_email(stack:
     let app = TestApp::spawn(stack).await;
     let id = app.upload_ok(people_csv(1)).await;
     app.settled(id).await;
-    let member = member_id(&app, "person0@example.com").await;
+    let member = app.member_id("person0@example.com").await;
 
     let response = post(&app, &format!("/members/{member}/invitation-link")).await;
 
@@ -234,7 +218,7 @@ async fn copying_an_invitation_link_is_forbidden_on_cloud(stack: Stack) {
     app.start_worker().await;
     let id = app.upload_ok(people_csv(1)).await;
     app.settled(id).await;
-    let member = member(&app, "person0@example.com").await;
+    let member = app.member("person0@example.com").await;
     assert_eq!(member["status"], "requested");
 
     let response = post(&app, &format!("/members/{}/invitation-link", member["id"])).await;
@@ -254,7 +238,7 @@ async fn archiving_revokes_every_earlier_link_and_cancels_the_pending_email(stac
     let id = app.upload_ok(people_csv(1)).await;
     app.settled(id).await;
     let emailed = tokens_to(&app, "person0@example.com")[0].clone();
-    let member = member_id(&app, "person0@example.com").await;
+    let member = app.member_id("person0@example.com").await;
     // With no worker running, a resend leaves a pending email (and its invitation a copied link).
     app.stop_workers().await;
     assert_eq!(
@@ -297,7 +281,7 @@ async fn unarchiving_invites_again_with_a_new_link_while_the_old_ones_stay_revok
     let id = app.upload_ok(people_csv(1)).await;
     app.settled(id).await;
     let old = tokens_to(&app, "person0@example.com")[0].clone();
-    let member = member_id(&app, "person0@example.com").await;
+    let member = app.member_id("person0@example.com").await;
     post(&app, &format!("/members/{member}/archive")).await;
 
     let response = post(&app, &format!("/members/{member}/unarchive")).await;
@@ -314,7 +298,7 @@ async fn unarchiving_invites_again_with_a_new_link_while_the_old_ones_stay_revok
     assert_eq!(app.accept_invitation(&old).await.status(), 410);
     assert_eq!(app.accept_invitation(new).await.status(), 200);
     assert_eq!(
-        member_id(&app, "person0@example.com").await,
+        app.member_id("person0@example.com").await,
         member,
         "the same membership"
     );
@@ -324,7 +308,7 @@ async fn unarchiving_a_member_who_is_not_archived_is_a_conflict(stack: Stack) {
     let app = TestApp::spawn(stack).await;
     let id = app.upload_ok(people_csv(1)).await;
     app.settled(id).await;
-    let member = member_id(&app, "person0@example.com").await;
+    let member = app.member_id("person0@example.com").await;
 
     let response = post(&app, &format!("/members/{member}/unarchive")).await;
 
@@ -369,7 +353,7 @@ async fn a_retry_sends_exactly_the_failed_emails_once_more(stack: Stack) {
         assert_eq!(tokens_to(&app, &address).len(), 1, "one email to {address}");
     }
     for address in failing {
-        let member = member(&app, address).await;
+        let member = app.member(address).await;
         assert_eq!(member["email_status"], "sent");
         assert_eq!(member["email_attempts"], 1, "a fresh count: {member}");
     }
@@ -388,7 +372,7 @@ async fn a_retry_leaves_out_members_archived_since_their_send_failed(stack: Stac
     let app = TestApp::spawn(stack).await;
     let id =
         upload_with_failed_sends(&app, 3, &["person1@example.com", "person2@example.com"]).await;
-    let archived = member_id(&app, "person2@example.com").await;
+    let archived = app.member_id("person2@example.com").await;
     post(&app, &format!("/members/{archived}/archive")).await;
 
     let response = post(&app, &format!("/imports/{id}/retry")).await;
@@ -443,7 +427,7 @@ async fn a_later_upload_of_an_archived_members_address_is_skipped_as_archived(st
     let app = TestApp::spawn(stack).await;
     let first = app.upload_ok(people_csv(1)).await;
     app.settled(first).await;
-    let member = member_id(&app, "person0@example.com").await;
+    let member = app.member_id("person0@example.com").await;
     post(&app, &format!("/members/{member}/archive")).await;
 
     let second = app.upload_ok(people_csv(1)).await;

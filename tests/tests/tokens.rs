@@ -93,13 +93,7 @@ async fn revoked_and_expired_tokens_get_401_on_every_admin_route(stack: Stack) {
     app.start_worker().await;
     let import = app.upload_ok(people_csv(1)).await;
     app.settled(import).await;
-    let member = app.get("/members").await.json::<Value>().await.unwrap()["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["email"] == "person0@example.com")
-        .and_then(|m| m["id"].as_i64())
-        .unwrap();
+    let member = app.member_id("person0@example.com").await;
     let created: Value = create_token(&app, json!({"name": "to revoke"}))
         .await
         .json()
