@@ -8,7 +8,10 @@ use std::process::{Command, Output};
 use diesel::prelude::*;
 use invite_shared::db::Db;
 use invite_shared::db::schema::{accounts, deliveries, members, workspaces};
+use invite_shared::ids::ImportId;
 use invite_shared::on_conn;
+use invite_shared::status::DeliveryState;
+use invite_shared::store::tallies::{self, Tally};
 
 /// `invite-api` on the embedded stack, with its data in `dir`.
 fn invite_api(dir: &Path) -> Command {
@@ -101,6 +104,8 @@ async fn the_retry_command_queues_the_failed_sends_of_an_import_and_says_how_man
             deliveries::last_error.eq(Some("550 5.1.1 no such user")),
         ))
         .execute(c))?;
+        let moved = Tally::moved(DeliveryState::Sent, DeliveryState::Failed, 1);
+        tallies::add(conn, ImportId(1), moved)?;
         Ok(())
     })
     .await

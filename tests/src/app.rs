@@ -448,6 +448,7 @@ impl TestApp {
             let import: Value = response.json().await.unwrap();
             let finished = matches!(import["status"].as_str(), Some("completed" | "failed"));
             if finished && import["emails"]["pending"] == 0 {
+                self.assert_tallies_count(id, &import).await;
                 return import;
             }
             assert!(
@@ -455,6 +456,40 @@ impl TestApp {
                 "import {id} did not settle: {import}"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The import's `emails` (read from tallies kept as deliveries change) must equal its
+    /// deliveries counted by state, whatever sends, retries, resends and archives came before.
+    async fn assert_tallies_count(&self, id: i64, import: &Value) {
+        use diesel::prelude::*;
+        use invite_shared::db::schema::deliveries as d;
+        let rows: Vec<(String, i64)> = self
+            .db
+            .run(move |conn| {
+                Ok(invite_shared::on_conn!(conn, |c| d::table
+                    .filter(d::import_id.eq(id))
+                    .group_by(d::state)
+                    .select((d::state, diesel::dsl::count_star()))
+                    .load(c))?)
+            })
+            .await
+            .unwrap();
+        let count = |states: &[&str]| -> i64 {
+            let of_state = rows.iter().filter(|(s, _)| states.contains(&s.as_str()));
+            of_state.map(|(_, n)| n).sum()
+        };
+        let counted = serde_json::json!({
+            "pending": count(&["pending", "sending"]),
+            "sent": count(&["sent"]),
+            "failed": count(&["failed"]),
+        });
+        let tallied = &import["emails"];
+        for key in ["pending", "sent", "failed"] {
+            assert_eq!(
+                tallied[key], counted[key],
+                "import {id}: emails.{key} from the tallies against the deliveries: {tallied} vs {counted}"
+            );
         }
     }
 

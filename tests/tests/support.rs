@@ -7,7 +7,10 @@ use std::collections::HashSet;
 use diesel::prelude::*;
 use invite_shared::config::Edition;
 use invite_shared::db::schema::deliveries;
+use invite_shared::ids::ImportId;
 use invite_shared::on_conn;
+use invite_shared::status::DeliveryState;
+use invite_shared::store::tallies::{self, Tally};
 use invite_tests::app::{Stack, TestApp, people_csv};
 use invite_tests::on_both_stacks;
 use invite_tests::smtp::ReplyPlan;
@@ -81,7 +84,7 @@ async fn upload_with_failed_sends(app: &TestApp, n: usize, failing: &[&str]) -> 
             }
             app.db
                 .run(move |conn| {
-                    on_conn!(conn, |c| diesel::update(
+                    let failed = on_conn!(conn, |c| diesel::update(
                         deliveries::table.filter(deliveries::member_id.eq_any(&members))
                     )
                     .set((
@@ -89,6 +92,9 @@ async fn upload_with_failed_sends(app: &TestApp, n: usize, failing: &[&str]) -> 
                         deliveries::last_error.eq(Some("550 5.1.1 no such user (arranged)")),
                     ))
                     .execute(c))?;
+                    let moved =
+                        Tally::moved(DeliveryState::Sent, DeliveryState::Failed, failed as i64);
+                    tallies::add(conn, ImportId(id), moved)?;
                     Ok(())
                 })
                 .await

@@ -6,6 +6,7 @@
 //! live in a `match` next to it.
 
 pub mod schema;
+pub mod statement;
 
 use std::time::Duration;
 

@@ -163,6 +163,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    import_email_tallies (import_id, shard) {
+        import_id -> BigInt,
+        shard -> SmallInt,
+        unsent -> BigInt,
+        sent -> BigInt,
+        failed -> BigInt,
+    }
+}
+
 diesel::joinable!(api_tokens -> accounts (account_id));
 diesel::joinable!(api_tokens -> workspaces (workspace_id));
 diesel::joinable!(groups -> workspaces (workspace_id));
@@ -177,6 +187,7 @@ diesel::joinable!(invitation_links -> invitations (invitation_id));
 diesel::joinable!(deliveries -> invitations (invitation_id));
 diesel::joinable!(deliveries -> members (member_id));
 diesel::joinable!(import_rows -> imports (import_id));
+diesel::joinable!(import_email_tallies -> imports (import_id));
 
 diesel::joinable!(audit_events -> workspaces (workspace_id));
 diesel::joinable!(audit_events -> accounts (actor_account_id));
@@ -195,4 +206,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     invitation_links,
     deliveries,
     import_rows,
+    import_email_tallies,
 );

@@ -22,9 +22,11 @@ use serde::Serialize;
 
 use crate::db::DbConn;
 use crate::db::schema::{accounts, deliveries, invitation_links, members, workspaces};
+use crate::db::statement::{param, statement};
 use crate::ids::DeliveryId;
 use crate::status::DeliveryState;
 use crate::store::now;
+use crate::store::tallies::{Tally, add_tally};
 use crate::{on_conn, tokens, write_transaction};
 
 /// What the last error of a delivery whose worker died mid-send says until it is sent again.
@@ -181,11 +183,11 @@ const CLAIM_PG_NO_IMPORT: &str = "UPDATE deliveries SET state = 'sending', claim
      WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= $2 \
      AND import_id IS NULL AND $5::bigint IS NULL \
      ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING id";
-const CLAIM_SQLITE: &str = "UPDATE deliveries SET state = 'sending', claim = ?4, lease_until = ?1, \
-     attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, ?2), \
+const CLAIM_SQLITE: &str = "UPDATE deliveries SET state = 'sending', claim = $4, lease_until = $1, \
+     attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, $2), \
      message_id = COALESCE(message_id, lower(hex(randomblob(16)))) \
-     WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ?2 \
-     AND import_id IS ?5 ORDER BY next_attempt_at, id LIMIT ?3) RETURNING id";
+     WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= $2 \
+     AND import_id IS $5 ORDER BY next_attempt_at, id LIMIT $3) RETURNING id";
 
 /// Reads what the emails of the claimed `ids` need and mints one link each (one insert for all),
 /// on a concrete connection (both backends share the query).
@@ -254,7 +256,7 @@ pub fn claim_due(conn: &mut DbConn, request: ClaimRequest) -> QueryResult<Vec<Cl
         // Sends that belong to no import (the import was deleted) form a group of their own.
         let mut groups: Vec<Option<i64>> = vec![None];
         groups.extend(
-            diesel::sql_query(c.pending_imports_sql())
+            statement(c.pending_imports_sql(), ())
                 .load::<ImportRow>(c)?
                 .into_iter()
                 .map(|r| r.import_id),
@@ -268,15 +270,19 @@ pub fn claim_due(conn: &mut DbConn, request: ClaimRequest) -> QueryResult<Vec<Cl
             // An equal share of what is left, so what a group lacks goes to the groups after it.
             let share = (left as u64).div_ceil((groups.len() - i) as u64) as i64;
             ids.extend(
-                diesel::sql_query(c.claim_sql(group.is_none()))
-                    .bind::<Timestamp, _>(lease_until)
-                    .bind::<Timestamp, _>(now)
-                    .bind::<BigInt, _>(share)
-                    .bind::<BigInt, _>(claim.0)
-                    .bind::<Nullable<BigInt>, _>(group)
-                    .load::<IdRow>(c)?
-                    .into_iter()
-                    .map(|r| r.id),
+                statement(
+                    c.claim_sql(group.is_none()),
+                    (
+                        param::<Timestamp, _>(lease_until),
+                        param::<Timestamp, _>(now),
+                        param::<BigInt, _>(share),
+                        param::<BigInt, _>(claim.0),
+                        param::<Nullable<BigInt>, _>(group),
+                    ),
+                )
+                .load::<IdRow>(c)?
+                .into_iter()
+                .map(|r| r.id),
             );
         }
         if ids.is_empty() {
@@ -449,27 +455,47 @@ macro_rules! record_set {
     };
 }
 
+/// The group commit on PostgreSQL: one statement that writes the outcomes and adds what left
+/// `unsent` to the imports' tallies (`$3` is the tally shard).
 #[cfg(feature = "postgres")]
 const RECORD_PG: &str = concat!(
-    "UPDATE deliveries AS d SET ",
+    "WITH u AS (UPDATE deliveries AS d SET ",
     record_set!("d", "$2::timestamp"),
     "FROM jsonb_to_recordset($1::jsonb) AS v(id bigint, claim bigint, state text, uncount int, \
      next_at timestamp, reply text, error text) \
-     WHERE d.id = v.id AND d.claim = v.claim AND d.state = 'sending' RETURNING d.id"
+     WHERE d.id = v.id AND d.claim = v.claim AND d.state = 'sending' \
+     RETURNING d.id, d.import_id, d.state), \
+     t AS (INSERT INTO import_email_tallies AS t (import_id, shard, unsent, sent, failed) \
+     SELECT import_id, $3, -count(*), count(*) FILTER (WHERE state = 'sent'), \
+     count(*) FILTER (WHERE state = 'failed') \
+     FROM u WHERE import_id IS NOT NULL AND state IN ('sent', 'failed') GROUP BY import_id \
+     ON CONFLICT (import_id, shard) DO UPDATE SET unsent = t.unsent + excluded.unsent, \
+     sent = t.sent + excluded.sent, failed = t.failed + excluded.failed) \
+     SELECT import_id, state FROM u"
 );
 const RECORD_SQLITE: &str = concat!(
     "UPDATE deliveries SET ",
-    record_set!("deliveries", "?2"),
+    record_set!("deliveries", "$2"),
     "FROM (SELECT json_extract(value, '$.id') AS id, json_extract(value, '$.claim') AS claim, \
      json_extract(value, '$.state') AS state, json_extract(value, '$.uncount') AS uncount, \
      json_extract(value, '$.next_at') AS next_at, json_extract(value, '$.reply') AS reply, \
-     json_extract(value, '$.error') AS error FROM json_each(?1)) AS v \
+     json_extract(value, '$.error') AS error FROM json_each($1)) AS v \
      WHERE deliveries.id = v.id AND deliveries.claim = v.claim AND deliveries.state = 'sending' \
-     RETURNING deliveries.id"
+     RETURNING deliveries.id, deliveries.import_id, deliveries.state"
 );
 
+/// A delivery whose outcome was written, and its new state.
+#[derive(QueryableByName)]
+struct WrittenRow {
+    #[diesel(sql_type = Nullable<BigInt>)]
+    import_id: Option<i64>,
+    #[diesel(sql_type = Text)]
+    state: String,
+}
+
 /// Records many outcomes in one statement and transaction (a group commit). Each is written only
-/// if its delivery is still `sending` under the claim it names.
+/// if its delivery is still `sending` under the claim it names; what leaves `sending` for `sent`
+/// or `failed` is added to its import's tallies.
 pub fn record(conn: &mut DbConn, outcomes: &[Recorded]) -> QueryResult<Written> {
     if outcomes.is_empty() {
         return Ok(Written::default());
@@ -479,20 +505,41 @@ pub fn record(conn: &mut DbConn, outcomes: &[Recorded]) -> QueryResult<Written> 
     let now = now().format(TIMESTAMP_TEXT).to_string();
     let written = match conn {
         #[cfg(feature = "postgres")]
-        DbConn::Pg(c) => diesel::sql_query(RECORD_PG)
-            .bind::<Text, _>(json)
-            .bind::<Text, _>(now)
-            .load::<IdRow>(c)?,
-        DbConn::Sqlite(c) => diesel::sql_query(RECORD_SQLITE)
-            .bind::<Text, _>(json)
-            .bind::<Text, _>(now)
-            .load::<IdRow>(c)?,
-    }
-    .len();
+        DbConn::Pg(c) => {
+            let shard = crate::store::tallies::shard();
+            let params = (
+                param::<Text, _>(json),
+                param::<Text, _>(now),
+                param::<diesel::sql_types::SmallInt, _>(shard),
+            );
+            statement(RECORD_PG, params).load::<WrittenRow>(c)?.len()
+        }
+        DbConn::Sqlite(c) => c.immediate_transaction(|c| {
+            let params = (param::<Text, _>(json), param::<Text, _>(now));
+            let written = statement(RECORD_SQLITE, params).load::<WrittenRow>(c)?;
+            for (import, change) in changes_by_import(&written) {
+                add_tally!(c, import, change)?;
+            }
+            QueryResult::Ok(written.len())
+        })?,
+    };
     Ok(Written {
         written,
         fenced_out: outcomes.len() - written,
     })
+}
+
+/// What the written outcomes change in each import's tallies (they all left `sending`).
+fn changes_by_import(written: &[WrittenRow]) -> HashMap<i64, Tally> {
+    let mut changes: HashMap<i64, Tally> = HashMap::new();
+    for row in written {
+        let (Some(import), Some(state)) = (row.import_id, DeliveryState::parse(&row.state)) else {
+            continue;
+        };
+        let change = changes.entry(import).or_default();
+        *change = *change + Tally::moved(DeliveryState::Sending, state, 1);
+    }
+    changes
 }
 
 /// Extends the lease of every delivery still `sending` under one of `claims`.

@@ -11,8 +11,8 @@ use crate::db::DbConn;
 use crate::db::schema::{deliveries, import_chunks, import_rows, imports};
 use crate::ids::{AccountId, ImportId, WorkspaceId};
 use crate::on_conn;
-use crate::status::{DeliveryState, ImportStatus};
-use crate::store::now;
+use crate::status::ImportStatus;
+use crate::store::{now, tallies};
 
 /// Size of the pieces an upload is stored in; every piece but the last is exactly this long, so a
 /// byte offset maps to a piece without an index.
@@ -426,43 +426,29 @@ pub struct EmailCounts {
     pub failed: i64,
 }
 
-/// Counts an import's deliveries by state.
+/// An import's emails by state.
 pub fn email_counts(conn: &mut DbConn, id: ImportId) -> QueryResult<EmailCounts> {
     Ok(email_counts_of(conn, &[id])?
         .remove(&id)
         .unwrap_or_default())
 }
 
-/// Counts the deliveries of several imports by state, in one query (a page of the import list).
+/// The emails of several imports by state, from their tallies (a page of the import list).
 pub fn email_counts_of(
     conn: &mut DbConn,
     ids: &[ImportId],
 ) -> QueryResult<HashMap<ImportId, EmailCounts>> {
-    let ids: Vec<i64> = ids.iter().map(|id| id.0).collect();
-    let rows: Vec<(Option<i64>, String, i64)> = on_conn!(conn, |c| {
-        deliveries::table
-            .filter(deliveries::import_id.eq_any(&ids))
-            .group_by((deliveries::import_id, deliveries::state))
-            .select((
-                deliveries::import_id,
-                deliveries::state,
-                diesel::dsl::count_star(),
-            ))
-            .load(c)
-    })?;
-    let mut counts: HashMap<ImportId, EmailCounts> = HashMap::new();
-    for (import, state, n) in rows {
-        let Some(import) = import else { continue };
-        let entry = counts.entry(ImportId(import)).or_default();
-        match DeliveryState::parse(&state) {
-            Some(DeliveryState::Sent) => entry.sent += n,
-            Some(DeliveryState::Failed) => entry.failed += n,
-            // Nobody is waiting for a cancelled email (archived member, replaced by a resend).
-            Some(DeliveryState::Cancelled) => {}
-            _ => entry.pending += n,
-        }
-    }
-    Ok(counts)
+    Ok(tallies::of(conn, ids)?
+        .into_iter()
+        .map(|(id, tally)| {
+            let counts = EmailCounts {
+                pending: tally.unsent,
+                sent: tally.sent,
+                failed: tally.failed,
+            };
+            (id, counts)
+        })
+        .collect())
 }
 
 /// One line of the results file.

@@ -11,6 +11,7 @@ pub mod invitations;
 pub mod members;
 pub mod rows;
 pub mod support;
+pub mod tallies;
 
 use chrono::NaiveDateTime;
 

@@ -19,6 +19,7 @@ use crate::domain::invitee::{InvalidRow, NewInvitee};
 use crate::ids::{AccountId, ImportId, WorkspaceId};
 use crate::status::{DeliveryState, MemberStatus, RowOutcome};
 use crate::store::members::invitee_status;
+use crate::store::tallies::{Tally, add_tally};
 use crate::store::{now, storable};
 use crate::write_transaction;
 
@@ -493,6 +494,8 @@ pub fn apply_chunk(
                     .values(part)
                     .execute(c)?;
             }
+            let unsent = Tally::of(DeliveryState::Pending, new_deliveries.len() as i64);
+            add_tally!(c, import_id, unsent)?;
 
             for part in results.chunks(STATEMENT_ROWS) {
                 diesel::insert_into(import_rows::table)

@@ -27,6 +27,7 @@ use crate::ids::{ImportId, MemberId, WorkspaceId};
 use crate::status::{DeliveryState, MemberStatus};
 use crate::store::members::{self as member_store, MemberView, invitee_status};
 use crate::store::now;
+use crate::store::tallies::{Tally, add_tally};
 use crate::tokens;
 use crate::write_transaction;
 
@@ -37,10 +38,7 @@ const OPEN: [&str; 2] = [
 ];
 
 /// Delivery states of an email not on its way: what a resend or an unarchive replaces.
-const UNSENT: [&str; 2] = [
-    DeliveryState::Pending.as_str(),
-    DeliveryState::Failed.as_str(),
-];
+const UNSENT: [DeliveryState; 2] = [DeliveryState::Pending, DeliveryState::Failed];
 
 /// What `retry_failed` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,16 +171,23 @@ macro_rules! set_status {
     };
 }
 
-/// Cancels the member's deliveries in the given states; how many.
+/// Cancels the member's deliveries in the given states, taking them off their imports' tallies.
 macro_rules! cancel_deliveries {
     ($c:expr, $member:expr, $states:expr) => {
-        diesel::update(
-            deliveries::table
-                .filter(deliveries::member_id.eq($member.0))
-                .filter(deliveries::state.eq_any($states)),
-        )
-        .set(deliveries::state.eq(DeliveryState::Cancelled.as_str()))
-        .execute($c)
+        $states.into_iter().try_for_each(|state: DeliveryState| {
+            let imports: Vec<Option<i64>> = diesel::update(
+                deliveries::table
+                    .filter(deliveries::member_id.eq($member.0))
+                    .filter(deliveries::state.eq(state.as_str())),
+            )
+            .set(deliveries::state.eq(DeliveryState::Cancelled.as_str()))
+            .returning(deliveries::import_id)
+            .get_results($c)?;
+            for import in imports.into_iter().flatten() {
+                add_tally!($c, import, Tally::moved(state, DeliveryState::Cancelled, 1))?;
+            }
+            QueryResult::Ok(())
+        })
     };
 }
 
@@ -208,6 +213,10 @@ macro_rules! invite_again {
                         deliveries::created_at.eq($now),
                     ))
                     .execute($c)
+            })
+            .and_then(|_| match $import {
+                Some(import) => add_tally!($c, import, Tally::of(DeliveryState::Pending, 1)),
+                None => Ok(0),
             })
     };
 }
@@ -257,6 +266,12 @@ pub fn retry_failed(
             deliveries::lease_until.eq(None::<NaiveDateTime>),
         ))
         .execute(c)?;
+        let moved = Tally::moved(
+            DeliveryState::Failed,
+            DeliveryState::Pending,
+            requeued as i64,
+        );
+        add_tally!(c, import.0, moved)?;
         Ok(RetryOutcome::Requeued(requeued))
     })
 }
@@ -359,7 +374,7 @@ pub fn archive(
         )
         .set(invitations::revoked_at.eq(Some(now)))
         .execute(c)?;
-        cancel_deliveries!(c, member, [DeliveryState::Pending.as_str()])?;
+        cancel_deliveries!(c, member, [DeliveryState::Pending])?;
         Ok(Step::Done)
     });
     let step = step?;
