@@ -15,6 +15,9 @@ pub const ROW_ERRORS_TOTAL: &str = "invites_row_errors_total";
 pub const EMAILS_TOTAL: &str = "invites_emails_total";
 /// Time of one SMTP send.
 pub const EMAIL_SEND_DURATION: &str = "invites_email_send_duration_seconds";
+/// Time of one group commit of send outcomes, retries included: how long a send's slot waits after
+/// the send before it is free again.
+pub const EMAIL_RECORD_DURATION: &str = "invites_email_record_duration_seconds";
 /// SMTP replies by `class` (2xx | 4xx | 5xx | error).
 pub const SMTP_REPLIES_TOTAL: &str = "invites_smtp_replies_total";
 /// Pauses of all sending because the mail server was unavailable.
@@ -38,6 +41,10 @@ pub const RATE_LIMITED_TOTAL: &str = "invites_rate_limited_total";
 /// Histogram buckets of [`EMAIL_SEND_DURATION`]: 5 ms to 30 s.
 pub const SEND_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+/// Histogram buckets of [`EMAIL_RECORD_DURATION`]: 1 ms to 30 s (a database outage).
+pub const RECORD_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 30.0,
 ];
 /// Histogram buckets of [`IMPORT_DURATION`]: 1 s to 2 h.
 pub const IMPORT_BUCKETS: &[f64] = &[
@@ -73,6 +80,11 @@ pub fn describe() {
         EMAIL_SEND_DURATION,
         metrics::Unit::Seconds,
         "Time of one send"
+    );
+    describe_histogram!(
+        EMAIL_RECORD_DURATION,
+        metrics::Unit::Seconds,
+        "Time of one group commit of send outcomes"
     );
     describe_counter!(SMTP_REPLIES_TOTAL, "SMTP replies, by class");
     describe_counter!(

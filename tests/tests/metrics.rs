@@ -102,6 +102,7 @@ async fn sends_retries_failures_rows_imports_and_requests_are_counted() -> Strin
     }
     for (name, kind) in [
         ("invites_email_send_duration_seconds", "histogram"),
+        ("invites_email_record_duration_seconds", "histogram"),
         ("invites_import_duration_seconds", "histogram"),
         ("invites_http_request_duration_seconds", "histogram"),
         ("invites_upload_bytes", "histogram"),
@@ -127,6 +128,12 @@ async fn sends_retries_failures_rows_imports_and_requests_are_counted() -> Strin
     assert!(
         metrics.contains(r#"invites_email_send_duration_seconds_bucket{le="0.005"}"#),
         "{metrics}"
+    );
+    // Every outcome was committed in some group: between one group and one per send.
+    let commits = value(&metrics, "invites_email_record_duration_seconds_count").unwrap_or(0.0);
+    assert!(
+        (1.0..=5.0).contains(&commits),
+        "{commits} commits\n{metrics}"
     );
     for queue in ["process_import", "send_invites"] {
         for state in ["pending", "scheduled", "running", "dead"] {

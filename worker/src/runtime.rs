@@ -41,6 +41,7 @@ pub fn metrics_handle() -> PrometheusHandle {
                 |name: &str, buckets: &[f64]| (Matcher::Full(name.to_owned()), buckets.to_vec());
             let handle = [
                 buckets(m::EMAIL_SEND_DURATION, m::SEND_BUCKETS),
+                buckets(m::EMAIL_RECORD_DURATION, m::RECORD_BUCKETS),
                 buckets(m::IMPORT_DURATION, m::IMPORT_BUCKETS),
                 buckets(m::HTTP_REQUEST_DURATION, m::HTTP_BUCKETS),
                 buckets(m::UPLOAD_BYTES, m::UPLOAD_BUCKETS),

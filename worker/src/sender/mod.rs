@@ -412,6 +412,7 @@ impl Engine {
         let outcomes: Arc<Vec<Recorded>> =
             Arc::new(group.iter().map(|d| d.recorded.clone()).collect());
         let mut failures = 0;
+        let started = std::time::Instant::now();
         loop {
             let batch = outcomes.clone();
             let written = self
@@ -442,6 +443,7 @@ impl Engine {
                 }
             }
         }
+        metrics::histogram!(m::EMAIL_RECORD_DURATION).record(started.elapsed().as_secs_f64());
         self.forget(&outcomes);
         drop(group);
     }

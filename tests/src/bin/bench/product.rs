@@ -119,6 +119,8 @@ pub struct RunningWorker {
     pub pid: u32,
     /// Its log.
     pub log: PathBuf,
+    /// Its `/metrics` (on the port it bound).
+    pub metrics_url: String,
 }
 
 /// Starts `count` workers (each `METRICS_ADDR=127.0.0.1:0`) and waits until each one's `/readyz`
@@ -137,12 +139,17 @@ pub async fn start_workers(
         let log = backends.dir.join(format!("invite-worker-{i}.log"));
         let command = procs::product_command(&bench.bins.worker, &settings, &bench.envs, &log)?;
         let pid = children.spawn(&format!("invite-worker #{i}"), command, Some(&log))?;
-        workers.push(RunningWorker { pid, log });
+        workers.push(RunningWorker {
+            pid,
+            log,
+            metrics_url: String::new(),
+        });
     }
-    for worker in &workers {
+    for worker in &mut workers {
         let port = procs::wait_listening(worker.pid, children).await?;
         let url = format!("http://127.0.0.1:{port}/readyz");
         procs::wait_ready(api.api.client(), &url, children).await?;
+        worker.metrics_url = format!("http://127.0.0.1:{port}/metrics");
     }
     Ok(workers)
 }

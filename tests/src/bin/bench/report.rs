@@ -339,6 +339,27 @@ fn server_notes(table: &mut Table, run: &ServerRun) {
         "first email accepted {} s after the 202; \"accepted\" is smtp-sink's -c counter (mesg=)",
         secs(t.first_email)
     ));
+    let engines: Vec<String> = run
+        .engines
+        .iter()
+        .map(|e| {
+            let mean_ms = |(n, sum): (f64, f64)| if n > 0.0 { sum / n * 1000.0 } else { 0.0 };
+            format!(
+                "send {:.2} ms, group commit {:.2} ms ({:.1} sends a commit)",
+                mean_ms(e.sends),
+                mean_ms(e.commits),
+                if e.commits.0 > 0.0 {
+                    e.sends.0 / e.commits.0
+                } else {
+                    0.0
+                }
+            )
+        })
+        .collect();
+    table.note(format!(
+        "send engine, mean per worker (its /metrics; a send's slot is free after both): {}",
+        engines.join("; ")
+    ));
     let repeats = if run.repeats > 0 {
         format!(" — {} repeated email(s)", run.repeats)
     } else {

@@ -53,6 +53,36 @@ pub struct PeakRss {
     pub workers: Vec<u64>,
 }
 
+/// A worker's send engine, from its `/metrics` at the end of a run.
+pub struct EngineTimes {
+    /// Sends, and their total time (s).
+    pub sends: (f64, f64),
+    /// Group commits of outcomes, and their total time (s).
+    pub commits: (f64, f64),
+}
+
+impl EngineTimes {
+    /// Reads the two histograms' `_count` and `_sum` from a `/metrics` text.
+    fn parse(metrics: &str) -> anyhow::Result<EngineTimes> {
+        let value = |series: &str| -> anyhow::Result<f64> {
+            metrics
+                .lines()
+                .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+                .with_context(|| format!("{series} is not in the worker's /metrics"))
+        };
+        let histogram = |name: &str| -> anyhow::Result<(f64, f64)> {
+            Ok((
+                value(&format!("{name}_count"))?,
+                value(&format!("{name}_sum"))?,
+            ))
+        };
+        Ok(EngineTimes {
+            sends: histogram("invites_email_send_duration_seconds")?,
+            commits: histogram("invites_email_record_duration_seconds")?,
+        })
+    }
+}
+
 /// Everything one server run measured.
 pub struct ServerRun {
     /// Worker processes.
@@ -69,6 +99,8 @@ pub struct ServerRun {
     pub repeats: u64,
     /// Lines the product logged (warnings and errors).
     pub logged: Vec<String>,
+    /// Each worker's send engine.
+    pub engines: Vec<EngineTimes>,
 }
 
 impl ServerRun {
@@ -146,6 +178,7 @@ pub async fn run(
         rss: measured.rss,
         checks: measured.checks,
         repeats: measured.repeats,
+        engines: measured.engines,
         logged: product
             .logs()
             .iter()
@@ -193,6 +226,7 @@ struct Measured {
     rss: PeakRss,
     checks: Vec<Check>,
     repeats: u64,
+    engines: Vec<EngineTimes>,
 }
 
 /// Uploads, waits for the rows and then the emails, and counts.
@@ -231,7 +265,19 @@ async fn measure(
         rss: peak_rss(product, api_after_202)?,
         checks: count_checks(&settled, delivered, csv.rows),
         repeats: delivered.saturating_sub(csv.rows),
+        engines: engine_times(product).await?,
     })
+}
+
+/// Each worker's send and group-commit times, from its `/metrics`.
+async fn engine_times(product: &Product) -> anyhow::Result<Vec<EngineTimes>> {
+    let mut engines = Vec::new();
+    for worker in &product.workers {
+        let client = product.api.api.client();
+        let metrics = client.get(&worker.metrics_url).send().await?.text().await?;
+        engines.push(EngineTimes::parse(&metrics)?);
+    }
+    Ok(engines)
 }
 
 /// Waits until the import records every email's outcome (nothing pending).
