@@ -37,6 +37,13 @@ fn run(dir: &Path, args: &[&str]) -> Output {
     invite_api(dir).args(args).output().unwrap()
 }
 
+/// `invite-api token create --workspace demo --email EMAIL` with `more` arguments.
+fn token_create(dir: &Path, email: &str, more: &[&str]) -> Output {
+    let mut args = vec!["token", "create", "--workspace", "demo", "--email", email];
+    args.extend_from_slice(more);
+    run(dir, &args)
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -205,18 +212,10 @@ fn a_new_token_can_be_made_for_the_first_admin_whose_token_was_printed_once() {
     // The CLI's import made admin@localhost an active admin of `demo`.
     imported(dir.path());
 
-    let created = run(
+    let created = token_create(
         dir.path(),
-        &[
-            "token",
-            "create",
-            "--workspace",
-            "demo",
-            "--email",
-            "Admin@localhost",
-            "--name",
-            "lost the first one",
-        ],
+        "Admin@localhost",
+        &["--name", "lost the first one"],
     );
 
     assert!(created.status.success(), "{}", text(&created.stderr));
@@ -259,20 +258,10 @@ async fn the_resend_command_refuses_an_active_member() {
 #[test]
 fn tokens_are_created_named_listed_without_secrets_and_revoked() {
     let dir = tempfile::tempdir().unwrap();
-    let created = run(
+    let created = token_create(
         dir.path(),
-        &[
-            "token",
-            "create",
-            "--workspace",
-            "demo",
-            "--email",
-            "ops@example.com",
-            "--name",
-            "nightly",
-            "--expires-in",
-            "90days",
-        ],
+        "ops@example.com",
+        &["--name", "nightly", "--expires-in", "90days"],
     );
     assert!(created.status.success(), "{}", text(&created.stderr));
     let secret = text(&created.stdout).trim().to_owned();
@@ -312,19 +301,7 @@ fn tokens_are_created_named_listed_without_secrets_and_revoked() {
         "{}",
         text(&again.stderr)
     );
-    let bad = run(
-        dir.path(),
-        &[
-            "token",
-            "create",
-            "--workspace",
-            "demo",
-            "--email",
-            "ops@example.com",
-            "--expires-in",
-            "5s",
-        ],
-    );
+    let bad = token_create(dir.path(), "ops@example.com", &["--expires-in", "5s"]);
     assert!(!bad.status.success());
     assert!(
         text(&bad.stderr).contains("between 1 minute and 3650 days"),

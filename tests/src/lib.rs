@@ -8,6 +8,16 @@ pub mod process;
 
 pub mod browser;
 
+/// The value of the series `name{labels}` (spelled exactly as rendered) in a `/metrics` text, if
+/// exported.
+pub fn metric_value(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        line.strip_prefix(series)
+            .and_then(|rest| rest.strip_prefix(' '))
+            .and_then(|v| v.parse().ok())
+    })
+}
+
 /// Runs each named `async fn(Stack)` as a test on both stacks, in modules `postgres` and `sqlite`.
 #[macro_export]
 macro_rules! on_both_stacks {

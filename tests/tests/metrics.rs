@@ -6,16 +6,8 @@
 use std::time::{Duration, Instant};
 
 use invite_tests::app::{PATIENCE, Stack, TestApp, people_csv};
+use invite_tests::metric_value as value;
 use invite_tests::smtp::ReplyPlan;
-
-/// The value of the series `name{labels}` (exactly as rendered), if exported.
-fn value(metrics: &str, series: &str) -> Option<f64> {
-    metrics.lines().find_map(|line| {
-        line.strip_prefix(series)
-            .and_then(|rest| rest.strip_prefix(' '))
-            .and_then(|v| v.parse().ok())
-    })
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_what_happened_and_the_gauges_follow_a_backlog() {

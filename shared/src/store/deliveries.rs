@@ -26,7 +26,7 @@ use crate::db::statement::{param, statement};
 use crate::ids::DeliveryId;
 use crate::status::DeliveryState;
 use crate::store::now;
-use crate::store::tallies::{Tally, add_tally};
+use crate::store::tallies::{self, Tally, add_tally};
 use crate::{on_conn, tokens, write_transaction};
 
 /// What the last error of a delivery whose worker died mid-send says until it is sent again.
@@ -517,7 +517,15 @@ pub fn record(conn: &mut DbConn, outcomes: &[Recorded]) -> QueryResult<Written> 
         DbConn::Sqlite(c) => c.immediate_transaction(|c| {
             let params = (param::<Text, _>(json), param::<Text, _>(now));
             let written = statement(RECORD_SQLITE, params).load::<WrittenRow>(c)?;
-            for (import, change) in changes_by_import(&written) {
+            // Every written outcome left `sending`.
+            let changes = written.iter().filter_map(|row| {
+                let state = DeliveryState::parse(&row.state)?;
+                Some((
+                    row.import_id,
+                    Tally::moved(DeliveryState::Sending, state, 1),
+                ))
+            });
+            for (import, change) in tallies::by_import(changes) {
                 add_tally!(c, import, change)?;
             }
             QueryResult::Ok(written.len())
@@ -527,19 +535,6 @@ pub fn record(conn: &mut DbConn, outcomes: &[Recorded]) -> QueryResult<Written> 
         written,
         fenced_out: outcomes.len() - written,
     })
-}
-
-/// What the written outcomes change in each import's tallies (they all left `sending`).
-fn changes_by_import(written: &[WrittenRow]) -> HashMap<i64, Tally> {
-    let mut changes: HashMap<i64, Tally> = HashMap::new();
-    for row in written {
-        let (Some(import), Some(state)) = (row.import_id, DeliveryState::parse(&row.state)) else {
-            continue;
-        };
-        let change = changes.entry(import).or_default();
-        *change = *change + Tally::moved(DeliveryState::Sending, state, 1);
-    }
-    changes
 }
 
 /// Renewal on PostgreSQL: rows locked meanwhile are left out. A group commit locks the same rows

@@ -27,7 +27,7 @@ use crate::ids::{ImportId, MemberId, WorkspaceId};
 use crate::status::{DeliveryState, MemberStatus};
 use crate::store::members::{self as member_store, MemberView, invitee_status};
 use crate::store::now;
-use crate::store::tallies::{Tally, add_tally};
+use crate::store::tallies::{self, Tally, add_tally};
 use crate::tokens;
 use crate::write_transaction;
 
@@ -183,8 +183,10 @@ macro_rules! cancel_deliveries {
             .set(deliveries::state.eq(DeliveryState::Cancelled.as_str()))
             .returning(deliveries::import_id)
             .get_results($c)?;
-            for import in imports.into_iter().flatten() {
-                add_tally!($c, import, Tally::moved(state, DeliveryState::Cancelled, 1))?;
+            let cancelled = Tally::moved(state, DeliveryState::Cancelled, 1);
+            let changes = imports.into_iter().map(|import| (import, cancelled));
+            for (import, change) in tallies::by_import(changes) {
+                add_tally!($c, import, change)?;
             }
             QueryResult::Ok(())
         })

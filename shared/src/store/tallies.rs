@@ -74,6 +74,18 @@ impl std::ops::Sub for Tally {
     }
 }
 
+/// Sums the changes of many deliveries per import, leaving out those of no import.
+pub fn by_import(changes: impl IntoIterator<Item = (Option<i64>, Tally)>) -> HashMap<i64, Tally> {
+    let mut sums: HashMap<i64, Tally> = HashMap::new();
+    for (import, change) in changes {
+        if let Some(import) = import {
+            let sum = sums.entry(import).or_default();
+            *sum = *sum + change;
+        }
+    }
+    sums
+}
+
 /// A random shard for one write.
 pub fn shard() -> i16 {
     rand::random_range(0..SHARDS)
@@ -124,17 +136,18 @@ pub fn of(conn: &mut DbConn, imports: &[ImportId]) -> QueryResult<HashMap<Import
             .select((t::import_id, t::unsent, t::sent, t::failed))
             .load(c)
     })?;
-    let mut sums: HashMap<ImportId, Tally> = HashMap::new();
-    for (import, unsent, sent, failed) in rows {
-        let sum = sums.entry(ImportId(import)).or_default();
-        *sum = *sum
-            + Tally {
-                unsent,
-                sent,
-                failed,
-            };
-    }
-    Ok(sums)
+    let tallies = rows.into_iter().map(|(import, unsent, sent, failed)| {
+        let tally = Tally {
+            unsent,
+            sent,
+            failed,
+        };
+        (Some(import), tally)
+    });
+    Ok(by_import(tallies)
+        .into_iter()
+        .map(|(import, tally)| (ImportId(import), tally))
+        .collect())
 }
 
 #[cfg(test)]

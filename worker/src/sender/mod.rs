@@ -2,8 +2,9 @@
 //!
 //! - **Claim** ([`Engine::claim_loop`]): claims `SEND_BATCH_SIZE` due deliveries (a fair share
 //!   of every import with due sends) whenever that much room is free in a buffer of two batches,
-//!   so the next batch is claimed while the last one is still being sent; sleeps when nothing is due until woken (a `SendInvites` job, an import's chunk,
-//!   housekeeping) or until the earliest retry it scheduled.
+//!   so the next batch is claimed while the last one is still being sent; sleeps when nothing is
+//!   due until woken (a `SendInvites` job, an import's chunk, housekeeping) or until the earliest
+//!   retry it scheduled.
 //! - **Send** ([`Engine::dispatch_loop`], [`Engine::send`]): up to `SMTP_POOL_SIZE` sends at
 //!   once, each after the shared rate limit and any outage pause.
 //! - **Record** ([`Engine::record_loop`]): each outcome as it finishes, group-committed (whatever

@@ -65,9 +65,7 @@ impl EngineTimes {
     /// Reads the two histograms' `_count` and `_sum` from a `/metrics` text.
     fn parse(metrics: &str) -> anyhow::Result<EngineTimes> {
         let value = |series: &str| -> anyhow::Result<f64> {
-            metrics
-                .lines()
-                .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            invite_tests::metric_value(metrics, series)
                 .with_context(|| format!("{series} is not in the worker's /metrics"))
         };
         let histogram = |name: &str| -> anyhow::Result<(f64, f64)> {
@@ -271,9 +269,9 @@ async fn measure(
 
 /// Each worker's send and group-commit times, from its `/metrics`.
 async fn engine_times(product: &Product) -> anyhow::Result<Vec<EngineTimes>> {
+    let client = product.api.api.client();
     let mut engines = Vec::new();
     for worker in &product.workers {
-        let client = product.api.api.client();
         let metrics = client.get(&worker.metrics_url).send().await?.text().await?;
         engines.push(EngineTimes::parse(&metrics)?);
     }
