@@ -2,13 +2,16 @@
 //! rules of the ledger on both stacks; retries and outages against a misbehaving SMTP server.
 
 use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use diesel::prelude::*;
 use invite_shared::db::schema::deliveries;
 use invite_shared::ids::DeliveryId;
 use invite_shared::on_conn;
-use invite_shared::store::deliveries::{self as store, ClaimRequest, Recorded, SendOutcome};
+use invite_shared::store::deliveries::{
+    self as store, ClaimMemory, ClaimRequest, Recorded, SendOutcome,
+};
 use invite_tests::app::{Stack, TestApp, named_people_csv, people_csv};
 use invite_tests::on_both_stacks;
 use invite_tests::smtp::ReplyPlan;
@@ -19,6 +22,7 @@ on_both_stacks!(
     a_graceful_stop_mid_send_hands_back_every_claim_and_nobody_gets_two_emails,
     a_late_outcome_never_overwrites_a_reclaim_which_keeps_the_message_id,
     a_send_given_back_unsent_does_not_count_as_an_attempt,
+    a_claim_resumes_where_the_last_ended_yet_comes_back_short_only_when_nothing_else_is_due,
 );
 
 fn sent(import: &Value) -> i64 {
@@ -151,19 +155,84 @@ async fn a_send_given_back_unsent_does_not_count_as_an_attempt(stack: Stack) {
     );
 }
 
+async fn a_claim_resumes_where_the_last_ended_yet_comes_back_short_only_when_nothing_else_is_due(
+    stack: Stack,
+) {
+    let app = TestApp::spawn_without_workers(stack).await;
+    let id = app.upload_ok(people_csv(6)).await;
+    app.process_without_sending(id).await;
+    let memory = Arc::new(Mutex::new(ClaimMemory::remembering(Duration::from_secs(
+        3600,
+    ))));
+
+    let first = claim_with(&app, 2, &memory).await;
+    // The first send is given back due at its old time: behind where the claims have got to.
+    let given_back_id = first[0].id.0;
+    let due_at = app
+        .db
+        .run(move |c| {
+            let id = given_back_id;
+            Ok(on_conn!(c, |c| deliveries::table
+                .find(id)
+                .select(deliveries::next_attempt_at)
+                .first::<chrono::NaiveDateTime>(c))?)
+        })
+        .await
+        .unwrap();
+    let given_back = SendOutcome::Released {
+        at: due_at,
+        error: None,
+    };
+    record(&app, first[0].id, first[0].claim, given_back).await;
+    let second = claim_with(&app, 2, &memory).await;
+    let third = claim_with(&app, 10, &memory).await;
+    let fourth = claim_with(&app, 10, &memory).await;
+
+    let ids = |claimed: &[store::Claimed]| claimed.iter().map(|c| c.id.0).collect::<Vec<_>>();
+    let all = ids(&first);
+    assert_eq!(all.len(), 2);
+    assert!(
+        ids(&second).iter().all(|id| *id > all[1]),
+        "the second claim went on after the first: {:?} then {:?}",
+        all,
+        ids(&second)
+    );
+    assert_eq!(third.len(), 3, "the last two, then the one given back");
+    assert!(ids(&third).contains(&all[0]), "{:?}", ids(&third));
+    assert!(fourth.is_empty());
+    assert_eq!(delivery_states(&app).await.get("pending"), None);
+}
+
 async fn claim(app: &TestApp, lease: Duration) -> Vec<store::Claimed> {
+    let claimed = claim_for(app, 10, lease, &Arc::default()).await;
+    assert_eq!(claimed.len(), 1, "one delivery is due");
+    claimed
+}
+
+async fn claim_with(
+    app: &TestApp,
+    limit: i64,
+    memory: &Arc<Mutex<ClaimMemory>>,
+) -> Vec<store::Claimed> {
+    claim_for(app, limit, Duration::from_secs(300), memory).await
+}
+
+async fn claim_for(
+    app: &TestApp,
+    limit: i64,
+    lease: Duration,
+    memory: &Arc<Mutex<ClaimMemory>>,
+) -> Vec<store::Claimed> {
     let request = ClaimRequest {
-        limit: 10,
+        limit,
         lease,
         ttl: Duration::from_secs(3600),
     };
-    let claimed = app
-        .db
-        .run(move |c| Ok(store::claim_due(c, request)?))
+    let memory = memory.clone();
+    app.db
+        .run(move |c| Ok(store::claim_due(c, request, &mut memory.lock().unwrap())?))
         .await
-        .unwrap();
-    assert_eq!(claimed.len(), 1, "one delivery is due");
-    claimed
+        .unwrap()
 }
 
 async fn record(

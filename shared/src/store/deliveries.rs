@@ -138,10 +138,13 @@ pub struct ClaimRequest {
     pub ttl: Duration,
 }
 
+/// A claimed delivery's place in its import's claim order.
 #[derive(QueryableByName)]
-struct IdRow {
+struct ClaimedAt {
     #[diesel(sql_type = BigInt)]
     id: i64,
+    #[diesel(sql_type = Timestamp)]
+    next_attempt_at: NaiveDateTime,
 }
 
 #[derive(QueryableByName)]
@@ -170,24 +173,28 @@ macro_rules! pending_imports {
     };
 }
 
+/// The claim statements take the due deliveries of one group in order, after position `($6, $7)`
+/// (next attempt, id) of that order.
 #[cfg(feature = "postgres")]
 const CLAIM_PG: &str = "UPDATE deliveries SET state = 'sending', claim = $4, lease_until = $1, \
      attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, $2), \
      message_id = COALESCE(message_id, replace(gen_random_uuid()::text, '-', '')) \
      WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= $2 \
-     AND import_id = $5 ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING id";
+     AND import_id = $5 AND (next_attempt_at, id) > ($6, $7) \
+     ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING id, next_attempt_at";
 #[cfg(feature = "postgres")]
 const CLAIM_PG_NO_IMPORT: &str = "UPDATE deliveries SET state = 'sending', claim = $4, \
      lease_until = $1, attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, $2), \
      message_id = COALESCE(message_id, replace(gen_random_uuid()::text, '-', '')) \
      WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= $2 \
-     AND import_id IS NULL AND $5::bigint IS NULL \
-     ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING id";
+     AND import_id IS NULL AND $5::bigint IS NULL AND (next_attempt_at, id) > ($6, $7) \
+     ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING id, next_attempt_at";
 const CLAIM_SQLITE: &str = "UPDATE deliveries SET state = 'sending', claim = $4, lease_until = $1, \
      attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, $2), \
      message_id = COALESCE(message_id, lower(hex(randomblob(16)))) \
      WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= $2 \
-     AND import_id IS $5 ORDER BY next_attempt_at, id LIMIT $3) RETURNING id";
+     AND import_id IS $5 AND (next_attempt_at, id) > ($6, $7) \
+     ORDER BY next_attempt_at, id LIMIT $3) RETURNING id, next_attempt_at";
 
 /// Reads what the emails of the claimed `ids` need and mints one link each (one insert for all),
 /// on a concrete connection (both backends share the query).
@@ -246,44 +253,137 @@ macro_rules! load_claimed {
     }};
 }
 
-/// Claims up to `request.limit` due deliveries under a new claim, a fair share from each import
-/// with due sends, minting a link for each.
-pub fn claim_due(conn: &mut DbConn, request: ClaimRequest) -> QueryResult<Vec<Claimed>> {
-    let now = now();
-    let claim = ClaimToken::new();
-    let lease_until = now + request.lease;
-    write_transaction!(conn, |c| {
-        // Sends that belong to no import (the import was deleted) form a group of their own.
-        let mut groups: Vec<Option<i64>> = vec![None];
-        groups.extend(
-            statement(c.pending_imports_sql(), ())
-                .load::<ImportRow>(c)?
-                .into_iter()
-                .map(|r| r.import_id),
-        );
+/// How long a claimer trusts what its claims remember, by default (see [`ClaimMemory`]).
+const REMEMBER: Duration = Duration::from_secs(1);
+
+/// What one claimer's claims remember between calls, so that a claim need not read past what
+/// earlier claims took.
+///
+/// On PostgreSQL a claimed delivery leaves a dead entry in the index of pending sends until the
+/// table is vacuumed, and every claim that starts at the front of an import's order reads past all
+/// of them: with 40,000 sends claimed since the last vacuum, finding the first pending one took
+/// 2.2 ms of each claim, and listing the imports with pending sends another 2.6 ms. So a claim
+/// resumes each import's order after the last delivery the previous one took, and reuses the list.
+/// What is due behind those places (a retry, a send given back, a new import) is not missed: a
+/// claim that comes back short looks again from the start, and everything is forgotten after
+/// [`REMEMBER`] (1 s) anyway.
+#[derive(Debug)]
+pub struct ClaimMemory {
+    /// How long what is remembered is trusted.
+    remember: Duration,
+    /// The groups with pending sends when last listed: `None` (sends of no import), then imports.
+    groups: Vec<Option<i64>>,
+    /// When they were listed; `None` when nothing is remembered.
+    listed_at: Option<std::time::Instant>,
+    /// Per group, the place (next attempt, id) of the last delivery a claim took from it.
+    after: HashMap<Option<i64>, (NaiveDateTime, i64)>,
+}
+
+impl Default for ClaimMemory {
+    fn default() -> Self {
+        ClaimMemory::remembering(REMEMBER)
+    }
+}
+
+impl ClaimMemory {
+    /// A memory trusted for `remember` (tests use a long one, to see claims resume whatever the
+    /// machine's speed).
+    pub fn remembering(remember: Duration) -> ClaimMemory {
+        ClaimMemory {
+            remember,
+            groups: Vec::new(),
+            listed_at: None,
+            after: HashMap::new(),
+        }
+    }
+
+    fn forget(&mut self) {
+        self.listed_at = None;
+        self.groups.clear();
+        self.after.clear();
+    }
+
+    /// Where a claim from `group` starts: after its last claimed delivery, or at the front.
+    fn start_of(&self, group: Option<i64>) -> (NaiveDateTime, i64) {
+        // Every next attempt is a time this software set, so none lies before 1970.
+        let front = (chrono::DateTime::UNIX_EPOCH.naive_utc(), i64::MIN);
+        self.after.get(&group).copied().unwrap_or(front)
+    }
+}
+
+/// Claims up to `$limit` due deliveries, a fair share of each group `$memory` lists (listing them
+/// first when it lists none), each group's from where `$memory` says its last claim ended; the
+/// claimed ids, on a concrete connection.
+macro_rules! claim_groups {
+    ($c:expr, $memory:expr, $limit:expr, $claim:expr, $now:expr, $lease_until:expr) => {{
+        if $memory.listed_at.is_none() {
+            // Sends that belong to no import (the import was deleted) form a group of their own.
+            $memory.groups = vec![None];
+            $memory.groups.extend(
+                statement($c.pending_imports_sql(), ())
+                    .load::<ImportRow>($c)?
+                    .into_iter()
+                    .map(|r| r.import_id),
+            );
+            $memory.listed_at = Some(std::time::Instant::now());
+        }
         let mut ids = Vec::new();
-        for (i, group) in groups.iter().copied().enumerate() {
-            let left = request.limit - ids.len() as i64;
+        let count = $memory.groups.len();
+        for i in 0..count {
+            let group = $memory.groups[i];
+            let left = $limit - ids.len() as i64;
             if left <= 0 {
                 break;
             }
             // An equal share of what is left, so what a group lacks goes to the groups after it.
-            let share = (left as u64).div_ceil((groups.len() - i) as u64) as i64;
-            ids.extend(
-                statement(
-                    c.claim_sql(group.is_none()),
-                    (
-                        param::<Timestamp, _>(lease_until),
-                        param::<Timestamp, _>(now),
-                        param::<BigInt, _>(share),
-                        param::<BigInt, _>(claim.0),
-                        param::<Nullable<BigInt>, _>(group),
-                    ),
-                )
-                .load::<IdRow>(c)?
-                .into_iter()
-                .map(|r| r.id),
-            );
+            let share = (left as u64).div_ceil((count - i) as u64) as i64;
+            let (after_at, after_id) = $memory.start_of(group);
+            let claimed = statement(
+                $c.claim_sql(group.is_none()),
+                (
+                    param::<Timestamp, _>($lease_until),
+                    param::<Timestamp, _>($now),
+                    param::<BigInt, _>(share),
+                    param::<BigInt, _>($claim.0),
+                    param::<Nullable<BigInt>, _>(group),
+                    param::<Timestamp, _>(after_at),
+                    param::<BigInt, _>(after_id),
+                ),
+            )
+            .load::<ClaimedAt>($c)?;
+            if let Some(last) = claimed.iter().map(|r| (r.next_attempt_at, r.id)).max() {
+                $memory.after.insert(group, last);
+            }
+            ids.extend(claimed.into_iter().map(|r| r.id));
+        }
+        ids
+    }};
+}
+/// Claims up to `request.limit` due deliveries under a new claim, a fair share from each import
+/// with due sends, minting a link for each; `memory` carries what the caller's earlier claims
+/// learnt (see [`ClaimMemory`]).
+pub fn claim_due(
+    conn: &mut DbConn,
+    request: ClaimRequest,
+    memory: &mut ClaimMemory,
+) -> QueryResult<Vec<Claimed>> {
+    let now = now();
+    let claim = ClaimToken::new();
+    let lease_until = now + request.lease;
+    if memory
+        .listed_at
+        .is_some_and(|at| at.elapsed() >= memory.remember)
+    {
+        memory.forget();
+    }
+    write_transaction!(conn, |c| {
+        let resumed = memory.listed_at.is_some();
+        let mut ids = claim_groups!(c, memory, request.limit, claim, now, lease_until);
+        let left = request.limit - ids.len() as i64;
+        if left > 0 && resumed {
+            // Something may be due behind where the remembered claims left off.
+            memory.forget();
+            ids.extend(claim_groups!(c, memory, left, claim, now, lease_until));
         }
         if ids.is_empty() {
             return Ok(Vec::new());

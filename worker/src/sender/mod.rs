@@ -27,7 +27,7 @@ use chrono::{TimeZone as _, Utc};
 use invite_shared::email::{InvitationEmail, SendError, build_message};
 use invite_shared::metrics as m;
 use invite_shared::store::deliveries::{
-    self, ClaimRequest, ClaimToken, Claimed, Recorded, SendOutcome,
+    self, ClaimMemory, ClaimRequest, ClaimToken, Claimed, Recorded, SendOutcome,
 };
 use invite_shared::store::now;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
@@ -98,6 +98,8 @@ struct Engine {
     slots: Arc<Semaphore>,
     /// The claims with deliveries still held, and how many each: what the renewer renews.
     claims: Mutex<HashMap<ClaimToken, usize>>,
+    /// What the claimer's claims remember between calls; only the claimer uses it.
+    claim_memory: Arc<Mutex<ClaimMemory>>,
     /// The earliest retry this engine scheduled, when the claimer should look again.
     next_retry: Mutex<Option<Instant>>,
     pause: Pause,
@@ -114,6 +116,7 @@ impl Engine {
             held: Arc::new(Semaphore::new(pool + 2 * settings.send_batch_size)),
             slots: Arc::new(Semaphore::new(pool)),
             claims: Mutex::new(HashMap::new()),
+            claim_memory: Arc::default(),
             next_retry: Mutex::new(None),
             pause: Pause::new(settings.smtp_outage_backoff),
             db_log: OutageLog::default(),
@@ -168,9 +171,13 @@ impl Engine {
             lease: self.deps.settings.email_lease,
             ttl: self.deps.settings.invite_ttl,
         };
+        let memory = self.claim_memory.clone();
         self.deps
             .db
-            .run(move |c| Ok(deliveries::claim_due(c, request)?))
+            .run(move |c| {
+                let mut memory = memory.lock().unwrap_or_else(PoisonError::into_inner);
+                Ok(deliveries::claim_due(c, request, &mut memory)?)
+            })
             .await
     }
 
