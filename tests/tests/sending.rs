@@ -12,6 +12,7 @@ use invite_shared::on_conn;
 use invite_shared::store::deliveries::{
     self as store, ClaimMemory, ClaimRequest, Recorded, SendOutcome,
 };
+use invite_shared::store::tallies::{self, Tally};
 use invite_tests::app::{Stack, TestApp, named_people_csv, people_csv};
 use invite_tests::on_both_stacks;
 use invite_tests::smtp::ReplyPlan;
@@ -23,6 +24,7 @@ on_both_stacks!(
     a_late_outcome_never_overwrites_a_reclaim_which_keeps_the_message_id,
     a_send_given_back_unsent_does_not_count_as_an_attempt,
     a_claim_resumes_where_the_last_ended_yet_comes_back_short_only_when_nothing_else_is_due,
+    the_unsent_count_of_the_gauge_matches_the_deliveries_of_imports_and_of_none,
 );
 
 fn sent(import: &Value) -> i64 {
@@ -201,6 +203,51 @@ async fn a_claim_resumes_where_the_last_ended_yet_comes_back_short_only_when_not
     assert!(ids(&third).contains(&all[0]), "{:?}", ids(&third));
     assert!(fourth.is_empty());
     assert_eq!(delivery_states(&app).await.get("pending"), None);
+}
+
+async fn the_unsent_count_of_the_gauge_matches_the_deliveries_of_imports_and_of_none(stack: Stack) {
+    let app = TestApp::spawn_without_workers(stack).await;
+    let id = app.upload_ok(people_csv(6)).await;
+    app.process_without_sending(id).await;
+    let memory = Arc::default();
+    let claimed = claim_with(&app, 3, &memory).await;
+    record(&app, claimed[0].id, claimed[0].claim, sent_outcome()).await;
+    // As if the import of one pending and one sending delivery had been deleted: they belong to
+    // no import, and its tallies no longer count them.
+    let orphans = [claimed[1].id.0, pending_ids(&app).await[0]];
+    app.db
+        .run(move |c| {
+            on_conn!(c, |c| diesel::update(
+                deliveries::table.filter(deliveries::id.eq_any(orphans))
+            )
+            .set(deliveries::import_id.eq(None::<i64>))
+            .execute(c))?;
+            let unsent = Tally::of(invite_shared::status::DeliveryState::Pending, -2);
+            tallies::add(c, invite_shared::ids::ImportId(id), unsent)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+
+    let (unsent, _) = app.db.run(|c| Ok(store::unsent(c)?)).await.unwrap();
+
+    let states = delivery_states(&app).await;
+    assert_eq!(states.get("sent"), Some(&1), "{states:?}");
+    assert_eq!(unsent, states["pending"] + states["sending"], "{states:?}");
+    assert_eq!(unsent, 5);
+}
+
+/// The ids of the pending deliveries.
+async fn pending_ids(app: &TestApp) -> Vec<i64> {
+    app.db
+        .run(|c| {
+            Ok(on_conn!(c, |c| deliveries::table
+                .filter(deliveries::state.eq("pending"))
+                .select(deliveries::id)
+                .load::<i64>(c))?)
+        })
+        .await
+        .unwrap()
 }
 
 async fn claim(app: &TestApp, lease: Duration) -> Vec<store::Claimed> {

