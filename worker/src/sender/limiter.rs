@@ -3,9 +3,11 @@
 //! A reservation limiter (GCRA without burst): each send reserves the next free slot on a shared
 //! timeline and waits for it, so sends are spaced evenly rather than let through in bursts. The
 //! timeline lives in Redis when the queue does (one limit for every worker on every machine, on
-//! Redis's clock) and in the process on the embedded stack. Slots are spaced 5% wider than
-//! `1 / rate`, so the jitter between a reservation and the server's acceptance can never show
-//! more than `rate` emails in any one-second window at the server.
+//! Redis's clock) and in the process on the embedded stack. Slots are spaced 10% wider than
+//! `1 / rate`: `rate` + 1 sends span 1.1 s of reservations, so unless the time from reservation to
+//! the server's acceptance varies by more than 100 ms between them, no one-second window at the
+//! server sees more than `rate` emails. (5% was not enough: two workers on a loaded 2-core CI
+//! machine once put 51 emails in one second at a cap of 50.)
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -16,8 +18,8 @@ use invite_shared::config::Settings;
 use invite_shared::queue::{JobQueue, queue_name};
 use tokio::time::Instant;
 
-/// How much wider than `1 / rate` the slots are.
-const GUARD: f64 = 1.05;
+/// How much wider than `1 / rate` the slots are: room for 100 ms of jitter in any second.
+const GUARD: f64 = 1.10;
 
 /// Reserves the slot after the later of now and the timeline's next free slot, moves the timeline
 /// on by one interval, and answers how many microseconds the caller waits. Redis's own clock is
@@ -141,8 +143,8 @@ mod tests {
     }
 
     #[test]
-    fn slots_are_five_percent_wider_than_the_rate_asks() {
-        assert_eq!(slot_interval(50), Duration::from_millis(21));
-        assert_eq!(slot_interval(1), Duration::from_millis(1050));
+    fn slots_are_ten_percent_wider_than_the_rate_asks() {
+        assert_eq!(slot_interval(50), Duration::from_millis(22));
+        assert_eq!(slot_interval(1), Duration::from_millis(1100));
     }
 }
