@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use diesel::prelude::*;
 use invite_shared::db::schema::deliveries;
-use invite_shared::ids::DeliveryId;
+use invite_shared::ids::{DeliveryId, ImportId};
 use invite_shared::on_conn;
+use invite_shared::status::DeliveryState;
 use invite_shared::store::deliveries::{
     self as store, ClaimMemory, ClaimRequest, Recorded, SendOutcome,
 };
@@ -222,8 +223,8 @@ async fn the_unsent_count_of_the_gauge_matches_the_deliveries_of_imports_and_of_
             )
             .set(deliveries::import_id.eq(None::<i64>))
             .execute(c))?;
-            let unsent = Tally::of(invite_shared::status::DeliveryState::Pending, -2);
-            tallies::add(c, invite_shared::ids::ImportId(id), unsent)?;
+            let unsent = Tally::of(DeliveryState::Pending, -2);
+            tallies::add(c, ImportId(id), unsent)?;
             Ok(())
         })
         .await

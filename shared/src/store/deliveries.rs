@@ -359,6 +359,7 @@ macro_rules! claim_groups {
         ids
     }};
 }
+
 /// Claims up to `request.limit` due deliveries under a new claim, a fair share from each import
 /// with due sends, minting a link for each; `memory` carries what the caller's earlier claims
 /// learnt (see [`ClaimMemory`]).
@@ -606,7 +607,7 @@ pub fn record(conn: &mut DbConn, outcomes: &[Recorded]) -> QueryResult<Written> 
     let written = match conn {
         #[cfg(feature = "postgres")]
         DbConn::Pg(c) => {
-            let shard = crate::store::tallies::shard();
+            let shard = tallies::shard();
             let params = (
                 param::<Text, _>(json),
                 param::<Text, _>(now),
