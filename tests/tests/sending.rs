@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use diesel::prelude::*;
-use invite_shared::db::schema::deliveries;
+use invite_shared::db::schema::{deliveries, members};
 use invite_shared::ids::{DeliveryId, ImportId};
 use invite_shared::on_conn;
 use invite_shared::status::DeliveryState;
@@ -26,6 +26,7 @@ on_both_stacks!(
     a_send_given_back_unsent_does_not_count_as_an_attempt,
     a_claim_resumes_where_the_last_ended_yet_comes_back_short_only_when_nothing_else_is_due,
     the_unsent_count_of_the_gauge_matches_the_deliveries_of_imports_and_of_none,
+    deleting_a_member_deletes_its_deliveries_through_its_invitations,
 );
 
 fn sent(import: &Value) -> i64 {
@@ -239,6 +240,32 @@ async fn the_unsent_count_of_the_gauge_matches_the_deliveries_of_imports_and_of_
 }
 
 /// The ids of the pending deliveries.
+async fn deleting_a_member_deletes_its_deliveries_through_its_invitations(stack: Stack) {
+    // PostgreSQL no longer checks a delivery's member itself: its invitation's does, and the
+    // cascade from the member through the invitation must still take the delivery with it.
+    let app = TestApp::spawn_without_workers(stack).await;
+    let id = app.upload_ok(people_csv(2)).await;
+    app.process_without_sending(id).await;
+    let gone = app.member_id("person0@example.com").await;
+
+    app.db
+        .run(move |c| Ok(on_conn!(c, |c| diesel::delete(members::table.find(gone)).execute(c))?))
+        .await
+        .unwrap();
+    let left: Vec<i64> = app
+        .db
+        .run(|c| {
+            Ok(on_conn!(c, |c| deliveries::table
+                .select(deliveries::member_id)
+                .load::<i64>(c))?)
+        })
+        .await
+        .unwrap();
+
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_ne!(left[0], gone);
+}
+
 async fn pending_ids(app: &TestApp) -> Vec<i64> {
     app.db
         .run(|c| {
