@@ -28,11 +28,6 @@ use crate::jobs::Busy;
 
 /// Least time between two wake-ups of the senders by one import.
 const WAKE_EVERY: Duration = Duration::from_secs(1);
-/// The chunk after which a run refreshes the planner's statistics for the last time. What they
-/// must fix is a table planned as nearly empty; once analysed, PostgreSQL scales the rows it
-/// expects by the table's current size, so later refreshes changed no plan. Going on doubling
-/// (16, 32, 64, … chunks) cost 1.2 s of PostgreSQL's time at 100,000 rows, while the import waited.
-const LAST_ANALYZE_CHUNKS: u64 = 8;
 
 /// The job handler.
 #[tracing::instrument(skip_all, fields(import_id = %job.import_id))]
@@ -244,9 +239,8 @@ async fn apply_rows(import: &Import, claim: i64, deps: &Deps) -> Result<(), Fail
     let mut header_pending = start == 0;
     let mut chunk = Chunk::new(deps.settings.import_chunk_rows);
     let mut last_wake: Option<Instant> = None;
-    // Planner statistics are refreshed as this run's rows double: after 1, 2, 4 and 8 chunks.
+    // Planner statistics are refreshed as this run's rows double: after 1, 2, 4, … chunks.
     let (mut applied, mut analyze_at) = (0u64, chunk.capacity as u64);
-    let last_analyze = LAST_ANALYZE_CHUNKS * chunk.capacity as u64;
     loop {
         let piece = pieces.try_next().await?;
         match &piece {
@@ -264,11 +258,7 @@ async fn apply_rows(import: &Import, claim: i64, deps: &Deps) -> Result<(), Fail
             let summary = apply(&ctx, &mut chunk, start, claim, deps).await?;
             applied += summary.rows;
             if applied >= analyze_at {
-                analyze_at = if applied >= last_analyze {
-                    u64::MAX
-                } else {
-                    applied * 2
-                };
+                analyze_at = applied * 2;
                 refresh_statistics(&deps.db).await;
             }
             if summary.invited > 0 && !import.dry_run {
