@@ -239,7 +239,6 @@ async fn the_unsent_count_of_the_gauge_matches_the_deliveries_of_imports_and_of_
     assert_eq!(unsent, 5);
 }
 
-/// The ids of the pending deliveries.
 async fn deleting_a_member_deletes_its_deliveries_through_its_invitations(stack: Stack) {
     // PostgreSQL no longer checks a delivery's member itself: its invitation's does, and the
     // cascade from the member through the invitation must still take the delivery with it.
@@ -266,6 +265,7 @@ async fn deleting_a_member_deletes_its_deliveries_through_its_invitations(stack:
     assert_ne!(left[0], gone);
 }
 
+/// The ids of the pending deliveries.
 async fn pending_ids(app: &TestApp) -> Vec<i64> {
     app.db
         .run(|c| {
