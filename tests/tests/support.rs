@@ -27,6 +27,7 @@ on_both_stacks!(
     unarchiving_a_member_who_is_not_archived_is_a_conflict,
     a_retry_sends_exactly_the_failed_emails_once_more,
     a_retry_leaves_out_members_archived_since_their_send_failed,
+    a_member_resent_after_a_failure_is_listed_by_their_latest_email,
     another_workspaces_member_or_import_is_not_found,
     a_later_upload_of_an_archived_members_address_is_skipped_as_archived,
 );
@@ -372,6 +373,51 @@ async fn a_retry_sends_exactly_the_failed_emails_once_more(stack: Stack) {
     assert_eq!(still_failed["members"], json!([]));
     let again = post(&app, &format!("/imports/{id}/retry")).await;
     assert_eq!(again.json::<Value>().await.unwrap(), json!({"requeued": 0}));
+}
+
+async fn a_member_resent_after_a_failure_is_listed_by_their_latest_email(stack: Stack) {
+    let app = TestApp::spawn(stack).await;
+    let id = upload_with_failed_sends(&app, 2, &["person1@example.com"]).await;
+    let member = app.member_id("person1@example.com").await;
+
+    let response = post(&app, &format!("/members/{member}/resend")).await;
+
+    assert_eq!(response.status(), 202);
+    app.settled(id).await;
+    assert_eq!(
+        tokens_to(&app, "person1@example.com").len(),
+        1,
+        "the resent email"
+    );
+    let listed = |status: &'static str| {
+        let app = &app;
+        async move {
+            let page: Value = app
+                .get(&format!("/members?email_status={status}"))
+                .await
+                .json()
+                .await
+                .unwrap();
+            let mut emails: Vec<String> = page["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["email"].as_str().unwrap().to_owned())
+                .collect();
+            emails.sort();
+            emails
+        }
+    };
+    // The failed email is still on record, but the member's latest one was sent.
+    assert_eq!(listed("failed").await, Vec::<String>::new());
+    assert_eq!(
+        listed("sent").await,
+        ["person0@example.com", "person1@example.com"]
+    );
+    assert_eq!(
+        app.member("person1@example.com").await["email_status"],
+        "sent"
+    );
 }
 
 async fn a_retry_leaves_out_members_archived_since_their_send_failed(stack: Stack) {

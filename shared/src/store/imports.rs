@@ -12,6 +12,7 @@ use crate::db::schema::{deliveries, import_chunks, import_rows, imports};
 use crate::ids::{AccountId, ImportId, WorkspaceId};
 use crate::on_conn;
 use crate::status::ImportStatus;
+use crate::store::invitations::invitations_of;
 use crate::store::{now, tallies};
 
 /// Size of the pieces an upload is stored in; every piece but the last is exactly this long, so a
@@ -499,7 +500,7 @@ pub fn results_page(
         for part in members.chunks(1000) {
             for (member, state, error) in deliveries::table
                 .filter(deliveries::import_id.eq(id.0))
-                .filter(deliveries::member_id.eq_any(part))
+                .filter(deliveries::invitation_id.eq_any(invitations_of(part)))
                 .order(deliveries::id)
                 .select((
                     deliveries::member_id,

@@ -11,6 +11,15 @@ use crate::store::now;
 use crate::tokens;
 use crate::{on_conn, write_transaction};
 
+/// The ids of the invitations of `members`, as a subquery: deliveries are indexed by invitation
+/// and invitations by member, so this is how a member's deliveries are found.
+#[diesel::dsl::auto_type]
+pub(crate) fn invitations_of<'a>(members: &'a [i64]) -> _ {
+    invitations::table
+        .filter(invitations::member_id.eq_any(members))
+        .select(invitations::id)
+}
+
 /// What the invitee sees before accepting.
 #[derive(Debug, Clone)]
 pub struct InvitationView {

@@ -7,10 +7,11 @@ use diesel::prelude::*;
 
 use crate::config::Edition;
 use crate::db::DbConn;
-use crate::db::schema::{accounts, deliveries, groups, member_groups, members};
+use crate::db::schema::{accounts, deliveries, groups, invitations, member_groups, members};
 use crate::ids::{ImportId, MemberId, WorkspaceId};
 use crate::on_conn;
 use crate::status::{DeliveryState, MemberStatus};
+use crate::store::invitations::invitations_of;
 
 /// The status an invitation gives: `requested` on cloud for a person who never activated an
 /// account anywhere, `invited` otherwise (SPEC, "Members and statuses").
@@ -115,22 +116,25 @@ pub fn list(
         }
         if let Some(state) = filter.email_status {
             // The latest delivery only, so the filter agrees with the `email_status` shown: a
-            // member resent after a failure is no longer "failed".
+            // member resent after a failure is no longer "failed". A member's later deliveries
+            // are found through its invitations, which are indexed by member.
             let later = diesel::alias!(deliveries as later);
-            query = query.filter(
-                members::id.eq_any(
-                    deliveries::table
-                        .filter(deliveries::state.eq(state.as_str()))
-                        .filter(diesel::dsl::not(diesel::dsl::exists(
-                            later
-                                .filter(
-                                    later.field(deliveries::member_id).eq(deliveries::member_id),
-                                )
-                                .filter(later.field(deliveries::id).gt(deliveries::id)),
-                        )))
-                        .select(deliveries::member_id),
-                ),
-            );
+            query =
+                query.filter(
+                    members::id.eq_any(
+                        deliveries::table
+                            .filter(deliveries::state.eq(state.as_str()))
+                            .filter(diesel::dsl::not(diesel::dsl::exists(
+                                invitations::table
+                                    .inner_join(later.on(
+                                        later.field(deliveries::invitation_id).eq(invitations::id),
+                                    ))
+                                    .filter(invitations::member_id.eq(deliveries::member_id))
+                                    .filter(later.field(deliveries::id).gt(deliveries::id)),
+                            )))
+                            .select(deliveries::member_id),
+                    ),
+                );
         }
         let rows: Vec<MemberRow> = query.load(c)?;
         let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
@@ -148,7 +152,7 @@ pub fn list(
         // Ascending ids, so the last one seen per member is its latest email.
         let mut email_of: HashMap<i64, (String, Option<String>, i32)> = HashMap::new();
         for (member, state, error, attempts) in deliveries::table
-            .filter(deliveries::member_id.eq_any(&ids))
+            .filter(deliveries::invitation_id.eq_any(invitations_of(&ids)))
             .order(deliveries::id)
             .select((
                 deliveries::member_id,

@@ -25,6 +25,7 @@ use crate::db::DbConn;
 use crate::db::schema::{accounts, deliveries, imports, invitation_links, invitations, members};
 use crate::ids::{ImportId, MemberId, WorkspaceId};
 use crate::status::{DeliveryState, MemberStatus};
+use crate::store::invitations::invitations_of;
 use crate::store::members::{self as member_store, MemberView, invitee_status};
 use crate::store::now;
 use crate::store::tallies::{self, Tally, add_tally};
@@ -177,7 +178,7 @@ macro_rules! cancel_deliveries {
         $states.into_iter().try_for_each(|state: DeliveryState| {
             let imports: Vec<Option<i64>> = diesel::update(
                 deliveries::table
-                    .filter(deliveries::member_id.eq($member.0))
+                    .filter(deliveries::invitation_id.eq_any(invitations_of(&[$member.0])))
                     .filter(deliveries::state.eq(state.as_str())),
             )
             .set(deliveries::state.eq(DeliveryState::Cancelled.as_str()))
