@@ -525,6 +525,46 @@ mod tests {
         assert!(String::from_utf8_lossy(&sent[0].formatted()).contains(LINK));
     }
 
+    /// The message as it goes to the server, with what changes from run to run (its date and
+    /// MIME boundary) redacted; every line ends in CRLF, shown as a plain line end.
+    fn wire_text(message: &Message) -> String {
+        let raw = String::from_utf8(message.formatted()).unwrap();
+        assert!(
+            !raw.replace("\r\n", "").contains('\n'),
+            "a line without CR: {raw:?}"
+        );
+        let boundary = raw
+            .split("boundary=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap()
+            .to_owned();
+        raw.replace("\r\n", "\n")
+            .replace(&boundary, "[boundary]")
+            .lines()
+            .map(|line| match line.strip_prefix("Date: ") {
+                Some(_) => "Date: [date]",
+                None => line,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn the_invitation_email_on_the_wire() {
+        let from: Mailbox = "Bulk Invite <no-reply@example.com>".parse().unwrap();
+        let untrusted = InvitationEmail {
+            workspace: "Acme & Søn <Research>".to_owned(),
+            inviter: "Grace \"Amazing\" Hopper".to_owned(),
+            first_name: Some("<img src=x onerror=alert(1)> Zoë".to_owned()),
+            ..invitation("zoe@example.com")
+        };
+
+        let message = build_message(&from, &untrusted, "0123abcd").unwrap();
+
+        insta::assert_snapshot!(wire_text(&message));
+    }
+
     #[test]
     fn build_message_rejects_an_invalid_recipient() {
         let from: Mailbox = "no-reply@example.com".parse().unwrap();
