@@ -266,10 +266,29 @@ pub fn build_message(
         .to(Mailbox::new(name, address))
         .subject(rendered.subject)
         .multipart(MultiPart::alternative_plain_html(
-            rendered.text,
-            rendered.html,
+            crlf(rendered.text),
+            crlf(rendered.html),
         ))
         .map_err(MailerError::Message)
+}
+
+/// `text` with a CR before every LF that lacks one, as a message's lines end. lettre would do the
+/// same, but one `String::insert` at a time, each moving the rest of the body: 2% of the
+/// machine's CPU while emails are being sent (`perf`, 100,000 emails).
+fn crlf(text: String) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 32);
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find('\n') {
+        let line = &rest[..at];
+        out.push_str(line);
+        if !line.ends_with('\r') {
+            out.push('\r');
+        }
+        out.push('\n');
+        rest = &rest[at + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Only an explicit 5xx is permanent. `421` and `452` say the server cannot take mail now, and
@@ -563,6 +582,28 @@ mod tests {
         let message = build_message(&from, &untrusted, "0123abcd").unwrap();
 
         insta::assert_snapshot!(wire_text(&message));
+    }
+
+    #[test]
+    fn line_ends_become_what_lettre_would_make_them() {
+        use lettre::message::{Body, header::ContentTransferEncoding};
+        for text in [
+            "",
+            "one line",
+            "\n",
+            "a\nb\r\nc\n\n\r\rd\n",
+            "é\n\r\n\nü",
+            "\r",
+        ] {
+            // `Binary` leaves the text as it is, line ends aside.
+            let lettres =
+                Body::new_with_encoding(text.to_owned(), ContentTransferEncoding::Binary).unwrap();
+            assert_eq!(
+                crlf(text.to_owned()).as_bytes(),
+                lettres.as_ref(),
+                "{text:?}"
+            );
+        }
     }
 
     #[test]
