@@ -119,22 +119,15 @@ pub fn list(
             // member resent after a failure is no longer "failed". A member's later deliveries
             // are found through its invitations, which are indexed by member.
             let later = diesel::alias!(deliveries as later);
-            query =
-                query.filter(
-                    members::id.eq_any(
-                        deliveries::table
-                            .filter(deliveries::state.eq(state.as_str()))
-                            .filter(diesel::dsl::not(diesel::dsl::exists(
-                                invitations::table
-                                    .inner_join(later.on(
-                                        later.field(deliveries::invitation_id).eq(invitations::id),
-                                    ))
-                                    .filter(invitations::member_id.eq(deliveries::member_id))
-                                    .filter(later.field(deliveries::id).gt(deliveries::id)),
-                            )))
-                            .select(deliveries::member_id),
-                    ),
-                );
+            let a_later_one = invitations::table
+                .inner_join(later.on(later.field(deliveries::invitation_id).eq(invitations::id)))
+                .filter(invitations::member_id.eq(deliveries::member_id))
+                .filter(later.field(deliveries::id).gt(deliveries::id));
+            let latest_in_state = deliveries::table
+                .filter(deliveries::state.eq(state.as_str()))
+                .filter(diesel::dsl::not(diesel::dsl::exists(a_later_one)))
+                .select(deliveries::member_id);
+            query = query.filter(members::id.eq_any(latest_in_state));
         }
         let rows: Vec<MemberRow> = query.load(c)?;
         let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
