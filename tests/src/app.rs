@@ -65,12 +65,13 @@ fn unique(prefix: &str) -> String {
 }
 
 /// A database of its own, dropped with the test.
-struct TestDatabase {
+pub struct TestDatabase {
     name: String,
 }
 
 impl TestDatabase {
-    fn create() -> anyhow::Result<(TestDatabase, String)> {
+    /// A new, empty database on the test server, and its URL.
+    pub fn create() -> anyhow::Result<(TestDatabase, String)> {
         let admin = postgres_admin_url();
         let name = unique("bi_test");
         let mut conn = diesel::PgConnection::establish(&admin)

@@ -20,9 +20,11 @@ use diesel::sqlite::SqliteConnection;
 use diesel::{Connection, ConnectionError};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
+/// PostgreSQL's migrations (public so that a test can apply them one at a time).
 #[cfg(feature = "postgres")]
-const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
-const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
+pub const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
+/// SQLite's migrations.
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
 
 /// A connection to either supported database.
 #[derive(diesel::MultiConnection)]

@@ -1,0 +1,125 @@
+//! Upgrades: the newest migration, applied to a database that the migrations before it made and
+//! that holds members and emails in every state, keeps them and leaves them readable and sendable.
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::migration::MigrationSource;
+use diesel::{Connection, PgConnection, SqliteConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
+use invite_shared::db::{DbConn, PG_MIGRATIONS, SQLITE_MIGRATIONS};
+use invite_shared::ids::{DeliveryId, WorkspaceId};
+use invite_shared::status::DeliveryState;
+use invite_shared::store::deliveries::{self, ClaimMemory, ClaimRequest, Recorded, SendOutcome};
+use invite_shared::store::members::{self, MemberFilter};
+use invite_tests::app::{Stack, TestDatabase};
+use invite_tests::on_both_stacks;
+
+on_both_stacks!(the_newest_migration_keeps_every_member_and_email_usable);
+
+/// Written with the schema before the newest migration: an admin, and one invitee each whose
+/// email was sent, failed, or is still to be sent.
+const BEFORE: &str = "\
+    INSERT INTO workspaces (id, slug, name, created_at) \
+        VALUES (1, 'upgrade', 'Upgrade', '2026-11-01 00:00:00'); \
+    INSERT INTO accounts (id, email, created_at) VALUES \
+        (1, 'admin@example.com', '2026-11-01 00:00:00'), \
+        (2, 'sent@example.com', '2026-11-01 00:00:00'), \
+        (3, 'failed@example.com', '2026-11-01 00:00:00'), \
+        (4, 'pending@example.com', '2026-11-01 00:00:00'); \
+    INSERT INTO members (id, workspace_id, account_id, role, status, created_at, updated_at) \
+        VALUES (1, 1, 1, 'admin', 'active', '2026-11-01 00:00:00', '2026-11-01 00:00:00'), \
+        (2, 1, 2, 'end_user', 'invited', '2026-11-01 00:00:00', '2026-11-01 00:00:00'), \
+        (3, 1, 3, 'end_user', 'invited', '2026-11-01 00:00:00', '2026-11-01 00:00:00'), \
+        (4, 1, 4, 'end_user', 'invited', '2026-11-01 00:00:00', '2026-11-01 00:00:00'); \
+    INSERT INTO invitations (id, member_id, created_at) VALUES \
+        (1, 2, '2026-11-01 00:00:00'), (2, 3, '2026-11-01 00:00:00'), \
+        (3, 4, '2026-11-01 00:00:00'); \
+    INSERT INTO deliveries (id, invitation_id, member_id, state, attempts, next_attempt_at, \
+        created_at, last_error) VALUES \
+        (1, 1, 2, 'sent', 1, '2026-11-01 00:00:00', '2026-11-01 00:00:00', NULL), \
+        (2, 2, 3, 'failed', 1, '2026-11-01 00:00:00', '2026-11-01 00:00:00', '550 no such user'), \
+        (3, 3, 4, 'pending', 0, '2026-11-01 00:00:00', '2026-11-01 00:00:00', NULL);";
+
+/// Applies every migration of `source` but the newest, writes [`BEFORE`], then applies the newest
+/// (`source` makes the embedded list, which is not `Copy`, once per use).
+fn upgrade<C>(conn: &mut C, source: fn() -> EmbeddedMigrations)
+where
+    C: MigrationHarness<C::Backend> + Connection + SimpleConnection,
+    EmbeddedMigrations: MigrationSource<C::Backend>,
+{
+    let all = MigrationSource::<C::Backend>::migrations(&source())
+        .unwrap()
+        .len();
+    for _ in 1..all {
+        conn.run_next_migration(source()).unwrap();
+    }
+    conn.batch_execute(BEFORE).unwrap();
+    let newest = conn.run_pending_migrations(source()).unwrap();
+    assert_eq!(newest.len(), 1, "one migration left to apply");
+}
+
+async fn the_newest_migration_keeps_every_member_and_email_usable(stack: Stack) {
+    let folder = tempfile::tempdir().unwrap();
+    let (_database, mut conn) = match stack {
+        Stack::Postgres => {
+            let (database, url) = TestDatabase::create().unwrap();
+            let mut c = PgConnection::establish(&url).unwrap();
+            upgrade(&mut c, || PG_MIGRATIONS);
+            (Some(database), DbConn::Pg(c))
+        }
+        Stack::Sqlite => {
+            let path = folder.path().join("upgrade.db");
+            let mut c = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+            upgrade(&mut c, || SQLITE_MIGRATIONS);
+            (None, DbConn::Sqlite(c))
+        }
+    };
+
+    assert_eq!(
+        emails_in(&mut conn, DeliveryState::Sent),
+        ["sent@example.com"]
+    );
+    assert_eq!(
+        emails_in(&mut conn, DeliveryState::Failed),
+        ["failed@example.com"]
+    );
+    let request = ClaimRequest {
+        limit: 10,
+        lease: Duration::from_secs(60),
+        ttl: Duration::from_secs(3600),
+    };
+    let claimed = deliveries::claim_due(&mut conn, request, &mut ClaimMemory::default()).unwrap();
+    assert_eq!(claimed.len(), 1, "the email still to be sent");
+    assert_eq!(
+        (claimed[0].id, claimed[0].to.as_str()),
+        (DeliveryId(3), "pending@example.com")
+    );
+    let sent = Recorded {
+        id: claimed[0].id,
+        claim: claimed[0].claim,
+        outcome: SendOutcome::Sent {
+            reply: "250 2.0.0 OK".into(),
+        },
+    };
+    assert_eq!(deliveries::record(&mut conn, &[sent]).unwrap().written, 1);
+    assert_eq!(
+        emails_in(&mut conn, DeliveryState::Sent),
+        ["pending@example.com", "sent@example.com"]
+    );
+}
+
+/// The addresses of the members whose latest email is in `state`, sorted.
+fn emails_in(conn: &mut DbConn, state: DeliveryState) -> Vec<String> {
+    let filter = MemberFilter {
+        email_status: Some(state),
+        ..MemberFilter::default()
+    };
+    let mut emails: Vec<String> = members::list(conn, WorkspaceId(1), &filter, 50)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.email)
+        .collect();
+    emails.sort();
+    emails
+}
