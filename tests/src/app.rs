@@ -330,10 +330,15 @@ impl TestApp {
             .unwrap()
     }
 
+    /// A GET with the admin token, its body read as JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.get(path).await.json().await.unwrap()
+    }
+
     /// The member with this address, as `GET …/members` shows it (the workspace's admin is a
     /// member too).
     pub async fn member(&self, email: &str) -> Value {
-        let page: Value = self.get("/members?limit=500").await.json().await.unwrap();
+        let page = self.get_json("/members?limit=500").await;
         page["members"]
             .as_array()
             .unwrap()

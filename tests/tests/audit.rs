@@ -121,7 +121,7 @@ async fn every_action_leaves_one_entry_with_its_actor_and_target(stack: Stack) {
 
 /// The email of the admin whose token the app uses: the one token the list shows for it.
 async fn admin_email(app: &TestApp) -> String {
-    let tokens: Value = app.get("/tokens").await.json().await.unwrap();
+    let tokens = app.get_json("/tokens").await;
     tokens["tokens"]
         .as_array()
         .unwrap()

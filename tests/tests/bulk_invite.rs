@@ -116,12 +116,7 @@ async fn accepting_a_link_activates_the_member_and_the_link_cannot_be_used_again
     assert_eq!(first.status(), 200);
     assert_eq!(second.status(), 409);
     assert_eq!(unknown.status(), 404);
-    let members: Value = app
-        .get("/members?status=active")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let members = app.get_json("/members?status=active").await;
     let emails: Vec<&str> = members["members"]
         .as_array()
         .unwrap()
@@ -292,7 +287,7 @@ async fn the_same_idempotency_key_returns_the_same_import_and_invites_once(stack
     assert_eq!(first["id"], second["id"]);
     let import = app.settled(first["id"].as_i64().unwrap()).await;
     assert_eq!(import["rows"]["invited"], 5);
-    let imports: Value = app.get("/imports").await.json().await.unwrap();
+    let imports = app.get_json("/imports").await;
     assert_eq!(imports["imports"].as_array().unwrap().len(), 1);
     assert_eq!(app.emails().len(), 5);
 }
@@ -461,12 +456,7 @@ async fn a_transient_smtp_failure_is_retried_and_a_permanent_one_fails_with_the_
         import["emails"],
         json!({"pending": 0, "sent": 2, "failed": 1})
     );
-    let failed: Value = app
-        .get("/members?email_status=failed")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let failed = app.get_json("/members?email_status=failed").await;
     let failed = failed["members"].as_array().unwrap();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0]["email"], "person1@example.com");

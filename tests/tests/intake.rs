@@ -413,6 +413,6 @@ async fn a_workbook_over_max_workbook_bytes_gets_413_and_nothing_is_stored(stack
         .await;
 
     assert_eq!(response.status(), 413);
-    let listed: Value = app.get("/imports").await.json().await.unwrap();
+    let listed = app.get_json("/imports").await;
     assert_eq!(listed["imports"], serde_json::json!([]));
 }

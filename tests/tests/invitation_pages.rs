@@ -86,12 +86,7 @@ fn assert_html_with_security_headers(headers: &HeaderMap) {
 /// The `status` of `person0@example.com`'s membership, through the admin API.
 async fn invitee_status(app: &TestApp) -> Value {
     let id = app.member_id("person0@example.com").await;
-    let member: Value = app
-        .get(&format!("/members/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let member = app.get_json(&format!("/members/{id}")).await;
     member["status"].clone()
 }
 

@@ -3,7 +3,6 @@
 
 use invite_tests::app::{Stack, TestApp, people_csv};
 use invite_tests::on_both_stacks;
-use serde_json::Value;
 
 on_both_stacks!(
     twenty_failed_authentications_from_one_address_then_429,
@@ -20,7 +19,7 @@ fn retry_after(response: &reqwest::Response) -> u64 {
 }
 
 async fn imports_listed(app: &TestApp) -> usize {
-    let listed: Value = app.get("/imports").await.json().await.unwrap();
+    let listed = app.get_json("/imports").await;
     listed["imports"].as_array().unwrap().len()
 }
 

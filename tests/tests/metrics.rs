@@ -162,12 +162,7 @@ async fn the_pending_gauges_count_a_backlog_while_it_is_being_sent() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let during: serde_json::Value = app
-        .get(&format!("/imports/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let during = app.get_json(&format!("/imports/{id}")).await;
     app.settled(id).await;
     let deadline = Instant::now() + PATIENCE;
     while value(&app.metrics().await, "invites_emails_pending") != Some(0.0) {

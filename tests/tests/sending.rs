@@ -46,12 +46,7 @@ async fn a_small_import_is_sent_before_a_big_one_sending_meanwhile_is_half_done(
 
     let small = app.upload_ok(named_people_csv("small", 10)).await;
     let small_import = app.settled(small).await;
-    let big_import: Value = app
-        .get(&format!("/imports/{big}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let big_import = app.get_json(&format!("/imports/{big}")).await;
 
     assert!(
         before["emails"]["pending"].as_i64().unwrap() > 10_000,
@@ -525,7 +520,7 @@ const FIVE_THOUSAND_SENT: &str = "\
     INSERT INTO accounts (email, created_at) \
         SELECT 'plan' || g || '@example.com', now() FROM generate_series(1, 5000) g; \
     INSERT INTO members (workspace_id, account_id, role, status, created_at, updated_at) \
-        SELECT w.id, a.id, 'member', 'invited', now(), now() FROM accounts a, workspaces w \
+        SELECT w.id, a.id, 'end_user', 'invited', now(), now() FROM accounts a, workspaces w \
         WHERE w.slug = 'plan' AND a.email LIKE 'plan%'; \
     INSERT INTO invitations (member_id, created_at) \
         SELECT m.id, now() FROM members m JOIN workspaces w ON w.id = m.workspace_id \

@@ -325,16 +325,28 @@ async fn unarchiving_a_member_who_is_not_archived_is_a_conflict(stack: Stack) {
     assert_eq!(app.emails().len(), 1);
 }
 
+/// The addresses of the members whose latest email is in `status`, sorted.
+async fn listed(app: &TestApp, status: &str) -> Vec<String> {
+    let page = app
+        .get_json(&format!("/members?email_status={status}"))
+        .await;
+    let mut emails: Vec<String> = page["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["email"].as_str().unwrap().to_owned())
+        .collect();
+    emails.sort();
+    emails
+}
+
 async fn a_retry_sends_exactly_the_failed_emails_once_more(stack: Stack) {
     let app = TestApp::spawn(stack).await;
     let failing = ["person1@example.com", "person3@example.com"];
     let id = upload_with_failed_sends(&app, 4, &failing).await;
-    let failed: Value = app
-        .get(&format!("/members?email_status=failed&import={id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let failed = app
+        .get_json(&format!("/members?email_status=failed&import={id}"))
+        .await;
     let failed: HashSet<&str> = failed["members"]
         .as_array()
         .unwrap()
@@ -364,12 +376,7 @@ async fn a_retry_sends_exactly_the_failed_emails_once_more(stack: Stack) {
         assert_eq!(member["email_status"], "sent");
         assert_eq!(member["email_attempts"], 1, "a fresh count: {member}");
     }
-    let still_failed: Value = app
-        .get("/members?email_status=failed")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let still_failed = app.get_json("/members?email_status=failed").await;
     assert_eq!(still_failed["members"], json!([]));
     let again = post(&app, &format!("/imports/{id}/retry")).await;
     assert_eq!(again.json::<Value>().await.unwrap(), json!({"requeued": 0}));
@@ -389,29 +396,10 @@ async fn a_member_resent_after_a_failure_is_listed_by_their_latest_email(stack: 
         1,
         "the resent email"
     );
-    let listed = |status: &'static str| {
-        let app = &app;
-        async move {
-            let page: Value = app
-                .get(&format!("/members?email_status={status}"))
-                .await
-                .json()
-                .await
-                .unwrap();
-            let mut emails: Vec<String> = page["members"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|m| m["email"].as_str().unwrap().to_owned())
-                .collect();
-            emails.sort();
-            emails
-        }
-    };
     // The failed email is still on record, but the member's latest one was sent.
-    assert_eq!(listed("failed").await, Vec::<String>::new());
+    assert_eq!(listed(&app, "failed").await, Vec::<String>::new());
     assert_eq!(
-        listed("sent").await,
+        listed(&app, "sent").await,
         ["person0@example.com", "person1@example.com"]
     );
     assert_eq!(

@@ -120,7 +120,7 @@ async fn revoked_and_expired_tokens_get_401_on_every_admin_route(stack: Stack) {
             assert_eq!(status, 401, "{which} token, {method} {path}");
         }
     }
-    let listed: Value = app.get("/tokens").await.json().await.unwrap();
+    let listed = app.get_json("/tokens").await;
     let entry = listed["tokens"]
         .as_array()
         .unwrap()
