@@ -12,8 +12,8 @@ use invite_tests::app::{postgres_admin_url, redis_url};
 
 use crate::procs;
 
-/// psql, for the `\copy` reference.
-const PSQL: &str = "/usr/bin/psql";
+/// psql, for the `\copy` references.
+pub const PSQL: &str = "/usr/bin/psql";
 
 /// A name no other run uses.
 pub fn unique(prefix: &str) -> String {

@@ -7,9 +7,11 @@
 mod api;
 mod big_cell;
 mod checks;
+mod cpu;
 mod csv_gen;
 mod database;
 mod embedded;
+mod floor;
 mod procs;
 mod product;
 mod report;

@@ -1,5 +1,5 @@
 //! One run of the product with N workers: a fresh database, Redis prefix and sink; the references
-//! (COPY, smtp-source) first; then upload → rows → emails, timed, counted and weighed.
+//! (COPY, the schema floor, smtp-source) first; then upload → rows → emails, timed, counted and weighed.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -10,8 +10,10 @@ use serde_json::Value;
 use crate::Bench;
 use crate::api::{self, Api};
 use crate::checks::{self, Check};
+use crate::cpu::{CpuUse, Snapshot, Watched};
 use crate::csv_gen::CsvFile;
 use crate::database::{self, FreshDatabase, RedisKeys};
+use crate::floor;
 use crate::procs::{self, Children};
 use crate::product::{self, Backends};
 use crate::sink::{self, Sink, SourceRun};
@@ -23,6 +25,8 @@ const REPEAT_WATCH: Duration = Duration::from_secs(1);
 pub struct References {
     /// `\copy` of the CSV into a bare table with a unique index.
     pub copy: Duration,
+    /// `\copy` of the same rows into the product's own tables (the schema floor).
+    pub floor: Duration,
     /// smtp-source's settings.
     pub source: SourceRun,
     /// smtp-source's time.
@@ -99,6 +103,8 @@ pub struct ServerRun {
     pub logged: Vec<String>,
     /// Each worker's send engine.
     pub engines: Vec<EngineTimes>,
+    /// CPU time from the upload to the last email, per kind of process.
+    pub cpu: CpuUse,
 }
 
 impl ServerRun {
@@ -133,6 +139,23 @@ impl Product {
         std::iter::once(self.api.log.clone())
             .chain(self.workers.iter().map(|w| w.log.clone()))
             .collect()
+    }
+
+    /// The processes whose CPU time the run reports: the API, each worker, the sink.
+    fn watched(&self, sink: &Sink) -> Vec<Watched> {
+        let api = Watched {
+            kind: "invite-api",
+            pid: self.api.pid,
+        };
+        let workers = self.workers.iter().map(|w| Watched {
+            kind: "invite-worker",
+            pid: w.pid,
+        });
+        let sink = Watched {
+            kind: "smtp-sink",
+            pid: sink.pid,
+        };
+        std::iter::once(api).chain(workers).chain([sink]).collect()
     }
 }
 
@@ -177,6 +200,7 @@ pub async fn run(
         checks: measured.checks,
         repeats: measured.repeats,
         engines: measured.engines,
+        cpu: measured.cpu,
         logged: product
             .logs()
             .iter()
@@ -201,7 +225,7 @@ fn pool_size(bench: &Bench) -> anyhow::Result<u64> {
         .with_context(|| format!("SMTP_POOL_SIZE={value} is not a number"))
 }
 
-/// Times COPY, then smtp-source to the run's sink.
+/// Times COPY, the schema floor, then smtp-source to the run's sink.
 async fn references(
     database: &FreshDatabase,
     csv: &CsvFile,
@@ -210,9 +234,11 @@ async fn references(
     children: &mut Children,
 ) -> anyhow::Result<References> {
     let copy = database::copy_reference(&database.url, csv.path())?;
+    let floor = floor::schema_floor(csv.rows)?;
     let source_time = sink::source_reference(sink, &source, children).await?;
     Ok(References {
         copy,
+        floor,
         source,
         source_time,
     })
@@ -225,6 +251,7 @@ struct Measured {
     checks: Vec<Check>,
     repeats: u64,
     engines: Vec<EngineTimes>,
+    cpu: CpuUse,
 }
 
 /// Uploads, waits for the rows and then the emails, and counts.
@@ -236,6 +263,8 @@ async fn measure(
 ) -> anyhow::Result<Measured> {
     let api = &product.api.api;
     let baseline = sink.arm();
+    let watched = product.watched(sink);
+    let cpu_start = Snapshot::take(&watched);
     let started = Instant::now();
     let id = api.upload(csv.path()).await?;
     let accepted = Instant::now();
@@ -247,6 +276,7 @@ async fn measure(
     let invited = api::count(&import, "rows", "invited");
     anyhow::ensure!(invited > 0, "import {id} invited nobody: {import}");
     sink.wait_for(baseline + invited, children).await?;
+    let cpu = CpuUse::between(&watched, &cpu_start, &Snapshot::take(&watched));
     let last = sink.last_at().context("the sink saw no email")?;
     let first = sink.first_after_arm().context("the sink saw no email")?;
     let settled = settle(api, id, invited, children).await?;
@@ -264,6 +294,7 @@ async fn measure(
         checks: count_checks(&settled, delivered, csv.rows),
         repeats: delivered.saturating_sub(csv.rows),
         engines: engine_times(product).await?,
+        cpu,
     })
 }
 

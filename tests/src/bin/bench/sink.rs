@@ -46,6 +46,8 @@ impl Tally {
 pub struct Sink {
     /// Where it listens, on 127.0.0.1.
     pub port: u16,
+    /// Its pid.
+    pub pid: u32,
     tally: Arc<Mutex<Tally>>,
 }
 
@@ -65,12 +67,13 @@ impl Sink {
         command.stdout(Stdio::piped());
         let mut child = command.spawn().context("starting smtp-sink")?;
         let stdout = child.stdout.take().context("smtp-sink's stdout")?;
+        let pid = child.id();
         children.adopt("smtp-sink", child, Some(log));
         let tally = Arc::new(Mutex::new(Tally::default()));
         let reader = tally.clone();
         std::thread::spawn(move || read_counter(stdout, &reader));
         wait_accepting(port, children)?;
-        Ok(Sink { port, tally })
+        Ok(Sink { port, pid, tally })
     }
 
     /// `smtp://127.0.0.1:PORT`.

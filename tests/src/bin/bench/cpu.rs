@@ -1,0 +1,175 @@
+//! Where the CPU goes during a run: the machine's busy time and each kind of process's share,
+//! from `/proc` before the upload and after the last email. Wall times on a shared machine vary
+//! by ±10% from run to run; CPU time per email varies far less and says which process binds.
+
+use std::collections::HashMap;
+
+/// `/proc` counts CPU time in ticks of 1/100 s (`USER_HZ`, fixed at 100 in the kernel's ABI).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// A process the bench started, and what to call it.
+pub struct Watched {
+    /// The kind, e.g. `invite-worker`; processes of one kind are added up.
+    pub kind: &'static str,
+    /// Its pid.
+    pub pid: u32,
+}
+
+/// CPU counters at one moment.
+pub struct Snapshot {
+    busy: u64,
+    watched: Vec<u64>,
+    postgres: HashMap<u32, u64>,
+}
+
+impl Snapshot {
+    /// Reads the machine's counters, each watched process's and every PostgreSQL process's.
+    pub fn take(watched: &[Watched]) -> Snapshot {
+        Snapshot {
+            busy: machine_busy(),
+            watched: watched.iter().map(|w| process_ticks(w.pid)).collect(),
+            postgres: postgres_ticks(),
+        }
+    }
+}
+
+/// CPU seconds between two snapshots.
+pub struct CpuUse {
+    /// Busy time of all cores together.
+    pub machine: f64,
+    /// Per kind, in the order first watched; then `PostgreSQL` and `rest` (everything else,
+    /// the bench itself included).
+    pub kinds: Vec<(String, f64)>,
+}
+
+impl CpuUse {
+    /// What was used between `start` and `end`. A PostgreSQL process that exited in between is
+    /// counted in `rest`; the product's pooled connections live through the run.
+    pub fn between(watched: &[Watched], start: &Snapshot, end: &Snapshot) -> CpuUse {
+        let seconds = |ticks: u64| ticks as f64 / TICKS_PER_SECOND;
+        let mut kinds: Vec<(String, f64)> = Vec::new();
+        for (i, w) in watched.iter().enumerate() {
+            let used = seconds(end.watched[i].saturating_sub(start.watched[i]));
+            match kinds.iter_mut().find(|(kind, _)| kind == w.kind) {
+                Some((_, total)) => *total += used,
+                None => kinds.push((w.kind.to_owned(), used)),
+            }
+        }
+        let postgres: u64 = end
+            .postgres
+            .iter()
+            .map(|(pid, &ticks)| {
+                ticks.saturating_sub(start.postgres.get(pid).copied().unwrap_or(0))
+            })
+            .sum();
+        kinds.push(("PostgreSQL".to_owned(), seconds(postgres)));
+        let machine = seconds(end.busy.saturating_sub(start.busy));
+        let counted: f64 = kinds.iter().map(|(_, s)| s).sum();
+        kinds.push(("rest".to_owned(), (machine - counted).max(0.0)));
+        CpuUse { machine, kinds }
+    }
+}
+
+/// Busy ticks of all cores: `/proc/stat`'s first line without idle and iowait.
+fn machine_busy() -> u64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    [0, 1, 2, 5, 6, 7]
+        .iter()
+        .filter_map(|&i| fields.get(i))
+        .sum()
+}
+
+/// A process's user and system ticks (0 once it has gone).
+fn process_ticks(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat_ticks(&stat))
+        .unwrap_or(0)
+}
+
+/// utime + stime from a `/proc/<pid>/stat` line: fields 14 and 15, counted after the command
+/// name, which is in parentheses and may itself hold spaces.
+fn stat_ticks(stat: &str) -> Option<u64> {
+    let (_, after_name) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// Every process called `postgres` (the server and its backends), with its ticks.
+fn postgres_ticks() -> HashMap<u32, u64> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return HashMap::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            stat.contains("(postgres)")
+                .then(|| Some((pid, stat_ticks(&stat)?)))
+                .flatten()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_are_read_after_a_name_with_spaces_and_parentheses() {
+        let stat = "4242 (a (b) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 1 0 99";
+        assert_eq!(stat_ticks(stat), Some(10));
+    }
+
+    #[test]
+    fn kinds_add_up_and_the_rest_is_what_nobody_watched_used() {
+        let watched = [
+            Watched {
+                kind: "invite-worker",
+                pid: 10,
+            },
+            Watched {
+                kind: "invite-worker",
+                pid: 11,
+            },
+            Watched {
+                kind: "smtp-sink",
+                pid: 12,
+            },
+        ];
+        let start = Snapshot {
+            busy: 1_000,
+            watched: vec![100, 0, 50],
+            postgres: HashMap::from([(20, 300), (21, 5)]),
+        };
+        let end = Snapshot {
+            busy: 2_000,
+            watched: vec![300, 100, 150],
+            // 21 exited; 22 started during the run.
+            postgres: HashMap::from([(20, 600), (22, 100)]),
+        };
+        let used = CpuUse::between(&watched, &start, &end);
+        assert_eq!(used.machine, 10.0);
+        assert_eq!(
+            used.kinds,
+            [
+                ("invite-worker".to_owned(), 3.0),
+                ("smtp-sink".to_owned(), 1.0),
+                ("PostgreSQL".to_owned(), 4.0),
+                ("rest".to_owned(), 2.0),
+            ]
+        );
+    }
+}
