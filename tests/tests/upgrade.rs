@@ -1,5 +1,6 @@
 //! Upgrades: the newest migration, applied to a database that the migrations before it made and
-//! that holds members and emails in every state, keeps them and leaves them readable and sendable.
+//! that holds members and emails in every state and a stored upload, keeps them and leaves them
+//! readable and sendable.
 
 use std::time::Duration;
 
@@ -8,9 +9,10 @@ use diesel::migration::MigrationSource;
 use diesel::{Connection, PgConnection, SqliteConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
 use invite_shared::db::{DbConn, PG_MIGRATIONS, SQLITE_MIGRATIONS};
-use invite_shared::ids::{DeliveryId, WorkspaceId};
+use invite_shared::ids::{DeliveryId, ImportId, WorkspaceId};
 use invite_shared::status::DeliveryState;
 use invite_shared::store::deliveries::{self, ClaimMemory, ClaimRequest, Recorded, SendOutcome};
+use invite_shared::store::imports;
 use invite_shared::store::members::{self, MemberFilter};
 use invite_tests::app::{Stack, TestDatabase};
 use invite_tests::on_both_stacks;
@@ -39,11 +41,20 @@ const BEFORE: &str = "\
         created_at, last_error) VALUES \
         (1, 1, 2, 'sent', 1, '2026-11-01 00:00:00', '2026-11-01 00:00:00', NULL), \
         (2, 2, 3, 'failed', 1, '2026-11-01 00:00:00', '2026-11-01 00:00:00', '550 no such user'), \
-        (3, 3, 4, 'pending', 0, '2026-11-01 00:00:00', '2026-11-01 00:00:00', NULL);";
+        (3, 3, 4, 'pending', 0, '2026-11-01 00:00:00', '2026-11-01 00:00:00', NULL); \
+    INSERT INTO imports (id, workspace_id, created_by, file_name, file_size, status, created_at) \
+        VALUES (1, 1, 1, 'before.csv', 9000, 'queued', '2026-11-01 00:00:00');";
 
-/// Applies every migration of `source` but the newest, writes [`BEFORE`], then applies the newest
-/// (`source` makes the embedded list, which is not `Copy`, once per use).
-fn upgrade<C>(conn: &mut C, source: fn() -> EmbeddedMigrations)
+/// A stored piece of that upload, large enough to be compressed: [`LINE`] 500 times.
+const CHUNK_PG: &str = "INSERT INTO import_chunks (import_id, seq, data) \
+    VALUES (1, 0, convert_to(repeat('First,Last,someone@example.com' || chr(10), 500), 'UTF8'));";
+const CHUNK_SQLITE: &str = "INSERT INTO import_chunks (import_id, seq, data) VALUES (1, 0, \
+    CAST(replace(hex(zeroblob(500)), '00', 'First,Last,someone@example.com' || char(10)) AS BLOB));";
+const LINE: &str = "First,Last,someone@example.com\n";
+
+/// Applies every migration of `source` but the newest, writes [`BEFORE`] and `chunk`, then applies
+/// the newest (`source` makes the embedded list, which is not `Copy`, once per use).
+fn upgrade<C>(conn: &mut C, source: fn() -> EmbeddedMigrations, chunk: &str)
 where
     C: MigrationHarness<C::Backend> + Connection + SimpleConnection,
     EmbeddedMigrations: MigrationSource<C::Backend>,
@@ -55,6 +66,7 @@ where
         conn.run_next_migration(source()).unwrap();
     }
     conn.batch_execute(BEFORE).unwrap();
+    conn.batch_execute(chunk).unwrap();
     let newest = conn.run_pending_migrations(source()).unwrap();
     assert_eq!(newest.len(), 1, "one migration left to apply");
 }
@@ -65,13 +77,13 @@ async fn the_newest_migration_keeps_every_member_and_email_usable(stack: Stack) 
         Stack::Postgres => {
             let (database, url) = TestDatabase::create().unwrap();
             let mut c = PgConnection::establish(&url).unwrap();
-            upgrade(&mut c, || PG_MIGRATIONS);
+            upgrade(&mut c, || PG_MIGRATIONS, CHUNK_PG);
             (Some(database), DbConn::Pg(c))
         }
         Stack::Sqlite => {
             let path = folder.path().join("upgrade.db");
             let mut c = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
-            upgrade(&mut c, || SQLITE_MIGRATIONS);
+            upgrade(&mut c, || SQLITE_MIGRATIONS, CHUNK_SQLITE);
             (None, DbConn::Sqlite(c))
         }
     };
@@ -106,6 +118,11 @@ async fn the_newest_migration_keeps_every_member_and_email_usable(stack: Stack) 
     assert_eq!(
         emails_in(&mut conn, DeliveryState::Sent),
         ["pending@example.com", "sent@example.com"]
+    );
+    assert_eq!(
+        imports::read_chunk(&mut conn, ImportId(1), 0).unwrap(),
+        Some(LINE.repeat(500).into_bytes()),
+        "the upload stored before reads back whole"
     );
 }
 
