@@ -18,6 +18,7 @@ pub struct Watched {
 /// CPU counters at one moment.
 pub struct Snapshot {
     busy: u64,
+    steal: u64,
     watched: Vec<u64>,
     postgres: HashMap<u32, u64>,
 }
@@ -25,8 +26,10 @@ pub struct Snapshot {
 impl Snapshot {
     /// Reads the machine's counters, each watched process's and every PostgreSQL process's.
     pub fn take(watched: &[Watched]) -> Snapshot {
+        let (busy, steal) = machine_busy_and_steal();
         Snapshot {
-            busy: machine_busy(),
+            busy,
+            steal,
             watched: watched.iter().map(|w| process_ticks(w.pid)).collect(),
             postgres: postgres_ticks(),
         }
@@ -37,6 +40,9 @@ impl Snapshot {
 pub struct CpuUse {
     /// Busy time of all cores together.
     pub machine: f64,
+    /// Time a hypervisor ran something else while a core of this machine wanted to run (steal):
+    /// on a shared virtual machine, what makes wall times vary from run to run.
+    pub steal: f64,
     /// Per kind, in the order first watched; then `PostgreSQL` and `rest` (everything else,
     /// the bench itself included).
     pub kinds: Vec<(String, f64)>,
@@ -66,12 +72,17 @@ impl CpuUse {
         let machine = seconds(end.busy.saturating_sub(start.busy));
         let counted: f64 = kinds.iter().map(|(_, s)| s).sum();
         kinds.push(("rest".to_owned(), (machine - counted).max(0.0)));
-        CpuUse { machine, kinds }
+        let steal = seconds(end.steal.saturating_sub(start.steal));
+        CpuUse {
+            machine,
+            steal,
+            kinds,
+        }
     }
 }
 
-/// Busy ticks of all cores: `/proc/stat`'s first line without idle and iowait.
-fn machine_busy() -> u64 {
+/// Busy ticks of all cores (`/proc/stat`'s first line without idle, iowait and steal), and steal.
+fn machine_busy_and_steal() -> (u64, u64) {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let fields: Vec<u64> = stat
         .lines()
@@ -82,10 +93,8 @@ fn machine_busy() -> u64 {
         .map(|f| f.parse().unwrap_or(0))
         .collect();
     // user nice system idle iowait irq softirq steal
-    [0, 1, 2, 5, 6, 7]
-        .iter()
-        .filter_map(|&i| fields.get(i))
-        .sum()
+    let busy = [0, 1, 2, 5, 6].iter().filter_map(|&i| fields.get(i)).sum();
+    (busy, fields.get(7).copied().unwrap_or(0))
 }
 
 /// A process's user and system ticks (0 once it has gone).
@@ -151,17 +160,20 @@ mod tests {
         ];
         let start = Snapshot {
             busy: 1_000,
+            steal: 40,
             watched: vec![100, 0, 50],
             postgres: HashMap::from([(20, 300), (21, 5)]),
         };
         let end = Snapshot {
             busy: 2_000,
+            steal: 90,
             watched: vec![300, 100, 150],
             // 21 exited; 22 started during the run.
             postgres: HashMap::from([(20, 600), (22, 100)]),
         };
         let used = CpuUse::between(&watched, &start, &end);
         assert_eq!(used.machine, 10.0);
+        assert_eq!(used.steal, 0.5);
         assert_eq!(
             used.kinds,
             [
