@@ -1,5 +1,6 @@
 //! One run of the product with N workers: a fresh database, Redis prefix and sink; the references
-//! (COPY, the schema floor, smtp-source) first; then upload → rows → emails, timed, counted and weighed.
+//! (COPY, the schema floor, smtp-source) first; then upload → rows → emails, timed, counted,
+//! weighed, and their CPU time per process.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
