@@ -45,12 +45,28 @@ const BEFORE: &str = "\
     INSERT INTO imports (id, workspace_id, created_by, file_name, file_size, status, created_at) \
         VALUES (1, 1, 1, 'before.csv', 9000, 'queued', '2026-11-01 00:00:00');";
 
-/// A stored piece of that upload, large enough to be compressed: [`LINE`] 500 times.
-const CHUNK_PG: &str = "INSERT INTO import_chunks (import_id, seq, data) \
-    VALUES (1, 0, convert_to(repeat('First,Last,someone@example.com' || chr(10), 500), 'UTF8'));";
-const CHUNK_SQLITE: &str = "INSERT INTO import_chunks (import_id, seq, data) VALUES (1, 0, \
-    CAST(replace(hex(zeroblob(500)), '00', 'First,Last,someone@example.com' || char(10)) AS BLOB));";
-const LINE: &str = "First,Last,someone@example.com\n";
+/// A stored piece of that upload, large enough to be compressed: [`LINE`] and a newline,
+/// [`LINES`] times.
+const LINE: &str = "First,Last,someone@example.com";
+const LINES: usize = 500;
+
+/// Stores that piece; `repeated` is the backend's SQL for [`LINE`] and a newline `LINES` times.
+fn store_chunk(repeated: &str) -> String {
+    format!("INSERT INTO import_chunks (import_id, seq, data) VALUES (1, 0, {repeated});")
+}
+
+fn chunk_pg() -> String {
+    store_chunk(&format!(
+        "convert_to(repeat('{LINE}' || chr(10), {LINES}), 'UTF8')"
+    ))
+}
+
+/// SQLite has no `repeat`: `LINES` zero bytes in hex, each `00` replaced.
+fn chunk_sqlite() -> String {
+    store_chunk(&format!(
+        "CAST(replace(hex(zeroblob({LINES})), '00', '{LINE}' || char(10)) AS BLOB)"
+    ))
+}
 
 /// Applies every migration of `source` but the newest, writes [`BEFORE`] and `chunk`, then applies
 /// the newest (`source` makes the embedded list, which is not `Copy`, once per use).
@@ -77,13 +93,13 @@ async fn the_newest_migration_keeps_every_member_and_email_usable(stack: Stack) 
         Stack::Postgres => {
             let (database, url) = TestDatabase::create().unwrap();
             let mut c = PgConnection::establish(&url).unwrap();
-            upgrade(&mut c, || PG_MIGRATIONS, CHUNK_PG);
+            upgrade(&mut c, || PG_MIGRATIONS, &chunk_pg());
             (Some(database), DbConn::Pg(c))
         }
         Stack::Sqlite => {
             let path = folder.path().join("upgrade.db");
             let mut c = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
-            upgrade(&mut c, || SQLITE_MIGRATIONS, CHUNK_SQLITE);
+            upgrade(&mut c, || SQLITE_MIGRATIONS, &chunk_sqlite());
             (None, DbConn::Sqlite(c))
         }
     };
@@ -121,7 +137,7 @@ async fn the_newest_migration_keeps_every_member_and_email_usable(stack: Stack) 
     );
     assert_eq!(
         imports::read_chunk(&mut conn, ImportId(1), 0).unwrap(),
-        Some(LINE.repeat(500).into_bytes()),
+        Some(format!("{LINE}\n").repeat(LINES).into_bytes()),
         "the upload stored before reads back whole"
     );
 }

@@ -17,8 +17,7 @@ pub struct Watched {
 
 /// CPU counters at one moment.
 pub struct Snapshot {
-    busy: u64,
-    steal: u64,
+    machine: MachineTicks,
     watched: Vec<u64>,
     postgres: HashMap<u32, u64>,
 }
@@ -26,10 +25,8 @@ pub struct Snapshot {
 impl Snapshot {
     /// Reads the machine's counters, each watched process's and every PostgreSQL process's.
     pub fn take(watched: &[Watched]) -> Snapshot {
-        let (busy, steal) = machine_busy_and_steal();
         Snapshot {
-            busy,
-            steal,
+            machine: MachineTicks::read(),
             watched: watched.iter().map(|w| process_ticks(w.pid)).collect(),
             postgres: postgres_ticks(),
         }
@@ -40,6 +37,8 @@ impl Snapshot {
 pub struct CpuUse {
     /// Busy time of all cores together.
     pub machine: f64,
+    /// All cores' time together, idle included: what the machine had.
+    pub available: f64,
     /// Time a hypervisor ran something else while a core of this machine wanted to run (steal):
     /// on a shared virtual machine, what makes wall times vary from run to run.
     pub steal: f64,
@@ -69,38 +68,57 @@ impl CpuUse {
             })
             .sum();
         kinds.push(("PostgreSQL".to_owned(), seconds(postgres)));
-        let machine = seconds(end.busy.saturating_sub(start.busy));
+        let (start_machine, end_machine) = (&start.machine, &end.machine);
+        let machine = seconds(end_machine.busy.saturating_sub(start_machine.busy));
         let counted: f64 = kinds.iter().map(|(_, s)| s).sum();
         kinds.push(("rest".to_owned(), (machine - counted).max(0.0)));
-        let steal = seconds(end.steal.saturating_sub(start.steal));
         CpuUse {
             machine,
-            steal,
+            available: seconds(end_machine.total.saturating_sub(start_machine.total)),
+            steal: seconds(end_machine.steal.saturating_sub(start_machine.steal)),
             kinds,
         }
     }
 }
 
-/// Busy ticks of all cores (`/proc/stat`'s first line without idle, iowait and steal), and steal.
-fn machine_busy_and_steal() -> (u64, u64) {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let fields: Vec<u64> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .map(|f| f.parse().unwrap_or(0))
-        .collect();
-    // user nice system idle iowait irq softirq steal
-    let busy = [0, 1, 2, 5, 6].iter().filter_map(|&i| fields.get(i)).sum();
-    (busy, fields.get(7).copied().unwrap_or(0))
+/// All cores' ticks from `/proc/stat`'s first line.
+struct MachineTicks {
+    /// Without idle, iowait and steal.
+    busy: u64,
+    steal: u64,
+    /// Everything, idle included.
+    total: u64,
+}
+
+impl MachineTicks {
+    fn read() -> MachineTicks {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        // user nice system idle iowait irq softirq steal (guest time is inside user's)
+        let fields: Vec<u64> = stat
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .take(8)
+            .map(|f| f.parse().unwrap_or(0))
+            .collect();
+        MachineTicks {
+            busy: [0, 1, 2, 5, 6].iter().filter_map(|&i| fields.get(i)).sum(),
+            steal: fields.get(7).copied().unwrap_or(0),
+            total: fields.iter().sum(),
+        }
+    }
+}
+
+/// A process's `/proc/<pid>/stat` line, while it runs.
+fn read_stat(pid: u32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()
 }
 
 /// A process's user and system ticks (0 once it has gone).
 fn process_ticks(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
+    read_stat(pid)
         .and_then(|stat| stat_ticks(&stat))
         .unwrap_or(0)
 }
@@ -124,10 +142,8 @@ fn postgres_ticks() -> HashMap<u32, u64> {
         .filter_map(Result::ok)
         .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
         .filter_map(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            stat.contains("(postgres)")
-                .then(|| Some((pid, stat_ticks(&stat)?)))
-                .flatten()
+            let stat = read_stat(pid).filter(|stat| stat.contains("(postgres)"))?;
+            Some((pid, stat_ticks(&stat)?))
         })
         .collect()
 }
@@ -159,14 +175,20 @@ mod tests {
             },
         ];
         let start = Snapshot {
-            busy: 1_000,
-            steal: 40,
+            machine: MachineTicks {
+                busy: 1_000,
+                steal: 40,
+                total: 3_000,
+            },
             watched: vec![100, 0, 50],
             postgres: HashMap::from([(20, 300), (21, 5)]),
         };
         let end = Snapshot {
-            busy: 2_000,
-            steal: 90,
+            machine: MachineTicks {
+                busy: 2_000,
+                steal: 90,
+                total: 5_000,
+            },
             watched: vec![300, 100, 150],
             // 21 exited; 22 started during the run.
             postgres: HashMap::from([(20, 600), (22, 100)]),
@@ -174,6 +196,7 @@ mod tests {
         let used = CpuUse::between(&watched, &start, &end);
         assert_eq!(used.machine, 10.0);
         assert_eq!(used.steal, 0.5);
+        assert_eq!(used.available, 20.0);
         assert_eq!(
             used.kinds,
             [

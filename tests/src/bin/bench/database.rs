@@ -13,7 +13,15 @@ use invite_tests::app::{postgres_admin_url, redis_url};
 use crate::procs;
 
 /// psql, for the `\copy` references.
-pub const PSQL: &str = "/usr/bin/psql";
+const PSQL: &str = "/usr/bin/psql";
+
+/// psql on `url`, without the user's `.psqlrc`, quiet, stopping at the first error; the
+/// commands follow as `-c` arguments.
+pub fn psql(url: &str) -> Command {
+    let mut command = Command::new(PSQL);
+    command.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", url]);
+    command
+}
 
 /// A name no other run uses.
 pub fn unique(prefix: &str) -> String {
@@ -135,10 +143,7 @@ pub fn copy_reference(url: &str, csv: &Path) -> anyhow::Result<Duration> {
         "\\copy bench_copy FROM '{}' WITH (FORMAT csv, HEADER true)",
         csv.display()
     );
-    let elapsed = procs::timed(
-        Command::new(PSQL).args(["-X", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", &copy]),
-        "psql \\copy",
-    )?;
+    let elapsed = procs::timed(psql(url).args(["-c", &copy]), "psql \\copy")?;
     conn.batch_execute("DROP TABLE bench_copy")
         .context("dropping bench_copy")?;
     Ok(elapsed)

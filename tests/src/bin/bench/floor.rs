@@ -4,8 +4,7 @@
 //! much of the gap between the import and the bare `COPY` is the schema's and how much the
 //! code's.
 
-use std::path::Path;
-use std::process::Command;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -14,7 +13,7 @@ use diesel::{Connection as _, PgConnection};
 use diesel_migrations::MigrationHarness as _;
 use invite_shared::db::PG_MIGRATIONS;
 
-use crate::database::{FreshDatabase, PSQL};
+use crate::database::{self, FreshDatabase};
 use crate::procs;
 
 /// The one timestamp every floor row carries.
@@ -62,16 +61,21 @@ pub fn schema_floor(rows: u64) -> anyhow::Result<Duration> {
         .context("writing the floor's workspace")?;
     let dir = tempfile::tempdir().context("creating a folder for the floor's files")?;
     write_files(dir.path(), rows)?;
-    let mut psql = Command::new(PSQL);
-    psql.args(["-X", "-q", "-1", "-v", "ON_ERROR_STOP=1", &database.url]);
+    // `-1`: every `\copy` in one transaction.
+    let mut psql = database::psql(&database.url);
+    psql.arg("-1");
     for (file, target) in TABLES {
-        let path = dir.path().join(format!("{file}.csv"));
         psql.arg("-c").arg(format!(
             "\\copy {target} FROM '{}' WITH (FORMAT csv)",
-            path.display()
+            csv_path(dir.path(), file).display()
         ));
     }
     procs::timed(&mut psql, "psql \\copy into the product's tables")
+}
+
+/// Where a table's rows are written.
+fn csv_path(dir: &Path, table: &str) -> PathBuf {
+    dir.join(format!("{table}.csv"))
 }
 
 /// One CSV per table. Invitee `i` gets id `i + 2` in each table (1 is the admin's account),
@@ -79,7 +83,7 @@ pub fn schema_floor(rows: u64) -> anyhow::Result<Duration> {
 fn write_files(dir: &Path, rows: u64) -> anyhow::Result<()> {
     let mut writers = TABLES
         .iter()
-        .map(|(file, _)| csv::Writer::from_path(dir.join(format!("{file}.csv"))))
+        .map(|(file, _)| csv::Writer::from_path(csv_path(dir, file)))
         .collect::<Result<Vec<_>, _>>()
         .context("creating the floor's files")?;
     for i in 0..rows {

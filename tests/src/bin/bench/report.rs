@@ -404,13 +404,12 @@ fn cpu_note(run: &ServerRun, emails: u64) -> String {
         .iter()
         .map(|(kind, seconds)| format!("{kind} {}", per_email(*seconds)))
         .collect();
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     format!(
         "CPU per email, upload → last email (/proc): {}; the machine was busy {:.1} of {:.1} \
          core-seconds ({} per email), and its hypervisor took {:.1} (steal)",
         kinds.join(", "),
         run.cpu.machine,
-        run.timings.end_to_end.as_secs_f64() * cores as f64,
+        run.cpu.available,
         per_email(run.cpu.machine),
         run.cpu.steal
     )
