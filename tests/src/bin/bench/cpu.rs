@@ -3,6 +3,7 @@
 //! by ±10% from run to run; CPU time per email varies far less and says which process binds.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 /// `/proc` counts CPU time in ticks of 1/100 s (`USER_HZ`, fixed at 100 in the kernel's ABI).
 const TICKS_PER_SECOND: f64 = 100.0;
@@ -77,6 +78,66 @@ impl CpuUse {
             available: seconds(end_machine.total.saturating_sub(start_machine.total)),
             steal: seconds(end_machine.steal.saturating_sub(start_machine.steal)),
             kinds,
+        }
+    }
+
+    /// The seconds of one kind (0 when it was not watched).
+    pub fn of(&self, kind: &str) -> f64 {
+        self.kinds
+            .iter()
+            .find(|(k, _)| k == kind)
+            .map_or(0.0, |(_, seconds)| *seconds)
+    }
+}
+
+/// The CPU time the machine has per email at the rates issue 7 targets, against what the parts no
+/// code of ours can avoid took alone in their references: what shows whether a target is within
+/// reach of these cores at all. Microseconds per email (an email per row).
+#[derive(Debug, PartialEq)]
+pub struct Budget {
+    /// The cores' time per email when sending at `email_ratio` × smtp-source's rate.
+    pub emails: f64,
+    /// The cores' time per row when the whole run takes `end_to_end_ratio` × (COPY + smtp-source).
+    pub end_to_end: f64,
+    /// The machine's busy time per message during the smtp-source reference (smtp-source,
+    /// smtp-sink and the kernel's work for both).
+    pub source: f64,
+    /// smtp-sink's CPU per message in the smtp-source reference.
+    pub sink: f64,
+    /// The machine's busy time per row while the schema floor ran alone.
+    pub floor: f64,
+    /// The machine's busy time per email in the product's run, upload to last email.
+    pub used: f64,
+}
+
+/// The references' times and CPU, and the product run's CPU, that a [`Budget`] is made of.
+pub struct BudgetInputs<'a> {
+    pub rows: u64,
+    /// All cores together, e.g. 2.0.
+    pub cores: f64,
+    pub copy: Duration,
+    pub source: Duration,
+    /// smtp-sink watched during the smtp-source reference.
+    pub source_cpu: &'a CpuUse,
+    pub floor_cpu: &'a CpuUse,
+    pub run_cpu: &'a CpuUse,
+}
+
+impl Budget {
+    /// The budget at the targets `email_ratio` (emails ≥ ratio × smtp-source's rate) and
+    /// `end_to_end_ratio` (end to end ≤ ratio × (COPY + smtp-source)).
+    pub fn at(inputs: &BudgetInputs<'_>, email_ratio: f64, end_to_end_ratio: f64) -> Budget {
+        let rows = inputs.rows.max(1) as f64;
+        let micros_per_row = |seconds: f64| seconds / rows * 1e6;
+        let email_seconds = inputs.source.as_secs_f64() / email_ratio;
+        let end_to_end_seconds = (inputs.copy + inputs.source).as_secs_f64() * end_to_end_ratio;
+        Budget {
+            emails: micros_per_row(inputs.cores * email_seconds),
+            end_to_end: micros_per_row(inputs.cores * end_to_end_seconds),
+            source: micros_per_row(inputs.source_cpu.machine),
+            sink: micros_per_row(inputs.source_cpu.of("smtp-sink")),
+            floor: micros_per_row(inputs.floor_cpu.machine),
+            used: micros_per_row(inputs.run_cpu.machine),
         }
     }
 }
@@ -206,5 +267,36 @@ mod tests {
                 ("rest".to_owned(), 2.0),
             ]
         );
+    }
+
+    #[test]
+    fn the_budget_is_the_cores_time_at_the_target_rates() {
+        let used = |kinds: Vec<(&str, f64)>, machine: f64| CpuUse {
+            machine,
+            available: 0.0,
+            steal: 0.0,
+            kinds: kinds.into_iter().map(|(k, s)| (k.to_owned(), s)).collect(),
+        };
+        let source_cpu = used(vec![("smtp-sink", 3.0), ("PostgreSQL", 0.0)], 6.0);
+        let floor_cpu = used(vec![("PostgreSQL", 2.5)], 3.0);
+        let run_cpu = used(vec![("invite-worker", 9.0)], 25.0);
+        let inputs = BudgetInputs {
+            rows: 100_000,
+            cores: 2.0,
+            copy: Duration::from_millis(250),
+            source: Duration::from_millis(3500),
+            source_cpu: &source_cpu,
+            floor_cpu: &floor_cpu,
+            run_cpu: &run_cpu,
+        };
+        let budget = Budget::at(&inputs, 0.7, 1.5);
+        // 100,000 emails in 3.5 s / 0.7 = 5 s on 2 cores: 10 core-seconds.
+        assert!((budget.emails - 100.0).abs() < 1e-9, "{budget:?}");
+        // 1.5 × 3.75 s = 5.625 s on 2 cores.
+        assert!((budget.end_to_end - 112.5).abs() < 1e-9, "{budget:?}");
+        assert_eq!(budget.source, 60.0);
+        assert_eq!(budget.sink, 30.0);
+        assert_eq!(budget.floor, 30.0);
+        assert_eq!(budget.used, 250.0);
     }
 }

@@ -13,6 +13,7 @@ use diesel::{Connection as _, PgConnection};
 use diesel_migrations::MigrationHarness as _;
 use invite_shared::db::PG_MIGRATIONS;
 
+use crate::cpu::{CpuUse, Snapshot};
 use crate::database::{self, FreshDatabase};
 use crate::procs;
 
@@ -50,8 +51,9 @@ const TABLES: [(&str, &str); 5] = [
 ];
 
 /// Times `\copy` of `rows` invitees (the bench CSV's people) into the five tables of a freshly
-/// migrated database of its own, in one transaction; the database is dropped afterwards.
-pub fn schema_floor(rows: u64) -> anyhow::Result<Duration> {
+/// migrated database of its own, in one transaction, and the machine's CPU time meanwhile; the
+/// database is dropped afterwards.
+pub fn schema_floor(rows: u64) -> anyhow::Result<(Duration, CpuUse)> {
     let database = FreshDatabase::create()?;
     let mut conn = PgConnection::establish(&database.url)
         .with_context(|| format!("connecting to {}", database.url))?;
@@ -70,7 +72,9 @@ pub fn schema_floor(rows: u64) -> anyhow::Result<Duration> {
             csv_path(dir.path(), file).display()
         ));
     }
-    procs::timed(&mut psql, "psql \\copy into the product's tables")
+    let before = Snapshot::take(&[]);
+    let elapsed = procs::timed(&mut psql, "psql \\copy into the product's tables")?;
+    Ok((elapsed, CpuUse::between(&[], &before, &Snapshot::take(&[]))))
 }
 
 /// Where a table's rows are written.

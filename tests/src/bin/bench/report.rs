@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::big_cell::{self, BigCellRun};
 use crate::checks;
+use crate::cpu::{Budget, BudgetInputs};
 use crate::csv_gen::CsvFile;
 use crate::database;
 use crate::embedded::EmbeddedRun;
@@ -384,6 +385,7 @@ fn server_notes(table: &mut Table, run: &ServerRun, rows: u64) {
         checks::describe_all(&run.checks)
     ));
     table.note(cpu_note(run, rows));
+    table.note(budget_note(run, rows));
     let workers: Vec<String> = run.rss.workers.iter().map(|&k| kib_as_mib(k)).collect();
     table.note(format!(
         "peak RSS (VmHWM): invite-api {} MiB after the 202, {} MiB at the end; invite-worker {} MiB",
@@ -412,6 +414,31 @@ fn cpu_note(run: &ServerRun, emails: u64) -> String {
         run.cpu.available,
         per_email(run.cpu.machine),
         run.cpu.steal
+    )
+}
+
+/// The CPU time the cores have per email at targets 2 and 3, against what smtp-sink and the schema
+/// floor took alone in the references, and what the run used.
+fn budget_note(run: &ServerRun, rows: u64) -> String {
+    let r = &run.references;
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let inputs = BudgetInputs {
+        rows,
+        cores: cores as f64,
+        copy: r.copy,
+        source: r.source_time,
+        source_cpu: &r.source_cpu,
+        floor_cpu: &r.floor_cpu,
+        run_cpu: &run.cpu,
+    };
+    let b = Budget::at(&inputs, EMAIL_TARGET, END_TO_END_TARGET);
+    format!(
+        "CPU budget of targets 2 and 3 on these {cores} cores: emails at {EMAIL_TARGET}× \
+         smtp-source's rate have {:.0} µs per email (smtp-source's own run used {:.0} µs per \
+         message, smtp-sink {:.0} of them); end to end at {END_TO_END_TARGET}× has {:.0} µs per \
+         row, of which the schema floor alone took {:.0} and smtp-sink {:.0}; this run used {:.0} \
+         µs per email",
+        b.emails, b.source, b.sink, b.end_to_end, b.floor, b.sink, b.used
     )
 }
 

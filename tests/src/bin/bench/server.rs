@@ -28,10 +28,14 @@ pub struct References {
     pub copy: Duration,
     /// `\copy` of the same rows into the product's own tables (the schema floor).
     pub floor: Duration,
+    /// The machine's CPU time during the schema floor.
+    pub floor_cpu: CpuUse,
     /// smtp-source's settings.
     pub source: SourceRun,
     /// smtp-source's time.
     pub source_time: Duration,
+    /// The machine's and smtp-sink's CPU time during smtp-source's run.
+    pub source_cpu: CpuUse,
 }
 
 /// The product's stage times.
@@ -152,11 +156,17 @@ impl Product {
             kind: "invite-worker",
             pid: w.pid,
         });
-        let sink = Watched {
-            kind: "smtp-sink",
-            pid: sink.pid,
-        };
-        std::iter::once(api).chain(workers).chain([sink]).collect()
+        std::iter::once(api)
+            .chain(workers)
+            .chain([sink_watched(sink)])
+            .collect()
+    }
+}
+
+fn sink_watched(sink: &Sink) -> Watched {
+    Watched {
+        kind: "smtp-sink",
+        pid: sink.pid,
     }
 }
 
@@ -235,13 +245,18 @@ async fn references(
     children: &mut Children,
 ) -> anyhow::Result<References> {
     let copy = database::copy_reference(&database.url, csv.path())?;
-    let floor = floor::schema_floor(csv.rows)?;
+    let (floor, floor_cpu) = floor::schema_floor(csv.rows)?;
+    let watched = [sink_watched(sink)];
+    let before = Snapshot::take(&watched);
     let source_time = sink::source_reference(sink, &source, children).await?;
+    let source_cpu = CpuUse::between(&watched, &before, &Snapshot::take(&watched));
     Ok(References {
         copy,
         floor,
+        floor_cpu,
         source,
         source_time,
+        source_cpu,
     })
 }
 
