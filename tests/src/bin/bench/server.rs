@@ -163,6 +163,7 @@ impl Product {
     }
 }
 
+/// The sink as the CPU figures watch it.
 fn sink_watched(sink: &Sink) -> Watched {
     Watched {
         kind: "smtp-sink",
