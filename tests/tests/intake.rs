@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use diesel::dsl::count_star;
 use diesel::prelude::*;
+use invite_shared::db::DbConn;
 use invite_shared::db::schema::{members, workspaces};
 use invite_shared::intake::records::MAX_CELL_BYTES;
 use invite_shared::on_conn;
@@ -432,18 +433,20 @@ async fn on_postgres_an_upload_is_stored_compressed_with_lz4() {
     assert!(csv.len() > 4096, "large enough to be compressed");
     let id = app.upload_ok(csv).await;
 
-    let url = app.settings.database_url();
-    let method = tokio::task::spawn_blocking(move || {
-        let mut c = PgConnection::establish(&url).unwrap();
-        diesel::sql_query(
-            "SELECT pg_column_compression(data) AS method FROM import_chunks WHERE import_id = $1",
-        )
-        .bind::<diesel::sql_types::BigInt, _>(id)
-        .get_result::<Compression>(&mut c)
-        .unwrap()
-        .method
-    })
-    .await
-    .unwrap();
+    let method = app
+        .db
+        .run(move |conn| {
+            let DbConn::Pg(c) = conn else {
+                unreachable!("the app runs on PostgreSQL")
+            };
+            Ok(diesel::sql_query(
+                "SELECT pg_column_compression(data) AS method FROM import_chunks WHERE import_id = $1",
+            )
+            .bind::<diesel::sql_types::BigInt, _>(id)
+            .get_result::<Compression>(c)?
+            .method)
+        })
+        .await
+        .unwrap();
     assert_eq!(method.as_deref(), Some("lz4"));
 }

@@ -235,25 +235,19 @@ mod tests {
                 pid: 12,
             },
         ];
-        let start = Snapshot {
-            machine: MachineTicks {
-                busy: 1_000,
-                steal: 40,
-                total: 3_000,
-            },
-            watched: vec![100, 0, 50],
-            postgres: HashMap::from([(20, 300), (21, 5)]),
+        // (busy, steal, total) of the machine, then each watched process's and PostgreSQL's ticks.
+        let snapshot = |(busy, steal, total), watched, postgres: &[(u32, u64)]| Snapshot {
+            machine: MachineTicks { busy, steal, total },
+            watched,
+            postgres: postgres.iter().copied().collect(),
         };
-        let end = Snapshot {
-            machine: MachineTicks {
-                busy: 2_000,
-                steal: 90,
-                total: 5_000,
-            },
-            watched: vec![300, 100, 150],
-            // 21 exited; 22 started during the run.
-            postgres: HashMap::from([(20, 600), (22, 100)]),
-        };
+        let start = snapshot((1_000, 40, 3_000), vec![100, 0, 50], &[(20, 300), (21, 5)]);
+        // 21 exited; 22 started during the run.
+        let end = snapshot(
+            (2_000, 90, 5_000),
+            vec![300, 100, 150],
+            &[(20, 600), (22, 100)],
+        );
         let used = CpuUse::between(&watched, &start, &end);
         assert_eq!(used.machine, 10.0);
         assert_eq!(used.steal, 0.5);

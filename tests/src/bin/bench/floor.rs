@@ -100,13 +100,14 @@ fn write_files(dir: &Path, rows: u64) -> anyhow::Result<()> {
             String::new()
         };
         let (first, last) = (format!("First{i}"), format!("Last{i}"));
-        let row_number = (i + 2).to_string();
+        // The header is the file's row 1, so invitee `i` is on row `i + 2`: its id.
+        let row_number = &id;
         let records: [&[&str]; 5] = [
             &[&id, &email, &first, &last, AT],
             &[&id, "1", &id, role, "invited", &metadata, "1", "1", AT, AT],
             &[&id, &id, AT],
             &[&id, &id, &id, "1", "pending", "0", AT, AT],
-            &["1", &row_number, &email, "invited", &id],
+            &["1", row_number, &email, "invited", &id],
         ];
         for (writer, record) in writers.iter_mut().zip(records) {
             writer.write_record(record)?;
