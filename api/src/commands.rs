@@ -12,6 +12,7 @@ use invite_shared::config::Settings;
 use invite_shared::db::Db;
 use invite_shared::ids::{ImportId, MemberId, WorkspaceId};
 use invite_shared::intake;
+use invite_shared::intake::workbook::child::Converter;
 use invite_shared::queue::JobQueue;
 use invite_shared::status::ImportStatus;
 use invite_shared::store::audit::{self, Action, Actor, Target};
@@ -120,6 +121,7 @@ pub async fn serve(settings: Arc<Settings>) -> anyhow::Result<()> {
         settings: settings.clone(),
         metrics: runtime::metrics_handle(),
         limiter: Arc::default(),
+        converter: Arc::new(Converter::this_program(&settings)?),
     };
     let listener = tokio::net::TcpListener::bind(settings.api_addr)
         .await
@@ -186,16 +188,13 @@ pub async fn import(
     let mut opened =
         std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
     let size = opened.metadata()?.len();
-    let limits = intake::Limits {
-        max_workbook_bytes: settings.max_workbook_bytes,
-        max_rows: settings.max_rows,
-    };
-    let prepared = tokio::task::spawn_blocking(move || {
-        let kind = intake::sniff_file(&mut opened)?;
-        intake::prepare(opened, size, kind, limits)
+    let (opened, kind) = tokio::task::spawn_blocking(move || {
+        intake::sniff_file(&mut opened).map(|kind| (opened, kind))
     })
     .await
     .context("the file check panicked")??;
+    let converter = Converter::this_program(&settings)?;
+    let prepared = intake::prepare(opened, size, kind, &converter).await?;
     let upload = Upload {
         workspace_id: workspace,
         created_by: admin,

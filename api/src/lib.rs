@@ -34,6 +34,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// This process's abuse-limit windows.
     pub limiter: Arc<limits::Limiter>,
+    /// Converts uploaded workbooks in child processes, a bounded number at once.
+    pub converter: Arc<invite_shared::intake::workbook::child::Converter>,
 }
 
 /// The span of a request; invitation tokens in paths are never logged.

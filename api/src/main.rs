@@ -11,6 +11,7 @@ use invite_shared::config::Settings;
 use invite_shared::db::Db;
 use invite_shared::domain::email::InviteeEmail;
 use invite_shared::ids::{ImportId, MemberId};
+use invite_shared::intake::workbook::child;
 use invite_shared::status::ImportStatus;
 use invite_shared::store::auth;
 use invite_worker::runtime;
@@ -77,6 +78,13 @@ enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Internal: converts the workbook on standard input to CSV on standard output under the
+    /// limits given as JSON; `serve` and `import` run it as a child process.
+    #[command(name = "convert-workbook", hide = true)]
+    ConvertWorkbook {
+        /// The conversion's limits, as JSON.
+        limits: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -113,9 +121,22 @@ enum TokenAction {
     },
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The conversion child does nothing else: no runtime, no threads, no logging.
+    if let Some(Command::ConvertWorkbook { limits }) = &cli.command {
+        return child::run_child(limits);
+    }
+    match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(start(cli)),
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn start(cli: Cli) -> ExitCode {
     // These print their own progress or result; only problems are worth a log line there.
     let quiet = matches!(
         cli.command,
@@ -168,6 +189,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     db.migrate().await?;
     match command {
         Command::Serve => unreachable!("served above"),
+        Command::ConvertWorkbook { .. } => unreachable!("run before the runtime starts"),
         Command::Openapi => unreachable!("printed above"),
         Command::Import {
             file,

@@ -61,6 +61,17 @@ pub struct Settings {
     /// Largest accepted workbook (`.xlsx`, `.ods`, `.xls`) upload in bytes: a workbook's sheet is
     /// read whole into memory, unlike a CSV file.
     pub max_workbook_bytes: u64,
+    /// Most cells a workbook may declare (shared strings, a sheet's extent, `.ods` repeats).
+    pub max_workbook_cells: u64,
+    /// Most bytes a workbook may unpack to, and most bytes of CSV it may convert to.
+    pub max_workbook_unpacked_bytes: u64,
+    /// Address-space limit of the child process that converts one workbook, in bytes.
+    pub workbook_conversion_memory: u64,
+    /// How long one workbook conversion may take (and an upload waits for a free slot).
+    #[serde(with = "humantime_serde")]
+    pub workbook_conversion_timeout: Duration,
+    /// Workbook conversions one `invite-api` process runs at once.
+    pub workbook_conversions: usize,
     /// Most data rows an import may have; a larger file fails before any row is applied.
     pub max_rows: u64,
     /// Failed authentications one client address may make per minute before it gets 429.
@@ -126,6 +137,11 @@ impl Default for Settings {
             email_from: "Bulk Invite <no-reply@localhost>".into(),
             max_upload_bytes: 256 * 1024 * 1024,
             max_workbook_bytes: 4 * 1024 * 1024,
+            max_workbook_cells: 5_000_000,
+            max_workbook_unpacked_bytes: 128 * 1024 * 1024,
+            workbook_conversion_memory: 1024 * 1024 * 1024,
+            workbook_conversion_timeout: Duration::from_secs(60),
+            workbook_conversions: 2,
             max_rows: 1_000_000,
             auth_failures_per_minute: 20,
             uploads_per_minute: 30,
@@ -177,6 +193,10 @@ impl Settings {
         anyhow::ensure!(
             self.worker_concurrency > 0,
             "WORKER_CONCURRENCY must be at least 1"
+        );
+        anyhow::ensure!(
+            self.workbook_conversions > 0,
+            "WORKBOOK_CONVERSIONS must be at least 1"
         );
         anyhow::ensure!(self.db_pool_size > 0, "DB_POOL_SIZE must be at least 1");
         anyhow::ensure!(self.smtp_pool_size > 0, "SMTP_POOL_SIZE must be at least 1");

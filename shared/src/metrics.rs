@@ -37,6 +37,11 @@ pub const HTTP_REQUEST_DURATION: &str = "invites_http_request_duration_seconds";
 pub const UPLOAD_BYTES: &str = "invites_upload_bytes";
 /// Counter of requests answered 429, by `limit` (`auth_failures`, `uploads`, `imports_in_flight`).
 pub const RATE_LIMITED_TOTAL: &str = "invites_rate_limited_total";
+/// Workbook conversions by `result`: `converted`, `refused` (in words: too large, unreadable),
+/// `exhausted` (the child ran out of memory or time) or `busy` (no free slot).
+pub const WORKBOOK_CONVERSIONS_TOTAL: &str = "invites_workbook_conversions_total";
+/// The `result` values of [`WORKBOOK_CONVERSIONS_TOTAL`].
+pub const WORKBOOK_CONVERSION_RESULTS: [&str; 4] = ["converted", "refused", "exhausted", "busy"];
 
 /// Histogram buckets of [`EMAIL_SEND_DURATION`]: 5 ms to 30 s.
 pub const SEND_BUCKETS: &[f64] = &[
@@ -119,4 +124,11 @@ pub fn describe() {
         "Requests answered 429 by an abuse limit, by limit"
     );
     describe_gauge!(WORKER_BUSY, "Jobs this worker is handling now");
+    describe_counter!(
+        WORKBOOK_CONVERSIONS_TOTAL,
+        "Workbook conversions in child processes, by result"
+    );
+    for result in WORKBOOK_CONVERSION_RESULTS {
+        metrics::counter!(WORKBOOK_CONVERSIONS_TOTAL, "result" => result).absolute(0);
+    }
 }

@@ -6,6 +6,7 @@
 //!   the `.eml` outbox).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,7 @@ use diesel::connection::SimpleConnection as _;
 use invite_api::{AppState, router};
 use invite_shared::config::Settings;
 use invite_shared::db::Db;
+use invite_shared::intake::workbook::child::{ConversionLimits, Converter};
 use invite_shared::queue::JobQueue;
 use invite_shared::store::auth;
 use invite_worker::{Deps, runtime};
@@ -49,6 +51,26 @@ pub fn recipient_of(raw: &[u8]) -> Option<String> {
                 .and_then(|a| a.address())
                 .map(str::to_owned)
         })
+}
+
+/// The `invite-api` binary of this build, which converts workbooks in child processes: cargo
+/// builds a package's binaries for its integration tests, into the folder above the test
+/// executables' `deps/`.
+pub fn invite_api_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let dir = exe.parent().expect("a folder");
+    let dir = if dir.ends_with("deps") {
+        dir.parent().expect("the profile folder")
+    } else {
+        dir
+    };
+    let binary = dir.join("invite-api");
+    assert!(
+        binary.exists(),
+        "{} is missing: build it with `cargo build -p invite-api` (cargo test --workspace does)",
+        binary.display()
+    );
+    binary
 }
 
 /// A TCP port of 127.0.0.1 that was free a moment ago.
@@ -231,6 +253,11 @@ impl TestApp {
             settings: settings.clone(),
             metrics: runtime::metrics_handle(),
             limiter: Arc::default(),
+            converter: Arc::new(Converter::new(
+                invite_api_binary(),
+                ConversionLimits::from_settings(&settings),
+                settings.workbook_conversions,
+            )),
         };
         let server = tokio::spawn(async move {
             let app = router(state).into_make_service_with_connect_info::<SocketAddr>();

@@ -15,18 +15,10 @@ use std::io::{BufReader, BufWriter, Read as _, Seek as _, SeekFrom, Write as _};
 use crate::domain::header::{Header, HeaderError};
 use decode::{Kind, TextEncoding};
 use workbook::WorkbookError;
+use workbook::child::{ConversionError, Converter};
 
 /// How much of the file's start is read to check the header.
 const HEADER_PEEK: usize = 64 * 1024;
-
-/// The configured limits an upload is checked against.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Largest workbook, in bytes.
-    pub max_workbook_bytes: u64,
-    /// Most data rows.
-    pub max_rows: u64,
-}
 
 /// An upload ready to store: UTF-8 CSV with a usable header.
 #[derive(Debug)]
@@ -63,6 +55,9 @@ pub enum IntakeError {
     /// The workbook could not be converted.
     #[error(transparent)]
     Workbook(#[from] WorkbookError),
+    /// Every workbook conversion slot of this process stayed busy.
+    #[error("{0}")]
+    Busy(String),
     /// The header row is unusable.
     #[error(transparent)]
     Header(#[from] HeaderError),
@@ -71,29 +66,63 @@ pub enum IntakeError {
     Io(#[from] std::io::Error),
 }
 
-/// Makes a spooled upload of the given kind into checked UTF-8 CSV. Blocking: call it off the
-/// async runtime.
-pub fn prepare(
-    mut file: File,
+impl From<ConversionError> for IntakeError {
+    fn from(e: ConversionError) -> Self {
+        match e {
+            ConversionError::Workbook(e) => IntakeError::Workbook(e),
+            ConversionError::Busy { .. } => IntakeError::Busy(e.to_string()),
+            ConversionError::Io(e) => IntakeError::Io(e),
+        }
+    }
+}
+
+/// Makes a spooled upload of the given kind into checked UTF-8 CSV: text is transcoded (off the
+/// async runtime), a workbook converted by `converter` in a child process.
+pub async fn prepare(
+    file: File,
     size: u64,
     kind: Kind,
-    limits: Limits,
+    converter: &Converter,
 ) -> Result<Prepared, IntakeError> {
-    file.seek(SeekFrom::Start(0))?;
     let (file, notes) = match kind {
-        Kind::Binary { what } => return Err(IntakeError::Binary { what }),
-        Kind::Text(TextEncoding::Utf8) => (file, Vec::new()),
+        Kind::Workbook => {
+            let limit = converter.limits().max_file_bytes;
+            if size > limit {
+                return Err(IntakeError::WorkbookTooLarge { limit });
+            }
+            let (file, converted) = converter.convert(file).await?;
+            (file, vec![workbook_note(&converted)])
+        }
+        kind => blocking(move || as_utf8(file, kind)).await?,
+    };
+    blocking(move || checked(file, notes)).await
+}
+
+/// Runs blocking file work on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, IntakeError> + Send + 'static,
+) -> Result<T, IntakeError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| IntakeError::Io(std::io::Error::other(e)))?
+}
+
+/// A text upload as UTF-8, with a note when it was transcoded.
+fn as_utf8(mut file: File, kind: Kind) -> Result<(File, Vec<String>), IntakeError> {
+    file.seek(SeekFrom::Start(0))?;
+    match kind {
+        Kind::Binary { what } => Err(IntakeError::Binary { what }),
+        Kind::Workbook => Err(IntakeError::Workbook(WorkbookError::NotAWorkbook)),
+        Kind::Text(TextEncoding::Utf8) => Ok((file, Vec::new())),
         Kind::Text(encoding) => {
             let file = transcoded(file, encoding)?;
-            (file, vec![format!("read as {} text", encoding.label())])
+            Ok((file, vec![format!("read as {} text", encoding.label())]))
         }
-        Kind::Workbook if size > limits.max_workbook_bytes => {
-            return Err(IntakeError::WorkbookTooLarge {
-                limit: limits.max_workbook_bytes,
-            });
-        }
-        Kind::Workbook => converted(file, limits.max_rows)?,
-    };
+    }
+}
+
+/// The CSV with its header checked and its size, at its start.
+fn checked(file: File, notes: Vec<String>) -> Result<Prepared, IntakeError> {
     let (mut file, header) = check_header(file)?;
     let size = file.seek(SeekFrom::End(0))?;
     file.seek(SeekFrom::Start(0))?;
@@ -129,16 +158,12 @@ fn transcoded(file: File, encoding: TextEncoding) -> std::io::Result<File> {
     out.into_inner().map_err(|e| e.into_error())
 }
 
-fn converted(file: File, max_rows: u64) -> Result<(File, Vec<String>), IntakeError> {
-    let mut out = BufWriter::new(tempfile::tempfile()?);
-    let sheet = workbook::to_csv(BufReader::new(file), &mut out, max_rows)?;
-    out.flush()?;
-    let file = out.into_inner().map_err(|e| e.into_error())?;
-    let note = format!(
+/// How a workbook was read, for the admin.
+fn workbook_note(converted: &workbook::Converted) -> String {
+    format!(
         "read from the first sheet (\"{}\") of the .{} workbook",
-        sheet.sheet, sheet.format
-    );
-    Ok((file, vec![note]))
+        converted.sheet, converted.format
+    )
 }
 
 /// Reads the start of a CSV file, checks its header, and rewinds it.
@@ -160,17 +185,32 @@ mod tests {
     use proptest::prelude::*;
     use records::RecordReader;
 
+    /// [`prepare`] with a workbook converted in this process, as the child does.
+    fn prepare_here(file: File, kind: Kind) -> Result<Prepared, IntakeError> {
+        let (file, notes) = match kind {
+            Kind::Workbook => {
+                let limits = workbook::WorkbookLimits {
+                    max_rows: 1000,
+                    max_cells: 100_000,
+                    max_unpacked_bytes: 1 << 20,
+                    max_csv_bytes: 1 << 20,
+                };
+                let mut out = tempfile::tempfile()?;
+                let converted = workbook::to_csv(BufReader::new(file), &mut out, &limits)?;
+                (out, vec![workbook_note(&converted)])
+            }
+            kind => as_utf8(file, kind)?,
+        };
+        checked(file, notes)
+    }
+
     /// Runs `bytes` through everything an upload and its import do before the database: the
     /// sniffing, [`prepare`], the record reader and row validation.
     fn through_intake(bytes: &[u8]) -> Result<usize, IntakeError> {
         let mut file = tempfile::tempfile().unwrap();
         file.write_all(bytes).unwrap();
         let kind = sniff_file(&mut file).unwrap();
-        let limits = Limits {
-            max_workbook_bytes: 1 << 20,
-            max_rows: 1000,
-        };
-        let mut prepared = prepare(file, bytes.len() as u64, kind, limits)?;
+        let mut prepared = prepare_here(file, kind)?;
         let mut csv = Vec::new();
         prepared.file.read_to_end(&mut csv).unwrap();
         assert_eq!(csv.len() as u64, prepared.size);
@@ -213,11 +253,7 @@ mod tests {
             let mut file = tempfile::tempfile().unwrap();
             file.write_all(&encode(text, encoding, bom)).unwrap();
             let kind = sniff_file(&mut file).unwrap();
-            let limits = Limits {
-                max_workbook_bytes: 1 << 20,
-                max_rows: 10,
-            };
-            let mut prepared = prepare(file, 0, kind, limits).unwrap();
+            let mut prepared = prepare_here(file, kind).unwrap();
             let mut csv = String::new();
             prepared.file.read_to_string(&mut csv).unwrap();
             assert_eq!(

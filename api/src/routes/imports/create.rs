@@ -110,8 +110,9 @@ pub struct UploadForm {
             status = 422,
             description = "The file cannot be used: `missing_columns` (naming what is missing), \
                 `duplicate_column`, `too_many_columns`, `empty_file`, `not_csv`, \
-                `unreadable_workbook`, `too_many_rows`, or `missing_file` (a multipart body \
-                without a `file` field).",
+                `unreadable_workbook`, `workbook_too_large` (it declares, unpacks to or needs \
+                more than the workbook limits allow), `too_many_rows`, or `missing_file` (a \
+                multipart body without a `file` field).",
             body = ErrorBody,
         ),
         AdminErrors,
@@ -139,13 +140,8 @@ pub async fn handle(
     check_upload_limits(&state, &admin).await?;
     let limit = state.settings.max_upload_bytes;
     let (file_name, (file, size, kind)) = spool(request, &state, limit).await?;
-    let limits = intake::Limits {
-        max_workbook_bytes: state.settings.max_workbook_bytes,
-        max_rows: state.settings.max_rows,
-    };
-    let prepared = tokio::task::spawn_blocking(move || intake::prepare(file, size, kind, limits))
+    let prepared = intake::prepare(file, size, kind, &state.converter)
         .await
-        .map_err(|e| anyhow::anyhow!("preparing the upload: {e}"))?
         .map_err(intake_error)?;
     let upload = Upload {
         workspace_id: admin.workspace_id,
@@ -401,8 +397,12 @@ pub fn intake_error(e: IntakeError) -> ApiError {
             return ApiError::PayloadTooLarge { limit: *limit };
         }
         IntakeError::Io(_) => return ApiError::Internal(anyhow::Error::new(e)),
+        IntakeError::Busy(message) => return ApiError::Unavailable(message.clone()),
         IntakeError::Workbook(WorkbookError::TooManyRows { .. }) => {
             ("too_many_rows", e.to_string())
+        }
+        IntakeError::Workbook(WorkbookError::TooLarge { .. } | WorkbookError::Exhausted { .. }) => {
+            ("workbook_too_large", e.to_string())
         }
         IntakeError::Workbook(_) => ("unreadable_workbook", e.to_string()),
         IntakeError::Header(header) => (header_code(header), e.to_string()),

@@ -2,8 +2,13 @@
 //! stored, read and numbered exactly like a CSV upload.
 //!
 //! calamine reads a whole sheet into memory (and .xlsx shared strings and .ods content as a whole),
-//! so the API caps the size of workbook uploads; the caller enforces that limit before calling
-//! [`to_csv`].
+//! and reserves memory for what a file declares. So [`to_csv`] first checks those declarations
+//! against [`WorkbookLimits`] ([`declared`]), caps what it writes, and the API and the CLI run it
+//! in a child process under a memory and time limit ([`child`]), where an allocation failure ends
+//! the child and fails the upload, never the server.
+
+pub mod child;
+pub mod declared;
 
 use std::borrow::Cow;
 use std::fmt::Display;
@@ -15,11 +20,48 @@ use chrono::{DurationRound, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Time
 /// Seconds in a day, to turn spreadsheet day fractions into clock times.
 const DAY_SECONDS: f64 = 86_400.0;
 
+/// How large a workbook may be, beyond its size in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WorkbookLimits {
+    /// Most data rows in the first sheet (`MAX_ROWS`).
+    pub max_rows: u64,
+    /// Most cells a workbook may declare: shared strings, a sheet's extent, expanded `.ods`
+    /// repeats (`MAX_WORKBOOK_CELLS`).
+    pub max_cells: u64,
+    /// Most bytes the ZIP container may unpack to (`MAX_WORKBOOK_UNPACKED_BYTES`).
+    pub max_unpacked_bytes: u64,
+    /// Most bytes of CSV the conversion may write (the smaller of `MAX_WORKBOOK_UNPACKED_BYTES`
+    /// and `MAX_UPLOAD_BYTES`).
+    pub max_csv_bytes: u64,
+}
+
+/// The container formats a workbook can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// Office Open XML (Excel 2007 and later).
+    Xlsx,
+    /// OpenDocument spreadsheet (LibreOffice).
+    Ods,
+    /// Legacy Excel (BIFF in an OLE2 compound file).
+    Xls,
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Format::Xlsx => "xlsx",
+            Format::Ods => "ods",
+            Format::Xls => "xls",
+        })
+    }
+}
+
 /// What [`to_csv`] converted.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Converted {
-    /// The workbook's format: `"xlsx"`, `"ods"` or `"xls"`.
-    pub format: &'static str,
+    /// The workbook's format.
+    pub format: Format,
     /// The name of the sheet that was read.
     pub sheet: String,
     /// Sheet rows written from the first non-empty one (the header) to the last non-empty one,
@@ -28,7 +70,7 @@ pub struct Converted {
 }
 
 /// Why a workbook cannot be converted; the messages are shown to the admin as they are.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum WorkbookError {
     /// A ZIP or OLE2 file that none of the supported workbook formats opens.
     #[error(
@@ -47,6 +89,22 @@ pub enum WorkbookError {
     TooManyRows {
         /// The most data rows allowed.
         limit: u64,
+    },
+    /// The workbook declares, unpacks to or converts to more than the limits allow.
+    #[error("{reason}. Save the sheet as CSV and upload that instead.")]
+    TooLarge {
+        /// What it declares and the limit, in words.
+        reason: String,
+    },
+    /// The conversion needed more memory or time than one conversion is given.
+    #[error(
+        "The workbook could not be converted within the {memory_mib} MiB of memory and {seconds} s that one workbook may take (WORKBOOK_CONVERSION_MEMORY, WORKBOOK_CONVERSION_TIMEOUT). Save the sheet as CSV and upload that instead."
+    )]
+    Exhausted {
+        /// The memory limit in MiB.
+        memory_mib: u64,
+        /// The time limit in seconds.
+        seconds: u64,
     },
     /// The workbook opened but its sheet could not be read (or the CSV could not be written).
     #[error(
@@ -74,20 +132,24 @@ pub enum WorkbookError {
 ///   without a date (an .xlsx serial below 1, an .ods time) and durations as `HH:MM:SS` (hours
 ///   may pass 24).
 ///
-/// calamine reads the whole sheet into memory: the caller must cap the size of what it passes.
+/// Declarations beyond `limits` are refused before calamine reads the file ([`declared::check`]),
+/// and so is CSV beyond `limits.max_csv_bytes` (a shared string repeated in many cells writes more
+/// than the workbook unpacks to). calamine still reads the whole sheet into memory: run this where
+/// memory is bounded ([`child`]).
 pub fn to_csv(
     mut input: impl Read + Seek,
     output: &mut impl Write,
-    max_data_rows: u64,
+    limits: &WorkbookLimits,
 ) -> Result<Converted, WorkbookError> {
+    declared::check(&mut input, limits)?;
     if let Some(workbook) = open::<Xlsx<_>, _>(&mut input)? {
-        return convert(workbook, "xlsx", output, max_data_rows);
+        return convert(workbook, Format::Xlsx, output, limits);
     }
     if let Some(workbook) = open::<Ods<_>, _>(&mut input)? {
-        return convert(workbook, "ods", output, max_data_rows);
+        return convert(workbook, Format::Ods, output, limits);
     }
     if let Some(workbook) = open::<Xls<_>, _>(&mut input)? {
-        return convert(workbook, "xls", output, max_data_rows);
+        return convert(workbook, Format::Xls, output, limits);
     }
     Err(WorkbookError::NotAWorkbook)
 }
@@ -105,9 +167,9 @@ where
 /// Reads the first worksheet of an opened workbook and writes it as CSV.
 fn convert<W, RS>(
     mut workbook: W,
-    format: &'static str,
+    format: Format,
     output: &mut impl Write,
-    max_data_rows: u64,
+    limits: &WorkbookLimits,
 ) -> Result<Converted, WorkbookError>
 where
     RS: Read + Seek,
@@ -116,12 +178,58 @@ where
 {
     let sheet = first_worksheet(&workbook).ok_or(WorkbookError::NoSheet)?;
     let range = workbook.worksheet_range(&sheet).map_err(unreadable)?;
-    let rows = write_sheet(&range, output, max_data_rows)?;
+    let mut capped = Capped::new(output, limits.max_csv_bytes);
+    let written = write_sheet(&range, &mut capped, limits.max_rows);
+    if capped.exceeded() {
+        return Err(WorkbookError::TooLarge {
+            reason: format!(
+                "The sheet converts to more than {} bytes of CSV, the most this service stores for a workbook (MAX_WORKBOOK_UNPACKED_BYTES, MAX_UPLOAD_BYTES)",
+                limits.max_csv_bytes
+            ),
+        });
+    }
     Ok(Converted {
         format,
         sheet,
-        rows,
+        rows: written?,
     })
+}
+
+/// A writer that fails once more than `limit` bytes would pass through it.
+struct Capped<W> {
+    inner: W,
+    left: u64,
+    exceeded: bool,
+}
+
+impl<W> Capped<W> {
+    fn new(inner: W, limit: u64) -> Self {
+        Capped {
+            inner,
+            left: limit,
+            exceeded: false,
+        }
+    }
+
+    fn exceeded(&self) -> bool {
+        self.exceeded
+    }
+}
+
+impl<W: Write> Write for Capped<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.len() as u64 > self.left {
+            self.exceeded = true;
+            return Err(std::io::Error::other("the CSV limit is reached"));
+        }
+        let n = self.inner.write(buf)?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// The name of the first worksheet (not chart or macro sheet) in workbook order.
@@ -346,15 +454,15 @@ mod tests {
     use calamine::{CellErrorType, ExcelDateTimeType};
     use std::io::Cursor;
 
-    const PEOPLE_CSV: &[u8] = include_bytes!("../../../tests/fixtures/people.csv");
-    const PEOPLE_XLSX: &[u8] = include_bytes!("../../../tests/fixtures/people.xlsx");
-    const PEOPLE_ODS: &[u8] = include_bytes!("../../../tests/fixtures/people.ods");
-    const PEOPLE_XLS: &[u8] = include_bytes!("../../../tests/fixtures/people.xls");
-    const LAYOUT_XLSX: &[u8] = include_bytes!("../../../tests/fixtures/sheet-layout.xlsx");
-    const LAYOUT_ODS: &[u8] = include_bytes!("../../../tests/fixtures/sheet-layout.ods");
-    const LAYOUT_XLS: &[u8] = include_bytes!("../../../tests/fixtures/sheet-layout.xls");
-    const NOT_A_WORKBOOK: &[u8] = include_bytes!("../../../tests/fixtures/not-a-workbook.zip");
-    const IMAGE: &[u8] = include_bytes!("../../../tests/fixtures/image.png");
+    const PEOPLE_CSV: &[u8] = include_bytes!("../../../../tests/fixtures/people.csv");
+    const PEOPLE_XLSX: &[u8] = include_bytes!("../../../../tests/fixtures/people.xlsx");
+    const PEOPLE_ODS: &[u8] = include_bytes!("../../../../tests/fixtures/people.ods");
+    const PEOPLE_XLS: &[u8] = include_bytes!("../../../../tests/fixtures/people.xls");
+    const LAYOUT_XLSX: &[u8] = include_bytes!("../../../../tests/fixtures/sheet-layout.xlsx");
+    const LAYOUT_ODS: &[u8] = include_bytes!("../../../../tests/fixtures/sheet-layout.ods");
+    const LAYOUT_XLS: &[u8] = include_bytes!("../../../../tests/fixtures/sheet-layout.xls");
+    const NOT_A_WORKBOOK: &[u8] = include_bytes!("../../../../tests/fixtures/not-a-workbook.zip");
+    const IMAGE: &[u8] = include_bytes!("../../../../tests/fixtures/image.png");
 
     /// `sheet-layout.csv` as every workbook made from it must convert: the formulas' errors
     /// written as Excel shows them, dates and times in ISO form.
@@ -363,16 +471,61 @@ mod tests {
         \n\
         Alan,Turing,alan@example.com,Builder,12,0.125,2023-11-20,08:15:00,FALSE,#N/A\n";
 
+    /// Limits no fixture comes near, but for `max_rows`.
+    fn limits(max_rows: u64) -> WorkbookLimits {
+        WorkbookLimits {
+            max_rows,
+            max_cells: 10_000,
+            max_unpacked_bytes: 1 << 20,
+            max_csv_bytes: 1 << 20,
+        }
+    }
+
     fn convert_bytes(
         bytes: &[u8],
         max_data_rows: u64,
     ) -> (Result<Converted, WorkbookError>, String) {
+        convert_within(bytes, &limits(max_data_rows))
+    }
+
+    fn convert_within(
+        bytes: &[u8],
+        limits: &WorkbookLimits,
+    ) -> (Result<Converted, WorkbookError>, String) {
         let mut out = Vec::new();
-        let result = to_csv(Cursor::new(bytes), &mut out, max_data_rows);
+        let result = to_csv(Cursor::new(bytes), &mut out, limits);
         (result, String::from_utf8(out).unwrap())
     }
 
-    fn converted(format: &'static str, sheet: &str, rows: u64) -> Converted {
+    #[test]
+    fn a_sheet_whose_csv_passes_the_limit_is_refused_in_words() {
+        let fits = limits(1000);
+        let (result, csv) = convert_within(PEOPLE_XLSX, &fits);
+        let size = csv.len() as u64;
+        assert!(result.is_ok());
+        let (result, _) = convert_within(
+            PEOPLE_XLSX,
+            &WorkbookLimits {
+                max_csv_bytes: size,
+                ..fits
+            },
+        );
+        assert!(result.is_ok(), "exactly the limit fits: {result:?}");
+        let (result, _) = convert_within(
+            PEOPLE_XLSX,
+            &WorkbookLimits {
+                max_csv_bytes: size - 1,
+                ..fits
+            },
+        );
+        let message = result.unwrap_err().to_string();
+        assert!(
+            message.contains(&format!("more than {} bytes of CSV", size - 1)),
+            "{message}"
+        );
+    }
+
+    fn converted(format: Format, sheet: &str, rows: u64) -> Converted {
         Converted {
             format,
             sheet: sheet.to_owned(),
@@ -392,9 +545,9 @@ mod tests {
     fn every_libreoffice_workbook_of_the_people_gives_the_source_csv() {
         let source = std::str::from_utf8(PEOPLE_CSV).unwrap();
         for (bytes, format) in [
-            (PEOPLE_XLSX, "xlsx"),
-            (PEOPLE_ODS, "ods"),
-            (PEOPLE_XLS, "xls"),
+            (PEOPLE_XLSX, Format::Xlsx),
+            (PEOPLE_ODS, Format::Ods),
+            (PEOPLE_XLS, Format::Xls),
         ] {
             let (result, csv) = convert_bytes(bytes, 1000);
             assert_eq!(result.unwrap(), converted(format, "people", 11), "{format}");
@@ -405,9 +558,9 @@ mod tests {
     #[test]
     fn rows_keep_the_numbers_the_spreadsheet_shows_and_cells_their_text() {
         for (bytes, format) in [
-            (LAYOUT_XLSX, "xlsx"),
-            (LAYOUT_ODS, "ods"),
-            (LAYOUT_XLS, "xls"),
+            (LAYOUT_XLSX, Format::Xlsx),
+            (LAYOUT_ODS, Format::Ods),
+            (LAYOUT_XLS, Format::Xls),
         ] {
             let (result, csv) = convert_bytes(bytes, 1000);
             assert_eq!(
