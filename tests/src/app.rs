@@ -438,13 +438,23 @@ impl TestApp {
         bytes: impl Into<Vec<u8>>,
         dry_run: bool,
     ) -> reqwest::Response {
+        self.upload_file_to(&self.base, (slug, token), file_name, bytes, dry_run)
+            .await
+    }
+
+    /// [`TestApp::upload_file`] to the API at `base` (another process on the app's stack).
+    pub async fn upload_file_to(
+        &self,
+        base: &str,
+        (slug, token): (&str, &str),
+        file_name: &str,
+        bytes: impl Into<Vec<u8>>,
+        dry_run: bool,
+    ) -> reqwest::Response {
         let part = reqwest::multipart::Part::bytes(bytes.into()).file_name(file_name.to_owned());
         let query = if dry_run { "?dry_run=true" } else { "" };
         self.client
-            .post(format!(
-                "{}/api/v1/workspaces/{slug}/imports{query}",
-                self.base
-            ))
+            .post(format!("{base}/api/v1/workspaces/{slug}/imports{query}"))
             .bearer_auth(token)
             .multipart(reqwest::multipart::Form::new().part("file", part))
             .send()

@@ -8,6 +8,8 @@ pub mod process;
 
 pub mod browser;
 
+pub mod hostile;
+
 /// The value of the series `name{labels}` (spelled exactly as rendered) in a `/metrics` text, if
 /// exported.
 pub fn metric_value(metrics: &str, series: &str) -> Option<f64> {

@@ -23,6 +23,8 @@ on_both_stacks!(
     an_oversized_cell_or_row_is_invalid_and_its_neighbours_are_invited,
     files_that_are_not_spreadsheets_get_a_clear_4xx_and_the_workers_go_on,
     a_workbook_over_max_workbook_bytes_gets_413_and_nothing_is_stored,
+    a_conversion_past_its_memory_limit_fails_that_upload_alone,
+    a_conversion_past_its_time_limit_fails_that_upload_alone,
 );
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -449,4 +451,52 @@ async fn on_postgres_an_upload_is_stored_compressed_with_lz4() {
         .await
         .unwrap();
     assert_eq!(method.as_deref(), Some("lz4"));
+}
+
+/// Uploads the people workbook and returns the answer's status and error message.
+async fn upload_people_workbook(app: &TestApp) -> (u16, String) {
+    let response = app
+        .upload_file(
+            (&app.workspace, &app.token),
+            "people.xlsx",
+            fixture("people.xlsx"),
+            false,
+        )
+        .await;
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    (
+        status,
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    )
+}
+
+/// The child that converts a workbook aborts when it passes its address-space limit; the upload
+/// gets 422 in words and the server takes the next upload.
+async fn a_conversion_past_its_memory_limit_fails_that_upload_alone(stack: Stack) {
+    // Less than the child's binary alone maps: its first allocation fails.
+    let app = TestApp::spawn_with(stack, |s| s.workbook_conversion_memory = 8 << 20).await;
+
+    let (status, message) = upload_people_workbook(&app).await;
+
+    assert_eq!(status, 422, "{message}");
+    assert!(message.contains("within the 8 MiB of memory"), "{message}");
+    assert_eq!(app.upload(people_csv(3)).await.status(), 202);
+}
+
+/// A conversion that outlasts `WORKBOOK_CONVERSION_TIMEOUT` is killed and its upload gets 422.
+async fn a_conversion_past_its_time_limit_fails_that_upload_alone(stack: Stack) {
+    let app = TestApp::spawn_with(stack, |s| {
+        s.workbook_conversion_timeout = std::time::Duration::from_nanos(1);
+    })
+    .await;
+
+    let (status, message) = upload_people_workbook(&app).await;
+
+    assert_eq!(status, 422, "{message}");
+    assert!(message.contains("WORKBOOK_CONVERSION_TIMEOUT"), "{message}");
+    assert_eq!(app.upload(people_csv(3)).await.status(), 202);
 }

@@ -9,6 +9,8 @@
 
 pub mod child;
 pub mod declared;
+#[cfg(test)]
+mod properties;
 
 use std::borrow::Cow;
 use std::fmt::Display;
