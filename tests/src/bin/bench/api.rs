@@ -78,6 +78,20 @@ impl Api {
             .with_context(|| format!("no import id in {body}"))
     }
 
+    /// Sends a workbook as a raw body; the status of the answer.
+    pub async fn upload_workbook(&self, bytes: &[u8]) -> anyhow::Result<reqwest::StatusCode> {
+        let response = self
+            .client
+            .post(self.imports_url())
+            .bearer_auth(&self.token)
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .body(bytes.to_vec())
+            .send()
+            .await
+            .context("uploading a workbook")?;
+        Ok(response.status())
+    }
+
     /// `GET …/imports/{id}`.
     pub async fn import(&self, id: i64) -> anyhow::Result<Value> {
         let response = self

@@ -48,6 +48,10 @@ struct Args {
     /// Only time the upload of a CSV of about this many MiB to `invite-api serve` (no workers).
     #[arg(long, value_name = "MIB")]
     upload_mib: Option<u64>,
+    /// With `--upload-mib`: send this many copies of that CSV and as many hostile workbooks (the
+    /// upload tests' corpus) at once, and report the API's peak RSS.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    hostile: usize,
     /// Only run a file whose middle row has one cell of this many MiB (1 worker): the worker's
     /// peak RSS and the row outcomes.
     #[arg(long, value_name = "MIB")]
@@ -171,6 +175,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut report = Report::new(machine.lines(), settings_line(&bench));
     println!("{}", report.preamble_text());
     let result = match (plan.upload_mib, args.cell_mib) {
+        (Some(mib), _) if args.hostile > 0 => {
+            upload::storm(&bench, mib, args.hostile, &mut report).await
+        }
         (Some(mib), _) => upload::bench(&bench, mib, &mut report).await,
         (None, Some(mib)) => big_cell::bench(&bench, mib, &mut report).await,
         (None, None) => runs(&bench, &plan, &args, &mut report).await,

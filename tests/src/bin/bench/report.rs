@@ -562,6 +562,50 @@ pub fn upload_table(run: &UploadRun) -> Table {
     table
 }
 
+/// The table of the upload storm.
+pub fn storm_table(run: &upload::StormRun) -> Table {
+    let title = format!(
+        "upload storm — {} × {:.1} MiB CSV and {} hostile workbooks at once, invite-api serve without workers",
+        run.copies,
+        mib(run.bytes),
+        run.copies
+    );
+    let mut table = Table::new(title, &["measure", "value", "target", "ok"]);
+    table.row(vec![
+        "CSV uploads answered 202".into(),
+        format!("{} of {}", run.accepted, run.copies),
+        format!("{}", run.copies),
+        mark(run.accepted == run.copies),
+    ]);
+    let answers: Vec<String> = run
+        .refused
+        .iter()
+        .map(|(status, n)| format!("{n} × {status}"))
+        .collect();
+    let all_4xx = run.refused.keys().all(|status| (400..500).contains(status));
+    table.row(vec![
+        "hostile workbooks' answers".into(),
+        answers.join(", "),
+        "4xx".into(),
+        mark(all_4xx),
+    ]);
+    table.row(vec![
+        "first request → last answer (s)".into(),
+        secs(run.elapsed),
+        String::new(),
+        String::new(),
+    ]);
+    let rss_mib = run.api_rss_kib as f64 / 1024.0;
+    table.row(vec![
+        "invite-api peak RSS, VmHWM (MiB)".into(),
+        format!("{rss_mib:.1}"),
+        format!("< {}", upload::TARGET_STORM_RSS_MIB),
+        mark(rss_mib < upload::TARGET_STORM_RSS_MIB),
+    ]);
+    table.note_logged(&run.logged);
+    table
+}
+
 /// The table of the big-cell run.
 pub fn big_cell_table(run: &BigCellRun) -> Table {
     let title = format!(

@@ -30,6 +30,82 @@ pub struct UploadRun {
     pub logged: Vec<String>,
 }
 
+/// What the storm of uploads measured.
+pub struct StormRun {
+    /// CSV uploads (and hostile workbooks) sent at once.
+    pub copies: usize,
+    /// Bytes of each CSV.
+    pub bytes: u64,
+    /// CSV uploads answered 202.
+    pub accepted: usize,
+    /// The hostile workbooks' answers, by status.
+    pub refused: std::collections::BTreeMap<u16, usize>,
+    /// First request → last answer.
+    pub elapsed: Duration,
+    /// invite-api's peak RSS, KiB.
+    pub api_rss_kib: u64,
+    /// Lines the API logged.
+    pub logged: Vec<String>,
+}
+
+/// Target: invite-api's own peak RSS during the storm (the README's bound, children apart).
+pub const TARGET_STORM_RSS_MIB: f64 = 128.0;
+
+/// Sends `copies` CSVs of about `mib` MiB and `copies` hostile workbooks to an API with no
+/// workers, all at once, and reports its peak RSS.
+pub async fn storm(
+    bench: &Bench,
+    mib: u64,
+    copies: usize,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let csv = csv_gen::padded(mib)?;
+    let corpus = invite_tests::hostile::corpus();
+    println!(
+        "upload storm: {copies} × {:.1} MiB CSV and {copies} hostile workbooks at once …",
+        report::mib(csv.bytes)
+    );
+    let dir = run_dir(bench, "storm")?;
+    let database = FreshDatabase::create()?;
+    let keys = RedisKeys::new();
+    let mut children = Children::default();
+    let backends = Backends {
+        database_url: &database.url,
+        queue_prefix: &keys.prefix,
+        smtp_url: None,
+        dir: &dir,
+    };
+    let api = product::start_api(bench, &backends, &mut children).await?;
+    let started = Instant::now();
+    let uploads = (0..copies).map(|_| api.api.upload(csv.path()));
+    let workbooks = corpus
+        .iter()
+        .cycle()
+        .take(copies)
+        .map(|file| api.api.upload_workbook(&file.bytes));
+    let (uploaded, answered) = futures::future::join(
+        futures::future::join_all(uploads),
+        futures::future::join_all(workbooks),
+    )
+    .await;
+    let elapsed = started.elapsed();
+    let mut refused = std::collections::BTreeMap::new();
+    for status in answered {
+        *refused.entry(status?.as_u16()).or_default() += 1;
+    }
+    let run = StormRun {
+        copies,
+        bytes: csv.bytes,
+        accepted: uploaded.iter().filter(|r| r.is_ok()).count(),
+        refused,
+        elapsed,
+        api_rss_kib: procs::peak_rss_kib(api.pid)?,
+        logged: procs::logged_lines(&api.log),
+    };
+    report.add_and_print(report::storm_table(&run));
+    Ok(())
+}
+
 /// Uploads about `mib` MiB to an API with no workers and reports it.
 pub async fn bench(bench: &Bench, mib: u64, report: &mut Report) -> anyhow::Result<()> {
     let csv = csv_gen::padded(mib)?;
