@@ -8,6 +8,7 @@ pub mod limits;
 pub mod openapi;
 pub mod routes;
 pub mod security;
+pub mod server;
 
 use std::sync::Arc;
 
