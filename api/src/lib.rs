@@ -6,6 +6,7 @@ pub mod error;
 pub mod extract;
 pub mod limits;
 pub mod openapi;
+pub mod request_limits;
 pub mod routes;
 pub mod security;
 pub mod server;
@@ -21,6 +22,8 @@ use invite_shared::metrics as m;
 use invite_shared::queue::JobQueue;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::trace::TraceLayer;
+
+use crate::request_limits::RequestLimits;
 
 /// What every handler can reach; cheap to clone.
 #[derive(Clone)]
@@ -50,14 +53,17 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
 
 /// Every route of the API.
 pub fn router(state: AppState) -> Router {
-    // Multipart adds a little framing around the file itself.
-    let body_limit = usize::try_from(state.settings.max_upload_bytes)
-        .unwrap_or(usize::MAX)
-        .saturating_add(64 * 1024);
+    let limits = Arc::new(RequestLimits::new(&state.settings));
     let (routes, _document) = routes::router();
+    // `layer` wraps each route and the fallback, after routing: each layer sees the route matched.
     routes
         .route_layer(middleware::from_fn(record_request))
-        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(
+            limits.clone(),
+            request_limits::enforce,
+        ))
+        // Outside `enforce`, which raises it for the upload alone.
+        .layer(DefaultBodyLimit::max(limits.body_limit))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         // Outermost, so every answer gets them, fallbacks and rejections included.
         .layer(middleware::from_fn(security::headers))
