@@ -68,6 +68,8 @@ fn connection_builder(settings: &Settings) -> http1::Builder {
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(settings.http_header_timeout)
+        .max_header_size(MAX_HEAD_BYTES)
+        // The buffer alone is a soft bound: one read may fill it past its size.
         .max_buf_size(MAX_HEAD_BYTES);
     http
 }

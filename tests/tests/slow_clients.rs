@@ -138,6 +138,20 @@ async fn a_client_that_stops_in_the_middle_of_its_header_is_cut_off() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_head_over_its_limit_gets_431() {
+    let app = TestApp::spawn_without_workers(Stack::Sqlite).await;
+    let mut large = connect(&app).await;
+    let padding = "a".repeat(invite_api::server::MAX_HEAD_BYTES);
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: test\r\nX-Pad: {padding}\r\n\r\n");
+    // The server may close before it has read everything; its answer is what counts.
+    let _ = large.write_all(request.as_bytes()).await;
+
+    let answer = read_until_closed(&mut large).await;
+
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kept_alive_connection_left_idle_is_closed_after_the_header_timeout() {
     let app = TestApp::spawn_with(Stack::Sqlite, |s| {
         s.http_header_timeout = Duration::from_secs(1);
