@@ -202,3 +202,17 @@ impl http_body::Body for PacedBody {
         self.inner.size_hint()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_route_exempt_from_the_request_timeout_is_the_documented_upload() {
+        let document = serde_json::to_value(crate::openapi::document()).unwrap();
+
+        let upload = &document["paths"][UPLOAD_ROUTE]["post"]["operationId"];
+
+        assert_eq!(*upload, "create_import");
+    }
+}
