@@ -127,12 +127,7 @@ pub async fn serve(settings: Arc<Settings>) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding API_ADDR {}", settings.api_addr))?;
     tracing::info!(addr = %settings.api_addr, queue = queue.describe(), "invite-api listening");
-    let stop = shutdown.clone();
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
-        .context("serving HTTP")?;
+    crate::server::serve(listener, router(state), &settings, shutdown.clone()).await;
     shutdown.cancel();
     if let Some(workers) = workers {
         workers.await.context("the workers panicked")??;

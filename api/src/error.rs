@@ -79,6 +79,18 @@ pub enum ApiError {
         /// Seconds until the window ends.
         retry_after: u64,
     },
+    /// The request body paused longer than `HTTP_BODY_IDLE_TIMEOUT` or came slower than
+    /// `HTTP_BODY_MIN_RATE`.
+    #[error(
+        "the request body paused too long or arrived too slowly (HTTP_BODY_IDLE_TIMEOUT, HTTP_BODY_MIN_RATE)"
+    )]
+    SlowBody,
+    /// The request was not answered within `HTTP_REQUEST_TIMEOUT`.
+    #[error(
+        "the request was not answered within {} s (HTTP_REQUEST_TIMEOUT); try again shortly",
+        .0.as_secs_f64()
+    )]
+    TimedOut(std::time::Duration),
     /// A dependency (database, queue) is down.
     #[error("{0}")]
     Unavailable(String),
@@ -138,6 +150,8 @@ impl ApiError {
             ApiError::TooManyRequests { .. } => {
                 (StatusCode::TOO_MANY_REQUESTS, "too_many_requests")
             }
+            ApiError::SlowBody => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+            ApiError::TimedOut(_) => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }

@@ -6,13 +6,16 @@ pub mod error;
 pub mod extract;
 pub mod limits;
 pub mod openapi;
+pub mod request_limits;
 pub mod routes;
 pub mod security;
+pub mod server;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath};
+use axum::http::Method;
 use axum::middleware;
 use invite_shared::config::Settings;
 use invite_shared::db::Db;
@@ -20,6 +23,8 @@ use invite_shared::metrics as m;
 use invite_shared::queue::JobQueue;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::trace::TraceLayer;
+
+use crate::request_limits::RequestLimits;
 
 /// What every handler can reach; cheap to clone.
 #[derive(Clone)]
@@ -51,31 +56,62 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
 
 /// Every route of the API.
 pub fn router(state: AppState) -> Router {
-    // Multipart adds a little framing around the file itself.
-    let body_limit = usize::try_from(state.settings.max_upload_bytes)
-        .unwrap_or(usize::MAX)
-        .saturating_add(64 * 1024);
+    let limits = Arc::new(RequestLimits::new(&state.settings));
     let (routes, _document) = routes::router();
+    // `layer` wraps each route and the fallback, after routing: each layer sees the route matched.
     routes
-        .route_layer(middleware::from_fn(record_request))
-        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(
+            limits.clone(),
+            request_limits::enforce,
+        ))
+        // Outside `enforce`, which raises it for the upload alone.
+        .layer(DefaultBodyLimit::max(limits.body_limit))
+        .layer(middleware::from_fn(record_request))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         // Outermost, so every answer gets them, fallbacks and rejections included.
         .layer(middleware::from_fn(security::headers))
         .with_state(state)
 }
 
+/// The `route` label of requests that matched no route, so made-up paths add no series.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// Methods that get their own `method` label; any other counts as `other`, so made-up methods
+/// add no series.
+static LABELLED_METHODS: [Method; 9] = [
+    Method::GET,
+    Method::HEAD,
+    Method::POST,
+    Method::PUT,
+    Method::DELETE,
+    Method::OPTIONS,
+    Method::PATCH,
+    Method::TRACE,
+    Method::CONNECT,
+];
+
+/// The `method` label of a request: its method if standard, else `other`.
+fn method_label(method: &Method) -> &'static str {
+    LABELLED_METHODS
+        .iter()
+        .find(|m| *m == method)
+        .map_or("other", Method::as_str)
+}
+
 /// Counts and times each request by its route template (`/api/v1/workspaces/{ws}/imports/{id}`,
-/// never the slug, id or token in the path), method and status class.
+/// never the slug, id or token in the path; `unmatched` for no route), method and status class.
 async fn record_request(
-    route: MatchedPath,
     request: axum::extract::Request,
     next: middleware::Next,
 ) -> axum::response::Response {
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or(UNMATCHED_ROUTE, MatchedPath::as_str)
+        .to_owned();
     let started = std::time::Instant::now();
     let response = next.run(request).await;
-    let route = route.as_str().to_owned();
     let status = match response.status().as_u16() {
         100..=199 => "1xx",
         200..=299 => "2xx",
@@ -83,9 +119,22 @@ async fn record_request(
         400..=499 => "4xx",
         _ => "5xx",
     };
-    metrics::histogram!(m::HTTP_REQUEST_DURATION, "route" => route.clone(), "method" => method.clone())
+    metrics::histogram!(m::HTTP_REQUEST_DURATION, "route" => route.clone(), "method" => method)
         .record(started.elapsed().as_secs_f64());
     metrics::counter!(m::HTTP_REQUESTS_TOTAL, "route" => route, "method" => method, "status" => status)
         .increment(1);
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standard_methods_keep_their_label_and_made_up_ones_are_other() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        let made_up = Method::from_bytes(b"M1").unwrap();
+        assert_eq!(method_label(&made_up), "other");
+    }
 }

@@ -31,7 +31,9 @@ pub const BEARER: &str = "bearer";
             follow the import, download its per-row results, and support the invitees whose \
             emails failed. Routes under `/api/v1/workspaces/{ws}/` need `Authorization: Bearer \
             <token>` of an active admin of workspace `{ws}`. Errors are \
-            `{\"error\":{\"code\":\"…\",\"message\":\"…\"}}`."
+            `{\"error\":{\"code\":\"…\",\"message\":\"…\"}}`. Any request whose body pauses \
+            or trickles is answered 408 `request_timeout`, and any but the upload not answered in \
+            time 503 `timeout`."
     ),
     tags(
         (
@@ -69,6 +71,7 @@ pub const BEARER: &str = "bearer";
             NotFound,
             PayloadTooLarge,
             UnsupportedMediaType,
+            RequestTimeout,
             TooManyRequests,
             InternalError,
             Unavailable,
@@ -170,6 +173,11 @@ pub struct PayloadTooLarge(pub ErrorBody);
 #[derive(ToResponse)]
 pub struct UnsupportedMediaType(pub ErrorBody);
 
+/// The request body paused longer than `HTTP_BODY_IDLE_TIMEOUT` or arrived slower than
+/// `HTTP_BODY_MIN_RATE`: `request_timeout`; the connection is closed.
+#[derive(ToResponse)]
+pub struct RequestTimeout(pub ErrorBody);
+
 /// An abuse limit was reached: failed authentications from this address, uploads per minute or
 /// imports in flight of the workspace: `too_many_requests`.
 #[derive(ToResponse)]
@@ -180,7 +188,8 @@ pub struct TooManyRequests(pub ErrorBody);
 #[derive(ToResponse)]
 pub struct InternalError(pub ErrorBody);
 
-/// The database is unavailable: `unavailable`.
+/// The database is unavailable (`unavailable`), or the request was not answered within
+/// `HTTP_REQUEST_TIMEOUT` (`timeout`).
 #[derive(ToResponse)]
 #[response(headers(("Retry-After" = u64, description = "Seconds to wait before trying again.")))]
 pub struct Unavailable(pub ErrorBody);
@@ -198,6 +207,9 @@ pub enum AdminErrors {
     /// See [`NotFound`].
     #[response(status = 404)]
     NotFound(#[ref_response] NotFound),
+    /// See [`RequestTimeout`].
+    #[response(status = 408)]
+    RequestTimeout(#[ref_response] RequestTimeout),
     /// See [`TooManyRequests`].
     #[response(status = 429)]
     TooManyRequests(#[ref_response] TooManyRequests),

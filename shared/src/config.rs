@@ -118,6 +118,28 @@ pub struct Settings {
     /// for a supervisor to restart it); unset means it never gives up.
     #[serde(with = "humantime_serde::option")]
     pub outage_limit: Option<Duration>,
+
+    // What an HTTP client may hold: the limits of `invite-api`'s server (README "HTTP limits").
+    /// Time a client has to send a request's header; also how long a kept-alive connection may wait
+    /// idle for its next request.
+    #[serde(with = "humantime_serde")]
+    pub http_header_timeout: Duration,
+    /// Time to answer a request, its body included, on every route but the upload (503 beyond).
+    #[serde(with = "humantime_serde")]
+    pub http_request_timeout: Duration,
+    /// Longest pause in a request body before the request fails (408) and its connection closes.
+    #[serde(with = "humantime_serde")]
+    pub http_body_idle_timeout: Duration,
+    /// Slowest average rate of a request body in bytes per second, once
+    /// `http_body_min_rate_grace` has passed (408 below it); 0 means no minimum.
+    pub http_body_min_rate: u64,
+    /// How long a request body may arrive slower than `http_body_min_rate` at its start.
+    #[serde(with = "humantime_serde")]
+    pub http_body_min_rate_grace: Duration,
+    /// Connections served at once; further ones wait in the listen backlog until one closes.
+    pub http_max_connections: usize,
+    /// Largest body of every route but the upload (JSON bodies), in bytes (413 beyond).
+    pub json_body_limit: usize,
 }
 
 impl Default for Settings {
@@ -160,6 +182,14 @@ impl Default for Settings {
             queue_prefix: "bulk-invite".into(),
             worker_concurrency: 2,
             outage_limit: None,
+
+            http_header_timeout: Duration::from_secs(10),
+            http_request_timeout: Duration::from_secs(30),
+            http_body_idle_timeout: Duration::from_secs(30),
+            http_body_min_rate: 1024,
+            http_body_min_rate_grace: Duration::from_secs(10),
+            http_max_connections: 1024,
+            json_body_limit: 16 * 1024,
         }
     }
 }
@@ -204,6 +234,7 @@ impl Settings {
             self.email_rate_per_sec != Some(0),
             "EMAIL_RATE_PER_SEC must be at least 1 (leave it unset for no cap)"
         );
+        self.validate_http()?;
         anyhow::ensure!(
             self.public_url.starts_with("http://") || self.public_url.starts_with("https://"),
             "PUBLIC_URL must be an http(s) URL"
@@ -213,6 +244,25 @@ impl Settings {
             redis::Client::open(url.expose_secret())
                 .map_err(|_| anyhow::anyhow!("REDIS_URL is not a valid redis:// URL"))?;
         }
+        Ok(())
+    }
+
+    fn validate_http(&self) -> anyhow::Result<()> {
+        for (name, value) in [
+            ("HTTP_HEADER_TIMEOUT", self.http_header_timeout),
+            ("HTTP_REQUEST_TIMEOUT", self.http_request_timeout),
+            ("HTTP_BODY_IDLE_TIMEOUT", self.http_body_idle_timeout),
+        ] {
+            anyhow::ensure!(!value.is_zero(), "{name} must be longer than 0");
+        }
+        anyhow::ensure!(
+            self.http_max_connections > 0,
+            "HTTP_MAX_CONNECTIONS must be at least 1"
+        );
+        anyhow::ensure!(
+            self.json_body_limit > 0,
+            "JSON_BODY_LIMIT must be at least 1"
+        );
         Ok(())
     }
 

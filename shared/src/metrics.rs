@@ -1,6 +1,8 @@
 //! Metric names and the few helpers that record them. Labels are small closed sets: never an email,
 //! token or id.
 
+use crate::status::{ImportStatus, RowOutcome};
+
 /// Imports finished, by `status` (completed | failed).
 pub const IMPORTS_TOTAL: &str = "invites_imports_total";
 /// Imports being processed right now, all workers (read from the database).
@@ -72,6 +74,44 @@ pub const UPLOAD_BUCKETS: &[f64] = &[
 /// Jobs being handled by this worker right now.
 pub const WORKER_BUSY: &str = "invites_worker_busy";
 
+/// The `status` values of [`IMPORTS_TOTAL`]: how an import run can end.
+pub const IMPORT_STATUSES: [&str; 2] = [
+    ImportStatus::Completed.as_str(),
+    ImportStatus::Failed.as_str(),
+];
+/// The `outcome` values of [`ROWS_TOTAL`].
+pub const ROW_OUTCOMES: [&str; 3] = [
+    RowOutcome::Invited.as_str(),
+    RowOutcome::Skipped.as_str(),
+    RowOutcome::Invalid.as_str(),
+];
+/// The `field` values of [`ROW_ERRORS_TOTAL`]: each column's field, plus `name` (neither name
+/// given) and `row` (an empty or oversized row).
+pub const ROW_ERROR_FIELDS: [&str; 8] = [
+    "first_name",
+    "last_name",
+    "name",
+    "email",
+    "role",
+    "groups",
+    "metadata",
+    "row",
+];
+/// The `result` values of [`EMAILS_TOTAL`].
+pub const EMAIL_RESULTS: [&str; 3] = ["sent", "retried", "failed"];
+/// The `class` values of [`SMTP_REPLIES_TOTAL`]; `error` is a failure without a reply.
+pub const SMTP_REPLY_CLASSES: [&str; 4] = ["2xx", "4xx", "5xx", "error"];
+/// The `limit` values of [`RATE_LIMITED_TOTAL`].
+pub const RATE_LIMITS: [&str; 3] = ["auth_failures", "uploads", "imports_in_flight"];
+
+/// Exports each series of a counter whose label values are a closed set at 0, so that `rate()`,
+/// alerts and dashboards see it before its first event.
+fn export_at_zero(name: &'static str, label: &'static str, values: &[&'static str]) {
+    for value in values {
+        metrics::counter!(name, label => *value).increment(0);
+    }
+}
+
 /// Registers descriptions so `/metrics` explains each series.
 pub fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
@@ -96,8 +136,7 @@ pub fn describe() {
         SMTP_PAUSES_TOTAL,
         "Pauses of all sending because the mail server was unavailable"
     );
-    // Exported from the start, so that rate() and alerts see it before the first pause.
-    metrics::counter!(SMTP_PAUSES_TOTAL).absolute(0);
+    metrics::counter!(SMTP_PAUSES_TOTAL).increment(0);
     describe_gauge!(EMAILS_PENDING, "Deliveries waiting to be sent");
     describe_gauge!(
         OLDEST_PENDING_AGE,
@@ -128,7 +167,28 @@ pub fn describe() {
         WORKBOOK_CONVERSIONS_TOTAL,
         "Workbook conversions in child processes, by result"
     );
-    for result in WORKBOOK_CONVERSION_RESULTS {
-        metrics::counter!(WORKBOOK_CONVERSIONS_TOTAL, "result" => result).absolute(0);
+    export_at_zero(IMPORTS_TOTAL, "status", &IMPORT_STATUSES);
+    export_at_zero(ROWS_TOTAL, "outcome", &ROW_OUTCOMES);
+    export_at_zero(ROW_ERRORS_TOTAL, "field", &ROW_ERROR_FIELDS);
+    export_at_zero(EMAILS_TOTAL, "result", &EMAIL_RESULTS);
+    export_at_zero(SMTP_REPLIES_TOTAL, "class", &SMTP_REPLY_CLASSES);
+    export_at_zero(RATE_LIMITED_TOTAL, "limit", &RATE_LIMITS);
+    export_at_zero(
+        WORKBOOK_CONVERSIONS_TOTAL,
+        "result",
+        &WORKBOOK_CONVERSION_RESULTS,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::header::Column;
+
+    #[test]
+    fn every_column_has_its_row_error_series() {
+        for column in Column::ALL {
+            assert!(ROW_ERROR_FIELDS.contains(&column.field()), "{column:?}");
+        }
     }
 }

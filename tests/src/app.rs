@@ -259,9 +259,11 @@ impl TestApp {
                 settings.workbook_conversions,
             )),
         };
+        let server_settings = settings.clone();
+        // Aborted on drop: the dropped server closes its connections as in a graceful shutdown.
         let server = tokio::spawn(async move {
-            let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-            axum::serve(listener, app).await.unwrap();
+            let stop = CancellationToken::new();
+            invite_api::server::serve(listener, router(state), &server_settings, stop).await;
         });
         let workspace = "acme".to_owned();
         let ws = workspace.clone();
