@@ -127,7 +127,7 @@ pub async fn serve(settings: Arc<Settings>) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding API_ADDR {}", settings.api_addr))?;
     tracing::info!(addr = %settings.api_addr, queue = queue.describe(), "invite-api listening");
-    crate::server::serve(listener, router(state), &settings, shutdown.clone()).await;
+    invite_worker::server::serve(listener, router(state), &settings, shutdown.clone()).await;
     shutdown.cancel();
     if let Some(workers) = workers {
         workers.await.context("the workers panicked")??;

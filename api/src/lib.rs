@@ -9,7 +9,6 @@ pub mod openapi;
 pub mod request_limits;
 pub mod routes;
 pub mod security;
-pub mod server;
 
 use std::sync::Arc;
 

@@ -263,7 +263,7 @@ impl TestApp {
         // Aborted on drop: the dropped server closes its connections as in a graceful shutdown.
         let server = tokio::spawn(async move {
             let stop = CancellationToken::new();
-            invite_api::server::serve(listener, router(state), &server_settings, stop).await;
+            invite_worker::server::serve(listener, router(state), &server_settings, stop).await;
         });
         let workspace = "acme".to_owned();
         let ws = workspace.clone();

@@ -141,7 +141,7 @@ async fn a_client_that_stops_in_the_middle_of_its_header_is_cut_off() {
 async fn a_request_head_over_its_limit_gets_431() {
     let app = TestApp::spawn_without_workers(Stack::Sqlite).await;
     let mut large = connect(&app).await;
-    let padding = "a".repeat(invite_api::server::MAX_HEAD_BYTES);
+    let padding = "a".repeat(invite_worker::server::MAX_HEAD_BYTES);
     let request = format!("GET /healthz HTTP/1.1\r\nHost: test\r\nX-Pad: {padding}\r\n\r\n");
     // The server may close before it has read everything; its answer is what counts.
     let _ = large.write_all(request.as_bytes()).await;

@@ -15,6 +15,7 @@ pub mod housekeeping;
 pub mod jobs;
 pub mod runtime;
 pub mod sender;
+pub mod server;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -49,7 +49,10 @@ async fn main() -> anyhow::Result<()> {
                 (status, Json(readiness.report()))
             }),
         );
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (http_settings, stop) = (settings.clone(), shutdown.clone());
+    tokio::spawn(async move {
+        invite_worker::server::serve(listener, app, &http_settings, stop).await;
+    });
 
     invite_worker::run(deps, shutdown).await
 }

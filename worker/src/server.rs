@@ -1,5 +1,6 @@
-//! The HTTP server of `invite-api`: accepts at most `HTTP_MAX_CONNECTIONS` connections at once,
-//! serves each with hyper's HTTP/1.1 under `HTTP_HEADER_TIMEOUT`, and shuts down gracefully.
+//! The HTTP server of both binaries (`invite-api`'s API, `invite-worker`'s `/metrics`): accepts at
+//! most `HTTP_MAX_CONNECTIONS` connections at once, serves each with hyper's HTTP/1.1 under
+//! `HTTP_HEADER_TIMEOUT`, and shuts down gracefully.
 //!
 //! Beyond the connection limit the server stops accepting until a connection closes: new clients
 //! wait in the operating system's listen backlog rather than being turned away, so a burst is
