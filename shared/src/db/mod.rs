@@ -2,9 +2,11 @@
 //!
 //! Queries are written once with Diesel's DSL. [`DbConn`] is a Diesel `MultiConnection`; where a query
 //! needs a backend's own features (bulk `ON CONFLICT … RETURNING`, `FOR UPDATE SKIP LOCKED`) the
-//! [`on_conn!`] macro compiles the same body once per backend, and the few backend-specific statements
-//! live in a `match` next to it.
+//! [`on_conn!`] macro compiles the same body once per backend, a store function written once for
+//! both takes any [`BackendConnection`](backend::BackendConnection), and the few backend-specific
+//! statements live in a `match` next to it.
 
+pub(crate) mod backend;
 pub mod schema;
 pub mod statement;
 

@@ -23,7 +23,7 @@ use serde::Serialize;
 use crate::db::DbConn;
 use crate::db::schema::{accounts, deliveries, invitation_links, members, workspaces};
 use crate::db::statement::{param, statement};
-use crate::ids::DeliveryId;
+use crate::ids::{DeliveryId, ImportId};
 use crate::status::DeliveryState;
 use crate::store::now;
 use crate::store::tallies::{self, Tally, add_tally};
@@ -641,7 +641,7 @@ pub fn record(conn: &mut DbConn, outcomes: &[Recorded]) -> QueryResult<Written> 
                 ))
             });
             for (import, change) in tallies::by_import(changes) {
-                add_tally!(c, import, change)?;
+                add_tally(c, ImportId(import), change)?;
             }
             QueryResult::Ok(written.len())
         })?,

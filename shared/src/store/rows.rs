@@ -495,7 +495,7 @@ pub fn apply_chunk(
                     .execute(c)?;
             }
             let unsent = Tally::of(DeliveryState::Pending, new_deliveries.len() as i64);
-            add_tally!(c, import_id, unsent)?;
+            add_tally(c, ctx.import_id, unsent)?;
 
             for part in results.chunks(STATEMENT_ROWS) {
                 diesel::insert_into(import_rows::table)
