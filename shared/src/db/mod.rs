@@ -39,6 +39,9 @@ pub enum DbConn {
 }
 
 /// Runs `$body` with `$c` bound to the concrete backend connection, compiling it once per backend.
+///
+/// A macro because each arm binds `$c` to another type: a function would need a closure generic
+/// over the connection, which Rust closures cannot be.
 #[cfg(feature = "postgres")]
 #[macro_export]
 macro_rules! on_conn {
@@ -51,6 +54,8 @@ macro_rules! on_conn {
 }
 
 /// Runs `$body` with `$c` bound to the concrete backend connection (SQLite only in this build).
+///
+/// A macro so that code written for both builds calls it alike (see the PostgreSQL build's).
 #[cfg(not(feature = "postgres"))]
 #[macro_export]
 macro_rules! on_conn {
@@ -64,6 +69,9 @@ macro_rules! on_conn {
 /// Runs `$body` in a write transaction with `$c` bound to the concrete connection. On SQLite it
 /// starts with `BEGIN IMMEDIATE`: a transaction that reads before it writes would otherwise fail
 /// with "database is locked" when another connection writes meanwhile, instead of waiting.
+///
+/// A macro for the reason [`on_conn!`] is one: each arm binds `$c` to another connection type, and
+/// the transaction methods themselves differ (`immediate_transaction` is SQLite's own).
 #[cfg(feature = "postgres")]
 #[macro_export]
 macro_rules! write_transaction {
@@ -76,6 +84,8 @@ macro_rules! write_transaction {
 }
 
 /// Runs `$body` in a write transaction (`BEGIN IMMEDIATE`; SQLite only in this build).
+///
+/// A macro so that code written for both builds calls it alike (see the PostgreSQL build's).
 #[cfg(not(feature = "postgres"))]
 #[macro_export]
 macro_rules! write_transaction {

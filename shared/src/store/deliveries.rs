@@ -157,6 +157,10 @@ struct ImportRow {
 /// The imports with pending deliveries, in id order, found by hopping along the pending index
 /// (one index probe per import) rather than reading every pending (or sent) row. `$index` pins
 /// the partial index where the backend allows it.
+///
+/// A macro because it writes text at compile time: `concat!` joins only literals, and a `const fn`
+/// cannot join strings, while a function building the text at run time would rebuild (or leak) it
+/// for the `&'static str` a [`Statement`](crate::db::statement::Statement) keeps.
 macro_rules! pending_imports {
     ($index:literal) => {
         concat!(
@@ -558,6 +562,9 @@ const TIMESTAMP_TEXT: &str = "%F %T%.f";
 
 /// The SET list of both backends' group commit: `$d` names the delivery, `$now` the bound time,
 /// `v` is the outcome.
+///
+/// A macro for the reason `pending_imports!` is one: it writes the text of constants (one of them
+/// public), which only `concat!` of literals can do at compile time.
 macro_rules! record_set {
     ($d:literal, $now:literal) => {
         concat!(
