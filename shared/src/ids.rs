@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Declares an id newtype. A macro because it declares a type and its impls, which a function
+/// cannot.
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*

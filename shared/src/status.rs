@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+/// Declares an enum with its stored spellings. A macro because it declares a type, its variants and
+/// the `match`es between them and their texts, which neither a function nor a generic can.
 macro_rules! stored_enum {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$doc])*

@@ -2,9 +2,11 @@
 //!
 //! Queries are written once with Diesel's DSL. [`DbConn`] is a Diesel `MultiConnection`; where a query
 //! needs a backend's own features (bulk `ON CONFLICT … RETURNING`, `FOR UPDATE SKIP LOCKED`) the
-//! [`on_conn!`] macro compiles the same body once per backend, and the few backend-specific statements
-//! live in a `match` next to it.
+//! [`on_conn!`] macro compiles the same body once per backend, a store function written once for
+//! both takes any [`BackendConnection`](backend::BackendConnection), and the few backend-specific
+//! statements live in a `match` next to it.
 
+pub(crate) mod backend;
 pub mod schema;
 pub mod statement;
 
@@ -37,6 +39,9 @@ pub enum DbConn {
 }
 
 /// Runs `$body` with `$c` bound to the concrete backend connection, compiling it once per backend.
+///
+/// A macro because each arm binds `$c` to another type: a function would need a closure generic
+/// over the connection, which Rust closures cannot be.
 #[cfg(feature = "postgres")]
 #[macro_export]
 macro_rules! on_conn {
@@ -49,6 +54,8 @@ macro_rules! on_conn {
 }
 
 /// Runs `$body` with `$c` bound to the concrete backend connection (SQLite only in this build).
+///
+/// A macro so that code written for both builds calls it alike (see the PostgreSQL build's).
 #[cfg(not(feature = "postgres"))]
 #[macro_export]
 macro_rules! on_conn {
@@ -62,6 +69,9 @@ macro_rules! on_conn {
 /// Runs `$body` in a write transaction with `$c` bound to the concrete connection. On SQLite it
 /// starts with `BEGIN IMMEDIATE`: a transaction that reads before it writes would otherwise fail
 /// with "database is locked" when another connection writes meanwhile, instead of waiting.
+///
+/// A macro for the reason [`on_conn!`] is one: each arm binds `$c` to another connection type, and
+/// the transaction methods themselves differ (`immediate_transaction` is SQLite's own).
 #[cfg(feature = "postgres")]
 #[macro_export]
 macro_rules! write_transaction {
@@ -74,6 +84,8 @@ macro_rules! write_transaction {
 }
 
 /// Runs `$body` in a write transaction (`BEGIN IMMEDIATE`; SQLite only in this build).
+///
+/// A macro so that code written for both builds calls it alike (see the PostgreSQL build's).
 #[cfg(not(feature = "postgres"))]
 #[macro_export]
 macro_rules! write_transaction {

@@ -51,6 +51,8 @@ pub trait Params<DB: Backend> {
     fn bind<'b>(&'b self, index: usize, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()>;
 }
 
+/// Implements [`Params`] for tuples of one arity. A macro because it writes an impl per arity: a
+/// function cannot write impls, and Rust has no generics over the length of a tuple.
 macro_rules! params_tuple {
     ($($i:tt $T:ident $ST:ident),+) => {
         impl<DB, $($ST, $T),+> Params<DB> for ($(Param<$ST, $T>,)+)

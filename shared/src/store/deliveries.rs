@@ -21,9 +21,10 @@ use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
 use serde::Serialize;
 
 use crate::db::DbConn;
+use crate::db::backend::BackendConnection;
 use crate::db::schema::{accounts, deliveries, invitation_links, members, workspaces};
 use crate::db::statement::{param, statement};
-use crate::ids::DeliveryId;
+use crate::ids::{DeliveryId, ImportId};
 use crate::status::DeliveryState;
 use crate::store::now;
 use crate::store::tallies::{self, Tally, add_tally};
@@ -156,6 +157,10 @@ struct ImportRow {
 /// The imports with pending deliveries, in id order, found by hopping along the pending index
 /// (one index probe per import) rather than reading every pending (or sent) row. `$index` pins
 /// the partial index where the backend allows it.
+///
+/// A macro because it writes text at compile time: `concat!` joins only literals, and a `const fn`
+/// cannot join strings, while a function building the text at run time would rebuild (or leak) it
+/// for the `&'static str` a [`Statement`](crate::db::statement::Statement) keeps.
 macro_rules! pending_imports {
     ($index:literal) => {
         concat!(
@@ -196,17 +201,22 @@ const CLAIM_SQLITE: &str = "UPDATE deliveries SET state = 'sending', claim = $4,
      AND import_id IS $5 AND (next_attempt_at, id) > ($6, $7) \
      ORDER BY next_attempt_at, id LIMIT $3) RETURNING id, next_attempt_at";
 
-/// Reads what the emails of the claimed `ids` need and mints one link each (one insert for all),
-/// on a concrete connection (both backends share the query).
-macro_rules! load_claimed {
-    ($c:expr, $ids:expr, $claim:expr, $now:expr, $expires_at:expr) => {{
-        let rows: Vec<ClaimedRow> = deliveries::table
+/// Reads what the emails of the claimed `ids` need and mints one link each (one insert for all).
+fn load_claimed<C: BackendConnection>(
+    c: &mut C,
+    ids: &[i64],
+    claim: ClaimToken,
+    now: NaiveDateTime,
+    expires_at: NaiveDateTime,
+) -> QueryResult<Vec<Claimed>> {
+    let rows: Vec<ClaimedRow> = c.load(
+        deliveries::table
             .inner_join(
                 members::table
                     .inner_join(accounts::table)
                     .inner_join(workspaces::table),
             )
-            .filter(deliveries::id.eq_any($ids))
+            .filter(deliveries::id.eq_any(ids))
             .select((
                 deliveries::id,
                 deliveries::invitation_id,
@@ -217,40 +227,47 @@ macro_rules! load_claimed {
                 accounts::first_name,
                 workspaces::name,
                 members::invited_by,
-            ))
-            .load($c)?;
-        let inviter_ids: Vec<i64> = rows.iter().filter_map(|r| r.8).collect();
-        let inviters: HashMap<i64, String> = accounts::table
+            )),
+    )?;
+    let inviters = inviter_names(c, &rows)?;
+    let mut links = Vec::with_capacity(rows.len());
+    let claimed: Vec<Claimed> = rows
+        .into_iter()
+        .map(|row| {
+            let token = tokens::mint();
+            links.push((
+                invitation_links::token_hash.eq(token.hash),
+                invitation_links::invitation_id.eq(row.1),
+                invitation_links::expires_at.eq(expires_at),
+                invitation_links::created_at.eq(now),
+            ));
+            to_claimed(row, claim, token.plain, expires_at, &inviters)
+        })
+        .collect();
+    c.execute(diesel::insert_into(invitation_links::table).values(&links))?;
+    Ok(claimed)
+}
+
+/// The names of the admins who invited the claimed `rows`' members, by account id.
+fn inviter_names<C: BackendConnection>(
+    c: &mut C,
+    rows: &[ClaimedRow],
+) -> QueryResult<HashMap<i64, String>> {
+    let inviter_ids: Vec<i64> = rows.iter().filter_map(|r| r.8).collect();
+    let inviters: Vec<(i64, String, Option<String>, Option<String>)> = c.load(
+        accounts::table
             .filter(accounts::id.eq_any(&inviter_ids))
             .select((
                 accounts::id,
                 accounts::email,
                 accounts::first_name,
                 accounts::last_name,
-            ))
-            .load::<(i64, String, Option<String>, Option<String>)>($c)?
-            .into_iter()
-            .map(|(id, email, first, last)| (id, display_name(email, first, last)))
-            .collect();
-        let mut links = Vec::with_capacity(rows.len());
-        let claimed: Vec<Claimed> = rows
-            .into_iter()
-            .map(|row| {
-                let token = tokens::mint();
-                links.push((
-                    invitation_links::token_hash.eq(token.hash),
-                    invitation_links::invitation_id.eq(row.1),
-                    invitation_links::expires_at.eq($expires_at),
-                    invitation_links::created_at.eq($now),
-                ));
-                to_claimed(row, $claim, token.plain, $expires_at, &inviters)
-            })
-            .collect();
-        diesel::insert_into(invitation_links::table)
-            .values(&links)
-            .execute($c)?;
-        Ok(claimed)
-    }};
+            )),
+    )?;
+    Ok(inviters
+        .into_iter()
+        .map(|(id, email, first, last)| (id, display_name(email, first, last)))
+        .collect())
 }
 
 /// How long a claimer trusts what its claims remember, by default (see [`ClaimMemory`]).
@@ -311,53 +328,69 @@ impl ClaimMemory {
     }
 }
 
-/// Claims up to `$limit` due deliveries, a fair share of each group `$memory` lists (listing them
-/// first when it lists none), each group's from where `$memory` says its last claim ended; the
-/// claimed ids, on a concrete connection.
-macro_rules! claim_groups {
-    ($c:expr, $memory:expr, $limit:expr, $claim:expr, $now:expr, $lease_until:expr) => {{
-        if $memory.listed_at.is_none() {
-            // Sends that belong to no import (the import was deleted) form a group of their own.
-            $memory.groups = vec![None];
-            $memory.groups.extend(
-                statement($c.pending_imports_sql(), ())
-                    .load::<ImportRow>($c)?
-                    .into_iter()
-                    .map(|r| r.import_id),
-            );
-            $memory.listed_at = Some(std::time::Instant::now());
+/// What every claim statement of one claim binds: the claim value, the time it is made, and the
+/// lease it gives.
+#[derive(Debug, Clone, Copy)]
+struct ClaimStamp {
+    claim: ClaimToken,
+    now: NaiveDateTime,
+    lease_until: NaiveDateTime,
+}
+
+impl ClaimMemory {
+    /// Lists the groups with pending sends, unless they are listed already.
+    fn list_groups<C: BackendConnection + ClaimSql>(&mut self, c: &mut C) -> QueryResult<()> {
+        if self.listed_at.is_some() {
+            return Ok(());
         }
-        let mut ids = Vec::new();
-        let count = $memory.groups.len();
-        for i in 0..count {
-            let group = $memory.groups[i];
-            let left = $limit - ids.len() as i64;
-            if left <= 0 {
-                break;
-            }
-            // An equal share of what is left, so what a group lacks goes to the groups after it.
-            let share = (left as u64).div_ceil((count - i) as u64) as i64;
-            let (after_at, after_id) = $memory.start_of(group);
-            let claimed = statement(
-                $c.claim_sql(group.is_none()),
-                (
-                    param::<Timestamp, _>($lease_until),
-                    param::<Timestamp, _>($now),
-                    param::<BigInt, _>(share),
-                    param::<BigInt, _>($claim.0),
-                    param::<Nullable<BigInt>, _>(group),
-                    param::<Timestamp, _>(after_at),
-                    param::<BigInt, _>(after_id),
-                ),
-            )
-            .load::<ClaimedAt>($c)?;
-            if let Some(last) = claimed.iter().map(|r| (r.next_attempt_at, r.id)).max() {
-                $memory.after.insert(group, last);
-            }
-            ids.extend(claimed.into_iter().map(|r| r.id));
+        let imports: Vec<ImportRow> = c.load(statement(c.pending_imports_sql(), ()))?;
+        // Sends that belong to no import (the import was deleted) form a group of their own.
+        self.groups = vec![None];
+        self.groups.extend(imports.into_iter().map(|r| r.import_id));
+        self.listed_at = Some(std::time::Instant::now());
+        Ok(())
+    }
+}
+
+/// Claims up to `limit` due deliveries, a fair share of each group `memory` lists (listing them
+/// first when it lists none), each group's from where `memory` says its last claim ended; the
+/// claimed ids.
+fn claim_groups<C: BackendConnection + ClaimSql>(
+    c: &mut C,
+    memory: &mut ClaimMemory,
+    limit: i64,
+    stamp: ClaimStamp,
+) -> QueryResult<Vec<i64>> {
+    memory.list_groups(c)?;
+    let mut ids = Vec::new();
+    let count = memory.groups.len();
+    for i in 0..count {
+        let group = memory.groups[i];
+        let left = limit - ids.len() as i64;
+        if left <= 0 {
+            break;
         }
-        ids
-    }};
+        // An equal share of what is left, so what a group lacks goes to the groups after it.
+        let share = (left as u64).div_ceil((count - i) as u64) as i64;
+        let (after_at, after_id) = memory.start_of(group);
+        let claimed: Vec<ClaimedAt> = c.load(statement(
+            c.claim_sql(group.is_none()),
+            (
+                param::<Timestamp, _>(stamp.lease_until),
+                param::<Timestamp, _>(stamp.now),
+                param::<BigInt, _>(share),
+                param::<BigInt, _>(stamp.claim.0),
+                param::<Nullable<BigInt>, _>(group),
+                param::<Timestamp, _>(after_at),
+                param::<BigInt, _>(after_id),
+            ),
+        ))?;
+        if let Some(last) = claimed.iter().map(|r| (r.next_attempt_at, r.id)).max() {
+            memory.after.insert(group, last);
+        }
+        ids.extend(claimed.into_iter().map(|r| r.id));
+    }
+    Ok(ids)
 }
 
 /// Claims up to `request.limit` due deliveries under a new claim, a fair share from each import
@@ -377,19 +410,24 @@ pub fn claim_due(
     {
         memory.forget();
     }
+    let stamp = ClaimStamp {
+        claim,
+        now,
+        lease_until,
+    };
     write_transaction!(conn, |c| {
         let resumed = memory.listed_at.is_some();
-        let mut ids = claim_groups!(c, memory, request.limit, claim, now, lease_until);
+        let mut ids = claim_groups(c, memory, request.limit, stamp)?;
         let left = request.limit - ids.len() as i64;
         if left > 0 && resumed {
             // Something may be due behind where the remembered claims left off.
             memory.forget();
-            ids.extend(claim_groups!(c, memory, left, claim, now, lease_until));
+            ids.extend(claim_groups(c, memory, left, stamp)?);
         }
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        load_claimed!(c, &ids, claim, now, now + request.ttl)
+        load_claimed(c, &ids, claim, now, now + request.ttl)
     })
 }
 
@@ -524,6 +562,9 @@ const TIMESTAMP_TEXT: &str = "%F %T%.f";
 
 /// The SET list of both backends' group commit: `$d` names the delivery, `$now` the bound time,
 /// `v` is the outcome.
+///
+/// A macro for the reason `pending_imports!` is one: it writes the text of constants (one of them
+/// public), which only `concat!` of literals can do at compile time.
 macro_rules! record_set {
     ($d:literal, $now:literal) => {
         concat!(
@@ -641,7 +682,7 @@ pub fn record(conn: &mut DbConn, outcomes: &[Recorded]) -> QueryResult<Written> 
                 ))
             });
             for (import, change) in tallies::by_import(changes) {
-                add_tally!(c, import, change)?;
+                add_tally(c, ImportId(import), change)?;
             }
             QueryResult::Ok(written.len())
         })?,

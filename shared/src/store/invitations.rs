@@ -4,6 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::db::DbConn;
+use crate::db::backend::BackendConnection;
 use crate::db::schema::{accounts, invitation_links, invitations, members, workspaces};
 use crate::ids::MemberId;
 use crate::status::MemberStatus;
@@ -88,43 +89,40 @@ type InviterRow = (String, Option<String>, Option<String>);
 
 diesel::alias!(accounts as inviters: InvitersAlias);
 
-/// The link's row, queried on a concrete connection (both backends share the query).
-macro_rules! link_row {
-    ($c:expr, $hash:expr) => {
-        invitation_links::table
-            .inner_join(
-                invitations::table.inner_join(
-                    members::table
-                        .inner_join(accounts::table)
-                        .inner_join(workspaces::table),
-                ),
-            )
-            .left_join(inviters.on(members::invited_by.eq(inviters.field(accounts::id).nullable())))
-            .filter(invitation_links::token_hash.eq($hash))
-            .select((
-                invitation_links::expires_at,
-                invitations::id,
-                invitations::accepted_at,
-                invitations::revoked_at,
-                members::id,
-                members::status,
-                members::role,
-                workspaces::name,
-                accounts::email,
-                accounts::first_name,
-                inviters
-                    .fields((accounts::email, accounts::first_name, accounts::last_name))
-                    .nullable(),
-            ))
-            .first::<LinkRow>($c)
-            .optional()
-    };
+/// The row of the link whose token hashes to `hash`.
+fn link_row<C: BackendConnection>(c: &mut C, hash: &[u8]) -> QueryResult<Option<LinkRow>> {
+    let query = invitation_links::table
+        .inner_join(
+            invitations::table.inner_join(
+                members::table
+                    .inner_join(accounts::table)
+                    .inner_join(workspaces::table),
+            ),
+        )
+        .left_join(inviters.on(members::invited_by.eq(inviters.field(accounts::id).nullable())))
+        .filter(invitation_links::token_hash.eq(hash))
+        .select((
+            invitation_links::expires_at,
+            invitations::id,
+            invitations::accepted_at,
+            invitations::revoked_at,
+            members::id,
+            members::status,
+            members::role,
+            workspaces::name,
+            accounts::email,
+            accounts::first_name,
+            inviters
+                .fields((accounts::email, accounts::first_name, accounts::last_name))
+                .nullable(),
+        ));
+    c.first(query).optional()
 }
 
 /// Resolves a token to its invitation and says whether it can be used now.
 pub fn lookup(conn: &mut DbConn, token: &str) -> QueryResult<Lookup> {
     let hash = tokens::hash(token);
-    let row = on_conn!(conn, |c| link_row!(c, &hash))?;
+    let row = on_conn!(conn, |c| link_row(c, &hash))?;
     Ok(decide(row))
 }
 
@@ -188,7 +186,7 @@ pub fn accept(conn: &mut DbConn, token: &str) -> QueryResult<Lookup> {
     let hash = tokens::hash(token);
     let now = now();
     write_transaction!(conn, |c| {
-        let lookup = decide(link_row!(c, &hash)?);
+        let lookup = decide(link_row(c, &hash)?);
         let Lookup::Valid(view, member) = &lookup else {
             return Ok(lookup);
         };

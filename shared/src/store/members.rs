@@ -7,6 +7,7 @@ use diesel::prelude::*;
 
 use crate::config::Edition;
 use crate::db::DbConn;
+use crate::db::backend::BackendConnection;
 use crate::db::schema::{accounts, deliveries, groups, invitations, member_groups, members};
 use crate::ids::{ImportId, MemberId, WorkspaceId};
 use crate::on_conn;
@@ -131,58 +132,87 @@ pub fn list(
         }
         let rows: Vec<MemberRow> = query.load(c)?;
         let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        let groups_of = group_names(c, &ids)?;
+        let email_of = latest_emails(c, &ids)?;
+        Ok(views(rows, groups_of, email_of))
+    })
+}
 
-        let mut groups_of: HashMap<i64, Vec<String>> = HashMap::new();
-        for (member, name) in member_groups::table
+/// The names of the groups of each of the members `ids`, in name order.
+fn group_names<C: BackendConnection>(
+    c: &mut C,
+    ids: &[i64],
+) -> QueryResult<HashMap<i64, Vec<String>>> {
+    let named: Vec<(i64, String)> = c.load(
+        member_groups::table
             .inner_join(groups::table)
-            .filter(member_groups::member_id.eq_any(&ids))
+            .filter(member_groups::member_id.eq_any(ids))
             .order(groups::name)
-            .select((member_groups::member_id, groups::name))
-            .load::<(i64, String)>(c)?
-        {
-            groups_of.entry(member).or_default().push(name);
-        }
-        // Ascending ids, so the last one seen per member is its latest email.
-        let mut email_of: HashMap<i64, (String, Option<String>, i32)> = HashMap::new();
-        for (member, state, error, attempts) in deliveries::table
-            .filter(deliveries::invitation_id.eq_any(invitations_of(&ids)))
+            .select((member_groups::member_id, groups::name)),
+    )?;
+    let mut groups_of: HashMap<i64, Vec<String>> = HashMap::new();
+    for (member, name) in named {
+        groups_of.entry(member).or_default().push(name);
+    }
+    Ok(groups_of)
+}
+
+/// The latest email of each of the members `ids`.
+fn latest_emails<C: BackendConnection>(
+    c: &mut C,
+    ids: &[i64],
+) -> QueryResult<HashMap<i64, LatestEmail>> {
+    let emails: Vec<(i64, String, Option<String>, i32)> = c.load(
+        deliveries::table
+            .filter(deliveries::invitation_id.eq_any(invitations_of(ids)))
             .order(deliveries::id)
             .select((
                 deliveries::member_id,
                 deliveries::state,
                 deliveries::last_error,
                 deliveries::attempts,
-            ))
-            .load::<(i64, String, Option<String>, i32)>(c)?
-        {
-            email_of.insert(member, (state, error, attempts));
-        }
+            )),
+    )?;
+    // Ascending ids, so the last one seen per member is its latest email.
+    let mut email_of = HashMap::new();
+    for (member, state, error, attempts) in emails {
+        email_of.insert(member, (state, error, attempts));
+    }
+    Ok(email_of)
+}
 
-        Ok(rows
-            .into_iter()
-            .map(
-                |(id, email, first_name, last_name, role, status, import_id, created_at)| {
-                    let (email_status, last_error, email_attempts) = email_of
-                        .remove(&id)
-                        .map_or((None, None, None), |(s, e, a)| (Some(s), e, Some(a)));
-                    MemberView {
-                        id,
-                        email,
-                        first_name,
-                        last_name,
-                        role,
-                        status,
-                        groups: groups_of.remove(&id).unwrap_or_default(),
-                        email_status,
-                        last_error,
-                        email_attempts,
-                        import_id,
-                        created_at,
-                    }
-                },
-            )
-            .collect())
-    })
+/// A member's latest email: state, last error, attempts.
+type LatestEmail = (String, Option<String>, i32);
+
+/// The members of `rows` as the API shows them.
+fn views(
+    rows: Vec<MemberRow>,
+    mut groups_of: HashMap<i64, Vec<String>>,
+    mut email_of: HashMap<i64, LatestEmail>,
+) -> Vec<MemberView> {
+    rows.into_iter()
+        .map(
+            |(id, email, first_name, last_name, role, status, import_id, created_at)| {
+                let (email_status, last_error, email_attempts) = email_of
+                    .remove(&id)
+                    .map_or((None, None, None), |(s, e, a)| (Some(s), e, Some(a)));
+                MemberView {
+                    id,
+                    email,
+                    first_name,
+                    last_name,
+                    role,
+                    status,
+                    groups: groups_of.remove(&id).unwrap_or_default(),
+                    email_status,
+                    last_error,
+                    email_attempts,
+                    import_id,
+                    created_at,
+                }
+            },
+        )
+        .collect()
 }
 
 /// One member of the workspace (`None` when it belongs to another or does not exist).

@@ -12,6 +12,7 @@ use diesel::prelude::*;
 
 use crate::config::Edition;
 use crate::db::DbConn;
+use crate::db::backend::BackendConnection;
 use crate::db::schema::{
     accounts, deliveries, import_rows, imports, invitations, member_groups, members,
 };
@@ -153,6 +154,33 @@ struct NewMember {
     updated_at: NaiveDateTime,
 }
 
+impl NewMember {
+    /// The membership `invitee` gets (the person's account is in `account_of`).
+    fn new(
+        ctx: &ImportContext,
+        invitee: &NewInvitee,
+        account_of: &AccountOf,
+        now: NaiveDateTime,
+    ) -> NewMember {
+        let (account_id, activated_at) = account_of[invitee.email.as_str()];
+        let status = invitee_status(ctx.edition, activated_at.is_some());
+        NewMember {
+            workspace_id: ctx.workspace_id.0,
+            account_id,
+            role: invitee.role.as_str(),
+            status: status.as_str(),
+            metadata: invitee
+                .metadata
+                .as_ref()
+                .map(|m| serde_json::Value::Object(m.clone()).to_string()),
+            import_id: Some(ctx.import_id.0),
+            invited_by: Some(ctx.invited_by.0),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 #[derive(Insertable)]
 #[diesel(table_name = deliveries, treat_none_as_default_value = false)]
 struct NewDelivery {
@@ -163,20 +191,6 @@ struct NewDelivery {
     attempts: i32,
     next_attempt_at: NaiveDateTime,
     created_at: NaiveDateTime,
-}
-
-/// Adds the accounts with the given emails to `$into` (email → id, activation), on a concrete
-/// connection.
-macro_rules! load_accounts {
-    ($c:expr, $emails:expr, $into:expr) => {
-        for part in $emails.chunks(STATEMENT_ROWS) {
-            let found: Vec<(i64, String, Option<NaiveDateTime>)> = accounts::table
-                .filter(accounts::email.eq_any(part))
-                .select((accounts::id, accounts::email, accounts::activated_at))
-                .load($c)?;
-            $into.extend(found.into_iter().map(|(id, e, act)| (e, (id, act))));
-        }
-    };
 }
 
 /// Refreshes the query planner's statistics of the tables an import grows, so that the lookups
@@ -203,317 +217,475 @@ pub fn apply_chunk(
     checkpoint: Checkpoint,
 ) -> QueryResult<Option<ChunkSummary>> {
     let now = now();
-    let import_id = ctx.import_id.0;
-    let mut summary = ChunkSummary::default();
-    let mut results: Vec<NewRowResult> = Vec::with_capacity(rows.len());
-    let result = |results: &mut Vec<NewRowResult>,
-                  row: u64,
-                  email: Option<String>,
-                  outcome: RowOutcome,
-                  reason: Option<String>,
-                  member: Option<i64>| {
-        results.push(NewRowResult {
+    let mut outcomes = Outcomes::new(ctx.import_id, rows.len());
+    // Invalid rows and duplicates within the chunk need no database.
+    let candidates = outcomes.sort_out(rows);
+    write_transaction!(conn, |c| {
+        // First, and locking the import's row: is it still ours? Its lease is renewed with it.
+        if !hold_import(c, ctx.import_id, &checkpoint)? {
+            return Ok(None);
+        }
+        let mut known = Known::load(c, ctx, &candidates)?;
+        let to_invite = outcomes.skip_known(candidates, &known);
+        if ctx.dry_run {
+            // A dry run stops where a real run starts writing: it writes only the outcomes.
+            outcomes.invited_without_writing(to_invite);
+        } else {
+            create_accounts(c, &to_invite, &mut known.account_of, now)?;
+            let member_of = insert_members(c, ctx, &to_invite, &known.account_of, now)?;
+            let invited = outcomes.sort_invited(&to_invite, &known.account_of, &member_of);
+            insert_groups(c, invited.memberships)?;
+            let deliveries = insert_invitations(c, ctx.import_id, &invited.members, now)?;
+            insert_deliveries(c, ctx.import_id, &deliveries)?;
+        }
+        record_outcomes(c, &outcomes.results)?;
+        advance_checkpoint(c, ctx.import_id, &outcomes, &checkpoint)?;
+        Ok(Some(outcomes.summary))
+    })
+}
+
+/// A valid row that is the first of its email in its chunk: what the ledger is asked about.
+struct Candidate {
+    invitee: NewInvitee,
+    group_ids: Vec<i64>,
+}
+
+/// Email → account id and when the account was activated, of people who have an account.
+type AccountOf = HashMap<String, (i64, Option<NaiveDateTime>)>;
+
+/// Each row's outcome, in the order decided, and the chunk's counts.
+struct Outcomes {
+    import_id: ImportId,
+    results: Vec<NewRowResult>,
+    summary: ChunkSummary,
+}
+
+impl Outcomes {
+    fn new(import_id: ImportId, rows: usize) -> Outcomes {
+        Outcomes {
             import_id,
+            results: Vec::with_capacity(rows),
+            summary: ChunkSummary::default(),
+        }
+    }
+
+    fn push(
+        &mut self,
+        row: u64,
+        email: Option<String>,
+        outcome: RowOutcome,
+        reason: Option<String>,
+        member: Option<i64>,
+    ) {
+        self.results.push(NewRowResult {
+            import_id: self.import_id.0,
             row_number: row as i64,
             email: email.map(storable),
             outcome: outcome.as_str(),
             reason: reason.map(storable),
             member_id: member,
-        })
-    };
+        });
+    }
 
-    // Invalid rows and duplicates within the chunk need no database.
-    let mut candidates: Vec<(NewInvitee, Vec<i64>)> = Vec::new();
-    let mut first_row_of: HashMap<String, u64> = HashMap::new();
-    for input in rows {
-        match input {
-            RowInput::Invalid(invalid) => {
-                summary.invalid += 1;
-                summary
-                    .invalid_fields
-                    .extend(invalid.errors.iter().map(|e| e.field));
-                let reason = invalid.reason();
-                result(
-                    &mut results,
-                    invalid.row,
-                    invalid.email,
-                    RowOutcome::Invalid,
-                    Some(reason),
-                    None,
-                );
-            }
-            RowInput::Valid { invitee, group_ids } => {
-                let email = invitee.email.as_str().to_owned();
-                if let Some(&first_row) = first_row_of.get(&email) {
-                    summary.skipped += 1;
-                    let reason = SkipReason::DuplicateInFile {
-                        first_row: first_row as i64,
-                    };
-                    result(
-                        &mut results,
-                        invitee.row,
-                        Some(email),
-                        RowOutcome::Skipped,
-                        Some(reason.text()),
-                        None,
-                    );
-                } else {
-                    first_row_of.insert(email, invitee.row);
-                    candidates.push((invitee, group_ids));
+    fn invalid(&mut self, invalid: InvalidRow) {
+        self.summary.invalid += 1;
+        self.summary
+            .invalid_fields
+            .extend(invalid.errors.iter().map(|e| e.field));
+        let reason = invalid.reason();
+        self.push(
+            invalid.row,
+            invalid.email,
+            RowOutcome::Invalid,
+            Some(reason),
+            None,
+        );
+    }
+
+    fn skipped(&mut self, row: u64, email: String, reason: SkipReason, member: Option<i64>) {
+        self.summary.skipped += 1;
+        let reason = Some(reason.text());
+        self.push(row, Some(email), RowOutcome::Skipped, reason, member);
+    }
+
+    fn invited(&mut self, row: u64, email: String, member: Option<i64>) {
+        self.summary.invited += 1;
+        self.push(row, Some(email), RowOutcome::Invited, None, member);
+    }
+
+    /// Records the invalid rows and the repeats of an email within the chunk; the other rows, in
+    /// order.
+    fn sort_out(&mut self, rows: Vec<RowInput>) -> Vec<Candidate> {
+        let mut candidates = Vec::new();
+        let mut first_row_of: HashMap<String, u64> = HashMap::new();
+        for input in rows {
+            match input {
+                RowInput::Invalid(invalid) => self.invalid(invalid),
+                RowInput::Valid { invitee, group_ids } => {
+                    let email = invitee.email.as_str().to_owned();
+                    if let Some(&first_row) = first_row_of.get(&email) {
+                        let first_row = first_row as i64;
+                        let reason = SkipReason::DuplicateInFile { first_row };
+                        self.skipped(invitee.row, email, reason, None);
+                    } else {
+                        first_row_of.insert(email, invitee.row);
+                        candidates.push(Candidate { invitee, group_ids });
+                    }
                 }
             }
+        }
+        candidates
+    }
+
+    /// Records the candidates the ledger knows already as skipped; the others, to invite.
+    fn skip_known(&mut self, candidates: Vec<Candidate>, known: &Known) -> Vec<Candidate> {
+        let mut to_invite = Vec::new();
+        for candidate in candidates {
+            let email = candidate.invitee.email.as_str();
+            match known.skip(email) {
+                Some((reason, member)) => {
+                    self.skipped(candidate.invitee.row, email.to_owned(), reason, member);
+                }
+                None => to_invite.push(candidate),
+            }
+        }
+        to_invite
+    }
+
+    /// Records every row to invite as invited, for a dry run.
+    fn invited_without_writing(&mut self, to_invite: Vec<Candidate>) {
+        for Candidate { invitee, .. } in to_invite {
+            let email = invitee.email.as_str().to_owned();
+            self.invited(invitee.row, email, None);
         }
     }
 
-    write_transaction!(conn, |c| {
-        {
-            // First, and locking the import's row: is it still ours? Its lease is renewed with it.
-            let held = diesel::update(imports::table.find(import_id))
-                .filter(imports::claim.eq(checkpoint.claim))
-                .set(imports::lease_until.eq(Some(checkpoint.lease_until)))
-                .execute(c)?;
-            if held == 0 {
-                return Ok(None);
-            }
-            let emails: Vec<&str> = candidates.iter().map(|(i, _)| i.email.as_str()).collect();
-
-            // Duplicates of rows in earlier chunks of the same file.
-            let mut earlier: HashMap<String, i64> = HashMap::new();
-            for part in emails.chunks(STATEMENT_ROWS) {
-                let found: Vec<(Option<String>, Option<i64>)> = import_rows::table
-                    .filter(import_rows::import_id.eq(import_id))
-                    .filter(import_rows::email.eq_any(part))
-                    .filter(import_rows::outcome.ne(RowOutcome::Invalid.as_str()))
-                    .group_by(import_rows::email)
-                    .select((
-                        import_rows::email,
-                        diesel::dsl::min(import_rows::row_number),
-                    ))
-                    .load(c)?;
-                earlier.extend(found.into_iter().filter_map(|(e, r)| Some((e?, r?))));
-            }
-
-            // People who already have an account, and their membership here if any.
-            let mut account_of: HashMap<String, (i64, Option<NaiveDateTime>)> = HashMap::new();
-            load_accounts!(c, &emails, account_of);
-            let known_ids: Vec<i64> = account_of.values().map(|(id, _)| *id).collect();
-            let mut membership_of: HashMap<i64, (i64, String)> = HashMap::new();
-            for part in known_ids.chunks(STATEMENT_ROWS) {
-                let found: Vec<(i64, i64, String)> = members::table
-                    .filter(members::workspace_id.eq(ctx.workspace_id.0))
-                    .filter(members::account_id.eq_any(part))
-                    .select((members::account_id, members::id, members::status))
-                    .load(c)?;
-                membership_of.extend(found.into_iter().map(|(a, m, s)| (a, (m, s))));
-            }
-
-            let mut to_invite: Vec<(NewInvitee, Vec<i64>)> = Vec::new();
-            for (invitee, groups) in candidates {
-                let email = invitee.email.as_str();
-                let skip = if let Some(&first_row) = earlier.get(email) {
-                    Some((SkipReason::DuplicateInFile { first_row }, None))
-                } else {
-                    account_of
-                        .get(email)
-                        .and_then(|(id, _)| membership_of.get(id))
-                        .map(|(member, status)| (SkipReason::for_status(status), Some(*member)))
-                };
-                match skip {
-                    Some((reason, member)) => {
-                        summary.skipped += 1;
-                        result(
-                            &mut results,
-                            invitee.row,
-                            Some(email.to_owned()),
-                            RowOutcome::Skipped,
-                            Some(reason.text()),
-                            member,
-                        );
-                    }
-                    None => to_invite.push((invitee, groups)),
+    /// Records each row to invite as invited, or as skipped when its membership was not inserted
+    /// (another import invited the person meanwhile); the new members and their groups.
+    fn sort_invited(
+        &mut self,
+        to_invite: &[Candidate],
+        account_of: &AccountOf,
+        member_of: &HashMap<i64, i64>,
+    ) -> Invited {
+        let mut invited = Invited::default();
+        for Candidate { invitee, group_ids } in to_invite {
+            let email = invitee.email.as_str();
+            let account_id = account_of[email].0;
+            match member_of.get(&account_id) {
+                Some(&member_id) => {
+                    invited.members.push(member_id);
+                    let groups = group_ids.iter().map(|g| (member_id, *g));
+                    invited.memberships.extend(groups);
+                    self.invited(invitee.row, email.to_owned(), Some(member_id));
+                }
+                None => {
+                    let reason = SkipReason::AlreadyInvited;
+                    self.skipped(invitee.row, email.to_owned(), reason, None);
                 }
             }
-            if ctx.dry_run {
-                // A dry run stops where a real run starts writing: every write below is for the
-                // rows left in `to_invite`, so with none left it writes only the outcomes.
-                for (invitee, _) in to_invite.drain(..) {
-                    summary.invited += 1;
-                    let email = invitee.email.as_str().to_owned();
-                    result(
-                        &mut results,
-                        invitee.row,
-                        Some(email),
-                        RowOutcome::Invited,
-                        None,
-                        None,
-                    );
-                }
-            }
-
-            // New people get an account (not activated: they have not accepted anything yet).
-            let mut new_accounts: Vec<NewAccount<'_>> = to_invite
-                .iter()
-                .filter(|(i, _)| !account_of.contains_key(i.email.as_str()))
-                .map(|(i, _)| NewAccount {
-                    email: i.email.as_str(),
-                    first_name: i.first_name.as_deref(),
-                    last_name: i.last_name.as_deref(),
-                    activated_at: None,
-                    created_at: now,
-                })
-                .collect();
-            // Concurrent imports that share people lock the same unique keys; taking them in one
-            // global order (email, then account id) keeps two of them from deadlocking.
-            new_accounts.sort_unstable_by(|a, b| a.email.cmp(b.email));
-            for part in new_accounts.chunks(STATEMENT_ROWS) {
-                diesel::insert_into(accounts::table)
-                    .values(part)
-                    .on_conflict(accounts::email)
-                    .do_nothing()
-                    .execute(c)?;
-            }
-            let missing: Vec<&str> = new_accounts.iter().map(|a| a.email).collect();
-            load_accounts!(c, &missing, account_of);
-
-            // Memberships; a conflict means another import invited the person meanwhile.
-            let mut new_members: Vec<NewMember> = to_invite
-                .iter()
-                .map(|(i, _)| {
-                    let (account_id, activated_at) = account_of[i.email.as_str()];
-                    let status = invitee_status(ctx.edition, activated_at.is_some());
-                    NewMember {
-                        workspace_id: ctx.workspace_id.0,
-                        account_id,
-                        role: i.role.as_str(),
-                        status: status.as_str(),
-                        metadata: i
-                            .metadata
-                            .as_ref()
-                            .map(|m| serde_json::Value::Object(m.clone()).to_string()),
-                        import_id: Some(import_id),
-                        invited_by: Some(ctx.invited_by.0),
-                        created_at: now,
-                        updated_at: now,
-                    }
-                })
-                .collect();
-            new_members.sort_unstable_by_key(|m| m.account_id);
-            let mut member_of: HashMap<i64, i64> = HashMap::new();
-            for part in new_members.chunks(STATEMENT_ROWS) {
-                let inserted: Vec<(i64, i64)> = diesel::insert_into(members::table)
-                    .values(part)
-                    .on_conflict((members::workspace_id, members::account_id))
-                    .do_nothing()
-                    .returning((members::account_id, members::id))
-                    .get_results(c)?;
-                member_of.extend(inserted);
-            }
-
-            let mut memberships: Vec<(i64, i64)> = Vec::new();
-            let mut invited_members: Vec<i64> = Vec::new();
-            for (invitee, groups) in &to_invite {
-                let email = invitee.email.as_str();
-                let account_id = account_of[email].0;
-                match member_of.get(&account_id) {
-                    Some(&member_id) => {
-                        summary.invited += 1;
-                        invited_members.push(member_id);
-                        memberships.extend(groups.iter().map(|g| (member_id, *g)));
-                        result(
-                            &mut results,
-                            invitee.row,
-                            Some(email.to_owned()),
-                            RowOutcome::Invited,
-                            None,
-                            Some(member_id),
-                        );
-                    }
-                    None => {
-                        summary.skipped += 1;
-                        let reason = SkipReason::AlreadyInvited.text();
-                        result(
-                            &mut results,
-                            invitee.row,
-                            Some(email.to_owned()),
-                            RowOutcome::Skipped,
-                            Some(reason),
-                            None,
-                        );
-                    }
-                }
-            }
-
-            let unique: HashSet<(i64, i64)> = memberships.into_iter().collect();
-            let group_rows: Vec<_> = unique
-                .into_iter()
-                .map(|(m, g)| {
-                    (
-                        member_groups::member_id.eq(m),
-                        member_groups::group_id.eq(g),
-                    )
-                })
-                .collect();
-            for part in group_rows.chunks(STATEMENT_ROWS) {
-                diesel::insert_into(member_groups::table)
-                    .values(part)
-                    .on_conflict_do_nothing()
-                    .execute(c)?;
-            }
-
-            // One invitation and one pending delivery per new membership; the link's token is minted
-            // when the email is actually sent.
-            let invitation_rows: Vec<_> = invited_members
-                .iter()
-                .map(|m| {
-                    (
-                        invitations::member_id.eq(*m),
-                        invitations::created_at.eq(now),
-                    )
-                })
-                .collect();
-            let mut new_deliveries: Vec<NewDelivery> = Vec::with_capacity(invited_members.len());
-            for part in invitation_rows.chunks(STATEMENT_ROWS) {
-                let created: Vec<(i64, i64)> = diesel::insert_into(invitations::table)
-                    .values(part)
-                    .returning((invitations::id, invitations::member_id))
-                    .get_results(c)?;
-                new_deliveries.extend(created.into_iter().map(|(invitation_id, member_id)| {
-                    NewDelivery {
-                        invitation_id,
-                        member_id,
-                        import_id: Some(import_id),
-                        state: DeliveryState::Pending.as_str(),
-                        attempts: 0,
-                        next_attempt_at: now,
-                        created_at: now,
-                    }
-                }));
-            }
-            for part in new_deliveries.chunks(STATEMENT_ROWS) {
-                diesel::insert_into(deliveries::table)
-                    .values(part)
-                    .execute(c)?;
-            }
-            let unsent = Tally::of(DeliveryState::Pending, new_deliveries.len() as i64);
-            add_tally!(c, import_id, unsent)?;
-
-            for part in results.chunks(STATEMENT_ROWS) {
-                diesel::insert_into(import_rows::table)
-                    .values(part)
-                    .execute(c)?;
-            }
-
-            diesel::update(imports::table.find(import_id))
-                .set((
-                    imports::rows_processed.eq(imports::rows_processed + results.len() as i64),
-                    imports::rows_invited.eq(imports::rows_invited + summary.invited as i64),
-                    imports::rows_skipped.eq(imports::rows_skipped + summary.skipped as i64),
-                    imports::rows_invalid.eq(imports::rows_invalid + summary.invalid as i64),
-                    imports::checkpoint_offset.eq(checkpoint.offset),
-                    imports::checkpoint_row.eq(checkpoint.next_row),
-                ))
-                .execute(c)?;
-            Ok(Some(summary))
         }
-    })
+        invited
+    }
+}
+
+/// The memberships a chunk created.
+#[derive(Default)]
+struct Invited {
+    /// The new members, in the order of their rows.
+    members: Vec<i64>,
+    /// (member, group) for every group their rows name, repeats included.
+    memberships: Vec<(i64, i64)>,
+}
+
+/// What the ledger knows of a chunk's candidates.
+struct Known {
+    /// Email → the first row of an earlier chunk of the same file with it (invalid rows aside).
+    earlier: HashMap<String, i64>,
+    /// Accounts of the candidates who have one.
+    account_of: AccountOf,
+    /// Account id → member id and status, of those who are members of the workspace.
+    membership_of: HashMap<i64, (i64, String)>,
+}
+
+impl Known {
+    /// Reads what the ledger knows of `candidates`.
+    fn load<C: BackendConnection>(
+        c: &mut C,
+        ctx: &ImportContext,
+        candidates: &[Candidate],
+    ) -> QueryResult<Known> {
+        let emails: Vec<&str> = candidates
+            .iter()
+            .map(|candidate| candidate.invitee.email.as_str())
+            .collect();
+        let earlier = earlier_rows(c, ctx.import_id, &emails)?;
+        let mut account_of = AccountOf::new();
+        load_accounts(c, &emails, &mut account_of)?;
+        let membership_of = memberships(c, ctx.workspace_id, &account_of)?;
+        Ok(Known {
+            earlier,
+            account_of,
+            membership_of,
+        })
+    }
+
+    /// Why the row with `email` is skipped, and the member it names, if it is.
+    fn skip(&self, email: &str) -> Option<(SkipReason, Option<i64>)> {
+        if let Some(&first_row) = self.earlier.get(email) {
+            return Some((SkipReason::DuplicateInFile { first_row }, None));
+        }
+        self.account_of
+            .get(email)
+            .and_then(|(id, _)| self.membership_of.get(id))
+            .map(|(member, status)| (SkipReason::for_status(status), Some(*member)))
+    }
+}
+
+/// Renews the import's lease if the run still holds it under `checkpoint.claim`, locking its row;
+/// whether it does.
+fn hold_import<C: BackendConnection>(
+    c: &mut C,
+    import: ImportId,
+    checkpoint: &Checkpoint,
+) -> QueryResult<bool> {
+    let held = c.execute(
+        diesel::update(imports::table.find(import.0))
+            .filter(imports::claim.eq(checkpoint.claim))
+            .set(imports::lease_until.eq(Some(checkpoint.lease_until))),
+    )?;
+    Ok(held > 0)
+}
+
+/// Email → the first row of an earlier chunk of the import with that email, for the rows that
+/// were not invalid: a later row with the same email is a duplicate in the file.
+fn earlier_rows<C: BackendConnection>(
+    c: &mut C,
+    import: ImportId,
+    emails: &[&str],
+) -> QueryResult<HashMap<String, i64>> {
+    let mut earlier = HashMap::new();
+    for part in emails.chunks(STATEMENT_ROWS) {
+        let found: Vec<(Option<String>, Option<i64>)> = c.load(
+            import_rows::table
+                .filter(import_rows::import_id.eq(import.0))
+                .filter(import_rows::email.eq_any(part))
+                .filter(import_rows::outcome.ne(RowOutcome::Invalid.as_str()))
+                .group_by(import_rows::email)
+                .select((
+                    import_rows::email,
+                    diesel::dsl::min(import_rows::row_number),
+                )),
+        )?;
+        earlier.extend(found.into_iter().filter_map(|(e, r)| Some((e?, r?))));
+    }
+    Ok(earlier)
+}
+
+/// Adds the accounts with the given emails to `account_of`.
+fn load_accounts<C: BackendConnection>(
+    c: &mut C,
+    emails: &[&str],
+    account_of: &mut AccountOf,
+) -> QueryResult<()> {
+    for part in emails.chunks(STATEMENT_ROWS) {
+        let found: Vec<(i64, String, Option<NaiveDateTime>)> = c.load(
+            accounts::table
+                .filter(accounts::email.eq_any(part))
+                .select((accounts::id, accounts::email, accounts::activated_at)),
+        )?;
+        account_of.extend(found.into_iter().map(|(id, e, act)| (e, (id, act))));
+    }
+    Ok(())
+}
+
+/// Account id → member id and status, of the accounts in `account_of` that are members of the
+/// workspace.
+fn memberships<C: BackendConnection>(
+    c: &mut C,
+    workspace: WorkspaceId,
+    account_of: &AccountOf,
+) -> QueryResult<HashMap<i64, (i64, String)>> {
+    let known_ids: Vec<i64> = account_of.values().map(|(id, _)| *id).collect();
+    let mut membership_of = HashMap::new();
+    for part in known_ids.chunks(STATEMENT_ROWS) {
+        let found: Vec<(i64, i64, String)> = c.load(
+            members::table
+                .filter(members::workspace_id.eq(workspace.0))
+                .filter(members::account_id.eq_any(part))
+                .select((members::account_id, members::id, members::status)),
+        )?;
+        membership_of.extend(found.into_iter().map(|(a, m, s)| (a, (m, s))));
+    }
+    Ok(membership_of)
+}
+
+/// Creates an account for each person to invite who has none (not activated: they have not
+/// accepted anything yet) and adds it to `account_of`.
+fn create_accounts<C: BackendConnection>(
+    c: &mut C,
+    to_invite: &[Candidate],
+    account_of: &mut AccountOf,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    let mut new_accounts: Vec<NewAccount<'_>> = to_invite
+        .iter()
+        .map(|candidate| &candidate.invitee)
+        .filter(|i| !account_of.contains_key(i.email.as_str()))
+        .map(|i| NewAccount {
+            email: i.email.as_str(),
+            first_name: i.first_name.as_deref(),
+            last_name: i.last_name.as_deref(),
+            activated_at: None,
+            created_at: now,
+        })
+        .collect();
+    // Concurrent imports that share people lock the same unique keys; taking them in one
+    // global order (email, then account id) keeps two of them from deadlocking.
+    new_accounts.sort_unstable_by(|a, b| a.email.cmp(b.email));
+    for part in new_accounts.chunks(STATEMENT_ROWS) {
+        c.execute(
+            diesel::insert_into(accounts::table)
+                .values(part)
+                .on_conflict(accounts::email)
+                .do_nothing(),
+        )?;
+    }
+    // An insert that meets a conflict (another import created the account meanwhile) returns
+    // nothing, so every id is read back.
+    let created: Vec<&str> = new_accounts.iter().map(|a| a.email).collect();
+    load_accounts(c, &created, account_of)
+}
+
+/// Inserts a membership for each person to invite; account id → member id of those inserted (a
+/// conflict means another import invited the person meanwhile).
+fn insert_members<C: BackendConnection>(
+    c: &mut C,
+    ctx: &ImportContext,
+    to_invite: &[Candidate],
+    account_of: &AccountOf,
+    now: NaiveDateTime,
+) -> QueryResult<HashMap<i64, i64>> {
+    let mut new_members: Vec<NewMember> = to_invite
+        .iter()
+        .map(|candidate| NewMember::new(ctx, &candidate.invitee, account_of, now))
+        .collect();
+    // In account id order, for the reason the accounts are inserted in email order.
+    new_members.sort_unstable_by_key(|m| m.account_id);
+    let mut member_of = HashMap::new();
+    for part in new_members.chunks(STATEMENT_ROWS) {
+        let inserted: Vec<(i64, i64)> = c.load(
+            diesel::insert_into(members::table)
+                .values(part)
+                .on_conflict((members::workspace_id, members::account_id))
+                .do_nothing()
+                .returning((members::account_id, members::id)),
+        )?;
+        member_of.extend(inserted);
+    }
+    Ok(member_of)
+}
+
+/// Adds the new members to the groups their rows name (a pair named twice is inserted once).
+fn insert_groups<C: BackendConnection>(c: &mut C, memberships: Vec<(i64, i64)>) -> QueryResult<()> {
+    let unique: HashSet<(i64, i64)> = memberships.into_iter().collect();
+    let group_rows: Vec<_> = unique
+        .into_iter()
+        .map(|(m, g)| {
+            (
+                member_groups::member_id.eq(m),
+                member_groups::group_id.eq(g),
+            )
+        })
+        .collect();
+    for part in group_rows.chunks(STATEMENT_ROWS) {
+        c.execute(
+            diesel::insert_into(member_groups::table)
+                .values(part)
+                .on_conflict_do_nothing(),
+        )?;
+    }
+    Ok(())
+}
+
+/// Inserts one invitation per new member; a pending delivery for each, to insert. The link's
+/// token is minted when the email is actually sent.
+fn insert_invitations<C: BackendConnection>(
+    c: &mut C,
+    import: ImportId,
+    members: &[i64],
+    now: NaiveDateTime,
+) -> QueryResult<Vec<NewDelivery>> {
+    let invitation_rows: Vec<_> = members
+        .iter()
+        .map(|m| {
+            (
+                invitations::member_id.eq(*m),
+                invitations::created_at.eq(now),
+            )
+        })
+        .collect();
+    let mut new_deliveries = Vec::with_capacity(members.len());
+    for part in invitation_rows.chunks(STATEMENT_ROWS) {
+        let created: Vec<(i64, i64)> = c.load(
+            diesel::insert_into(invitations::table)
+                .values(part)
+                .returning((invitations::id, invitations::member_id)),
+        )?;
+        new_deliveries.extend(
+            created
+                .into_iter()
+                .map(|(invitation_id, member_id)| NewDelivery {
+                    invitation_id,
+                    member_id,
+                    import_id: Some(import.0),
+                    state: DeliveryState::Pending.as_str(),
+                    attempts: 0,
+                    next_attempt_at: now,
+                    created_at: now,
+                }),
+        );
+    }
+    Ok(new_deliveries)
+}
+
+/// Inserts the pending deliveries and counts them in the import's tallies.
+fn insert_deliveries<C: BackendConnection>(
+    c: &mut C,
+    import: ImportId,
+    new_deliveries: &[NewDelivery],
+) -> QueryResult<()> {
+    for part in new_deliveries.chunks(STATEMENT_ROWS) {
+        c.execute(diesel::insert_into(deliveries::table).values(part))?;
+    }
+    let unsent = Tally::of(DeliveryState::Pending, new_deliveries.len() as i64);
+    add_tally(c, import, unsent)?;
+    Ok(())
+}
+
+/// Writes every row's outcome.
+fn record_outcomes<C: BackendConnection>(c: &mut C, results: &[NewRowResult]) -> QueryResult<()> {
+    for part in results.chunks(STATEMENT_ROWS) {
+        c.execute(diesel::insert_into(import_rows::table).values(part))?;
+    }
+    Ok(())
+}
+
+/// Adds the chunk's counts to the import's and moves its checkpoint past the chunk.
+fn advance_checkpoint<C: BackendConnection>(
+    c: &mut C,
+    import: ImportId,
+    outcomes: &Outcomes,
+    checkpoint: &Checkpoint,
+) -> QueryResult<()> {
+    let summary = &outcomes.summary;
+    c.execute(diesel::update(imports::table.find(import.0)).set((
+        imports::rows_processed.eq(imports::rows_processed + outcomes.results.len() as i64),
+        imports::rows_invited.eq(imports::rows_invited + summary.invited as i64),
+        imports::rows_skipped.eq(imports::rows_skipped + summary.skipped as i64),
+        imports::rows_invalid.eq(imports::rows_invalid + summary.invalid as i64),
+        imports::checkpoint_offset.eq(checkpoint.offset),
+        imports::checkpoint_row.eq(checkpoint.next_row),
+    )))?;
+    Ok(())
 }

@@ -22,6 +22,7 @@ use diesel::prelude::*;
 
 use crate::config::Edition;
 use crate::db::DbConn;
+use crate::db::backend::BackendConnection;
 use crate::db::schema::{accounts, deliveries, imports, invitation_links, invitations, members};
 use crate::ids::{ImportId, MemberId, WorkspaceId};
 use crate::status::{DeliveryState, MemberStatus};
@@ -126,102 +127,110 @@ enum Step {
     NotFound,
 }
 
-/// Locks the member's row (a no-op update) and reads its status, whether the person's account was
-/// ever activated, and the member's import, on a concrete connection; `None` when the member is
-/// not in the workspace.
-macro_rules! lock_member {
-    ($c:expr, $workspace:expr, $member:expr) => {
+/// What a member action decides on: the member's status (an unknown stored status counts as
+/// archived), whether the person's account was ever activated, and the member's import.
+type MemberState = (MemberStatus, bool, Option<i64>);
+
+/// Locks the member's row (a no-op update) and reads its [`MemberState`]; `None` when the member
+/// is not in the workspace.
+fn lock_member<C: BackendConnection>(
+    c: &mut C,
+    workspace: WorkspaceId,
+    member: MemberId,
+) -> QueryResult<Option<MemberState>> {
+    c.execute(
         diesel::update(
             members::table
-                .filter(members::id.eq($member.0))
-                .filter(members::workspace_id.eq($workspace.0)),
+                .filter(members::id.eq(member.0))
+                .filter(members::workspace_id.eq(workspace.0)),
         )
-        .set(members::updated_at.eq(members::updated_at))
-        .execute($c)
-        .and_then(|_| {
+        .set(members::updated_at.eq(members::updated_at)),
+    )?;
+    let row: Option<(String, bool, Option<i64>)> = c
+        .first(
             members::table
                 .inner_join(accounts::table)
-                .filter(members::id.eq($member.0))
-                .filter(members::workspace_id.eq($workspace.0))
+                .filter(members::id.eq(member.0))
+                .filter(members::workspace_id.eq(workspace.0))
                 .select((
                     members::status,
                     accounts::activated_at.is_not_null(),
                     members::import_id,
-                ))
-                .first::<(String, bool, Option<i64>)>($c)
-                .optional()
-        })
-        .map(|row| {
-            row.map(|(status, activated, import)| {
-                let status = MemberStatus::parse(&status).unwrap_or(MemberStatus::Archived);
-                (status, activated, import)
-            })
-        })
-    };
+                )),
+        )
+        .optional()?;
+    Ok(row.map(|(status, activated, import)| {
+        let status = MemberStatus::parse(&status).unwrap_or(MemberStatus::Archived);
+        (status, activated, import)
+    }))
 }
 
 /// Sets the (locked) member's status.
-macro_rules! set_status {
-    ($c:expr, $member:expr, $to:expr, $now:expr) => {
-        diesel::update(members::table.find($member.0))
-            .set((
-                members::status.eq($to.as_str()),
-                members::updated_at.eq($now),
-            ))
-            .execute($c)
-    };
+fn set_status<C: BackendConnection>(
+    c: &mut C,
+    member: MemberId,
+    to: MemberStatus,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    c.execute(
+        diesel::update(members::table.find(member.0))
+            .set((members::status.eq(to.as_str()), members::updated_at.eq(now))),
+    )
 }
 
 /// Cancels the member's deliveries in the given states, taking them off their imports' tallies.
-macro_rules! cancel_deliveries {
-    ($c:expr, $member:expr, $states:expr) => {
-        $states.into_iter().try_for_each(|state: DeliveryState| {
-            let imports: Vec<Option<i64>> = diesel::update(
+fn cancel_deliveries<C: BackendConnection>(
+    c: &mut C,
+    member: MemberId,
+    states: &[DeliveryState],
+) -> QueryResult<()> {
+    for &state in states {
+        let imports: Vec<Option<i64>> = c.load(
+            diesel::update(
                 deliveries::table
-                    .filter(deliveries::invitation_id.eq_any(invitations_of(&[$member.0])))
+                    .filter(deliveries::invitation_id.eq_any(invitations_of(&[member.0])))
                     .filter(deliveries::state.eq(state.as_str())),
             )
             .set(deliveries::state.eq(DeliveryState::Cancelled.as_str()))
-            .returning(deliveries::import_id)
-            .get_results($c)?;
-            let cancelled = Tally::moved(state, DeliveryState::Cancelled, 1);
-            let changes = imports.into_iter().map(|import| (import, cancelled));
-            for (import, change) in tallies::by_import(changes) {
-                add_tally!($c, import, change)?;
-            }
-            QueryResult::Ok(())
-        })
-    };
+            .returning(deliveries::import_id),
+        )?;
+        let cancelled = Tally::moved(state, DeliveryState::Cancelled, 1);
+        let changes = imports.into_iter().map(|import| (import, cancelled));
+        for (import, change) in tallies::by_import(changes) {
+            add_tally(c, ImportId(import), change)?;
+        }
+    }
+    Ok(())
 }
 
-/// A new invitation for the member and its pending delivery, due now, under `$import`.
-macro_rules! invite_again {
-    ($c:expr, $member:expr, $import:expr, $now:expr) => {
+/// A new invitation for the member and its pending delivery, due now, under `import`.
+fn invite_again<C: BackendConnection>(
+    c: &mut C,
+    member: MemberId,
+    import: Option<i64>,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    let invitation: i64 = c.get_result(
         diesel::insert_into(invitations::table)
             .values((
-                invitations::member_id.eq($member.0),
-                invitations::created_at.eq($now),
+                invitations::member_id.eq(member.0),
+                invitations::created_at.eq(now),
             ))
-            .returning(invitations::id)
-            .get_result::<i64>($c)
-            .and_then(|invitation| {
-                diesel::insert_into(deliveries::table)
-                    .values((
-                        deliveries::invitation_id.eq(invitation),
-                        deliveries::member_id.eq($member.0),
-                        deliveries::import_id.eq($import),
-                        deliveries::state.eq(DeliveryState::Pending.as_str()),
-                        deliveries::attempts.eq(0),
-                        deliveries::next_attempt_at.eq($now),
-                        deliveries::created_at.eq($now),
-                    ))
-                    .execute($c)
-            })
-            .and_then(|_| match $import {
-                Some(import) => add_tally!($c, import, Tally::of(DeliveryState::Pending, 1)),
-                None => Ok(0),
-            })
-    };
+            .returning(invitations::id),
+    )?;
+    c.execute(diesel::insert_into(deliveries::table).values((
+        deliveries::invitation_id.eq(invitation),
+        deliveries::member_id.eq(member.0),
+        deliveries::import_id.eq(import),
+        deliveries::state.eq(DeliveryState::Pending.as_str()),
+        deliveries::attempts.eq(0),
+        deliveries::next_attempt_at.eq(now),
+        deliveries::created_at.eq(now),
+    )))?;
+    if let Some(import) = import {
+        add_tally(c, ImportId(import), Tally::of(DeliveryState::Pending, 1))?;
+    }
+    Ok(())
 }
 
 /// Puts every `failed` send of the import whose member is still `invited`/`requested` (and whose
@@ -274,7 +283,7 @@ pub fn retry_failed(
             DeliveryState::Pending,
             requeued as i64,
         );
-        add_tally!(c, import.0, moved)?;
+        add_tally(c, import, moved)?;
         Ok(RetryOutcome::Requeued(requeued))
     })
 }
@@ -310,7 +319,7 @@ pub fn invitation_link(
     let now = now();
     let expires_at = now + ttl;
     write_transaction!(conn, |c| {
-        let Some((status, _, _)) = lock_member!(c, workspace, member)? else {
+        let Some((status, _, _)) = lock_member(c, workspace, member)? else {
             return Ok(LinkOutcome::NotFound);
         };
         match status {
@@ -362,13 +371,13 @@ pub fn archive(
 ) -> QueryResult<ArchiveOutcome> {
     let now = now();
     let step: QueryResult<Step> = write_transaction!(&mut *conn, |c| {
-        let Some((status, _, _)) = lock_member!(c, workspace, member)? else {
+        let Some((status, _, _)) = lock_member(c, workspace, member)? else {
             return Ok(Step::NotFound);
         };
         if status == MemberStatus::Archived {
             return Ok(Step::Refused(status));
         }
-        set_status!(c, member, MemberStatus::Archived, now)?;
+        set_status(c, member, MemberStatus::Archived, now)?;
         diesel::update(
             invitations::table
                 .filter(invitations::member_id.eq(member.0))
@@ -377,7 +386,7 @@ pub fn archive(
         )
         .set(invitations::revoked_at.eq(Some(now)))
         .execute(c)?;
-        cancel_deliveries!(c, member, [DeliveryState::Pending])?;
+        cancel_deliveries(c, member, &[DeliveryState::Pending])?;
         Ok(Step::Done)
     });
     let step = step?;
@@ -432,15 +441,15 @@ fn invite_anew(
 ) -> QueryResult<Anew> {
     let now = now();
     let step: QueryResult<Step> = write_transaction!(&mut *conn, |c| {
-        let Some((status, activated, import)) = lock_member!(c, workspace, member)? else {
+        let Some((status, activated, import)) = lock_member(c, workspace, member)? else {
             return Ok(Step::NotFound);
         };
         if !allowed(status) {
             return Ok(Step::Refused(status));
         }
-        set_status!(c, member, invitee_status(edition, activated), now)?;
-        cancel_deliveries!(c, member, UNSENT)?;
-        invite_again!(c, member, import, now)?;
+        set_status(c, member, invitee_status(edition, activated), now)?;
+        cancel_deliveries(c, member, &UNSENT)?;
+        invite_again(c, member, import, now)?;
         Ok(Step::Done)
     });
     Ok(match step? {

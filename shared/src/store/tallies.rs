@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use diesel::prelude::*;
 
 use crate::db::DbConn;
+use crate::db::backend::BackendConnection;
 use crate::db::schema::import_email_tallies as t;
 use crate::ids::ImportId;
 use crate::on_conn;
@@ -91,40 +92,38 @@ pub fn shard() -> i16 {
     rand::random_range(0..SHARDS)
 }
 
-/// Adds `change` (a [`Tally`]) to the tallies of `import` (an `i64` id), on a concrete connection
-/// inside the caller's transaction; nothing for no change.
-macro_rules! add_tally {
-    ($c:expr, $import:expr, $change:expr) => {{
-        use $crate::db::schema::import_email_tallies as t;
-        let change: $crate::store::tallies::Tally = $change;
-        if change == $crate::store::tallies::Tally::default() {
-            Ok(0)
-        } else {
-            diesel::insert_into(t::table)
-                .values((
-                    t::import_id.eq($import),
-                    t::shard.eq($crate::store::tallies::shard()),
-                    t::unsent.eq(change.unsent),
-                    t::sent.eq(change.sent),
-                    t::failed.eq(change.failed),
-                ))
-                .on_conflict((t::import_id, t::shard))
-                .do_update()
-                .set((
-                    t::unsent.eq(t::unsent + diesel::upsert::excluded(t::unsent)),
-                    t::sent.eq(t::sent + diesel::upsert::excluded(t::sent)),
-                    t::failed.eq(t::failed + diesel::upsert::excluded(t::failed)),
-                ))
-                .execute($c)
-        }
-    }};
+/// Adds `change` to the tallies of `import` inside the caller's transaction; nothing for no change.
+pub(crate) fn add_tally<C: BackendConnection>(
+    c: &mut C,
+    import: ImportId,
+    change: Tally,
+) -> QueryResult<usize> {
+    if change == Tally::default() {
+        return Ok(0);
+    }
+    c.execute(
+        diesel::insert_into(t::table)
+            .values((
+                t::import_id.eq(import.0),
+                t::shard.eq(shard()),
+                t::unsent.eq(change.unsent),
+                t::sent.eq(change.sent),
+                t::failed.eq(change.failed),
+            ))
+            .on_conflict((t::import_id, t::shard))
+            .do_update()
+            .set((
+                t::unsent.eq(t::unsent + diesel::upsert::excluded(t::unsent)),
+                t::sent.eq(t::sent + diesel::upsert::excluded(t::sent)),
+                t::failed.eq(t::failed + diesel::upsert::excluded(t::failed)),
+            )),
+    )
 }
-pub(crate) use add_tally;
 
 /// Adds `change` to the import's tallies, in the caller's transaction if any: for a change of
 /// deliveries' states made outside this crate's store functions.
 pub fn add(conn: &mut DbConn, import: ImportId, change: Tally) -> QueryResult<()> {
-    on_conn!(conn, |c| add_tally!(c, import.0, change).map(drop))
+    on_conn!(conn, |c| add_tally(c, import, change).map(drop))
 }
 
 /// The tallies of several imports (none for an import without deliveries).
