@@ -198,38 +198,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let outbox = settings.smtp_url.is_none().then(|| settings.outbox_dir());
             let summary = commands::import(settings, db, &file, &workspace, dry_run).await?;
-            let import = &summary.import;
-            let (run, invited) = if import.dry_run {
-                (
-                    " (dry run: nothing was written or sent)",
-                    "would be invited",
-                )
-            } else {
-                ("", "invited")
-            };
-            println!(
-                "import {}: {}{run}\n  rows: {} {invited}, {} skipped, {} invalid (of {})\n  emails: {} sent, {} failed\n  results: {}",
-                import.id,
-                import.status,
-                import.rows_invited,
-                import.rows_skipped,
-                import.rows_invalid,
-                import.rows_total,
-                summary.emails.sent,
-                summary.emails.failed,
-                summary.results.display(),
-            );
-            if let Some(outbox) = outbox {
-                println!("  outbox: {}", outbox.display());
-            }
-            if let Some(error) = &import.error {
-                println!("  error: {error}");
-            }
-            Ok(if import.status() == ImportStatus::Completed {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            Ok(print_summary(&summary, outbox))
         }
         Command::Retry { workspace, import } => {
             let done = commands::retry(&settings, &db, &workspace, ImportId(import)).await?;
@@ -256,6 +225,42 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", commands::token(&db, action_of(action)?).await?);
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// Prints what `import` did; success when the import completed.
+fn print_summary(summary: &commands::ImportSummary, outbox: Option<PathBuf>) -> ExitCode {
+    let import = &summary.import;
+    let (run, invited) = if import.dry_run {
+        (
+            " (dry run: nothing was written or sent)",
+            "would be invited",
+        )
+    } else {
+        ("", "invited")
+    };
+    println!(
+        "import {}: {}{run}\n  rows: {} {invited}, {} skipped, {} invalid (of {})\n  emails: {} sent, {} failed\n  results: {}",
+        import.id,
+        import.status,
+        import.rows_invited,
+        import.rows_skipped,
+        import.rows_invalid,
+        import.rows_total,
+        summary.emails.sent,
+        summary.emails.failed,
+        summary.results.display(),
+    );
+    if let Some(outbox) = outbox {
+        println!("  outbox: {}", outbox.display());
+    }
+    if let Some(error) = &import.error {
+        println!("  error: {error}");
+    }
+    if import.status() == ImportStatus::Completed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

@@ -200,31 +200,8 @@ async fn apply_rows(import: &Import, claim: i64, deps: &Deps) -> Result<(), Fail
     let (header, delimiter) =
         Header::read(&first).map_err(|e: HeaderError| Failure::File(e.to_string()))?;
 
-    if import.rows_total == 0 {
-        let total = count_rows(deps.db.clone(), id, delimiter).await?;
-        let limit = deps.settings.max_rows;
-        if total as u64 > limit {
-            return Err(Failure::File(format!(
-                "The file has {total} data rows; the most one import may have is {limit} (MAX_ROWS). Split the file and upload the parts."
-            )));
-        }
-        deps.db
-            .run(move |c| Ok(imports::set_total(c, id, total)?))
-            .await?;
-    }
-
-    let workspace = WorkspaceId(import.workspace_id);
-    let group_ids = deps
-        .db
-        .run(move |c| Ok(groups::by_name(c, workspace)?))
-        .await?;
-    let ctx = ImportContext {
-        import_id: id,
-        workspace_id: workspace,
-        invited_by: AccountId(import.created_by),
-        edition: deps.settings.edition,
-        dry_run: import.dry_run,
-    };
+    check_total(import, delimiter, deps).await?;
+    let (ctx, group_ids) = context(import, deps).await?;
 
     let start = import.checkpoint_offset;
     let first_row = if start == 0 {
@@ -278,6 +255,46 @@ async fn apply_rows(import: &Import, claim: i64, deps: &Deps) -> Result<(), Fail
             return Ok(());
         }
     }
+}
+
+/// On the first run, counts the data rows and fails a file over `MAX_ROWS` before any row is
+/// applied.
+async fn check_total(import: &Import, delimiter: u8, deps: &Deps) -> Result<(), Failure> {
+    if import.rows_total != 0 {
+        return Ok(());
+    }
+    let id = ImportId(import.id);
+    let total = count_rows(deps.db.clone(), id, delimiter).await?;
+    let limit = deps.settings.max_rows;
+    if total as u64 > limit {
+        return Err(Failure::File(format!(
+            "The file has {total} data rows; the most one import may have is {limit} (MAX_ROWS). Split the file and upload the parts."
+        )));
+    }
+    deps.db
+        .run(move |c| Ok(imports::set_total(c, id, total)?))
+        .await?;
+    Ok(())
+}
+
+/// What every chunk of the import is applied with, and the workspace's groups by name.
+async fn context(
+    import: &Import,
+    deps: &Deps,
+) -> Result<(ImportContext, HashMap<String, i64>), Failure> {
+    let workspace = WorkspaceId(import.workspace_id);
+    let group_ids = deps
+        .db
+        .run(move |c| Ok(groups::by_name(c, workspace)?))
+        .await?;
+    let ctx = ImportContext {
+        import_id: ImportId(import.id),
+        workspace_id: workspace,
+        invited_by: AccountId(import.created_by),
+        edition: deps.settings.edition,
+        dry_run: import.dry_run,
+    };
+    Ok((ctx, group_ids))
 }
 
 /// The rows read since the last checkpoint, and where the next one would be.

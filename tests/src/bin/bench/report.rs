@@ -252,6 +252,19 @@ fn mark(ok: bool) -> String {
     if ok { "✓" } else { "✗" }.to_owned()
 }
 
+/// The columns of a server run's table.
+const SERVER_COLUMNS: [&str; 9] = [
+    "stage",
+    "time (s)",
+    "rate (/s)",
+    "reference",
+    "ref (s)",
+    "ref rate (/s)",
+    "ratio",
+    "target",
+    "",
+];
+
 /// The table of one server run: each stage beside its reference.
 pub fn server_table(run: &ServerRun, csv: &CsvFile) -> Table {
     let t = &run.timings;
@@ -264,34 +277,15 @@ pub fn server_table(run: &ServerRun, csv: &CsvFile) -> Table {
         mib(csv.bytes),
         r.source.sessions
     );
-    let mut table = Table::new(
-        title,
-        &[
-            "stage",
-            "time (s)",
-            "rate (/s)",
-            "reference",
-            "ref (s)",
-            "ref rate (/s)",
-            "ratio",
-            "target",
-            "",
-        ],
+    let mut table = Table::new(title, &SERVER_COLUMNS);
+    let mut upload = vec![String::new(); SERVER_COLUMNS.len()];
+    upload[0] = "upload (start → 202)".into();
+    upload[1] = secs(t.upload);
+    upload[2] = format!(
+        "{:.1} MiB/s",
+        mib(csv.bytes) / t.upload.as_secs_f64().max(1e-9)
     );
-    table.row(vec![
-        "upload (start → 202)".into(),
-        secs(t.upload),
-        format!(
-            "{:.1} MiB/s",
-            mib(csv.bytes) / t.upload.as_secs_f64().max(1e-9)
-        ),
-        String::new(),
-        String::new(),
-        String::new(),
-        String::new(),
-        String::new(),
-        String::new(),
-    ]);
+    table.row(upload);
     // The import and the schema floor, each against COPY's rate.
     let against_copy = |stage: &str, time: Duration| {
         let ratio = r.copy.as_secs_f64() / time.as_secs_f64().max(1e-9);
