@@ -25,6 +25,9 @@ pub enum Edition {
     Cloud,
 }
 
+/// The most deliveries one claim may take.
+const MAX_SEND_BATCH: usize = 5000;
+
 /// All settings of the API and the workers.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
@@ -217,8 +220,8 @@ impl Settings {
             "IMPORT_CHUNK_ROWS must be at least 1"
         );
         anyhow::ensure!(
-            self.send_batch_size > 0,
-            "SEND_BATCH_SIZE must be at least 1"
+            (1..=MAX_SEND_BATCH).contains(&self.send_batch_size),
+            "SEND_BATCH_SIZE must be 1 to {MAX_SEND_BATCH}"
         );
         anyhow::ensure!(
             self.worker_concurrency > 0,
@@ -318,5 +321,55 @@ mod tests {
             .unwrap();
         let built_in = Settings::default();
         assert_eq!(format!("{from_file:?}"), format!("{built_in:?}"));
+    }
+
+    /// The names of a struct's fields, as serde asks a deserializer for them.
+    fn field_names<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+        struct Probe<'a>(&'a mut &'static [&'static str]);
+        impl<'de> serde::Deserializer<'de> for Probe<'_> {
+            type Error = serde::de::value::Error;
+            fn deserialize_any<V: serde::de::Visitor<'de>>(
+                self,
+                _: V,
+            ) -> Result<V::Value, Self::Error> {
+                Err(serde::de::Error::custom("not a struct"))
+            }
+            fn deserialize_struct<V: serde::de::Visitor<'de>>(
+                self,
+                _name: &'static str,
+                fields: &'static [&'static str],
+                _visitor: V,
+            ) -> Result<V::Value, Self::Error> {
+                *self.0 = fields;
+                Err(serde::de::Error::custom("probed"))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+                byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+                identifier ignored_any
+            }
+        }
+        let mut fields: &'static [&'static str] = &[];
+        let _ = T::deserialize(Probe(&mut fields));
+        fields
+    }
+
+    #[test]
+    fn the_shipped_default_file_names_every_setting() {
+        let file = include_str!("../../config/default.toml");
+        let named = |key: &str| {
+            file.lines().any(|line| {
+                let line = line.trim_start_matches('#').trim_start();
+                line.strip_prefix(key)
+                    .is_some_and(|rest| rest.trim_start().starts_with('='))
+            })
+        };
+        let fields = field_names::<Settings>();
+        assert!(fields.len() > 40, "{fields:?}");
+        let missing: Vec<_> = fields.iter().filter(|key| !named(key)).collect();
+        assert!(
+            missing.is_empty(),
+            "not in config/default.toml: {missing:?}"
+        );
     }
 }

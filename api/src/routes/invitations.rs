@@ -284,7 +284,7 @@ impl Refused {
         }
     }
 
-    /// 404, 410 or 409, as SPEC.md's "Invitation links" says.
+    /// 404, 410 or 409, as `docs/product.md`'s "Invitation links" says.
     fn status(&self) -> StatusCode {
         match self {
             Refused::Unknown => StatusCode::NOT_FOUND,

@@ -15,7 +15,7 @@ use crate::status::{DeliveryState, MemberStatus};
 use crate::store::invitations::invitations_of;
 
 /// The status an invitation gives: `requested` on cloud for a person who never activated an
-/// account anywhere, `invited` otherwise (SPEC, "Members and statuses").
+/// account anywhere, `invited` otherwise (`docs/product.md`, "Members and statuses").
 pub fn invitee_status(edition: Edition, activated: bool) -> MemberStatus {
     if edition == Edition::Cloud && !activated {
         MemberStatus::Requested

@@ -1,4 +1,5 @@
-//! What the ledger records for a send result: the retry policy of SPEC.md in one place.
+//! What the ledger records for a send result: the retry policy of `docs/product.md` ("Emails")
+//! in one place.
 
 use std::time::Duration;
 

@@ -15,7 +15,7 @@ use invite_shared::store::imports::{self, EmailCounts, Import};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-/// An import as the API shows it (SPEC.md's import JSON).
+/// An import as the API shows it (`docs/product.md`, "Imports").
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = Import)]
 pub struct ImportJson {
@@ -73,7 +73,7 @@ pub struct EmailTally {
     pub failed: i64,
 }
 
-/// The import JSON of SPEC.md, with its email counts.
+/// The import JSON (`docs/product.md`, "Imports"), with its email counts.
 pub fn view(conn: &mut DbConn, import: &Import) -> anyhow::Result<ImportJson> {
     let emails = imports::email_counts(conn, ImportId(import.id))?;
     Ok(render(import, emails))

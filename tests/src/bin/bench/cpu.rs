@@ -90,7 +90,7 @@ impl CpuUse {
     }
 }
 
-/// The CPU time the machine has per email at the rates issue 7 targets, against what the parts no
+/// The CPU time the machine has per email at the rates BENCHMARKS.md targets, against what the parts no
 /// code of ours can avoid took alone in their references: what shows whether a target is within
 /// reach of these cores at all. Microseconds per email (an email per row).
 #[derive(Debug)]
