@@ -14,9 +14,10 @@ use serde::Serialize;
 
 use crate::AppState;
 use crate::auth::Admin;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{
+    AdminErrors, ApiError, BadRequest, ErrorBody, PayloadTooLarge, UnsupportedMediaType,
+};
 use crate::extract::Valid;
-use crate::openapi::{AdminErrors, BadRequest, PayloadTooLarge, UnsupportedMediaType};
 use crate::routes::WorkspacePath;
 use crate::routes::imports::Timestamp;
 

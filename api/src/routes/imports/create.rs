@@ -27,10 +27,11 @@ use tokio::io::AsyncWriteExt as _;
 
 use crate::AppState;
 use crate::auth::Admin;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{
+    AdminErrors, ApiError, BadRequest, ErrorBody, PayloadTooLarge, UnsupportedMediaType,
+};
 use crate::extract::Valid;
 use crate::limits;
-use crate::openapi::{AdminErrors, BadRequest, PayloadTooLarge, UnsupportedMediaType};
 use crate::routes::WorkspacePath;
 use crate::routes::imports::ImportJson;
 

@@ -15,9 +15,8 @@ use tokio::io::AsyncWriteExt as _;
 
 use crate::AppState;
 use crate::auth::Admin;
-use crate::error::ApiError;
+use crate::error::{AdminErrors, ApiError, BadRequest};
 use crate::extract::Valid;
-use crate::openapi::{AdminErrors, BadRequest};
 use crate::routes::WorkspacePath;
 
 const PAGE: i64 = 5000;

@@ -9,9 +9,8 @@ use serde::Serialize;
 
 use crate::AppState;
 use crate::auth::Admin;
-use crate::error::ApiError;
+use crate::error::{AdminErrors, ApiError, BadRequest};
 use crate::extract::Valid;
-use crate::openapi::{AdminErrors, BadRequest};
 use crate::routes::WorkspacePath;
 
 /// How many failed sends went back in line.

@@ -8,9 +8,8 @@ use invite_shared::support::{self, ResendOutcome};
 
 use crate::AppState;
 use crate::auth::Admin;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{AdminErrors, ApiError, BadRequest, ErrorBody};
 use crate::extract::Valid;
-use crate::openapi::{AdminErrors, BadRequest};
 use crate::routes::WorkspacePath;
 use crate::routes::members::MemberJson;
 
