@@ -14,11 +14,11 @@ use invite_shared::ids::{ImportId, MemberId, WorkspaceId};
 use invite_shared::intake;
 use invite_shared::intake::workbook::child::Converter;
 use invite_shared::queue::JobQueue;
+use invite_shared::service::support::{self, ResendOutcome, RetryOutcome};
 use invite_shared::status::ImportStatus;
 use invite_shared::store::audit::{self, Action, Actor, Target};
 use invite_shared::store::auth;
 use invite_shared::store::imports::{self, EmailCounts, Import, Stored};
-use invite_shared::support::{self, ResendOutcome, RetryOutcome};
 use invite_worker::{Deps, runtime};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -407,7 +407,13 @@ pub async fn token(db: &Db, command: TokenCommand) -> anyhow::Result<String> {
                 .await?;
             let ws = workspace_id(db, &workspace).await?;
             let target = Target::Token(issued.id);
-            support::record(db, (ws, Actor::Operator), Action::TokenCreate, target).await;
+            invite_shared::service::audit::record(
+                db,
+                (ws, Actor::Operator),
+                Action::TokenCreate,
+                target,
+            )
+            .await;
             Ok(issued.secret)
         }
         TokenCommand::List { workspace } => {
@@ -419,7 +425,13 @@ pub async fn token(db: &Db, command: TokenCommand) -> anyhow::Result<String> {
             let ws = workspace_id(db, &workspace).await?;
             if db.run(move |c| Ok(auth::revoke_token(c, ws, id)?)).await? {
                 let target = Target::Token(id);
-                support::record(db, (ws, Actor::Operator), Action::TokenRevoke, target).await;
+                invite_shared::service::audit::record(
+                    db,
+                    (ws, Actor::Operator),
+                    Action::TokenRevoke,
+                    target,
+                )
+                .await;
                 Ok(format!("token {id} revoked: it gets 401 from now on"))
             } else {
                 anyhow::bail!("token {id} not found in workspace `{workspace}`")

@@ -5,6 +5,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use invite_shared::service::ServiceError;
 use serde::Serialize;
 use utoipa::{IntoResponses, ToResponse, ToSchema};
 
@@ -103,12 +104,31 @@ pub enum ApiError {
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> Self {
         if invite_shared::db::is_unavailable(&e) {
-            tracing::warn!(error = format!("{e:#}"), "the database is unavailable");
-            ApiError::Unavailable("the database is unavailable; try again shortly".into())
+            database_unavailable(&e)
         } else {
             ApiError::Internal(e)
         }
     }
+}
+
+/// A service call that failed: 503 when the database is unavailable, else 500; either way the
+/// cause is logged with its chain, and the client is told no more than for any other failure.
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        let unavailable = matches!(e, ServiceError::Unavailable { .. });
+        let e = anyhow::Error::new(e);
+        if unavailable {
+            database_unavailable(&e)
+        } else {
+            ApiError::Internal(e)
+        }
+    }
+}
+
+/// The 503 of a database that could not be reached; the cause goes to the log.
+fn database_unavailable(e: &anyhow::Error) -> ApiError {
+    tracing::warn!(error = format!("{e:#}"), "the database is unavailable");
+    ApiError::Unavailable("the database is unavailable; try again shortly".into())
 }
 
 /// The body of every error answer.
@@ -286,5 +306,48 @@ mod tests {
 
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(response.headers().get("retry-after").is_none());
+    }
+
+    /// The body of `response` as JSON.
+    async fn body(response: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_failed_service_call_is_a_500_whose_cause_is_kept_for_the_log() {
+        let error = ServiceError::Database {
+            doing: "storing the import",
+            source: anyhow::anyhow!("the disk is full"),
+        };
+
+        let error = ApiError::from(error);
+
+        let ApiError::Internal(cause) = &error else {
+            panic!("{error:?}")
+        };
+        assert_eq!(format!("{cause:#}"), "storing the import: the disk is full");
+        let response = error.into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            body(response).await,
+            serde_json::json!({"error": {"code": "internal", "message": "internal error"}})
+        );
+    }
+
+    #[tokio::test]
+    async fn a_service_call_without_a_database_is_a_503_with_retry_after() {
+        let error = ServiceError::Unavailable {
+            doing: "storing the import",
+            source: anyhow::anyhow!("timed out waiting for a connection"),
+        };
+
+        let response = ApiError::from(error).into_response();
+
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()["retry-after"], RETRY_AFTER_SECS);
+        assert_eq!(body(response).await["error"]["code"], "unavailable");
     }
 }

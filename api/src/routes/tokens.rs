@@ -7,9 +7,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use invite_shared::service::audit;
 use invite_shared::store::audit::{Action, Target};
 use invite_shared::store::auth::{self, NewToken, TokenInfo};
-use invite_shared::support;
 use serde::Serialize;
 
 use crate::AppState;
@@ -160,7 +160,7 @@ pub async fn create(
         .run(move |c| Ok(auth::issue_token(c, &new)?))
         .await?;
     let target = Target::Token(issued.id);
-    support::record(&state.db, admin.audit(), Action::TokenCreate, target).await;
+    audit::record(&state.db, admin.audit(), Action::TokenCreate, target).await;
     let body = CreatedToken {
         info: token_json(&issued.info),
         token: issued.secret,
@@ -197,7 +197,7 @@ pub async fn revoke(
         .await?;
     if revoked {
         let target = Target::Token(id);
-        support::record(&state.db, admin.audit(), Action::TokenRevoke, target).await;
+        audit::record(&state.db, admin.audit(), Action::TokenRevoke, target).await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound("token"))

@@ -20,9 +20,9 @@ use invite_shared::intake::workbook::WorkbookError;
 use invite_shared::intake::{self, IntakeError, Prepared};
 use invite_shared::jobs::ProcessImport;
 use invite_shared::queue::JobQueue;
+use invite_shared::service::audit;
 use invite_shared::store::audit::{Action, Actor, Target};
 use invite_shared::store::imports::{self, Import, NewUpload, Stored};
-use invite_shared::support;
 use tokio::io::AsyncWriteExt as _;
 
 use crate::AppState;
@@ -250,7 +250,7 @@ pub async fn store_and_enqueue(
         Action::Upload
     };
     let target = Target::Import(ImportId(import.id));
-    support::record(db, (upload.workspace_id, upload.actor), action, target).await;
+    audit::record(db, (upload.workspace_id, upload.actor), action, target).await;
     metrics::histogram!(invite_shared::metrics::UPLOAD_BYTES).record(size as f64);
     let id = ImportId(import.id);
     if let Err(e) = queue.push_import(ProcessImport { import_id: id }).await {

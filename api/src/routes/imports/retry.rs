@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use invite_shared::ids::ImportId;
-use invite_shared::support::{self, RetryOutcome};
+use invite_shared::service::support::{self, RetryOutcome};
 use serde::Serialize;
 
 use crate::AppState;

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use invite_shared::ids::MemberId;
-use invite_shared::support::{self, ArchiveOutcome, UnarchiveOutcome};
+use invite_shared::service::support::{self, ArchiveOutcome, UnarchiveOutcome};
 
 use crate::AppState;
 use crate::auth::Admin;

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use invite_shared::ids::MemberId;
-use invite_shared::support::{self, LinkOutcome};
+use invite_shared::service::support::{self, LinkOutcome};
 use serde::Serialize;
 
 use crate::AppState;

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use invite_shared::ids::MemberId;
-use invite_shared::support::{self, ResendOutcome};
+use invite_shared::service::support::{self, ResendOutcome};
 
 use crate::AppState;
 use crate::auth::Admin;
