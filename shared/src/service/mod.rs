@@ -7,6 +7,8 @@
 //! operator reads the database's own words.
 
 pub mod audit;
+pub mod imports;
+pub mod results;
 pub mod support;
 
 use std::path::PathBuf;
@@ -68,6 +70,16 @@ trait Step<T> {
 impl<T> Step<T> for anyhow::Result<T> {
     fn step(self, doing: &'static str) -> Result<T> {
         self.map_err(|source| ServiceError::database(doing, source))
+    }
+}
+
+/// The cursor of the page after `page`, read with at most `limit` items: the key of its last item
+/// when it is full (more may follow); `None` when it is short, as the last page is.
+fn next_cursor<T>(page: &[T], limit: i64, key: impl Fn(&T) -> i64) -> Option<i64> {
+    if page.len() as i64 == limit {
+        page.last().map(key)
+    } else {
+        None
     }
 }
 
