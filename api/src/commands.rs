@@ -1,5 +1,5 @@
 //! The `invite-api` subcommands that run the system: `serve`, `import` for one file, and the
-//! twins of admin routes (`retry`, `resend`, `audit`), which call the same functions of
+//! twins of admin routes (`retry`, `resend`, `token`, `audit`), which call the same functions of
 //! [`invite_shared::service`] as the routes and print their errors with the whole cause chain.
 
 use std::io::IsTerminal as _;
@@ -17,9 +17,10 @@ use invite_shared::intake::workbook::child::Converter;
 use invite_shared::queue::JobQueue;
 use invite_shared::service::imports::{self as import_service, Upload};
 use invite_shared::service::support::{self, ResendOutcome, RetryOutcome};
+use invite_shared::service::tokens::{self as token_service, RevokeOutcome};
 use invite_shared::service::{audit, results};
 use invite_shared::status::ImportStatus;
-use invite_shared::store::audit::{Action, Actor, Target};
+use invite_shared::store::audit::Actor;
 use invite_shared::store::auth;
 use invite_shared::store::imports::{self, EmailCounts, Import, Stored};
 use invite_worker::{Deps, runtime};
@@ -395,44 +396,23 @@ pub async fn token(db: &Db, command: TokenCommand) -> anyhow::Result<String> {
             name,
             expires_at,
         } => {
-            let slug = workspace.clone();
-            let issued = db
-                .run(move |c| {
-                    Ok(auth::issue_admin_token(
-                        c, &slug, &email, &name, expires_at,
-                    )?)
-                })
-                .await?;
-            let ws = workspace_id(db, &workspace).await?;
-            let target = Target::Token(issued.id);
-            invite_shared::service::audit::record(
-                db,
-                (ws, Actor::Operator),
-                Action::TokenCreate,
-                target,
-            )
-            .await;
+            let issued =
+                token_service::issue_for_admin(db, &workspace, &email, &name, expires_at).await?;
             Ok(issued.secret)
         }
         TokenCommand::List { workspace } => {
             let id = workspace_id(db, &workspace).await?;
-            let tokens = db.run(move |c| Ok(auth::list_tokens(c, id)?)).await?;
-            Ok(token_lines(&tokens))
+            Ok(token_lines(&token_service::list(db, id).await?))
         }
         TokenCommand::Revoke { workspace, id } => {
             let ws = workspace_id(db, &workspace).await?;
-            if db.run(move |c| Ok(auth::revoke_token(c, ws, id)?)).await? {
-                let target = Target::Token(id);
-                invite_shared::service::audit::record(
-                    db,
-                    (ws, Actor::Operator),
-                    Action::TokenRevoke,
-                    target,
-                )
-                .await;
-                Ok(format!("token {id} revoked: it gets 401 from now on"))
-            } else {
-                anyhow::bail!("token {id} not found in workspace `{workspace}`")
+            match token_service::revoke(db, (ws, Actor::Operator), id).await? {
+                RevokeOutcome::Revoked => {
+                    Ok(format!("token {id} revoked: it gets 401 from now on"))
+                }
+                RevokeOutcome::NotFound => {
+                    anyhow::bail!("token {id} not found in workspace `{workspace}`")
+                }
             }
         }
     }

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod imports;
 pub mod results;
 pub mod support;
+pub mod tokens;
 
 use std::path::PathBuf;
 
