@@ -1,5 +1,6 @@
 //! The `invite-api` subcommands that run the system: `serve`, `import` for one file, and the
-//! support twins `retry` and `resend`, which call the same service functions as the routes.
+//! twins of admin routes (`retry`, `resend`, `token`, `audit`), which call the same functions of
+//! [`invite_shared::service`] as the routes and print their errors with the whole cause chain.
 
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
@@ -14,17 +15,18 @@ use invite_shared::ids::{ImportId, MemberId, WorkspaceId};
 use invite_shared::intake;
 use invite_shared::intake::workbook::child::Converter;
 use invite_shared::queue::JobQueue;
+use invite_shared::service::imports::{self as import_service, Upload};
+use invite_shared::service::support::{self, ResendOutcome, RetryOutcome};
+use invite_shared::service::tokens::{self as token_service, RevokeOutcome};
+use invite_shared::service::{audit, results};
 use invite_shared::status::ImportStatus;
-use invite_shared::store::audit::{self, Action, Actor, Target};
+use invite_shared::store::audit::Actor;
 use invite_shared::store::auth;
 use invite_shared::store::imports::{self, EmailCounts, Import, Stored};
-use invite_shared::support::{self, ResendOutcome, RetryOutcome};
 use invite_worker::{Deps, runtime};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::routes::imports::create::{self, Upload};
-use crate::routes::imports::results;
 use crate::{AppState, router};
 
 /// `openapi`: the API's OpenAPI document, exactly as `GET /api/v1/openapi.json` serves it.
@@ -200,10 +202,7 @@ pub async fn import(
         dry_run,
         actor: Actor::Operator,
     };
-    let import = match create::store_and_enqueue(&db, &queue, upload, prepared)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-    {
+    let import = match import_service::create(&db, &queue, upload, prepared).await? {
         Stored::Created(import) | Stored::Existing(import) => import,
     };
     let id = ImportId(import.id);
@@ -397,32 +396,23 @@ pub async fn token(db: &Db, command: TokenCommand) -> anyhow::Result<String> {
             name,
             expires_at,
         } => {
-            let slug = workspace.clone();
-            let issued = db
-                .run(move |c| {
-                    Ok(auth::issue_admin_token(
-                        c, &slug, &email, &name, expires_at,
-                    )?)
-                })
-                .await?;
-            let ws = workspace_id(db, &workspace).await?;
-            let target = Target::Token(issued.id);
-            support::record(db, (ws, Actor::Operator), Action::TokenCreate, target).await;
+            let issued =
+                token_service::issue_for_admin(db, &workspace, &email, &name, expires_at).await?;
             Ok(issued.secret)
         }
         TokenCommand::List { workspace } => {
             let id = workspace_id(db, &workspace).await?;
-            let tokens = db.run(move |c| Ok(auth::list_tokens(c, id)?)).await?;
-            Ok(token_lines(&tokens))
+            Ok(token_lines(&token_service::list(db, id).await?))
         }
         TokenCommand::Revoke { workspace, id } => {
             let ws = workspace_id(db, &workspace).await?;
-            if db.run(move |c| Ok(auth::revoke_token(c, ws, id)?)).await? {
-                let target = Target::Token(id);
-                support::record(db, (ws, Actor::Operator), Action::TokenRevoke, target).await;
-                Ok(format!("token {id} revoked: it gets 401 from now on"))
-            } else {
-                anyhow::bail!("token {id} not found in workspace `{workspace}`")
+            match token_service::revoke(db, (ws, Actor::Operator), id).await? {
+                RevokeOutcome::Revoked => {
+                    Ok(format!("token {id} revoked: it gets 401 from now on"))
+                }
+                RevokeOutcome::NotFound => {
+                    anyhow::bail!("token {id} not found in workspace `{workspace}`")
+                }
             }
         }
     }
@@ -464,9 +454,7 @@ fn token_lines(tokens: &[auth::TokenInfo]) -> String {
 /// `audit --workspace SLUG`: the workspace's audit log, newest first, one entry per line.
 pub async fn audit(db: &Db, slug: &str, limit: i64) -> anyhow::Result<String> {
     let workspace = workspace_id(db, slug).await?;
-    let entries = db
-        .run(move |c| Ok(audit::page(c, workspace, None, limit)?))
-        .await?;
+    let entries = audit::page(db, workspace, None, limit).await?.entries;
     if entries.is_empty() {
         return Ok("no entries".to_owned());
     }

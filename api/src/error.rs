@@ -1,11 +1,13 @@
 //! The API's error type: every failure a handler can return, mapped to a status and the JSON shape
-//! `{"error":{"code":"…","message":"…"}}`.
+//! `{"error":{"code":"…","message":"…"}}`, and the OpenAPI responses that document those answers,
+//! which the handlers' `#[utoipa::path]` name.
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use invite_shared::service::ServiceError;
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::{IntoResponses, ToResponse, ToSchema};
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -102,12 +104,31 @@ pub enum ApiError {
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> Self {
         if invite_shared::db::is_unavailable(&e) {
-            tracing::warn!(error = format!("{e:#}"), "the database is unavailable");
-            ApiError::Unavailable("the database is unavailable; try again shortly".into())
+            database_unavailable(&e)
         } else {
             ApiError::Internal(e)
         }
     }
+}
+
+/// A service call that failed: 503 when the database is unavailable, else 500; either way the
+/// cause is logged with its chain, and the client is told no more than for any other failure.
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        let unavailable = matches!(e, ServiceError::Unavailable { .. });
+        let e = anyhow::Error::new(e);
+        if unavailable {
+            database_unavailable(&e)
+        } else {
+            ApiError::Internal(e)
+        }
+    }
+}
+
+/// The 503 of a database that could not be reached; the cause goes to the log.
+fn database_unavailable(e: &anyhow::Error) -> ApiError {
+    tracing::warn!(error = format!("{e:#}"), "the database is unavailable");
+    ApiError::Unavailable("the database is unavailable; try again shortly".into())
 }
 
 /// The body of every error answer.
@@ -186,6 +207,83 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The path, the query string or a header could not be read: `invalid_request` (saying what was
+/// wrong) or `bad_request`; for a JSON body, malformed JSON.
+#[derive(ToResponse)]
+pub struct BadRequest(pub ErrorBody);
+
+/// No bearer token, or an unknown, revoked or expired one: `unauthorized`.
+#[derive(ToResponse)]
+pub struct Unauthorized(pub ErrorBody);
+
+/// The token's holder is not an active admin of this workspace: `forbidden`.
+#[derive(ToResponse)]
+pub struct Forbidden(pub ErrorBody);
+
+/// No such workspace, or the token was made for another one; or the import, member or token in the
+/// path is not in this workspace: `not_found`.
+#[derive(ToResponse)]
+pub struct NotFound(pub ErrorBody);
+
+/// The body is over the limit: `MAX_UPLOAD_BYTES`, or `MAX_WORKBOOK_BYTES` for a workbook
+/// (`too_large`; `invalid_request` for a JSON body).
+#[derive(ToResponse)]
+pub struct PayloadTooLarge(pub ErrorBody);
+
+/// The body's content type (or, for an upload, what its bytes are) is not accepted:
+/// `unsupported_media_type`, or `invalid_request` for a JSON body sent without
+/// `Content-Type: application/json`.
+#[derive(ToResponse)]
+pub struct UnsupportedMediaType(pub ErrorBody);
+
+/// The request body paused longer than `HTTP_BODY_IDLE_TIMEOUT` or arrived slower than
+/// `HTTP_BODY_MIN_RATE`: `request_timeout`; the connection is closed.
+#[derive(ToResponse)]
+pub struct RequestTimeout(pub ErrorBody);
+
+/// An abuse limit was reached: failed authentications from this address, uploads per minute or
+/// imports in flight of the workspace: `too_many_requests`.
+#[derive(ToResponse)]
+#[response(headers(("Retry-After" = u64, description = "Seconds to wait before trying again.")))]
+pub struct TooManyRequests(pub ErrorBody);
+
+/// A failure of the service, logged with its cause: `internal`.
+#[derive(ToResponse)]
+pub struct InternalError(pub ErrorBody);
+
+/// The database is unavailable (`unavailable`), or the request was not answered within
+/// `HTTP_REQUEST_TIMEOUT` (`timeout`).
+#[derive(ToResponse)]
+#[response(headers(("Retry-After" = u64, description = "Seconds to wait before trying again.")))]
+pub struct Unavailable(pub ErrorBody);
+
+/// The answers every workspace route can give besides its own: those of the bearer token check
+/// and of the service itself.
+#[derive(IntoResponses)]
+pub enum AdminErrors {
+    /// See [`Unauthorized`].
+    #[response(status = 401)]
+    Unauthorized(#[ref_response] Unauthorized),
+    /// See [`Forbidden`].
+    #[response(status = 403)]
+    Forbidden(#[ref_response] Forbidden),
+    /// See [`NotFound`].
+    #[response(status = 404)]
+    NotFound(#[ref_response] NotFound),
+    /// See [`RequestTimeout`].
+    #[response(status = 408)]
+    RequestTimeout(#[ref_response] RequestTimeout),
+    /// See [`TooManyRequests`].
+    #[response(status = 429)]
+    TooManyRequests(#[ref_response] TooManyRequests),
+    /// See [`InternalError`].
+    #[response(status = 500)]
+    Internal(#[ref_response] InternalError),
+    /// See [`Unavailable`].
+    #[response(status = 503)]
+    Unavailable(#[ref_response] Unavailable),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,5 +306,48 @@ mod tests {
 
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(response.headers().get("retry-after").is_none());
+    }
+
+    /// The body of `response` as JSON.
+    async fn body(response: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_failed_service_call_is_a_500_whose_cause_is_kept_for_the_log() {
+        let error = ServiceError::Database {
+            doing: "storing the import",
+            source: anyhow::anyhow!("the disk is full"),
+        };
+
+        let error = ApiError::from(error);
+
+        let ApiError::Internal(cause) = &error else {
+            panic!("{error:?}")
+        };
+        assert_eq!(format!("{cause:#}"), "storing the import: the disk is full");
+        let response = error.into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            body(response).await,
+            serde_json::json!({"error": {"code": "internal", "message": "internal error"}})
+        );
+    }
+
+    #[tokio::test]
+    async fn a_service_call_without_a_database_is_a_503_with_retry_after() {
+        let error = ServiceError::Unavailable {
+            doing: "storing the import",
+            source: anyhow::anyhow!("timed out waiting for a connection"),
+        };
+
+        let response = ApiError::from(error).into_response();
+
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()["retry-after"], RETRY_AFTER_SECS);
+        assert_eq!(body(response).await["error"]["code"], "unavailable");
     }
 }

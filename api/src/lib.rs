@@ -12,10 +12,10 @@ pub mod security;
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath};
 use axum::http::Method;
 use axum::middleware;
+use axum::{Extension, Router};
 use invite_shared::config::Settings;
 use invite_shared::db::Db;
 use invite_shared::metrics as m;
@@ -56,9 +56,11 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
 /// Every route of the API.
 pub fn router(state: AppState) -> Router {
     let limits = Arc::new(RequestLimits::new(&state.settings));
-    let (routes, _document) = routes::router();
+    let (routes, document) = routes::router(openapi::base());
+    let served = routes::health::DocumentJson(openapi::json(&document).into());
     // `layer` wraps each route and the fallback, after routing: each layer sees the route matched.
     routes
+        .layer(Extension(served))
         .layer(middleware::from_fn_with_state(
             limits.clone(),
             request_limits::enforce,

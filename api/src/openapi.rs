@@ -3,18 +3,19 @@
 //!
 //! Each handler documents itself with `#[utoipa::path]`, and [`crate::routes::router`] registers
 //! it through utoipa-axum's `routes!`, which takes the route's path and methods from that
-//! annotation: the router and the document are built from the same facts. This module adds what
-//! the operations share: the document's info and tags, the bearer scheme, the error body and the
-//! error answers.
+//! annotation: the router and the document are built from the same facts. This module gives what
+//! the operations share (the document's info and tags, the bearer scheme, and as components the
+//! error body and the error answers of [`crate::error`]) and renders the whole. It depends on the
+//! routes, never the reverse: the route that serves the document is handed its text
+//! ([`crate::routes::health::DocumentJson`]).
 
-use std::sync::OnceLock;
-
-use axum::http::header::CONTENT_TYPE;
-use axum::response::IntoResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{IntoResponses, Modify, OpenApi, ToResponse};
+use utoipa::{Modify, OpenApi};
 
-use crate::error::{ErrorBody, ErrorDetail};
+use crate::error::{
+    BadRequest, ErrorBody, ErrorDetail, Forbidden, InternalError, NotFound, PayloadTooLarge,
+    RequestTimeout, TooManyRequests, Unauthorized, Unavailable, UnsupportedMediaType,
+};
 
 /// Where the document is served.
 pub const PATH: &str = "/api/v1/openapi.json";
@@ -105,120 +106,23 @@ impl Modify for BearerScheme {
     }
 }
 
-/// The whole document, as [`crate::routes::router`] builds it.
+/// The whole document, as [`crate::routes::router`] builds it on [`base`].
 pub fn document() -> utoipa::openapi::OpenApi {
-    crate::routes::router().1
+    crate::routes::router(base()).1
 }
 
 /// The document as served and checked in: pretty JSON with a final newline.
 pub fn to_json() -> String {
-    let mut json = document()
+    json(&document())
+}
+
+/// `document` as served and checked in.
+pub fn json(document: &utoipa::openapi::OpenApi) -> String {
+    let mut json = document
         .to_pretty_json()
         .expect("the OpenAPI document serializes");
     json.push('\n');
     json
-}
-
-/// This document
-///
-/// The OpenAPI 3.1 document of every API route.
-#[utoipa::path(
-    get,
-    path = "/api/v1/openapi.json",
-    operation_id = "openapi",
-    tag = "operations",
-    responses(
-        (
-            status = 200,
-            description = "The OpenAPI 3.1 document.",
-            body = Object,
-            content_type = "application/json",
-        ),
-    ),
-)]
-pub async fn serve() -> impl IntoResponse {
-    static JSON: OnceLock<String> = OnceLock::new();
-    (
-        [(CONTENT_TYPE, "application/json")],
-        JSON.get_or_init(to_json).as_str(),
-    )
-}
-
-/// The path, the query string or a header could not be read: `invalid_request` (saying what was
-/// wrong) or `bad_request`; for a JSON body, malformed JSON.
-#[derive(ToResponse)]
-pub struct BadRequest(pub ErrorBody);
-
-/// No bearer token, or an unknown, revoked or expired one: `unauthorized`.
-#[derive(ToResponse)]
-pub struct Unauthorized(pub ErrorBody);
-
-/// The token's holder is not an active admin of this workspace: `forbidden`.
-#[derive(ToResponse)]
-pub struct Forbidden(pub ErrorBody);
-
-/// No such workspace, or the token was made for another one; or the import, member or token in the
-/// path is not in this workspace: `not_found`.
-#[derive(ToResponse)]
-pub struct NotFound(pub ErrorBody);
-
-/// The body is over the limit: `MAX_UPLOAD_BYTES`, or `MAX_WORKBOOK_BYTES` for a workbook
-/// (`too_large`; `invalid_request` for a JSON body).
-#[derive(ToResponse)]
-pub struct PayloadTooLarge(pub ErrorBody);
-
-/// The body's content type (or, for an upload, what its bytes are) is not accepted:
-/// `unsupported_media_type`, or `invalid_request` for a JSON body sent without
-/// `Content-Type: application/json`.
-#[derive(ToResponse)]
-pub struct UnsupportedMediaType(pub ErrorBody);
-
-/// The request body paused longer than `HTTP_BODY_IDLE_TIMEOUT` or arrived slower than
-/// `HTTP_BODY_MIN_RATE`: `request_timeout`; the connection is closed.
-#[derive(ToResponse)]
-pub struct RequestTimeout(pub ErrorBody);
-
-/// An abuse limit was reached: failed authentications from this address, uploads per minute or
-/// imports in flight of the workspace: `too_many_requests`.
-#[derive(ToResponse)]
-#[response(headers(("Retry-After" = u64, description = "Seconds to wait before trying again.")))]
-pub struct TooManyRequests(pub ErrorBody);
-
-/// A failure of the service, logged with its cause: `internal`.
-#[derive(ToResponse)]
-pub struct InternalError(pub ErrorBody);
-
-/// The database is unavailable (`unavailable`), or the request was not answered within
-/// `HTTP_REQUEST_TIMEOUT` (`timeout`).
-#[derive(ToResponse)]
-#[response(headers(("Retry-After" = u64, description = "Seconds to wait before trying again.")))]
-pub struct Unavailable(pub ErrorBody);
-
-/// The answers every workspace route can give besides its own: those of the bearer token check
-/// and of the service itself.
-#[derive(IntoResponses)]
-pub enum AdminErrors {
-    /// See [`Unauthorized`].
-    #[response(status = 401)]
-    Unauthorized(#[ref_response] Unauthorized),
-    /// See [`Forbidden`].
-    #[response(status = 403)]
-    Forbidden(#[ref_response] Forbidden),
-    /// See [`NotFound`].
-    #[response(status = 404)]
-    NotFound(#[ref_response] NotFound),
-    /// See [`RequestTimeout`].
-    #[response(status = 408)]
-    RequestTimeout(#[ref_response] RequestTimeout),
-    /// See [`TooManyRequests`].
-    #[response(status = 429)]
-    TooManyRequests(#[ref_response] TooManyRequests),
-    /// See [`InternalError`].
-    #[response(status = 500)]
-    Internal(#[ref_response] InternalError),
-    /// See [`Unavailable`].
-    #[response(status = 503)]
-    Unavailable(#[ref_response] Unavailable),
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Types and services shared by the API and the workers: configuration, domain types, the store,
-//! job payloads, the mailer and metric names.
+//! job payloads, the mailer, metric names, and the service layer the routes and the CLI call.
 
 pub mod config;
 pub mod db;
@@ -11,7 +11,7 @@ pub mod intake;
 pub mod jobs;
 pub mod metrics;
 pub mod queue;
+pub mod service;
 pub mod status;
 pub mod store;
-pub mod support;
 pub mod tokens;

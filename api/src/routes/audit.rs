@@ -2,14 +2,13 @@
 
 use axum::Json;
 use axum::extract::{Query, State};
-use invite_shared::store::audit;
+use invite_shared::service::audit;
 use serde::Serialize;
 
 use crate::AppState;
 use crate::auth::Admin;
-use crate::error::ApiError;
+use crate::error::{AdminErrors, ApiError, BadRequest};
 use crate::extract::Valid;
-use crate::openapi::{AdminErrors, BadRequest};
 use crate::routes::WorkspacePath;
 use crate::routes::imports::Timestamp;
 
@@ -77,15 +76,9 @@ pub async fn list(
     Valid(Query(page)): Valid<Query<Page>>,
 ) -> Result<Json<AuditPage>, ApiError> {
     let limit = page.limit.unwrap_or(100).clamp(1, MAX_PAGE);
-    let workspace = admin.workspace_id;
-    let entries = state
-        .db
-        .run(move |c| Ok(audit::page(c, workspace, page.cursor, limit)?))
-        .await?;
-    let next = (entries.len() as i64 == limit)
-        .then(|| entries.last().map(|e| e.id))
-        .flatten();
-    let entries = entries
+    let found = audit::page(&state.db, admin.workspace_id, page.cursor, limit).await?;
+    let entries = found
+        .entries
         .into_iter()
         .map(|e| AuditEntry {
             id: e.id,
@@ -97,6 +90,6 @@ pub async fn list(
         .collect();
     Ok(Json(AuditPage {
         entries,
-        next_cursor: next,
+        next_cursor: found.next_cursor,
     }))
 }

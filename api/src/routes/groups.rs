@@ -8,9 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::auth::Admin;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{
+    AdminErrors, ApiError, BadRequest, ErrorBody, PayloadTooLarge, UnsupportedMediaType,
+};
 use crate::extract::Valid;
-use crate::openapi::{AdminErrors, BadRequest, PayloadTooLarge, UnsupportedMediaType};
 use crate::routes::WorkspacePath;
 
 /// Body of `POST …/groups`.

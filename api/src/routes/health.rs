@@ -1,8 +1,11 @@
-//! Liveness, readiness and the Prometheus endpoint.
+//! Liveness, readiness, the Prometheus endpoint and the OpenAPI document.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use axum::{Extension, Json};
+use bytes::Bytes;
 use invite_shared::health::{Readiness, ReadinessReport};
 
 use crate::AppState;
@@ -67,4 +70,31 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness
 )]
 pub async fn metrics(State(state): State<AppState>) -> String {
     state.metrics.render()
+}
+
+/// The OpenAPI document's text, as [`crate::openapi::json`] renders it; [`crate::router`] hands it
+/// to [`document`] as a request extension, rendered once per router, because the document is only
+/// whole once every route, this one included, is registered.
+#[derive(Debug, Clone)]
+pub struct DocumentJson(pub Bytes);
+
+/// This document
+///
+/// The OpenAPI 3.1 document of every API route.
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    operation_id = "openapi",
+    tag = "operations",
+    responses(
+        (
+            status = 200,
+            description = "The OpenAPI 3.1 document.",
+            body = Object,
+            content_type = "application/json",
+        ),
+    ),
+)]
+pub async fn document(Extension(json): Extension<DocumentJson>) -> impl IntoResponse {
+    ([(CONTENT_TYPE, "application/json")], json.0)
 }

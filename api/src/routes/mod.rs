@@ -19,7 +19,7 @@ use utoipa_axum::routes;
 
 use invite_shared::domain::role::Role;
 
-use crate::{AppState, openapi};
+use crate::AppState;
 
 /// The display label of a stored role ("End User"), or the stored text if unknown.
 pub fn role_label(stored: &str) -> String {
@@ -34,7 +34,8 @@ pub struct WorkspacePath {
     pub ws: String,
 }
 
-/// All routes, before state and layers, and the OpenAPI document of the API among them.
+/// All routes, before state and layers, and the OpenAPI document of the API among them, built on
+/// `shared`: the document's info, tags and shared components ([`crate::openapi::base`]).
 ///
 /// No route goes without its OpenAPI entry unnoticed:
 /// - an API handler comes in only through [`ApiRoutes::routes`] and utoipa-axum's `routes!`, which
@@ -46,16 +47,16 @@ pub struct WorkspacePath {
 /// - `tests/tests/openapi.rs` calls every documented operation on a running server: each reaches
 ///   its handler and answers a status its entry lists, and each path allows exactly its
 ///   documented methods.
-pub fn router() -> (Router<AppState>, OpenApi) {
-    let (api, document) = api().0.split_for_parts();
+pub fn router(shared: OpenApi) -> (Router<AppState>, OpenApi) {
+    let (api, document) = api(shared).0.split_for_parts();
     (api.merge(undocumented()), document)
 }
 
 /// Every API route. Each handler is registered by `routes!`, which reads its `#[utoipa::path]`
 /// (a handler without one does not compile) and routes it at the path and methods documented
 /// there.
-fn api() -> ApiRoutes {
-    ApiRoutes(OpenApiRouter::with_openapi(openapi::base()))
+fn api(shared: OpenApi) -> ApiRoutes {
+    ApiRoutes(OpenApiRouter::with_openapi(shared))
         .routes(routes!(imports::create::handle, imports::list::handle))
         .routes(routes!(imports::template::handle))
         .routes(routes!(imports::get::handle))
@@ -76,7 +77,7 @@ fn api() -> ApiRoutes {
         .routes(routes!(health::live))
         .routes(routes!(health::ready))
         .routes(routes!(health::metrics))
-        .routes(routes!(openapi::serve))
+        .routes(routes!(health::document))
 }
 
 /// The routes left out of the OpenAPI document on purpose, all of them: the admin's page and the
@@ -151,7 +152,7 @@ mod tests {
 
     #[test]
     fn every_route_is_in_the_openapi_document_or_a_page() {
-        let (router, document) = router();
+        let (router, document) = router(crate::openapi::base());
         let mut expected: BTreeSet<(String, String)> = BTreeSet::new();
         for (path, item) in &document.paths.paths {
             let item = serde_json::to_value(item).unwrap();

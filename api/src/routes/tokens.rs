@@ -7,16 +7,16 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use invite_shared::store::audit::{Action, Target};
+use invite_shared::service::tokens::{self as service, RevokeOutcome};
 use invite_shared::store::auth::{self, NewToken, TokenInfo};
-use invite_shared::support;
 use serde::Serialize;
 
 use crate::AppState;
 use crate::auth::Admin;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{
+    AdminErrors, ApiError, BadRequest, ErrorBody, PayloadTooLarge, UnsupportedMediaType,
+};
 use crate::extract::Valid;
-use crate::openapi::{AdminErrors, BadRequest, PayloadTooLarge, UnsupportedMediaType};
 use crate::routes::WorkspacePath;
 use crate::routes::imports::Timestamp;
 
@@ -95,11 +95,7 @@ pub async fn list(
     admin: Admin,
     State(state): State<AppState>,
 ) -> Result<Json<TokenList>, ApiError> {
-    let workspace = admin.workspace_id;
-    let tokens = state
-        .db
-        .run(move |c| Ok(auth::list_tokens(c, workspace)?))
-        .await?;
+    let tokens = service::list(&state.db, admin.workspace_id).await?;
     let tokens = tokens.iter().map(token_json).collect();
     Ok(Json(TokenList { tokens }))
 }
@@ -154,12 +150,7 @@ pub async fn create(
         name,
         expires_at,
     };
-    let issued = state
-        .db
-        .run(move |c| Ok(auth::issue_token(c, &new)?))
-        .await?;
-    let target = Target::Token(issued.id);
-    support::record(&state.db, admin.audit(), Action::TokenCreate, target).await;
+    let issued = service::issue(&state.db, admin.audit(), new).await?;
     let body = CreatedToken {
         info: token_json(&issued.info),
         token: issued.secret,
@@ -189,17 +180,9 @@ pub async fn revoke(
     State(state): State<AppState>,
     Valid(Path((_ws, id))): Valid<Path<(String, i64)>>,
 ) -> Result<StatusCode, ApiError> {
-    let workspace = admin.workspace_id;
-    let revoked = state
-        .db
-        .run(move |c| Ok(auth::revoke_token(c, workspace, id)?))
-        .await?;
-    if revoked {
-        let target = Target::Token(id);
-        support::record(&state.db, admin.audit(), Action::TokenRevoke, target).await;
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound("token"))
+    match service::revoke(&state.db, admin.audit(), id).await? {
+        RevokeOutcome::Revoked => Ok(StatusCode::NO_CONTENT),
+        RevokeOutcome::NotFound => Err(ApiError::NotFound("token")),
     }
 }
 

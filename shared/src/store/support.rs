@@ -3,8 +3,8 @@
 //!
 //! Each action is one write transaction, scoped to a workspace (another workspace's member or
 //! import is "not found"), and says what it did with an outcome enum; the member actions return
-//! the member as the API shows it, read after the commit. [`crate::support`] wraps them for the
-//! routes and the CLI and wakes the senders.
+//! the member as the API shows it, read after the commit. [`crate::service::support`] wraps them
+//! for the routes and the CLI and wakes the senders.
 //!
 //! A member action first locks the member's row (a no-op update; SQLite's `BEGIN IMMEDIATE` already
 //! serialises writers), then reads the status it decides on: a concurrent accept, archive or resend

@@ -12,25 +12,22 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::{Stream, StreamExt as _};
-use invite_shared::db::Db;
 use invite_shared::domain::header::HeaderError;
-use invite_shared::ids::{AccountId, ImportId, WorkspaceId};
 use invite_shared::intake::decode::{Kind, Sniffer};
 use invite_shared::intake::workbook::WorkbookError;
-use invite_shared::intake::{self, IntakeError, Prepared};
-use invite_shared::jobs::ProcessImport;
-use invite_shared::queue::JobQueue;
-use invite_shared::store::audit::{Action, Actor, Target};
-use invite_shared::store::imports::{self, Import, NewUpload, Stored};
-use invite_shared::support;
+use invite_shared::intake::{self, IntakeError};
+use invite_shared::service::imports::{self as service, Upload};
+use invite_shared::store::audit::Actor;
+use invite_shared::store::imports::{self, Import, Stored};
 use tokio::io::AsyncWriteExt as _;
 
 use crate::AppState;
 use crate::auth::Admin;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{
+    AdminErrors, ApiError, BadRequest, ErrorBody, PayloadTooLarge, UnsupportedMediaType,
+};
 use crate::extract::Valid;
 use crate::limits;
-use crate::openapi::{AdminErrors, BadRequest, PayloadTooLarge, UnsupportedMediaType};
 use crate::routes::WorkspacePath;
 use crate::routes::imports::ImportJson;
 
@@ -151,7 +148,7 @@ pub async fn handle(
         dry_run: params.dry_run,
         actor: Actor::Admin(admin.account_id),
     };
-    let import = match store_and_enqueue(&state.db, &state.queue, upload, prepared).await? {
+    let import = match service::create(&state.db, &state.queue, upload, prepared).await? {
         Stored::Existing(import) | Stored::Created(import) => import,
     };
     tracing::Span::current().record("import_id", import.id);
@@ -188,82 +185,6 @@ async fn check_upload_limits(state: &AppState, admin: &Admin) -> Result<(), ApiE
 
 /// What a client held back by `IMPORTS_IN_FLIGHT` is told to wait.
 const IMPORT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// A checked upload, ready to store.
-pub struct Upload {
-    /// Target workspace.
-    pub workspace_id: WorkspaceId,
-    /// The uploading admin (the inviter).
-    pub created_by: AccountId,
-    /// The file's name as uploaded.
-    pub file_name: String,
-    /// The client's `Idempotency-Key`.
-    pub idempotency_key: Option<String>,
-    /// Validate and report only.
-    pub dry_run: bool,
-    /// Who the audit log names as the uploader.
-    pub actor: Actor,
-}
-
-/// Stores the file with its import in one transaction, then enqueues it. If the queue is down the
-/// stored import is kept (the caller still gets 202) and marked for housekeeping, which enqueues
-/// it once the queue answers: the database is the ledger, the queue only a signal.
-pub async fn store_and_enqueue(
-    db: &Db,
-    queue: &JobQueue,
-    upload: Upload,
-    prepared: Prepared,
-) -> Result<Stored, ApiError> {
-    let Prepared {
-        file,
-        size,
-        header,
-        mut notes,
-    } = prepared;
-    if !header.unknown.is_empty() {
-        notes.push(format!(
-            "ignored unknown columns: {}",
-            header.unknown.join(", ")
-        ));
-    }
-    let new = NewUpload {
-        workspace_id: upload.workspace_id,
-        created_by: upload.created_by,
-        file_name: invite_shared::store::storable(upload.file_name),
-        idempotency_key: upload.idempotency_key,
-        warnings: (!notes.is_empty()).then(|| invite_shared::store::storable(notes.join("\n"))),
-        dry_run: upload.dry_run,
-    };
-    let stored = db
-        .run(move |c| {
-            let mut file = file;
-            imports::store_upload(c, &new, &mut file, size)
-        })
-        .await?;
-    let Stored::Created(import) = &stored else {
-        return Ok(stored);
-    };
-    let action = if upload.dry_run {
-        Action::DryRun
-    } else {
-        Action::Upload
-    };
-    let target = Target::Import(ImportId(import.id));
-    support::record(db, (upload.workspace_id, upload.actor), action, target).await;
-    metrics::histogram!(invite_shared::metrics::UPLOAD_BYTES).record(size as f64);
-    let id = ImportId(import.id);
-    if let Err(e) = queue.push_import(ProcessImport { import_id: id }).await {
-        tracing::warn!(
-            error = format!("{e:#}"),
-            import_id = %id,
-            "import stored; the queue is unavailable, so housekeeping enqueues it once it answers"
-        );
-        db.run(move |c| Ok(imports::mark_unqueued(c, id)?)).await?;
-        return Ok(stored);
-    }
-    tracing::info!(import_id = %id, bytes = size, "import stored and enqueued");
-    Ok(stored)
-}
 
 async fn accepted(state: &AppState, admin: &Admin, import: Import) -> Result<Response, ApiError> {
     let location = format!("/api/v1/workspaces/{}/imports/{}", admin.slug, import.id);

@@ -7,9 +7,8 @@ use invite_shared::store::imports;
 
 use crate::AppState;
 use crate::auth::Admin;
-use crate::error::ApiError;
+use crate::error::{AdminErrors, ApiError, BadRequest};
 use crate::extract::Valid;
-use crate::openapi::{AdminErrors, BadRequest};
 use crate::routes::WorkspacePath;
 use crate::routes::imports::ImportJson;
 

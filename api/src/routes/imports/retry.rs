@@ -4,14 +4,13 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use invite_shared::ids::ImportId;
-use invite_shared::support::{self, RetryOutcome};
+use invite_shared::service::support::{self, RetryOutcome};
 use serde::Serialize;
 
 use crate::AppState;
 use crate::auth::Admin;
-use crate::error::ApiError;
+use crate::error::{AdminErrors, ApiError, BadRequest};
 use crate::extract::Valid;
-use crate::openapi::{AdminErrors, BadRequest};
 use crate::routes::WorkspacePath;
 
 /// How many failed sends went back in line.

@@ -4,7 +4,7 @@ use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::IntoResponse;
 
 use crate::auth::Admin;
-use crate::openapi::AdminErrors;
+use crate::error::AdminErrors;
 use crate::routes::WorkspacePath;
 
 /// The template; also the upload's example in the OpenAPI document.

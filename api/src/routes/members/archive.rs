@@ -3,13 +3,12 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use invite_shared::ids::MemberId;
-use invite_shared::support::{self, ArchiveOutcome, UnarchiveOutcome};
+use invite_shared::service::support::{self, ArchiveOutcome, UnarchiveOutcome};
 
 use crate::AppState;
 use crate::auth::Admin;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{AdminErrors, ApiError, BadRequest, ErrorBody};
 use crate::extract::Valid;
-use crate::openapi::{AdminErrors, BadRequest};
 use crate::routes::WorkspacePath;
 use crate::routes::members::MemberJson;
 

@@ -13,9 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::auth::Admin;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{AdminErrors, ApiError, BadRequest, ErrorBody};
 use crate::extract::Valid;
-use crate::openapi::{AdminErrors, BadRequest};
 use crate::routes::imports::Timestamp;
 use crate::routes::{WorkspacePath, role_label};
 

@@ -1,9 +1,9 @@
-//! Support tools: what the routes and the CLI both call.
+//! Support tools: send failed emails again, resend, copy a link, archive and unarchive.
 //!
-//! Each function runs one store action ([`crate::store::support`]) on a blocking thread and, when
-//! the action queued an email, wakes the senders with a `SendInvites` job. A wake-up that cannot be
-//! enqueued is logged and ignored: every worker's housekeeping wakes its sender anyway, within
-//! `SEND_POLL_INTERVAL`. Nothing here logs an address or a token.
+//! Each function runs one store action ([`crate::store::support`]) on a blocking thread, records it
+//! in the audit log and, when the action queued an email, wakes the senders with a `SendInvites`
+//! job. A wake-up that cannot be enqueued is logged and ignored: every worker's housekeeping wakes
+//! its sender anyway, within `SEND_POLL_INTERVAL`. Nothing here logs an address or a token.
 
 use std::fmt;
 
@@ -14,7 +14,9 @@ use crate::db::Db;
 use crate::ids::{ImportId, MemberId, WorkspaceId};
 use crate::jobs::SendInvites;
 use crate::queue::JobQueue;
-use crate::store::audit::{self, Action, Actor, Target};
+use crate::service::audit::record;
+use crate::service::{Result, Step as _};
+use crate::store::audit::{Action, Actor, Target};
 use crate::store::support as store;
 
 pub use crate::store::support::{ArchiveOutcome, ResendOutcome, RetryOutcome, UnarchiveOutcome};
@@ -61,10 +63,11 @@ pub async fn retry_failed(
     queue: &JobQueue,
     (workspace, actor): (WorkspaceId, Actor),
     import: ImportId,
-) -> anyhow::Result<RetryOutcome> {
+) -> Result<RetryOutcome> {
     let outcome = db
         .run(move |c| Ok(store::retry_failed(c, workspace, import)?))
-        .await?;
+        .await
+        .step("queueing the failed sends again")?;
     if let RetryOutcome::Requeued(n) = outcome {
         tracing::info!(requeued = n, "failed sends queued again");
         record(
@@ -89,11 +92,12 @@ pub async fn resend(
     settings: &Settings,
     (workspace, actor): (WorkspaceId, Actor),
     member: MemberId,
-) -> anyhow::Result<ResendOutcome> {
+) -> Result<ResendOutcome> {
     let edition = settings.edition;
     let outcome = db
         .run(move |c| Ok(store::resend(c, workspace, member, edition)?))
-        .await?;
+        .await
+        .step("queueing a new invitation")?;
     if let ResendOutcome::Queued(view) = &outcome {
         tracing::info!("a new invitation email is queued");
         record(
@@ -115,14 +119,15 @@ pub async fn invitation_link(
     settings: &Settings,
     (workspace, actor): (WorkspaceId, Actor),
     member: MemberId,
-) -> anyhow::Result<LinkOutcome> {
+) -> Result<LinkOutcome> {
     if settings.edition != Edition::SelfHosted {
         return Ok(LinkOutcome::SelfHostedOnly);
     }
     let ttl = settings.invite_ttl;
     let outcome = db
         .run(move |c| Ok(store::invitation_link(c, workspace, member, ttl)?))
-        .await?;
+        .await
+        .step("minting an invitation link")?;
     Ok(match outcome {
         store::LinkOutcome::Minted(link) => {
             tracing::info!("an invitation link was minted for an admin to copy");
@@ -146,10 +151,11 @@ pub async fn archive(
     db: &Db,
     (workspace, actor): (WorkspaceId, Actor),
     member: MemberId,
-) -> anyhow::Result<ArchiveOutcome> {
+) -> Result<ArchiveOutcome> {
     let outcome = db
         .run(move |c| Ok(store::archive(c, workspace, member)?))
-        .await?;
+        .await
+        .step("archiving the member")?;
     if let ArchiveOutcome::Archived(_) = &outcome {
         tracing::info!("member archived");
         record(
@@ -171,11 +177,12 @@ pub async fn unarchive(
     settings: &Settings,
     (workspace, actor): (WorkspaceId, Actor),
     member: MemberId,
-) -> anyhow::Result<UnarchiveOutcome> {
+) -> Result<UnarchiveOutcome> {
     let edition = settings.edition;
     let outcome = db
         .run(move |c| Ok(store::unarchive(c, workspace, member, edition)?))
-        .await?;
+        .await
+        .step("unarchiving the member")?;
     if let UnarchiveOutcome::Queued(view) = &outcome {
         tracing::info!("member unarchived; a new invitation email is queued");
         record(
@@ -188,26 +195,6 @@ pub async fn unarchive(
         wake(queue, view.import_id.map(ImportId)).await;
     }
     Ok(outcome)
-}
-
-/// Adds an entry to the audit log. The action has happened by then, so a failure to record it is
-/// logged as an error rather than reported to the caller (who might then repeat the action).
-pub async fn record(
-    db: &Db,
-    (workspace, actor): (WorkspaceId, Actor),
-    action: Action,
-    target: Target,
-) {
-    let result = db
-        .run(move |c| Ok(audit::record(c, workspace, actor, action, target)?))
-        .await;
-    if let Err(e) = result {
-        tracing::error!(
-            error = format!("{e:#}"),
-            action = action.as_str(),
-            "could not record the audit entry"
-        );
-    }
 }
 
 /// Tells the senders there is work; a failure only delays the email until the next housekeeping.
