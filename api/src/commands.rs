@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use invite_shared::config::Settings;
 use invite_shared::db::Db;
-use invite_shared::ids::{ImportId, MemberId, WorkspaceId};
+use invite_shared::ids::{ImportId, MemberId, TokenId, WorkspaceId};
 use invite_shared::intake;
 use invite_shared::intake::workbook::child::Converter;
 use invite_shared::queue::JobQueue;
@@ -162,7 +162,7 @@ pub async fn import(
     let (workspace, admin) = db
         .run(move |c| {
             let workspace = auth::ensure_workspace(c, &owned)?;
-            let id = WorkspaceId(workspace.id);
+            let id = workspace.id;
             let admin = match auth::first_admin(c, id)? {
                 Some(admin) => admin,
                 None => {
@@ -206,7 +206,7 @@ pub async fn import(
     {
         Stored::Created(import) | Stored::Existing(import) => import,
     };
-    let id = ImportId(import.id);
+    let id = import.id;
 
     let shutdown = CancellationToken::new();
     let workers = start_workers(&settings, &db, &queue, &shutdown)?;
@@ -263,7 +263,7 @@ async fn watch(db: &Db, id: ImportId) -> anyhow::Result<(Import, EmailCounts)> {
             ),
         }
         let finished = matches!(
-            import.status(),
+            import.status,
             ImportStatus::Completed | ImportStatus::Failed
         );
         if finished && emails.pending == 0 {
@@ -280,7 +280,7 @@ async fn workspace_id(db: &Db, slug: &str) -> anyhow::Result<WorkspaceId> {
     let owned = slug.to_owned();
     db.run(move |c| Ok(auth::find_workspace(c, &owned)?))
         .await?
-        .map(|w| WorkspaceId(w.id))
+        .map(|w| w.id)
         .with_context(|| format!("workspace `{slug}` not found"))
 }
 
@@ -416,7 +416,7 @@ pub async fn token(db: &Db, command: TokenCommand) -> anyhow::Result<String> {
             Ok(token_lines(&tokens))
         }
         TokenCommand::Revoke { workspace, id } => {
-            let ws = workspace_id(db, &workspace).await?;
+            let (ws, id) = (workspace_id(db, &workspace).await?, TokenId(id));
             if db.run(move |c| Ok(auth::revoke_token(c, ws, id)?)).await? {
                 let target = Target::Token(id);
                 support::record(db, (ws, Actor::Operator), Action::TokenRevoke, target).await;

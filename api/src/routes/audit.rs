@@ -2,6 +2,7 @@
 
 use axum::Json;
 use axum::extract::{Query, State};
+use invite_shared::ids::AuditEventId;
 use invite_shared::store::audit;
 use serde::Serialize;
 
@@ -80,15 +81,18 @@ pub async fn list(
     let workspace = admin.workspace_id;
     let entries = state
         .db
-        .run(move |c| Ok(audit::page(c, workspace, page.cursor, limit)?))
+        .run(move |c| {
+            let before = page.cursor.map(AuditEventId);
+            Ok(audit::page(c, workspace, before, limit)?)
+        })
         .await?;
     let next = (entries.len() as i64 == limit)
-        .then(|| entries.last().map(|e| e.id))
+        .then(|| entries.last().map(|e| e.id.0))
         .flatten();
     let entries = entries
         .into_iter()
         .map(|e| AuditEntry {
-            id: e.id,
+            id: e.id.0,
             actor: e.actor,
             action: e.action,
             target: e.target,

@@ -7,6 +7,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use invite_shared::ids::TokenId;
 use invite_shared::store::audit::{Action, Target};
 use invite_shared::store::auth::{self, NewToken, TokenInfo};
 use invite_shared::support;
@@ -189,7 +190,7 @@ pub async fn revoke(
     State(state): State<AppState>,
     Valid(Path((_ws, id))): Valid<Path<(String, i64)>>,
 ) -> Result<StatusCode, ApiError> {
-    let workspace = admin.workspace_id;
+    let (workspace, id) = (admin.workspace_id, TokenId(id));
     let revoked = state
         .db
         .run(move |c| Ok(auth::revoke_token(c, workspace, id)?))
@@ -214,7 +215,7 @@ fn expiry(lifetime: Duration) -> Result<chrono::NaiveDateTime, ApiError> {
 /// A token as listed: never its secret.
 pub fn token_json(t: &TokenInfo) -> TokenJson {
     TokenJson {
-        id: t.id,
+        id: t.id.0,
         name: t.name.clone(),
         prefix: t.prefix.clone(),
         created_by: t.created_by.clone(),

@@ -1,6 +1,11 @@
 //! The store: every read and write of the ledger, as functions over a [`DbConn`](crate::db::DbConn).
 //!
 //! Functions run inside `Db::run` (a blocking thread). Each module owns one part of the flow.
+//!
+//! Rows come back as named structs typed with the ids of [`crate::ids`] and the enums of
+//! [`crate::status`], so a stored text no enum knows fails the read instead of being taken for
+//! some state. Their `Selectable` derives check each field against its column on SQLite, the
+//! backend every build has; the field types decode alike on PostgreSQL.
 
 pub mod audit;
 pub mod auth;

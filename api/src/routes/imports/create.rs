@@ -14,7 +14,7 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt as _};
 use invite_shared::db::Db;
 use invite_shared::domain::header::HeaderError;
-use invite_shared::ids::{AccountId, ImportId, WorkspaceId};
+use invite_shared::ids::{AccountId, WorkspaceId};
 use invite_shared::intake::decode::{Kind, Sniffer};
 use invite_shared::intake::workbook::WorkbookError;
 use invite_shared::intake::{self, IntakeError, Prepared};
@@ -154,7 +154,7 @@ pub async fn handle(
     let import = match store_and_enqueue(&state.db, &state.queue, upload, prepared).await? {
         Stored::Existing(import) | Stored::Created(import) => import,
     };
-    tracing::Span::current().record("import_id", import.id);
+    tracing::Span::current().record("import_id", import.id.0);
     accepted(&state, &admin, import).await
 }
 
@@ -248,10 +248,10 @@ pub async fn store_and_enqueue(
     } else {
         Action::Upload
     };
-    let target = Target::Import(ImportId(import.id));
+    let target = Target::Import(import.id);
     support::record(db, (upload.workspace_id, upload.actor), action, target).await;
     metrics::histogram!(invite_shared::metrics::UPLOAD_BYTES).record(size as f64);
-    let id = ImportId(import.id);
+    let id = import.id;
     if let Err(e) = queue.push_import(ProcessImport { import_id: id }).await {
         tracing::warn!(
             error = format!("{e:#}"),
