@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use invite_shared::config::Settings;
 use invite_shared::db::Db;
-use invite_shared::ids::{ImportId, MemberId, WorkspaceId};
+use invite_shared::ids::{ImportId, MemberId, TokenId, WorkspaceId};
 use invite_shared::intake;
 use invite_shared::intake::workbook::child::Converter;
 use invite_shared::queue::JobQueue;
@@ -164,7 +164,7 @@ pub async fn import(
     let (workspace, admin) = db
         .run(move |c| {
             let workspace = auth::ensure_workspace(c, &owned)?;
-            let id = WorkspaceId(workspace.id);
+            let id = workspace.id;
             let admin = match auth::first_admin(c, id)? {
                 Some(admin) => admin,
                 None => {
@@ -205,7 +205,7 @@ pub async fn import(
     let import = match import_service::create(&db, &queue, upload, prepared).await? {
         Stored::Created(import) | Stored::Existing(import) => import,
     };
-    let id = ImportId(import.id);
+    let id = import.id;
 
     let shutdown = CancellationToken::new();
     let workers = start_workers(&settings, &db, &queue, &shutdown)?;
@@ -262,7 +262,7 @@ async fn watch(db: &Db, id: ImportId) -> anyhow::Result<(Import, EmailCounts)> {
             ),
         }
         let finished = matches!(
-            import.status(),
+            import.status,
             ImportStatus::Completed | ImportStatus::Failed
         );
         if finished && emails.pending == 0 {
@@ -279,7 +279,7 @@ async fn workspace_id(db: &Db, slug: &str) -> anyhow::Result<WorkspaceId> {
     let owned = slug.to_owned();
     db.run(move |c| Ok(auth::find_workspace(c, &owned)?))
         .await?
-        .map(|w| WorkspaceId(w.id))
+        .map(|w| w.id)
         .with_context(|| format!("workspace `{slug}` not found"))
 }
 
@@ -406,7 +406,7 @@ pub async fn token(db: &Db, command: TokenCommand) -> anyhow::Result<String> {
         }
         TokenCommand::Revoke { workspace, id } => {
             let ws = workspace_id(db, &workspace).await?;
-            match token_service::revoke(db, (ws, Actor::Operator), id).await? {
+            match token_service::revoke(db, (ws, Actor::Operator), TokenId(id)).await? {
                 RevokeOutcome::Revoked => {
                     Ok(format!("token {id} revoked: it gets 401 from now on"))
                 }

@@ -257,7 +257,7 @@ fn print_summary(summary: &commands::ImportSummary, outbox: Option<PathBuf>) -> 
     if let Some(error) = &import.error {
         println!("  error: {error}");
     }
-    if import.status() == ImportStatus::Completed {
+    if import.status == ImportStatus::Completed {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

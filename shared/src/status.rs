@@ -1,6 +1,50 @@
 //! The small closed sets of states the ledger records, with their stored spellings.
+//!
+//! Each is a `TEXT` column that binds and reads as the enum itself. Reading a spelling the enum
+//! does not know fails the query (`diesel::result::Error::DeserializationError`, naming the value)
+//! rather than standing in for some state: a row written by a newer release, or by hand, must not
+//! be taken for `failed` or `archived` and acted upon.
 
 use serde::Serialize;
+
+/// Implements `ToSql<Text>` and `FromSql<Text>` for every backend for a type stored as the text
+/// `as_str` gives and `$read` reads back (`None` for an unknown text, which the read refuses).
+///
+/// A macro because it writes impls, which a function cannot, for types declared apart (the
+/// statuses below, and [`Role`](crate::domain::role::Role)).
+macro_rules! stored_as_text {
+    ($name:ident, $read:path) => {
+        impl<DB: diesel::backend::Backend> diesel::serialize::ToSql<diesel::sql_types::Text, DB>
+            for $name
+        where
+            str: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
+        {
+            fn to_sql<'b>(
+                &'b self,
+                out: &mut diesel::serialize::Output<'b, '_, DB>,
+            ) -> diesel::serialize::Result {
+                diesel::serialize::ToSql::<diesel::sql_types::Text, DB>::to_sql(self.as_str(), out)
+            }
+        }
+
+        impl<DB: diesel::backend::Backend> diesel::deserialize::FromSql<diesel::sql_types::Text, DB>
+            for $name
+        where
+            String: diesel::deserialize::FromSql<diesel::sql_types::Text, DB>,
+        {
+            fn from_sql(bytes: DB::RawValue<'_>) -> diesel::deserialize::Result<Self> {
+                let stored = <String as diesel::deserialize::FromSql<
+                    diesel::sql_types::Text,
+                    DB,
+                >>::from_sql(bytes)?;
+                $read(&stored).ok_or_else(|| {
+                    format!("{stored:?} is not a stored {}", stringify!($name)).into()
+                })
+            }
+        }
+    };
+}
+pub(crate) use stored_as_text;
 
 /// Declares an enum with its stored spellings. A macro because it declares a type, its variants and
 /// the `match`es between them and their texts, which neither a function nor a generic can.
@@ -8,6 +52,8 @@ macro_rules! stored_enum {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+        #[derive(diesel::expression::AsExpression, diesel::deserialize::FromSqlRow)]
+        #[diesel(sql_type = diesel::sql_types::Text)]
         #[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
         #[serde(rename_all = "snake_case")]
         pub enum $name { $($(#[$vdoc])* $variant),+ }
@@ -29,6 +75,8 @@ macro_rules! stored_enum {
                 f.write_str(self.as_str())
             }
         }
+
+        stored_as_text!($name, $name::parse);
     };
 }
 

@@ -237,7 +237,7 @@ async fn admin_routes_require_a_token_of_an_admin_of_that_workspace(stack: Stack
             let account = auth::ensure_account(c, "user@acme.test")?;
             auth::upsert_active_member(
                 c,
-                invite_shared::ids::WorkspaceId(ws.id),
+                ws.id,
                 account,
                 invite_shared::domain::role::Role::EndUser,
             )?;

@@ -1,7 +1,7 @@
 //! API tokens as a managed resource, on both stacks: a recognisable prefix, a name, an expiry,
 //! revocation, `last_used_at`, and never a secret in a list.
 
-use invite_shared::ids::{AccountId, WorkspaceId};
+use invite_shared::ids::AccountId;
 use invite_shared::store::auth::{self, NewToken};
 use invite_tests::app::{Stack, TestApp, people_csv};
 use invite_tests::on_both_stacks;
@@ -137,10 +137,10 @@ async fn expired_token(app: &TestApp) -> String {
     app.db
         .run(move |c| {
             let workspace = auth::find_workspace(c, &slug)?.expect("the app's workspace");
-            let admin = auth::first_admin(c, WorkspaceId(workspace.id))?.expect("its admin");
+            let admin = auth::first_admin(c, workspace.id)?.expect("its admin");
             let new = NewToken {
                 account: AccountId(admin.0),
-                workspace: Some(WorkspaceId(workspace.id)),
+                workspace: Some(workspace.id),
                 name: "expired".into(),
                 expires_at: Some(invite_shared::store::now() - chrono::TimeDelta::seconds(1)),
             };
@@ -159,10 +159,10 @@ async fn a_token_made_for_one_workspace_does_not_open_another(stack: Stack) {
         .run(move |c| {
             let globex = auth::find_workspace(c, "globex")?.unwrap();
             let acme = auth::find_workspace(c, &slug)?.unwrap();
-            let admin = auth::first_admin(c, WorkspaceId(acme.id))?.unwrap();
+            let admin = auth::first_admin(c, acme.id)?.unwrap();
             auth::upsert_active_member(
                 c,
-                WorkspaceId(globex.id),
+                globex.id,
                 admin,
                 invite_shared::domain::role::Role::Admin,
             )?;

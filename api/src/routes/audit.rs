@@ -2,6 +2,7 @@
 
 use axum::Json;
 use axum::extract::{Query, State};
+use invite_shared::ids::AuditEventId;
 use invite_shared::service::audit;
 use serde::Serialize;
 
@@ -76,12 +77,13 @@ pub async fn list(
     Valid(Query(page)): Valid<Query<Page>>,
 ) -> Result<Json<AuditPage>, ApiError> {
     let limit = page.limit.unwrap_or(100).clamp(1, MAX_PAGE);
-    let found = audit::page(&state.db, admin.workspace_id, page.cursor, limit).await?;
+    let cursor = page.cursor.map(AuditEventId);
+    let found = audit::page(&state.db, admin.workspace_id, cursor, limit).await?;
     let entries = found
         .entries
         .into_iter()
         .map(|e| AuditEntry {
-            id: e.id,
+            id: e.id.0,
             actor: e.actor,
             action: e.action,
             target: e.target,
@@ -90,6 +92,6 @@ pub async fn list(
         .collect();
     Ok(Json(AuditPage {
         entries,
-        next_cursor: found.next_cursor,
+        next_cursor: found.next_cursor.map(|c| c.0),
     }))
 }

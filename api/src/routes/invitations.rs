@@ -208,7 +208,7 @@ fn answer(
 /// The JSON of `GET /invitations/{token}`.
 fn invitation_json(view: InvitationView) -> Invitation {
     Invitation {
-        role: role_label(&view.role),
+        role: role_label(view.role.as_str()),
         workspace: view.workspace,
         email: view.email,
         status: view.status,
@@ -379,7 +379,7 @@ struct InvitationPage {
 impl InvitationPage {
     fn new(view: InvitationView, token: String) -> InvitationPage {
         InvitationPage {
-            role: role_label(&view.role),
+            role: role_label(view.role.as_str()),
             expires_iso: rfc3339(view.expires_at),
             expires_text: view.expires_at.format("%-d %B %Y at %H:%M UTC").to_string(),
             workspace: view.workspace,
@@ -402,7 +402,7 @@ struct WelcomePage {
 impl WelcomePage {
     fn new(view: InvitationView) -> WelcomePage {
         WelcomePage {
-            role: role_label(&view.role),
+            role: role_label(view.role.as_str()),
             workspace: view.workspace,
         }
     }
@@ -568,12 +568,12 @@ mod tests {
             email: "ada@example.com".into(),
             first_name: Some(workspace.into()),
             status: invite_shared::status::MemberStatus::Invited,
-            role: "end_user".into(),
+            role: invite_shared::domain::role::Role::EndUser,
             expires_at: chrono::NaiveDate::from_ymd_opt(2030, 6, 1)
                 .unwrap()
                 .and_hms_opt(9, 30, 0)
                 .unwrap(),
-            invitation_id: 1,
+            invitation_id: invite_shared::ids::InvitationId(1),
             inviter: inviter.map(str::to_owned),
         }
     }

@@ -7,6 +7,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use invite_shared::ids::TokenId;
 use invite_shared::service::tokens::{self as service, RevokeOutcome};
 use invite_shared::store::auth::{self, NewToken, TokenInfo};
 use serde::Serialize;
@@ -180,7 +181,7 @@ pub async fn revoke(
     State(state): State<AppState>,
     Valid(Path((_ws, id))): Valid<Path<(String, i64)>>,
 ) -> Result<StatusCode, ApiError> {
-    match service::revoke(&state.db, admin.audit(), id).await? {
+    match service::revoke(&state.db, admin.audit(), TokenId(id)).await? {
         RevokeOutcome::Revoked => Ok(StatusCode::NO_CONTENT),
         RevokeOutcome::NotFound => Err(ApiError::NotFound("token")),
     }
@@ -197,7 +198,7 @@ fn expiry(lifetime: Duration) -> Result<chrono::NaiveDateTime, ApiError> {
 /// A token as listed: never its secret.
 pub fn token_json(t: &TokenInfo) -> TokenJson {
     TokenJson {
-        id: t.id,
+        id: t.id.0,
         name: t.name.clone(),
         prefix: t.prefix.clone(),
         created_by: t.created_by.clone(),

@@ -12,8 +12,8 @@ use diesel::PgConnection;
 use diesel::dsl::Limit;
 use diesel::query_dsl::LoadQuery;
 use diesel::query_dsl::methods::{ExecuteDsl, LimitDsl};
-use diesel::sqlite::SqliteConnection;
-use diesel::{Connection, QueryResult, RunQueryDsl};
+use diesel::sqlite::{Sqlite, SqliteConnection};
+use diesel::{Connection, QueryResult, RunQueryDsl, Selectable};
 
 /// A statement every backend's connection can execute.
 #[cfg(feature = "postgres")]
@@ -48,6 +48,14 @@ pub(crate) trait Load<'q, U>: LoadQuery<'q, SqliteConnection, U> {}
 
 #[cfg(not(feature = "postgres"))]
 impl<'q, U, Q> Load<'q, U> for Q where Q: LoadQuery<'q, SqliteConnection, U> {}
+
+/// The columns a `Selectable` row reads, for a query that every backend runs: `T::as_select()`
+/// names one backend in its type, so such a query selects the columns themselves and loads `T` by
+/// position (`Queryable`). The derive selects the same columns for every backend, so SQLite's, which
+/// every build has, serve for all.
+pub(crate) fn columns<T: Selectable<Sqlite>>() -> T::SelectExpression {
+    T::construct_selection()
+}
 
 /// The connection of one backend, for a function written once for all of them: it runs what
 /// `RunQueryDsl` would run on it.

@@ -2,8 +2,21 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The role a member holds in a workspace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// The role a member holds in a workspace; stored as [`Role::as_str`], and a stored text that is
+/// no role fails the query that reads it.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Manages the workspace, its members and imports.
@@ -59,6 +72,8 @@ impl Role {
         }
     }
 }
+
+crate::status::stored_as_text!(Role, Role::from_stored);
 
 /// Keeps messages readable when someone pastes a paragraph into the role column.
 fn shorten(s: &str) -> String {

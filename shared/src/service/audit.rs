@@ -1,7 +1,7 @@
 //! The audit log as the routes and the CLI use it: record an action, read a page.
 
 use crate::db::Db;
-use crate::ids::WorkspaceId;
+use crate::ids::{AuditEventId, WorkspaceId};
 use crate::service::{Result, Step as _, next_cursor};
 use crate::store::audit::{self, Action, Actor, Entry, Target};
 
@@ -11,14 +11,14 @@ pub struct Page {
     /// The entries.
     pub entries: Vec<Entry>,
     /// The cursor of the next page; `None` on the last.
-    pub next_cursor: Option<i64>,
+    pub next_cursor: Option<AuditEventId>,
 }
 
 /// The workspace's entries older than `cursor` (from the newest when `None`), at most `limit`.
 pub async fn page(
     db: &Db,
     workspace: WorkspaceId,
-    cursor: Option<i64>,
+    cursor: Option<AuditEventId>,
     limit: i64,
 ) -> Result<Page> {
     let entries = db

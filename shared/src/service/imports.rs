@@ -2,7 +2,7 @@
 //! the audit log, then enqueued. The route `POST …/imports` and `invite-api import` both call it.
 
 use crate::db::Db;
-use crate::ids::{AccountId, ImportId, WorkspaceId};
+use crate::ids::{AccountId, WorkspaceId};
 use crate::intake::Prepared;
 use crate::jobs::ProcessImport;
 use crate::metrics as m;
@@ -71,7 +71,7 @@ pub async fn create(
     let Stored::Created(import) = &stored else {
         return Ok(stored);
     };
-    let id = ImportId(import.id);
+    let id = import.id;
     let action = if upload.dry_run {
         Action::DryRun
     } else {

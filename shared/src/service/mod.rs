@@ -76,7 +76,7 @@ impl<T> Step<T> for anyhow::Result<T> {
 
 /// The cursor of the page after `page`, read with at most `limit` items: the key of its last item
 /// when it is full (more may follow); `None` when it is short, as the last page is.
-fn next_cursor<T>(page: &[T], limit: i64, key: impl Fn(&T) -> i64) -> Option<i64> {
+fn next_cursor<T, K>(page: &[T], limit: i64, key: impl Fn(&T) -> K) -> Option<K> {
     if page.len() as i64 == limit {
         page.last().map(key)
     } else {

@@ -77,10 +77,10 @@ fn cells(r: ResultRow) -> [String; 7] {
     [
         r.row.to_string(),
         r.email.unwrap_or_default(),
-        r.outcome,
+        r.outcome.to_string(),
         r.reason.unwrap_or_default(),
         r.member_id.map(|m| m.to_string()).unwrap_or_default(),
-        r.email_status.unwrap_or_default(),
+        r.email_status.map(|s| s.to_string()).unwrap_or_default(),
         r.error.unwrap_or_default(),
     ]
 }

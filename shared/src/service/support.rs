@@ -107,7 +107,7 @@ pub async fn resend(
             Target::Member(member),
         )
         .await;
-        wake(queue, view.import_id.map(ImportId)).await;
+        wake(queue, view.import_id).await;
     }
     Ok(outcome)
 }
@@ -192,7 +192,7 @@ pub async fn unarchive(
             Target::Member(member),
         )
         .await;
-        wake(queue, view.import_id.map(ImportId)).await;
+        wake(queue, view.import_id).await;
     }
     Ok(outcome)
 }

@@ -4,7 +4,7 @@
 use chrono::NaiveDateTime;
 
 use crate::db::Db;
-use crate::ids::WorkspaceId;
+use crate::ids::{TokenId, WorkspaceId};
 use crate::service::audit::record;
 use crate::service::{Result, Step as _};
 use crate::store::audit::{Action, Actor, Target};
@@ -55,7 +55,7 @@ pub async fn issue_for_admin(
             let issued = auth::issue_admin_token(c, &slug, &email, &name, expires_at)?;
             let workspace =
                 auth::find_workspace(c, &slug)?.ok_or(diesel::result::Error::NotFound)?;
-            Ok((issued, WorkspaceId(workspace.id)))
+            Ok((issued, workspace.id))
         })
         .await
         .step("issuing the token")?;
@@ -78,11 +78,11 @@ pub async fn list(db: &Db, workspace: WorkspaceId) -> Result<Vec<TokenInfo>> {
 }
 
 /// Revokes one of the tokens [`list`] shows for the workspace.
-#[tracing::instrument(skip_all, fields(%workspace, token_id = id))]
+#[tracing::instrument(skip_all, fields(%workspace, token_id = id.0))]
 pub async fn revoke(
     db: &Db,
     (workspace, actor): (WorkspaceId, Actor),
-    id: i64,
+    id: TokenId,
 ) -> Result<RevokeOutcome> {
     let revoked = db
         .run(move |c| Ok(auth::revoke_token(c, workspace, id)?))

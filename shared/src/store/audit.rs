@@ -6,7 +6,7 @@ use diesel::prelude::*;
 
 use crate::db::DbConn;
 use crate::db::schema::{accounts, audit_events};
-use crate::ids::{AccountId, ImportId, MemberId, WorkspaceId};
+use crate::ids::{AccountId, AuditEventId, ImportId, MemberId, TokenId, WorkspaceId};
 use crate::on_conn;
 use crate::store::now;
 
@@ -67,7 +67,7 @@ pub enum Target {
     /// A member.
     Member(MemberId),
     /// An API token, by id.
-    Token(i64),
+    Token(TokenId),
 }
 
 impl Target {
@@ -81,11 +81,13 @@ impl Target {
 }
 
 /// One entry of the log, as shown.
-#[derive(Debug, Clone, Queryable)]
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = audit_events, check_for_backend(diesel::sqlite::Sqlite))]
 pub struct Entry {
     /// Its id (the cursor of the next page).
-    pub id: i64,
+    pub id: AuditEventId,
     /// The acting admin's email; `None` for an operator at the command line.
+    #[diesel(select_expression = accounts::email.nullable())]
     pub actor: Option<String>,
     /// [`Action::as_str`].
     pub action: String,
@@ -104,13 +106,13 @@ pub fn record(
     target: Target,
 ) -> QueryResult<()> {
     let actor = match actor {
-        Actor::Admin(account) => Some(account.0),
+        Actor::Admin(account) => Some(account),
         Actor::Operator => None,
     };
     on_conn!(conn, |c| {
         diesel::insert_into(audit_events::table)
             .values((
-                audit_events::workspace_id.eq(workspace.0),
+                audit_events::workspace_id.eq(workspace),
                 audit_events::actor_account_id.eq(actor),
                 audit_events::action.eq(action.as_str()),
                 audit_events::target.eq(target.text()),
@@ -125,23 +127,17 @@ pub fn record(
 pub fn page(
     conn: &mut DbConn,
     workspace: WorkspaceId,
-    before: Option<i64>,
+    before: Option<AuditEventId>,
     limit: i64,
 ) -> QueryResult<Vec<Entry>> {
     on_conn!(conn, |c| {
         audit_events::table
             .left_join(accounts::table)
-            .filter(audit_events::workspace_id.eq(workspace.0))
-            .filter(audit_events::id.lt(before.unwrap_or(i64::MAX)))
+            .filter(audit_events::workspace_id.eq(workspace))
+            .filter(audit_events::id.lt(before.unwrap_or(AuditEventId(i64::MAX))))
             .order(audit_events::id.desc())
             .limit(limit)
-            .select((
-                audit_events::id,
-                accounts::email.nullable(),
-                audit_events::action,
-                audit_events::target,
-                audit_events::created_at,
-            ))
+            .select(Entry::as_select())
             .load(c)
     })
 }

@@ -6,17 +6,18 @@ use diesel::prelude::*;
 use crate::db::DbConn;
 use crate::db::schema::{accounts, api_tokens, members, workspaces};
 use crate::domain::role::Role;
-use crate::ids::{AccountId, WorkspaceId};
+use crate::ids::{AccountId, TokenId, WorkspaceId};
 use crate::on_conn;
 use crate::status::MemberStatus;
 use crate::store::now;
 use crate::tokens;
 
 /// A workspace row.
-#[derive(Debug, Clone, Queryable)]
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = workspaces, check_for_backend(diesel::sqlite::Sqlite))]
 pub struct Workspace {
     /// Primary key.
-    pub id: i64,
+    pub id: WorkspaceId,
     /// The URL name used in API paths.
     pub slug: String,
     /// The display name used in emails.
@@ -59,7 +60,7 @@ pub fn ensure_workspace(conn: &mut DbConn, slug: &str) -> QueryResult<Workspace>
             .execute(c)?;
         workspaces::table
             .filter(workspaces::slug.eq(slug))
-            .select((workspaces::id, workspaces::slug, workspaces::name))
+            .select(Workspace::as_select())
             .first(c)
     })
 }
@@ -69,7 +70,7 @@ pub fn find_workspace(conn: &mut DbConn, slug: &str) -> QueryResult<Option<Works
     on_conn!(conn, |c| {
         workspaces::table
             .filter(workspaces::slug.eq(slug))
-            .select((workspaces::id, workspaces::slug, workspaces::name))
+            .select(Workspace::as_select())
             .first(c)
             .optional()
     })
@@ -91,7 +92,6 @@ pub fn ensure_account(conn: &mut DbConn, email: &str) -> QueryResult<AccountId> 
             .filter(accounts::email.eq(email))
             .select(accounts::id)
             .first(c)
-            .map(AccountId)
     })
 }
 
@@ -110,7 +110,7 @@ pub fn issue_admin_token(
     expires_at: Option<NaiveDateTime>,
 ) -> QueryResult<Issued> {
     conn.transaction(|conn| {
-        let workspace = WorkspaceId(ensure_workspace(conn, slug)?.id);
+        let workspace = ensure_workspace(conn, slug)?.id;
         let account = ensure_account(conn, email)?;
         upsert_active_member(conn, workspace, account, Role::Admin)?;
         let new = NewToken {
@@ -133,18 +133,18 @@ pub fn upsert_active_member(
     on_conn!(conn, |c| {
         diesel::insert_into(members::table)
             .values((
-                members::workspace_id.eq(workspace.0),
-                members::account_id.eq(account.0),
-                members::role.eq(role.as_str()),
-                members::status.eq(MemberStatus::Active.as_str()),
+                members::workspace_id.eq(workspace),
+                members::account_id.eq(account),
+                members::role.eq(role),
+                members::status.eq(MemberStatus::Active),
                 members::created_at.eq(now()),
                 members::updated_at.eq(now()),
             ))
             .on_conflict((members::workspace_id, members::account_id))
             .do_update()
             .set((
-                members::role.eq(role.as_str()),
-                members::status.eq(MemberStatus::Active.as_str()),
+                members::role.eq(role),
+                members::status.eq(MemberStatus::Active),
                 members::updated_at.eq(now()),
             ))
             .execute(c)
@@ -181,7 +181,7 @@ pub struct NewToken {
 #[derive(Debug, Clone)]
 pub struct Issued {
     /// Its id, to list and revoke it.
-    pub id: i64,
+    pub id: TokenId,
     /// The secret, shown once.
     pub secret: String,
     /// Its listed form.
@@ -189,15 +189,17 @@ pub struct Issued {
 }
 
 /// An API token as listed: everything but the secret.
-#[derive(Debug, Clone, Queryable)]
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = api_tokens, check_for_backend(diesel::sqlite::Sqlite))]
 pub struct TokenInfo {
     /// Its id.
-    pub id: i64,
+    pub id: TokenId,
     /// Its name.
     pub name: String,
     /// Its first characters, e.g. `bi_Q2x9LmZa` (empty for tokens made before prefixes).
     pub prefix: String,
     /// The email of the admin it acts as.
+    #[diesel(select_expression = accounts::email)]
     pub created_by: String,
     /// When it was made.
     pub created_at: NaiveDateTime,
@@ -216,16 +218,16 @@ pub fn issue_token(conn: &mut DbConn, new: &NewToken) -> QueryResult<Issued> {
     let id = on_conn!(conn, |c| {
         diesel::insert_into(api_tokens::table)
             .values((
-                api_tokens::account_id.eq(new.account.0),
+                api_tokens::account_id.eq(new.account),
                 api_tokens::token_hash.eq(&token.hash),
                 api_tokens::created_at.eq(now()),
-                api_tokens::workspace_id.eq(new.workspace.map(|w| w.0)),
+                api_tokens::workspace_id.eq(new.workspace),
                 api_tokens::name.eq(&new.name),
                 api_tokens::prefix.eq(&prefix),
                 api_tokens::expires_at.eq(new.expires_at),
             ))
             .returning(api_tokens::id)
-            .get_result::<i64>(c)
+            .get_result::<TokenId>(c)
     })?;
     let info = token_infos(conn, TokenScope::Id(id))?
         .pop()
@@ -239,7 +241,7 @@ pub fn issue_token(conn: &mut DbConn, new: &NewToken) -> QueryResult<Issued> {
 
 /// Which tokens [`token_infos`] lists.
 enum TokenScope {
-    Id(i64),
+    Id(TokenId),
     Workspace(WorkspaceId),
 }
 
@@ -253,28 +255,19 @@ fn token_infos(conn: &mut DbConn, scope: TokenScope) -> QueryResult<Vec<TokenInf
     on_conn!(conn, |c| {
         let mut query = api_tokens::table
             .inner_join(accounts::table)
-            .select((
-                api_tokens::id,
-                api_tokens::name,
-                api_tokens::prefix,
-                accounts::email,
-                api_tokens::created_at,
-                api_tokens::expires_at,
-                api_tokens::revoked_at,
-                api_tokens::last_used_at,
-            ))
+            .select(TokenInfo::as_select())
             .order(api_tokens::id.desc())
             .into_boxed();
         query = match scope {
             TokenScope::Id(id) => query.filter(api_tokens::id.eq(id)),
             TokenScope::Workspace(workspace) => {
                 let admins = members::table
-                    .filter(members::workspace_id.eq(workspace.0))
-                    .filter(members::role.eq(Role::Admin.as_str()))
+                    .filter(members::workspace_id.eq(workspace))
+                    .filter(members::role.eq(Role::Admin))
                     .select(members::account_id);
                 query.filter(
                     api_tokens::workspace_id
-                        .eq(workspace.0)
+                        .eq(workspace)
                         .or(api_tokens::workspace_id
                             .is_null()
                             .and(api_tokens::account_id.eq_any(admins))),
@@ -287,7 +280,7 @@ fn token_infos(conn: &mut DbConn, scope: TokenScope) -> QueryResult<Vec<TokenInf
 
 /// Revokes one of the tokens [`list_tokens`] shows for the workspace; `false` when there is no
 /// such token there. Revoking twice keeps the first time.
-pub fn revoke_token(conn: &mut DbConn, workspace: WorkspaceId, id: i64) -> QueryResult<bool> {
+pub fn revoke_token(conn: &mut DbConn, workspace: WorkspaceId, id: TokenId) -> QueryResult<bool> {
     let listed = token_infos(conn, TokenScope::Workspace(workspace))?
         .iter()
         .any(|t| t.id == id);
@@ -320,13 +313,25 @@ pub fn expiry_after(lifetime: std::time::Duration) -> Option<NaiveDateTime> {
 /// at most, not one per request.
 const LAST_USED_GRANULARITY: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
 
+/// A live API token, as [`authorize_admin`] reads it.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = api_tokens, check_for_backend(diesel::sqlite::Sqlite))]
+struct Presented {
+    id: TokenId,
+    /// The admin it acts as.
+    account_id: AccountId,
+    /// The one workspace it is valid in, if it was made for one.
+    workspace_id: Option<WorkspaceId>,
+    last_used_at: Option<NaiveDateTime>,
+}
+
 /// Decides whether the holder of `token` administers workspace `slug`.
 pub fn authorize_admin(conn: &mut DbConn, token: &str, slug: &str) -> QueryResult<AuthOutcome> {
     let hash = tokens::hash(token);
     let now = now();
     on_conn!(conn, |c| {
         // Revoked and expired tokens are unknown tokens: 401 at once.
-        let found: Option<(i64, i64, Option<i64>, Option<NaiveDateTime>)> = api_tokens::table
+        let found: Option<Presented> = api_tokens::table
             .filter(api_tokens::token_hash.eq(&hash))
             .filter(api_tokens::revoked_at.is_null())
             .filter(
@@ -334,47 +339,43 @@ pub fn authorize_admin(conn: &mut DbConn, token: &str, slug: &str) -> QueryResul
                     .is_null()
                     .or(api_tokens::expires_at.gt(now)),
             )
-            .select((
-                api_tokens::id,
-                api_tokens::account_id,
-                api_tokens::workspace_id,
-                api_tokens::last_used_at,
-            ))
+            .select(Presented::as_select())
             .first(c)
             .optional()?;
-        let Some((token_id, account, scope, last_used)) = found else {
+        let Some(token) = found else {
             return Ok(AuthOutcome::UnknownToken);
         };
-        if last_used.is_none_or(|t| now - t >= LAST_USED_GRANULARITY) {
-            diesel::update(api_tokens::table.find(token_id))
+        if token
+            .last_used_at
+            .is_none_or(|t| now - t >= LAST_USED_GRANULARITY)
+        {
+            diesel::update(api_tokens::table.find(token.id))
                 .set(api_tokens::last_used_at.eq(Some(now)))
                 .execute(c)?;
         }
         let Some(workspace) = workspaces::table
             .filter(workspaces::slug.eq(slug))
             .select(workspaces::id)
-            .first::<i64>(c)
+            .first::<WorkspaceId>(c)
             .optional()?
         else {
             return Ok(AuthOutcome::NoWorkspace);
         };
-        if scope.is_some_and(|scope| scope != workspace) {
+        if token.workspace_id.is_some_and(|scope| scope != workspace) {
             // A token made for another workspace: as for outsiders, nothing about this one.
             return Ok(AuthOutcome::NoWorkspace);
         }
-        let membership: Option<(String, String)> = members::table
+        let membership: Option<(Role, MemberStatus)> = members::table
             .filter(members::workspace_id.eq(workspace))
-            .filter(members::account_id.eq(account))
+            .filter(members::account_id.eq(token.account_id))
             .select((members::role, members::status))
             .first(c)
             .optional()?;
         // Outsiders learn nothing about another workspace, not even that it exists.
         Ok(match membership {
             None => AuthOutcome::NoWorkspace,
-            Some((role, status))
-                if role == Role::Admin.as_str() && status == MemberStatus::Active.as_str() =>
-            {
-                AuthOutcome::Granted(AccountId(account), WorkspaceId(workspace))
+            Some((Role::Admin, MemberStatus::Active)) => {
+                AuthOutcome::Granted(token.account_id, workspace)
             }
             Some(_) => AuthOutcome::NotAdmin,
         })
@@ -395,13 +396,12 @@ pub fn has_workspaces(conn: &mut DbConn) -> QueryResult<bool> {
 pub fn first_admin(conn: &mut DbConn, workspace: WorkspaceId) -> QueryResult<Option<AccountId>> {
     on_conn!(conn, |c| {
         members::table
-            .filter(members::workspace_id.eq(workspace.0))
-            .filter(members::role.eq(Role::Admin.as_str()))
-            .filter(members::status.eq(MemberStatus::Active.as_str()))
+            .filter(members::workspace_id.eq(workspace))
+            .filter(members::role.eq(Role::Admin))
+            .filter(members::status.eq(MemberStatus::Active))
             .order(members::id)
             .select(members::account_id)
-            .first::<i64>(c)
+            .first(c)
             .optional()
-            .map(|id| id.map(AccountId))
     })
 }

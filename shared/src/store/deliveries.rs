@@ -21,10 +21,10 @@ use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
 use serde::Serialize;
 
 use crate::db::DbConn;
-use crate::db::backend::BackendConnection;
+use crate::db::backend::{BackendConnection, columns};
 use crate::db::schema::{accounts, deliveries, invitation_links, members, workspaces};
 use crate::db::statement::{param, statement};
-use crate::ids::{DeliveryId, ImportId};
+use crate::ids::{AccountId, DeliveryId, ImportId, InvitationId};
 use crate::status::DeliveryState;
 use crate::store::now;
 use crate::store::tallies::{self, Tally, add_tally};
@@ -143,7 +143,7 @@ pub struct ClaimRequest {
 #[derive(QueryableByName)]
 struct ClaimedAt {
     #[diesel(sql_type = BigInt)]
-    id: i64,
+    id: DeliveryId,
     #[diesel(sql_type = Timestamp)]
     next_attempt_at: NaiveDateTime,
 }
@@ -151,7 +151,7 @@ struct ClaimedAt {
 #[derive(QueryableByName)]
 struct ImportRow {
     #[diesel(sql_type = Nullable<BigInt>)]
-    import_id: Option<i64>,
+    import_id: Option<ImportId>,
 }
 
 /// The imports with pending deliveries, in id order, found by hopping along the pending index
@@ -204,7 +204,7 @@ const CLAIM_SQLITE: &str = "UPDATE deliveries SET state = 'sending', claim = $4,
 /// Reads what the emails of the claimed `ids` need and mints one link each (one insert for all).
 fn load_claimed<C: BackendConnection>(
     c: &mut C,
-    ids: &[i64],
+    ids: &[DeliveryId],
     claim: ClaimToken,
     now: NaiveDateTime,
     expires_at: NaiveDateTime,
@@ -217,17 +217,7 @@ fn load_claimed<C: BackendConnection>(
                     .inner_join(workspaces::table),
             )
             .filter(deliveries::id.eq_any(ids))
-            .select((
-                deliveries::id,
-                deliveries::invitation_id,
-                deliveries::attempts,
-                deliveries::first_attempt_at.assume_not_null(),
-                deliveries::message_id,
-                accounts::email,
-                accounts::first_name,
-                workspaces::name,
-                members::invited_by,
-            )),
+            .select(columns::<ClaimedRow>()),
     )?;
     let inviters = inviter_names(c, &rows)?;
     let mut links = Vec::with_capacity(rows.len());
@@ -237,7 +227,7 @@ fn load_claimed<C: BackendConnection>(
             let token = tokens::mint();
             links.push((
                 invitation_links::token_hash.eq(token.hash),
-                invitation_links::invitation_id.eq(row.1),
+                invitation_links::invitation_id.eq(row.invitation_id),
                 invitation_links::expires_at.eq(expires_at),
                 invitation_links::created_at.eq(now),
             ));
@@ -252,21 +242,16 @@ fn load_claimed<C: BackendConnection>(
 fn inviter_names<C: BackendConnection>(
     c: &mut C,
     rows: &[ClaimedRow],
-) -> QueryResult<HashMap<i64, String>> {
-    let inviter_ids: Vec<i64> = rows.iter().filter_map(|r| r.8).collect();
-    let inviters: Vec<(i64, String, Option<String>, Option<String>)> = c.load(
+) -> QueryResult<HashMap<AccountId, String>> {
+    let inviter_ids: Vec<AccountId> = rows.iter().filter_map(|r| r.invited_by).collect();
+    let inviters: Vec<Inviter> = c.load(
         accounts::table
             .filter(accounts::id.eq_any(&inviter_ids))
-            .select((
-                accounts::id,
-                accounts::email,
-                accounts::first_name,
-                accounts::last_name,
-            )),
+            .select(columns::<Inviter>()),
     )?;
     Ok(inviters
         .into_iter()
-        .map(|(id, email, first, last)| (id, display_name(email, first, last)))
+        .map(|inviter| (inviter.id, inviter.display_name()))
         .collect())
 }
 
@@ -289,11 +274,11 @@ pub struct ClaimMemory {
     /// How long what is remembered is trusted.
     remember: Duration,
     /// The groups with pending sends when last listed: `None` (sends of no import), then imports.
-    groups: Vec<Option<i64>>,
+    groups: Vec<Option<ImportId>>,
     /// When they were listed; `None` when nothing is remembered.
     listed_at: Option<std::time::Instant>,
     /// Per group, the place (next attempt, id) of the last delivery a claim took from it.
-    after: HashMap<Option<i64>, (NaiveDateTime, i64)>,
+    after: HashMap<Option<ImportId>, (NaiveDateTime, DeliveryId)>,
 }
 
 impl Default for ClaimMemory {
@@ -321,9 +306,12 @@ impl ClaimMemory {
     }
 
     /// Where a claim from `group` starts: after its last claimed delivery, or at the front.
-    fn start_of(&self, group: Option<i64>) -> (NaiveDateTime, i64) {
+    fn start_of(&self, group: Option<ImportId>) -> (NaiveDateTime, DeliveryId) {
         // Every next attempt is a time this software set, so none lies before 1970.
-        let front = (chrono::DateTime::UNIX_EPOCH.naive_utc(), i64::MIN);
+        let front = (
+            chrono::DateTime::UNIX_EPOCH.naive_utc(),
+            DeliveryId(i64::MIN),
+        );
         self.after.get(&group).copied().unwrap_or(front)
     }
 }
@@ -360,7 +348,7 @@ fn claim_groups<C: BackendConnection + ClaimSql>(
     memory: &mut ClaimMemory,
     limit: i64,
     stamp: ClaimStamp,
-) -> QueryResult<Vec<i64>> {
+) -> QueryResult<Vec<DeliveryId>> {
     memory.list_groups(c)?;
     let mut ids = Vec::new();
     let count = memory.groups.len();
@@ -469,60 +457,81 @@ impl ClaimSql for diesel::SqliteConnection {
     }
 }
 
-/// id, invitation, attempts, first attempt, Message-ID, to, first name, workspace, inviter.
-type ClaimedRow = (
-    i64,
-    i64,
-    i32,
-    NaiveDateTime,
-    Option<String>,
-    String,
-    Option<String>,
-    String,
-    Option<i64>,
-);
+/// A claimed delivery with its invitee, workspace and inviter, as its email needs them.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = deliveries, check_for_backend(diesel::sqlite::Sqlite))]
+struct ClaimedRow {
+    id: DeliveryId,
+    invitation_id: InvitationId,
+    attempts: i32,
+    /// Set by the claim statement that made this attempt.
+    #[diesel(select_expression = deliveries::first_attempt_at.assume_not_null())]
+    first_attempt_at: NaiveDateTime,
+    message_id: Option<String>,
+    #[diesel(select_expression = accounts::email)]
+    to: String,
+    #[diesel(select_expression = accounts::first_name)]
+    first_name: Option<String>,
+    #[diesel(select_expression = workspaces::name)]
+    workspace: String,
+    #[diesel(select_expression = members::invited_by)]
+    invited_by: Option<AccountId>,
+}
 
 fn to_claimed(
     row: ClaimedRow,
     claim: ClaimToken,
     token: String,
     expires_at: NaiveDateTime,
-    inviters: &HashMap<i64, String>,
+    inviters: &HashMap<AccountId, String>,
 ) -> Claimed {
-    let (id, _, attempts, first_attempt_at, message_id, to, first_name, workspace, by) = row;
+    let id = row.id;
     Claimed {
-        id: DeliveryId(id),
+        id,
         claim,
-        attempts,
-        first_attempt_at,
+        attempts: row.attempts,
+        first_attempt_at: row.first_attempt_at,
         // Set by the claim statement; a fallback keeps a row written by hand sendable.
-        message_id: message_id.unwrap_or_else(|| format!("delivery-{id}")),
-        to,
-        first_name,
-        inviter: by
-            .and_then(|b| inviters.get(&b).cloned())
-            .unwrap_or_else(|| workspace.clone()),
-        workspace,
+        message_id: row.message_id.unwrap_or_else(|| format!("delivery-{id}")),
+        to: row.to,
+        first_name: row.first_name,
+        inviter: row
+            .invited_by
+            .and_then(|by| inviters.get(&by).cloned())
+            .unwrap_or_else(|| row.workspace.clone()),
+        workspace: row.workspace,
         token,
         expires_at,
     }
 }
 
-/// "First Last", or the address when the account has no name.
-fn display_name(email: String, first: Option<String>, last: Option<String>) -> String {
-    let name = [first, last]
-        .into_iter()
-        .flatten()
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ");
-    if name.is_empty() { email } else { name }
+/// An admin who invited claimed deliveries' members.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = accounts, check_for_backend(diesel::sqlite::Sqlite))]
+struct Inviter {
+    id: AccountId,
+    email: String,
+    first_name: Option<String>,
+    last_name: Option<String>,
+}
+
+impl Inviter {
+    /// "First Last", or the address when the account has no name.
+    fn display_name(self) -> String {
+        let name = [self.first_name, self.last_name]
+            .into_iter()
+            .flatten()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        if name.is_empty() { self.email } else { name }
+    }
 }
 
 /// One outcome as the group-commit statement reads it (a JSON array of these).
 #[derive(Serialize)]
 struct OutcomeRow<'a> {
-    id: i64,
+    id: DeliveryId,
     claim: i64,
     state: &'static str,
     /// 1 when the attempt is taken back (the email never reached the server).
@@ -546,7 +555,7 @@ impl<'a> OutcomeRow<'a> {
             }
         };
         OutcomeRow {
-            id: r.id.0,
+            id: r.id,
             claim: r.claim.0,
             state: state.as_str(),
             uncount,
@@ -642,9 +651,9 @@ const RECORD_SQLITE: &str = concat!(
 #[derive(QueryableByName)]
 struct WrittenRow {
     #[diesel(sql_type = Nullable<BigInt>)]
-    import_id: Option<i64>,
+    import_id: Option<ImportId>,
     #[diesel(sql_type = Text)]
-    state: String,
+    state: DeliveryState,
 }
 
 /// Records many outcomes in one statement and transaction (a group commit). Each is written only
@@ -661,7 +670,7 @@ pub fn record(conn: &mut DbConn, outcomes: &[Recorded]) -> QueryResult<Written> 
         #[cfg(feature = "postgres")]
         DbConn::Pg(c) => {
             use diesel::sql_types::{Array, SmallInt};
-            let ids: Vec<i64> = outcomes.iter().map(|r| r.id.0).collect();
+            let ids: Vec<DeliveryId> = outcomes.iter().map(|r| r.id).collect();
             let params = (
                 param::<Text, _>(json),
                 param::<Text, _>(now),
@@ -674,15 +683,12 @@ pub fn record(conn: &mut DbConn, outcomes: &[Recorded]) -> QueryResult<Written> 
             let params = (param::<Text, _>(json), param::<Text, _>(now));
             let written = statement(RECORD_SQLITE, params).load::<WrittenRow>(c)?;
             // Every written outcome left `sending`.
-            let changes = written.iter().filter_map(|row| {
-                let state = DeliveryState::parse(&row.state)?;
-                Some((
-                    row.import_id,
-                    Tally::moved(DeliveryState::Sending, state, 1),
-                ))
+            let changes = written.iter().map(|row| {
+                let moved = Tally::moved(DeliveryState::Sending, row.state, 1);
+                (row.import_id, moved)
             });
             for (import, change) in tallies::by_import(changes) {
-                add_tally(c, ImportId(import), change)?;
+                add_tally(c, import, change)?;
             }
             QueryResult::Ok(written.len())
         })?,
@@ -718,7 +724,7 @@ pub fn renew(conn: &mut DbConn, claims: &[ClaimToken], lease: Duration) -> Query
         // SQLite has one writer at a time: nothing to deadlock with.
         DbConn::Sqlite(c) => diesel::update(
             deliveries::table
-                .filter(deliveries::state.eq(DeliveryState::Sending.as_str()))
+                .filter(deliveries::state.eq(DeliveryState::Sending))
                 .filter(deliveries::claim.eq_any(&claims)),
         )
         .set(deliveries::lease_until.eq(Some(lease_until)))
@@ -733,11 +739,11 @@ pub fn requeue_lapsed(conn: &mut DbConn) -> QueryResult<usize> {
     on_conn!(conn, |c| {
         diesel::update(
             deliveries::table
-                .filter(deliveries::state.eq(DeliveryState::Sending.as_str()))
+                .filter(deliveries::state.eq(DeliveryState::Sending))
                 .filter(deliveries::lease_until.lt(now)),
         )
         .set((
-            deliveries::state.eq(DeliveryState::Pending.as_str()),
+            deliveries::state.eq(DeliveryState::Pending),
             deliveries::next_attempt_at.eq(now),
             deliveries::lease_until.eq(None::<NaiveDateTime>),
             deliveries::claim.eq(None::<i64>),
@@ -763,10 +769,7 @@ struct Count {
 /// Deliveries waiting to be sent (pending or being sent), over all imports, and when the oldest
 /// of them was created: gauges for operators.
 pub fn unsent(conn: &mut DbConn) -> QueryResult<(i64, Option<NaiveDateTime>)> {
-    let unsent = [
-        DeliveryState::Pending.as_str(),
-        DeliveryState::Sending.as_str(),
-    ];
+    let unsent = [DeliveryState::Pending, DeliveryState::Sending];
     on_conn!(conn, |c| {
         let count = statement(UNSENT_SQL, ()).get_result::<Count>(c)?.n;
         let oldest = deliveries::table

@@ -7,16 +7,18 @@ use serde::Serialize;
 
 use crate::db::DbConn;
 use crate::db::schema::groups;
-use crate::ids::WorkspaceId;
+use crate::ids::{GroupId, WorkspaceId};
 use crate::on_conn;
 use crate::store::now;
 
 /// A group as the API shows it.
-#[derive(Debug, Clone, Queryable, Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = groups, check_for_backend(diesel::sqlite::Sqlite))]
 #[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct Group {
     /// Primary key.
-    pub id: i64,
+    #[cfg_attr(feature = "utoipa", schema(value_type = i64))]
+    pub id: GroupId,
     /// The name rows use in their Group column.
     pub name: String,
 }
@@ -35,7 +37,7 @@ pub fn create(conn: &mut DbConn, workspace: WorkspaceId, name: &str) -> QueryRes
     on_conn!(conn, |c| {
         let inserted = diesel::insert_into(groups::table)
             .values((
-                groups::workspace_id.eq(workspace.0),
+                groups::workspace_id.eq(workspace),
                 groups::name.eq(name),
                 groups::created_at.eq(now()),
             ))
@@ -43,9 +45,9 @@ pub fn create(conn: &mut DbConn, workspace: WorkspaceId, name: &str) -> QueryRes
             .do_nothing()
             .execute(c)?;
         let group = groups::table
-            .filter(groups::workspace_id.eq(workspace.0))
+            .filter(groups::workspace_id.eq(workspace))
             .filter(groups::name.eq(name))
-            .select((groups::id, groups::name))
+            .select(Group::as_select())
             .first(c)?;
         Ok(if inserted == 1 {
             CreateGroup::Created(group)
@@ -59,15 +61,15 @@ pub fn create(conn: &mut DbConn, workspace: WorkspaceId, name: &str) -> QueryRes
 pub fn list(conn: &mut DbConn, workspace: WorkspaceId) -> QueryResult<Vec<Group>> {
     on_conn!(conn, |c| {
         groups::table
-            .filter(groups::workspace_id.eq(workspace.0))
+            .filter(groups::workspace_id.eq(workspace))
             .order(groups::name)
-            .select((groups::id, groups::name))
+            .select(Group::as_select())
             .load(c)
     })
 }
 
 /// The workspace's groups keyed by lower-cased name, for matching CSV cells case-insensitively.
-pub fn by_name(conn: &mut DbConn, workspace: WorkspaceId) -> QueryResult<HashMap<String, i64>> {
+pub fn by_name(conn: &mut DbConn, workspace: WorkspaceId) -> QueryResult<HashMap<String, GroupId>> {
     Ok(list(conn, workspace)?
         .into_iter()
         .map(|g| (g.name.to_lowercase(), g.id))

@@ -9,9 +9,9 @@ use diesel::prelude::*;
 
 use crate::db::DbConn;
 use crate::db::schema::{deliveries, import_chunks, import_rows, imports};
-use crate::ids::{AccountId, ImportId, WorkspaceId};
+use crate::ids::{AccountId, ImportId, MemberId, WorkspaceId};
 use crate::on_conn;
-use crate::status::ImportStatus;
+use crate::status::{DeliveryState, ImportStatus, RowOutcome};
 use crate::store::invitations::invitations_of;
 use crate::store::{now, tallies};
 
@@ -21,22 +21,22 @@ pub const CHUNK_BYTES: usize = 1024 * 1024;
 
 /// An import row.
 #[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = imports)]
+#[diesel(table_name = imports, check_for_backend(diesel::sqlite::Sqlite))]
 pub struct Import {
     /// Primary key.
-    pub id: i64,
+    pub id: ImportId,
     /// Owning workspace.
-    pub workspace_id: i64,
+    pub workspace_id: WorkspaceId,
     /// The admin who uploaded it (the inviter).
-    pub created_by: i64,
+    pub created_by: AccountId,
     /// The uploaded file's name.
     pub file_name: String,
     /// The uploaded file's size in bytes.
     pub file_size: i64,
     /// The client's `Idempotency-Key`, if any.
     pub idempotency_key: Option<String>,
-    /// `queued`, `processing`, `completed` or `failed`.
-    pub status: String,
+    /// Where it is in its lifecycle.
+    pub status: ImportStatus,
     /// Why a failed import failed.
     pub error: Option<String>,
     /// File-level notes (unknown columns), one per line.
@@ -71,13 +71,6 @@ pub struct Import {
     pub dry_run: bool,
 }
 
-impl Import {
-    /// The typed status.
-    pub fn status(&self) -> ImportStatus {
-        ImportStatus::parse(&self.status).unwrap_or(ImportStatus::Failed)
-    }
-}
-
 /// What an upload asks to store.
 #[derive(Debug, Clone)]
 pub struct NewUpload {
@@ -106,13 +99,10 @@ pub enum Stored {
 
 /// How many of the workspace's imports are queued or processing.
 pub fn in_flight(conn: &mut DbConn, workspace: WorkspaceId) -> QueryResult<i64> {
-    let open = [
-        ImportStatus::Queued.as_str(),
-        ImportStatus::Processing.as_str(),
-    ];
+    let open = [ImportStatus::Queued, ImportStatus::Processing];
     on_conn!(conn, |c| {
         imports::table
-            .filter(imports::workspace_id.eq(workspace.0))
+            .filter(imports::workspace_id.eq(workspace))
             .filter(imports::status.eq_any(open))
             .count()
             .get_result(c)
@@ -127,7 +117,7 @@ pub fn find_by_idempotency_key(
 ) -> QueryResult<Option<Import>> {
     on_conn!(conn, |c| {
         imports::table
-            .filter(imports::workspace_id.eq(workspace.0))
+            .filter(imports::workspace_id.eq(workspace))
             .filter(imports::idempotency_key.eq(key))
             .select(Import::as_select())
             .first(c)
@@ -146,12 +136,12 @@ pub fn store_upload(
         let created = on_conn!(&mut *conn, |c| {
             diesel::insert_into(imports::table)
                 .values((
-                    imports::workspace_id.eq(upload.workspace_id.0),
-                    imports::created_by.eq(upload.created_by.0),
+                    imports::workspace_id.eq(upload.workspace_id),
+                    imports::created_by.eq(upload.created_by),
                     imports::file_name.eq(&upload.file_name),
                     imports::file_size.eq(file_size as i64),
                     imports::idempotency_key.eq(&upload.idempotency_key),
-                    imports::status.eq(ImportStatus::Queued.as_str()),
+                    imports::status.eq(ImportStatus::Queued),
                     imports::warnings.eq(&upload.warnings),
                     imports::dry_run.eq(upload.dry_run),
                     imports::created_at.eq(now()),
@@ -206,7 +196,7 @@ fn read_full(file: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
 pub fn read_chunk(conn: &mut DbConn, import: ImportId, seq: i32) -> QueryResult<Option<Vec<u8>>> {
     on_conn!(conn, |c| {
         import_chunks::table
-            .filter(import_chunks::import_id.eq(import.0))
+            .filter(import_chunks::import_id.eq(import))
             .filter(import_chunks::seq.eq(seq))
             .select(import_chunks::data)
             .first(c)
@@ -218,8 +208,8 @@ pub fn read_chunk(conn: &mut DbConn, import: ImportId, seq: i32) -> QueryResult<
 pub fn get(conn: &mut DbConn, workspace: WorkspaceId, id: ImportId) -> QueryResult<Option<Import>> {
     on_conn!(conn, |c| {
         imports::table
-            .filter(imports::id.eq(id.0))
-            .filter(imports::workspace_id.eq(workspace.0))
+            .filter(imports::id.eq(id))
+            .filter(imports::workspace_id.eq(workspace))
             .select(Import::as_select())
             .first(c)
             .optional()
@@ -230,7 +220,7 @@ pub fn get(conn: &mut DbConn, workspace: WorkspaceId, id: ImportId) -> QueryResu
 pub fn get_any(conn: &mut DbConn, id: ImportId) -> QueryResult<Option<Import>> {
     on_conn!(conn, |c| {
         imports::table
-            .find(id.0)
+            .find(id)
             .select(Import::as_select())
             .first(c)
             .optional()
@@ -246,13 +236,13 @@ pub fn list(
 ) -> QueryResult<Vec<Import>> {
     on_conn!(conn, |c| {
         let mut query = imports::table
-            .filter(imports::workspace_id.eq(workspace.0))
+            .filter(imports::workspace_id.eq(workspace))
             .select(Import::as_select())
             .order(imports::id.desc())
             .limit(limit)
             .into_boxed();
         if let Some(before) = before {
-            query = query.filter(imports::id.lt(before.0));
+            query = query.filter(imports::id.lt(before));
         }
         query.load(c)
     })
@@ -269,18 +259,15 @@ pub fn begin_processing(
     let now = now();
     on_conn!(conn, |c| {
         c.transaction(|c| {
-            let taken = diesel::update(imports::table.find(id.0))
-                .filter(imports::status.eq_any([
-                    ImportStatus::Queued.as_str(),
-                    ImportStatus::Processing.as_str(),
-                ]))
+            let taken = diesel::update(imports::table.find(id))
+                .filter(imports::status.eq_any([ImportStatus::Queued, ImportStatus::Processing]))
                 .filter(
                     imports::lease_until
                         .is_null()
                         .or(imports::lease_until.lt(now)),
                 )
                 .set((
-                    imports::status.eq(ImportStatus::Processing.as_str()),
+                    imports::status.eq(ImportStatus::Processing),
                     imports::lease_until.eq(Some(now + lease)),
                     imports::claim.eq(Some(rand::random::<i64>())),
                 ))
@@ -288,12 +275,12 @@ pub fn begin_processing(
             if taken == 0 {
                 return Ok(None);
             }
-            diesel::update(imports::table.find(id.0))
+            diesel::update(imports::table.find(id))
                 .filter(imports::started_at.is_null())
                 .set(imports::started_at.eq(Some(now)))
                 .execute(c)?;
             imports::table
-                .find(id.0)
+                .find(id)
                 .select(Import::as_select())
                 .first(c)
                 .optional()
@@ -313,13 +300,10 @@ pub fn claim_stalled(conn: &mut DbConn, lease: Duration) -> QueryResult<Vec<Impo
             imports::table
                 .filter(
                     imports::status
-                        .eq_any([
-                            ImportStatus::Processing.as_str(),
-                            ImportStatus::Queued.as_str(),
-                        ])
+                        .eq_any([ImportStatus::Processing, ImportStatus::Queued])
                         .and(imports::lease_until.lt(now))
                         .or(imports::status
-                            .eq(ImportStatus::Queued.as_str())
+                            .eq(ImportStatus::Queued)
                             .and(imports::created_at.lt(stale))),
                 )
                 .filter(
@@ -330,8 +314,7 @@ pub fn claim_stalled(conn: &mut DbConn, lease: Duration) -> QueryResult<Vec<Impo
         )
         .set(imports::requeued_at.eq(Some(now)))
         .returning(imports::id)
-        .get_results::<i64>(c)
-        .map(|ids| ids.into_iter().map(ImportId).collect())
+        .get_results(c)
     })
 }
 
@@ -339,7 +322,7 @@ pub fn claim_stalled(conn: &mut DbConn, lease: Duration) -> QueryResult<Vec<Impo
 pub fn processing_count(conn: &mut DbConn) -> QueryResult<i64> {
     on_conn!(conn, |c| {
         imports::table
-            .filter(imports::status.eq(ImportStatus::Processing.as_str()))
+            .filter(imports::status.eq(ImportStatus::Processing))
             .count()
             .get_result(c)
     })
@@ -349,7 +332,7 @@ pub fn processing_count(conn: &mut DbConn) -> QueryResult<i64> {
 /// may resume the import now; a no-op when that claim no longer holds it.
 pub fn release(conn: &mut DbConn, id: ImportId, claim: i64) -> QueryResult<()> {
     on_conn!(conn, |c| {
-        diesel::update(imports::table.find(id.0))
+        diesel::update(imports::table.find(id))
             .filter(imports::claim.eq(claim))
             .set((
                 imports::lease_until.eq(Some(now())),
@@ -364,8 +347,8 @@ pub fn release(conn: &mut DbConn, id: ImportId, claim: i64) -> QueryResult<()> {
 /// housekeeping, which enqueues it as soon as the queue answers.
 pub fn mark_unqueued(conn: &mut DbConn, id: ImportId) -> QueryResult<()> {
     on_conn!(conn, |c| {
-        diesel::update(imports::table.find(id.0))
-            .filter(imports::status.eq(ImportStatus::Queued.as_str()))
+        diesel::update(imports::table.find(id))
+            .filter(imports::status.eq(ImportStatus::Queued))
             .set((
                 imports::lease_until.eq(Some(now())),
                 imports::requeued_at.eq(None::<NaiveDateTime>),
@@ -379,7 +362,7 @@ pub fn mark_unqueued(conn: &mut DbConn, id: ImportId) -> QueryResult<()> {
 /// next housekeeping tries again.
 pub fn unmark_requeued(conn: &mut DbConn, id: ImportId) -> QueryResult<()> {
     on_conn!(conn, |c| {
-        diesel::update(imports::table.find(id.0))
+        diesel::update(imports::table.find(id))
             .set(imports::requeued_at.eq(None::<NaiveDateTime>))
             .execute(c)
             .map(drop)
@@ -389,7 +372,7 @@ pub fn unmark_requeued(conn: &mut DbConn, id: ImportId) -> QueryResult<()> {
 /// Records the number of data rows once counted.
 pub fn set_total(conn: &mut DbConn, id: ImportId, total: i64) -> QueryResult<()> {
     on_conn!(conn, |c| {
-        diesel::update(imports::table.find(id.0))
+        diesel::update(imports::table.find(id))
             .set(imports::rows_total.eq(total))
             .execute(c)
             .map(drop)
@@ -404,9 +387,9 @@ pub fn finish(
     error: Option<&str>,
 ) -> QueryResult<()> {
     on_conn!(conn, |c| {
-        diesel::update(imports::table.find(id.0))
+        diesel::update(imports::table.find(id))
             .set((
-                imports::status.eq(status.as_str()),
+                imports::status.eq(status),
                 imports::error.eq(error),
                 imports::finished_at.eq(Some(now())),
                 imports::lease_until.eq(None::<NaiveDateTime>),
@@ -459,16 +442,28 @@ pub struct ResultRow {
     pub row: i64,
     /// The row's email (lower-cased), if it had one.
     pub email: Option<String>,
-    /// `invited`, `skipped` or `invalid`.
-    pub outcome: String,
+    /// What the import did with the row.
+    pub outcome: RowOutcome,
     /// Why it was skipped or invalid.
     pub reason: Option<String>,
     /// The membership it created or matched.
-    pub member_id: Option<i64>,
+    pub member_id: Option<MemberId>,
     /// The invitation email's state.
-    pub email_status: Option<String>,
+    pub email_status: Option<DeliveryState>,
     /// The last send error.
     pub error: Option<String>,
+}
+
+/// A row's stored outcome, the part of a [`ResultRow`] the import itself wrote.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = import_rows, check_for_backend(diesel::sqlite::Sqlite))]
+struct RowResult {
+    #[diesel(column_name = row_number)]
+    row: i64,
+    email: Option<String>,
+    outcome: RowOutcome,
+    reason: Option<String>,
+    member_id: Option<MemberId>,
 }
 
 /// A page of results in row order, after row `after`. The email columns are those of the latest
@@ -480,26 +475,19 @@ pub fn results_page(
     limit: i64,
 ) -> QueryResult<Vec<ResultRow>> {
     on_conn!(conn, |c| {
-        type Line = (i64, Option<String>, String, Option<String>, Option<i64>);
-        let lines: Vec<Line> = import_rows::table
-            .filter(import_rows::import_id.eq(id.0))
+        let lines: Vec<RowResult> = import_rows::table
+            .filter(import_rows::import_id.eq(id))
             .filter(import_rows::row_number.gt(after))
             .order(import_rows::row_number)
             .limit(limit)
-            .select((
-                import_rows::row_number,
-                import_rows::email,
-                import_rows::outcome,
-                import_rows::reason,
-                import_rows::member_id,
-            ))
+            .select(RowResult::as_select())
             .load(c)?;
-        let members: Vec<i64> = lines.iter().filter_map(|l| l.4).collect();
+        let members: Vec<MemberId> = lines.iter().filter_map(|l| l.member_id).collect();
         // Ascending ids, so the last one seen per member is its latest email.
-        let mut email_of: HashMap<i64, (String, Option<String>)> = HashMap::new();
+        let mut email_of: HashMap<MemberId, (DeliveryState, Option<String>)> = HashMap::new();
         for part in members.chunks(1000) {
             for (member, state, error) in deliveries::table
-                .filter(deliveries::import_id.eq(id.0))
+                .filter(deliveries::import_id.eq(id))
                 .filter(deliveries::invitation_id.eq_any(invitations_of(part)))
                 .order(deliveries::id)
                 .select((
@@ -507,23 +495,24 @@ pub fn results_page(
                     deliveries::state,
                     deliveries::last_error,
                 ))
-                .load::<(i64, String, Option<String>)>(c)?
+                .load::<(MemberId, DeliveryState, Option<String>)>(c)?
             {
                 email_of.insert(member, (state, error));
             }
         }
         Ok(lines
             .into_iter()
-            .map(|(row, email, outcome, reason, member_id)| {
-                let (email_status, error) = member_id
+            .map(|line| {
+                let (email_status, error) = line
+                    .member_id
                     .and_then(|m| email_of.get(&m).cloned())
                     .map_or((None, None), |(s, e)| (Some(s), e));
                 ResultRow {
-                    row,
-                    email,
-                    outcome,
-                    reason,
-                    member_id,
+                    row: line.row,
+                    email: line.email,
+                    outcome: line.outcome,
+                    reason: line.reason,
+                    member_id: line.member_id,
                     email_status,
                     error,
                 }

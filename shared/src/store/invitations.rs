@@ -2,11 +2,13 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use diesel::query_source::AliasedField;
 
 use crate::db::DbConn;
-use crate::db::backend::BackendConnection;
+use crate::db::backend::{BackendConnection, columns};
 use crate::db::schema::{accounts, invitation_links, invitations, members, workspaces};
-use crate::ids::MemberId;
+use crate::domain::role::Role;
+use crate::ids::{AccountId, InvitationId, MemberId};
 use crate::status::MemberStatus;
 use crate::store::now;
 use crate::tokens;
@@ -15,7 +17,7 @@ use crate::{on_conn, write_transaction};
 /// The ids of the invitations of `members`, as a subquery: deliveries are indexed by invitation
 /// and invitations by member, so this is how a member's deliveries are found.
 #[diesel::dsl::auto_type]
-pub(crate) fn invitations_of<'a>(members: &'a [i64]) -> _ {
+pub(crate) fn invitations_of<'a>(members: &'a [MemberId]) -> _ {
     invitations::table
         .filter(invitations::member_id.eq_any(members))
         .select(invitations::id)
@@ -33,11 +35,11 @@ pub struct InvitationView {
     /// The membership's status.
     pub status: MemberStatus,
     /// The role offered.
-    pub role: String,
+    pub role: Role,
     /// When the link expires.
     pub expires_at: NaiveDateTime,
     /// The invitation the link belongs to.
-    pub invitation_id: i64,
+    pub invitation_id: InvitationId,
     /// Who invited them: the admin's name, or address when unnamed; `None` when no admin is on
     /// record.
     pub inviter: Option<String>,
@@ -68,26 +70,55 @@ pub enum Lookup {
     },
 }
 
-/// expires, invitation, accepted, revoked, member, status, role, workspace, email, first name,
-/// inviter.
-type LinkRow = (
-    NaiveDateTime,
-    i64,
-    Option<NaiveDateTime>,
-    Option<NaiveDateTime>,
-    i64,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<InviterRow>,
+diesel::alias!(accounts as inviters: InvitersAlias);
+
+/// A link with its invitation, membership, workspace, invitee and inviter: all a lookup decides on.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = invitation_links, check_for_backend(diesel::sqlite::Sqlite))]
+struct LinkRow {
+    expires_at: NaiveDateTime,
+    #[diesel(select_expression = invitations::id)]
+    invitation_id: InvitationId,
+    #[diesel(select_expression = invitations::accepted_at)]
+    accepted_at: Option<NaiveDateTime>,
+    #[diesel(select_expression = invitations::revoked_at)]
+    revoked_at: Option<NaiveDateTime>,
+    #[diesel(select_expression = members::id)]
+    member_id: MemberId,
+    #[diesel(select_expression = members::status)]
+    status: MemberStatus,
+    #[diesel(select_expression = members::role)]
+    role: Role,
+    #[diesel(select_expression = workspaces::name)]
+    workspace: String,
+    #[diesel(select_expression = accounts::email)]
+    email: String,
+    #[diesel(select_expression = accounts::first_name)]
+    first_name: Option<String>,
+    /// `None` when no admin is on record (the left join found no account).
+    #[diesel(
+        select_expression = inviters
+            .fields((accounts::email, accounts::first_name, accounts::last_name))
+            .nullable(),
+        select_expression_type = diesel::dsl::Nullable<InviterColumns>,
+    )]
+    inviter: Option<Inviter>,
+}
+
+/// The inviting admin's columns, read through the `inviters` alias of `accounts`.
+type InviterColumns = (
+    AliasedField<InvitersAlias, accounts::email>,
+    AliasedField<InvitersAlias, accounts::first_name>,
+    AliasedField<InvitersAlias, accounts::last_name>,
 );
 
-/// The inviting admin's address, first and last name.
-type InviterRow = (String, Option<String>, Option<String>);
-
-diesel::alias!(accounts as inviters: InvitersAlias);
+/// The inviting admin.
+#[derive(Queryable)]
+struct Inviter {
+    email: String,
+    first_name: Option<String>,
+    last_name: Option<String>,
+}
 
 /// The row of the link whose token hashes to `hash`.
 fn link_row<C: BackendConnection>(c: &mut C, hash: &[u8]) -> QueryResult<Option<LinkRow>> {
@@ -101,21 +132,7 @@ fn link_row<C: BackendConnection>(c: &mut C, hash: &[u8]) -> QueryResult<Option<
         )
         .left_join(inviters.on(members::invited_by.eq(inviters.field(accounts::id).nullable())))
         .filter(invitation_links::token_hash.eq(hash))
-        .select((
-            invitation_links::expires_at,
-            invitations::id,
-            invitations::accepted_at,
-            invitations::revoked_at,
-            members::id,
-            members::status,
-            members::role,
-            workspaces::name,
-            accounts::email,
-            accounts::first_name,
-            inviters
-                .fields((accounts::email, accounts::first_name, accounts::last_name))
-                .nullable(),
-        ));
+        .select(columns::<LinkRow>());
     c.first(query).optional()
 }
 
@@ -127,7 +144,7 @@ pub fn lookup(conn: &mut DbConn, token: &str) -> QueryResult<Lookup> {
 }
 
 fn decide(row: Option<LinkRow>) -> Lookup {
-    let Some((
+    let Some(LinkRow {
         expires_at,
         invitation_id,
         accepted_at,
@@ -139,11 +156,10 @@ fn decide(row: Option<LinkRow>) -> Lookup {
         email,
         first_name,
         inviter,
-    )) = row
+    }) = row
     else {
         return Lookup::NotFound;
     };
-    let status = MemberStatus::parse(&status).unwrap_or(MemberStatus::Archived);
     match status {
         // An unarchived member is `invited` again, but the links of before stay dead.
         _ if revoked_at.is_some() => Lookup::Revoked { workspace },
@@ -163,21 +179,21 @@ fn decide(row: Option<LinkRow>) -> Lookup {
                 invitation_id,
                 inviter: inviter.map(display_name),
             },
-            MemberId(member_id),
+            member_id,
         ),
     }
 }
 
 /// "First Last", or the address when the account has no name.
-fn display_name((email, first, last): InviterRow) -> String {
-    let name = [first, last]
+fn display_name(inviter: Inviter) -> String {
+    let name = [inviter.first_name, inviter.last_name]
         .into_iter()
         .flatten()
         .map(|part| part.trim().to_owned())
         .filter(|part| !part.is_empty())
         .collect::<Vec<_>>()
         .join(" ");
-    if name.is_empty() { email } else { name }
+    if name.is_empty() { inviter.email } else { name }
 }
 
 /// Accepts a link: the member becomes `active` and the person's account activated. Returns the
@@ -191,13 +207,10 @@ pub fn accept(conn: &mut DbConn, token: &str) -> QueryResult<Lookup> {
             return Ok(lookup);
         };
         // Guarded on the current state, so two concurrent accepts make exactly one change.
-        let changed = diesel::update(members::table.find(member.0))
-            .filter(members::status.eq_any([
-                MemberStatus::Invited.as_str(),
-                MemberStatus::Requested.as_str(),
-            ]))
+        let changed = diesel::update(members::table.find(member))
+            .filter(members::status.eq_any([MemberStatus::Invited, MemberStatus::Requested]))
             .set((
-                members::status.eq(MemberStatus::Active.as_str()),
+                members::status.eq(MemberStatus::Active),
                 members::updated_at.eq(now),
             ))
             .execute(c)?;
@@ -209,8 +222,8 @@ pub fn accept(conn: &mut DbConn, token: &str) -> QueryResult<Lookup> {
         diesel::update(invitations::table.find(view.invitation_id))
             .set(invitations::accepted_at.eq(Some(now)))
             .execute(c)?;
-        let account: i64 = members::table
-            .find(member.0)
+        let account: AccountId = members::table
+            .find(member)
             .select(members::account_id)
             .first(c)?;
         diesel::update(accounts::table.find(account))

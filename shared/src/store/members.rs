@@ -7,8 +7,9 @@ use diesel::prelude::*;
 
 use crate::config::Edition;
 use crate::db::DbConn;
-use crate::db::backend::BackendConnection;
+use crate::db::backend::{BackendConnection, columns};
 use crate::db::schema::{accounts, deliveries, groups, invitations, member_groups, members};
+use crate::domain::role::Role;
 use crate::ids::{ImportId, MemberId, WorkspaceId};
 use crate::on_conn;
 use crate::status::{DeliveryState, MemberStatus};
@@ -34,50 +35,56 @@ pub struct MemberFilter {
     /// Only members created by this import.
     pub import: Option<ImportId>,
     /// Only members with an id greater than this (the page cursor).
-    pub after: Option<i64>,
+    pub after: Option<MemberId>,
     /// Only the member with this id.
-    pub id: Option<i64>,
+    pub id: Option<MemberId>,
 }
 
 /// A member as the API lists it.
 #[derive(Debug, Clone)]
 pub struct MemberView {
     /// Primary key.
-    pub id: i64,
+    pub id: MemberId,
     /// The person's address.
     pub email: String,
     /// First name.
     pub first_name: Option<String>,
     /// Last name.
     pub last_name: Option<String>,
-    /// Stored role.
-    pub role: String,
+    /// The role in the workspace.
+    pub role: Role,
     /// Membership status.
-    pub status: String,
+    pub status: MemberStatus,
     /// Group names.
     pub groups: Vec<String>,
     /// State of the latest invitation email.
-    pub email_status: Option<String>,
+    pub email_status: Option<DeliveryState>,
     /// Last send error of that email.
     pub last_error: Option<String>,
     /// Send attempts of that email so far.
     pub email_attempts: Option<i32>,
     /// The import that created it.
-    pub import_id: Option<i64>,
+    pub import_id: Option<ImportId>,
     /// Creation time.
     pub created_at: NaiveDateTime,
 }
 
-type MemberRow = (
-    i64,
-    String,
-    Option<String>,
-    Option<String>,
-    String,
-    String,
-    Option<i64>,
-    NaiveDateTime,
-);
+/// A member and its person, before its groups and latest email are added.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = members, check_for_backend(diesel::sqlite::Sqlite))]
+struct MemberRow {
+    id: MemberId,
+    #[diesel(select_expression = accounts::email)]
+    email: String,
+    #[diesel(select_expression = accounts::first_name)]
+    first_name: Option<String>,
+    #[diesel(select_expression = accounts::last_name)]
+    last_name: Option<String>,
+    role: Role,
+    status: MemberStatus,
+    import_id: Option<ImportId>,
+    created_at: NaiveDateTime,
+}
 
 /// A page of members in id order, `limit` long.
 pub fn list(
@@ -89,25 +96,16 @@ pub fn list(
     on_conn!(conn, |c| {
         let mut query = members::table
             .inner_join(accounts::table)
-            .filter(members::workspace_id.eq(workspace.0))
+            .filter(members::workspace_id.eq(workspace))
             .order(members::id)
             .limit(limit)
-            .select((
-                members::id,
-                accounts::email,
-                accounts::first_name,
-                accounts::last_name,
-                members::role,
-                members::status,
-                members::import_id,
-                members::created_at,
-            ))
+            .select(MemberRow::as_select())
             .into_boxed();
         if let Some(status) = filter.status {
-            query = query.filter(members::status.eq(status.as_str()));
+            query = query.filter(members::status.eq(status));
         }
         if let Some(import) = filter.import {
-            query = query.filter(members::import_id.eq(import.0));
+            query = query.filter(members::import_id.eq(import));
         }
         if let Some(id) = filter.id {
             query = query.filter(members::id.eq(id));
@@ -125,13 +123,13 @@ pub fn list(
                 .filter(invitations::member_id.eq(deliveries::member_id))
                 .filter(later.field(deliveries::id).gt(deliveries::id));
             let latest_in_state = deliveries::table
-                .filter(deliveries::state.eq(state.as_str()))
+                .filter(deliveries::state.eq(state))
                 .filter(diesel::dsl::not(diesel::dsl::exists(a_later_one)))
                 .select(deliveries::member_id);
             query = query.filter(members::id.eq_any(latest_in_state));
         }
         let rows: Vec<MemberRow> = query.load(c)?;
-        let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        let ids: Vec<MemberId> = rows.iter().map(|r| r.id).collect();
         let groups_of = group_names(c, &ids)?;
         let email_of = latest_emails(c, &ids)?;
         Ok(views(rows, groups_of, email_of))
@@ -141,16 +139,16 @@ pub fn list(
 /// The names of the groups of each of the members `ids`, in name order.
 fn group_names<C: BackendConnection>(
     c: &mut C,
-    ids: &[i64],
-) -> QueryResult<HashMap<i64, Vec<String>>> {
-    let named: Vec<(i64, String)> = c.load(
+    ids: &[MemberId],
+) -> QueryResult<HashMap<MemberId, Vec<String>>> {
+    let named: Vec<(MemberId, String)> = c.load(
         member_groups::table
             .inner_join(groups::table)
             .filter(member_groups::member_id.eq_any(ids))
             .order(groups::name)
             .select((member_groups::member_id, groups::name)),
     )?;
-    let mut groups_of: HashMap<i64, Vec<String>> = HashMap::new();
+    let mut groups_of: HashMap<MemberId, Vec<String>> = HashMap::new();
     for (member, name) in named {
         groups_of.entry(member).or_default().push(name);
     }
@@ -160,58 +158,52 @@ fn group_names<C: BackendConnection>(
 /// The latest email of each of the members `ids`.
 fn latest_emails<C: BackendConnection>(
     c: &mut C,
-    ids: &[i64],
-) -> QueryResult<HashMap<i64, LatestEmail>> {
-    let emails: Vec<(i64, String, Option<String>, i32)> = c.load(
+    ids: &[MemberId],
+) -> QueryResult<HashMap<MemberId, LatestEmail>> {
+    let emails: Vec<LatestEmail> = c.load(
         deliveries::table
             .filter(deliveries::invitation_id.eq_any(invitations_of(ids)))
             .order(deliveries::id)
-            .select((
-                deliveries::member_id,
-                deliveries::state,
-                deliveries::last_error,
-                deliveries::attempts,
-            )),
+            .select(columns::<LatestEmail>()),
     )?;
     // Ascending ids, so the last one seen per member is its latest email.
-    let mut email_of = HashMap::new();
-    for (member, state, error, attempts) in emails {
-        email_of.insert(member, (state, error, attempts));
-    }
-    Ok(email_of)
+    Ok(emails.into_iter().map(|e| (e.member_id, e)).collect())
 }
 
-/// A member's latest email: state, last error, attempts.
-type LatestEmail = (String, Option<String>, i32);
+/// A member's latest email.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = deliveries, check_for_backend(diesel::sqlite::Sqlite))]
+struct LatestEmail {
+    member_id: MemberId,
+    state: DeliveryState,
+    last_error: Option<String>,
+    attempts: i32,
+}
 
 /// The members of `rows` as the API shows them.
 fn views(
     rows: Vec<MemberRow>,
-    mut groups_of: HashMap<i64, Vec<String>>,
-    mut email_of: HashMap<i64, LatestEmail>,
+    mut groups_of: HashMap<MemberId, Vec<String>>,
+    mut email_of: HashMap<MemberId, LatestEmail>,
 ) -> Vec<MemberView> {
     rows.into_iter()
-        .map(
-            |(id, email, first_name, last_name, role, status, import_id, created_at)| {
-                let (email_status, last_error, email_attempts) = email_of
-                    .remove(&id)
-                    .map_or((None, None, None), |(s, e, a)| (Some(s), e, Some(a)));
-                MemberView {
-                    id,
-                    email,
-                    first_name,
-                    last_name,
-                    role,
-                    status,
-                    groups: groups_of.remove(&id).unwrap_or_default(),
-                    email_status,
-                    last_error,
-                    email_attempts,
-                    import_id,
-                    created_at,
-                }
-            },
-        )
+        .map(|row| {
+            let email = email_of.remove(&row.id);
+            MemberView {
+                id: row.id,
+                email: row.email,
+                first_name: row.first_name,
+                last_name: row.last_name,
+                role: row.role,
+                status: row.status,
+                groups: groups_of.remove(&row.id).unwrap_or_default(),
+                email_status: email.as_ref().map(|e| e.state),
+                email_attempts: email.as_ref().map(|e| e.attempts),
+                last_error: email.and_then(|e| e.last_error),
+                import_id: row.import_id,
+                created_at: row.created_at,
+            }
+        })
         .collect()
 }
 
@@ -222,7 +214,7 @@ pub fn view(
     member: MemberId,
 ) -> QueryResult<Option<MemberView>> {
     let filter = MemberFilter {
-        id: Some(member.0),
+        id: Some(member),
         ..MemberFilter::default()
     };
     Ok(list(conn, workspace, &filter, 1)?.into_iter().next())

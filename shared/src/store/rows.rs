@@ -17,7 +17,8 @@ use crate::db::schema::{
     accounts, deliveries, import_rows, imports, invitations, member_groups, members,
 };
 use crate::domain::invitee::{InvalidRow, NewInvitee};
-use crate::ids::{AccountId, ImportId, WorkspaceId};
+use crate::domain::role::Role;
+use crate::ids::{AccountId, GroupId, ImportId, InvitationId, MemberId, WorkspaceId};
 use crate::status::{DeliveryState, MemberStatus, RowOutcome};
 use crate::store::members::invitee_status;
 use crate::store::tallies::{Tally, add_tally};
@@ -50,7 +51,7 @@ pub enum RowInput {
         /// The invitee.
         invitee: NewInvitee,
         /// Ids of the workspace groups the row names.
-        group_ids: Vec<i64>,
+        group_ids: Vec<GroupId>,
     },
     /// A row that failed validation.
     Invalid(InvalidRow),
@@ -110,11 +111,11 @@ impl SkipReason {
         }
     }
 
-    fn for_status(status: &str) -> SkipReason {
-        match MemberStatus::parse(status) {
-            Some(MemberStatus::Active) => SkipReason::AlreadyMember,
-            Some(MemberStatus::Archived) => SkipReason::Archived,
-            _ => SkipReason::AlreadyInvited,
+    fn for_status(status: MemberStatus) -> SkipReason {
+        match status {
+            MemberStatus::Active => SkipReason::AlreadyMember,
+            MemberStatus::Archived => SkipReason::Archived,
+            MemberStatus::Invited | MemberStatus::Requested => SkipReason::AlreadyInvited,
         }
     }
 }
@@ -122,12 +123,12 @@ impl SkipReason {
 #[derive(Insertable)]
 #[diesel(table_name = import_rows, treat_none_as_default_value = false)]
 struct NewRowResult {
-    import_id: i64,
+    import_id: ImportId,
     row_number: i64,
     email: Option<String>,
-    outcome: &'static str,
+    outcome: RowOutcome,
     reason: Option<String>,
-    member_id: Option<i64>,
+    member_id: Option<MemberId>,
 }
 
 #[derive(Insertable)]
@@ -143,13 +144,13 @@ struct NewAccount<'a> {
 #[derive(Insertable)]
 #[diesel(table_name = members, treat_none_as_default_value = false)]
 struct NewMember {
-    workspace_id: i64,
-    account_id: i64,
-    role: &'static str,
-    status: &'static str,
+    workspace_id: WorkspaceId,
+    account_id: AccountId,
+    role: Role,
+    status: MemberStatus,
     metadata: Option<String>,
-    import_id: Option<i64>,
-    invited_by: Option<i64>,
+    import_id: Option<ImportId>,
+    invited_by: Option<AccountId>,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
 }
@@ -163,18 +164,17 @@ impl NewMember {
         now: NaiveDateTime,
     ) -> NewMember {
         let (account_id, activated_at) = account_of[invitee.email.as_str()];
-        let status = invitee_status(ctx.edition, activated_at.is_some());
         NewMember {
-            workspace_id: ctx.workspace_id.0,
+            workspace_id: ctx.workspace_id,
             account_id,
-            role: invitee.role.as_str(),
-            status: status.as_str(),
+            role: invitee.role,
+            status: invitee_status(ctx.edition, activated_at.is_some()),
             metadata: invitee
                 .metadata
                 .as_ref()
                 .map(|m| serde_json::Value::Object(m.clone()).to_string()),
-            import_id: Some(ctx.import_id.0),
-            invited_by: Some(ctx.invited_by.0),
+            import_id: Some(ctx.import_id),
+            invited_by: Some(ctx.invited_by),
             created_at: now,
             updated_at: now,
         }
@@ -184,10 +184,10 @@ impl NewMember {
 #[derive(Insertable)]
 #[diesel(table_name = deliveries, treat_none_as_default_value = false)]
 struct NewDelivery {
-    invitation_id: i64,
-    member_id: i64,
-    import_id: Option<i64>,
-    state: &'static str,
+    invitation_id: InvitationId,
+    member_id: MemberId,
+    import_id: Option<ImportId>,
+    state: DeliveryState,
     attempts: i32,
     next_attempt_at: NaiveDateTime,
     created_at: NaiveDateTime,
@@ -247,11 +247,11 @@ pub fn apply_chunk(
 /// A valid row that is the first of its email in its chunk: what the ledger is asked about.
 struct Candidate {
     invitee: NewInvitee,
-    group_ids: Vec<i64>,
+    group_ids: Vec<GroupId>,
 }
 
 /// Email → account id and when the account was activated, of people who have an account.
-type AccountOf = HashMap<String, (i64, Option<NaiveDateTime>)>;
+type AccountOf = HashMap<String, (AccountId, Option<NaiveDateTime>)>;
 
 /// Each row's outcome, in the order decided, and the chunk's counts.
 struct Outcomes {
@@ -275,13 +275,13 @@ impl Outcomes {
         email: Option<String>,
         outcome: RowOutcome,
         reason: Option<String>,
-        member: Option<i64>,
+        member: Option<MemberId>,
     ) {
         self.results.push(NewRowResult {
-            import_id: self.import_id.0,
+            import_id: self.import_id,
             row_number: row as i64,
             email: email.map(storable),
-            outcome: outcome.as_str(),
+            outcome,
             reason: reason.map(storable),
             member_id: member,
         });
@@ -302,13 +302,13 @@ impl Outcomes {
         );
     }
 
-    fn skipped(&mut self, row: u64, email: String, reason: SkipReason, member: Option<i64>) {
+    fn skipped(&mut self, row: u64, email: String, reason: SkipReason, member: Option<MemberId>) {
         self.summary.skipped += 1;
         let reason = Some(reason.text());
         self.push(row, Some(email), RowOutcome::Skipped, reason, member);
     }
 
-    fn invited(&mut self, row: u64, email: String, member: Option<i64>) {
+    fn invited(&mut self, row: u64, email: String, member: Option<MemberId>) {
         self.summary.invited += 1;
         self.push(row, Some(email), RowOutcome::Invited, None, member);
     }
@@ -366,7 +366,7 @@ impl Outcomes {
         &mut self,
         to_invite: &[Candidate],
         account_of: &AccountOf,
-        member_of: &HashMap<i64, i64>,
+        member_of: &HashMap<AccountId, MemberId>,
     ) -> Invited {
         let mut invited = Invited::default();
         for Candidate { invitee, group_ids } in to_invite {
@@ -393,9 +393,9 @@ impl Outcomes {
 #[derive(Default)]
 struct Invited {
     /// The new members, in the order of their rows.
-    members: Vec<i64>,
+    members: Vec<MemberId>,
     /// (member, group) for every group their rows name, repeats included.
-    memberships: Vec<(i64, i64)>,
+    memberships: Vec<(MemberId, GroupId)>,
 }
 
 /// What the ledger knows of a chunk's candidates.
@@ -405,7 +405,7 @@ struct Known {
     /// Accounts of the candidates who have one.
     account_of: AccountOf,
     /// Account id → member id and status, of those who are members of the workspace.
-    membership_of: HashMap<i64, (i64, String)>,
+    membership_of: HashMap<AccountId, (MemberId, MemberStatus)>,
 }
 
 impl Known {
@@ -431,14 +431,14 @@ impl Known {
     }
 
     /// Why the row with `email` is skipped, and the member it names, if it is.
-    fn skip(&self, email: &str) -> Option<(SkipReason, Option<i64>)> {
+    fn skip(&self, email: &str) -> Option<(SkipReason, Option<MemberId>)> {
         if let Some(&first_row) = self.earlier.get(email) {
             return Some((SkipReason::DuplicateInFile { first_row }, None));
         }
         self.account_of
             .get(email)
             .and_then(|(id, _)| self.membership_of.get(id))
-            .map(|(member, status)| (SkipReason::for_status(status), Some(*member)))
+            .map(|&(member, status)| (SkipReason::for_status(status), Some(member)))
     }
 }
 
@@ -450,7 +450,7 @@ fn hold_import<C: BackendConnection>(
     checkpoint: &Checkpoint,
 ) -> QueryResult<bool> {
     let held = c.execute(
-        diesel::update(imports::table.find(import.0))
+        diesel::update(imports::table.find(import))
             .filter(imports::claim.eq(checkpoint.claim))
             .set(imports::lease_until.eq(Some(checkpoint.lease_until))),
     )?;
@@ -468,9 +468,9 @@ fn earlier_rows<C: BackendConnection>(
     for part in emails.chunks(STATEMENT_ROWS) {
         let found: Vec<(Option<String>, Option<i64>)> = c.load(
             import_rows::table
-                .filter(import_rows::import_id.eq(import.0))
+                .filter(import_rows::import_id.eq(import))
                 .filter(import_rows::email.eq_any(part))
-                .filter(import_rows::outcome.ne(RowOutcome::Invalid.as_str()))
+                .filter(import_rows::outcome.ne(RowOutcome::Invalid))
                 .group_by(import_rows::email)
                 .select((
                     import_rows::email,
@@ -489,7 +489,7 @@ fn load_accounts<C: BackendConnection>(
     account_of: &mut AccountOf,
 ) -> QueryResult<()> {
     for part in emails.chunks(STATEMENT_ROWS) {
-        let found: Vec<(i64, String, Option<NaiveDateTime>)> = c.load(
+        let found: Vec<(AccountId, String, Option<NaiveDateTime>)> = c.load(
             accounts::table
                 .filter(accounts::email.eq_any(part))
                 .select((accounts::id, accounts::email, accounts::activated_at)),
@@ -505,13 +505,13 @@ fn memberships<C: BackendConnection>(
     c: &mut C,
     workspace: WorkspaceId,
     account_of: &AccountOf,
-) -> QueryResult<HashMap<i64, (i64, String)>> {
-    let known_ids: Vec<i64> = account_of.values().map(|(id, _)| *id).collect();
+) -> QueryResult<HashMap<AccountId, (MemberId, MemberStatus)>> {
+    let known_ids: Vec<AccountId> = account_of.values().map(|(id, _)| *id).collect();
     let mut membership_of = HashMap::new();
     for part in known_ids.chunks(STATEMENT_ROWS) {
-        let found: Vec<(i64, i64, String)> = c.load(
+        let found: Vec<(AccountId, MemberId, MemberStatus)> = c.load(
             members::table
-                .filter(members::workspace_id.eq(workspace.0))
+                .filter(members::workspace_id.eq(workspace))
                 .filter(members::account_id.eq_any(part))
                 .select((members::account_id, members::id, members::status)),
         )?;
@@ -565,7 +565,7 @@ fn insert_members<C: BackendConnection>(
     to_invite: &[Candidate],
     account_of: &AccountOf,
     now: NaiveDateTime,
-) -> QueryResult<HashMap<i64, i64>> {
+) -> QueryResult<HashMap<AccountId, MemberId>> {
     let mut new_members: Vec<NewMember> = to_invite
         .iter()
         .map(|candidate| NewMember::new(ctx, &candidate.invitee, account_of, now))
@@ -574,7 +574,7 @@ fn insert_members<C: BackendConnection>(
     new_members.sort_unstable_by_key(|m| m.account_id);
     let mut member_of = HashMap::new();
     for part in new_members.chunks(STATEMENT_ROWS) {
-        let inserted: Vec<(i64, i64)> = c.load(
+        let inserted: Vec<(AccountId, MemberId)> = c.load(
             diesel::insert_into(members::table)
                 .values(part)
                 .on_conflict((members::workspace_id, members::account_id))
@@ -587,8 +587,11 @@ fn insert_members<C: BackendConnection>(
 }
 
 /// Adds the new members to the groups their rows name (a pair named twice is inserted once).
-fn insert_groups<C: BackendConnection>(c: &mut C, memberships: Vec<(i64, i64)>) -> QueryResult<()> {
-    let unique: HashSet<(i64, i64)> = memberships.into_iter().collect();
+fn insert_groups<C: BackendConnection>(
+    c: &mut C,
+    memberships: Vec<(MemberId, GroupId)>,
+) -> QueryResult<()> {
+    let unique: HashSet<(MemberId, GroupId)> = memberships.into_iter().collect();
     let group_rows: Vec<_> = unique
         .into_iter()
         .map(|(m, g)| {
@@ -613,7 +616,7 @@ fn insert_groups<C: BackendConnection>(c: &mut C, memberships: Vec<(i64, i64)>) 
 fn insert_invitations<C: BackendConnection>(
     c: &mut C,
     import: ImportId,
-    members: &[i64],
+    members: &[MemberId],
     now: NaiveDateTime,
 ) -> QueryResult<Vec<NewDelivery>> {
     let invitation_rows: Vec<_> = members
@@ -627,7 +630,7 @@ fn insert_invitations<C: BackendConnection>(
         .collect();
     let mut new_deliveries = Vec::with_capacity(members.len());
     for part in invitation_rows.chunks(STATEMENT_ROWS) {
-        let created: Vec<(i64, i64)> = c.load(
+        let created: Vec<(InvitationId, MemberId)> = c.load(
             diesel::insert_into(invitations::table)
                 .values(part)
                 .returning((invitations::id, invitations::member_id)),
@@ -638,8 +641,8 @@ fn insert_invitations<C: BackendConnection>(
                 .map(|(invitation_id, member_id)| NewDelivery {
                     invitation_id,
                     member_id,
-                    import_id: Some(import.0),
-                    state: DeliveryState::Pending.as_str(),
+                    import_id: Some(import),
+                    state: DeliveryState::Pending,
                     attempts: 0,
                     next_attempt_at: now,
                     created_at: now,
@@ -679,7 +682,7 @@ fn advance_checkpoint<C: BackendConnection>(
     checkpoint: &Checkpoint,
 ) -> QueryResult<()> {
     let summary = &outcomes.summary;
-    c.execute(diesel::update(imports::table.find(import.0)).set((
+    c.execute(diesel::update(imports::table.find(import)).set((
         imports::rows_processed.eq(imports::rows_processed + outcomes.results.len() as i64),
         imports::rows_invited.eq(imports::rows_invited + summary.invited as i64),
         imports::rows_skipped.eq(imports::rows_skipped + summary.skipped as i64),

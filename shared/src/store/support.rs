@@ -22,9 +22,9 @@ use diesel::prelude::*;
 
 use crate::config::Edition;
 use crate::db::DbConn;
-use crate::db::backend::BackendConnection;
+use crate::db::backend::{BackendConnection, columns};
 use crate::db::schema::{accounts, deliveries, imports, invitation_links, invitations, members};
-use crate::ids::{ImportId, MemberId, WorkspaceId};
+use crate::ids::{ImportId, InvitationId, MemberId, WorkspaceId};
 use crate::status::{DeliveryState, MemberStatus};
 use crate::store::invitations::invitations_of;
 use crate::store::members::{self as member_store, MemberView, invitee_status};
@@ -34,10 +34,7 @@ use crate::tokens;
 use crate::write_transaction;
 
 /// Statuses of a member who has not accepted yet: the ones support may re-invite.
-const OPEN: [&str; 2] = [
-    MemberStatus::Invited.as_str(),
-    MemberStatus::Requested.as_str(),
-];
+const OPEN: [MemberStatus; 2] = [MemberStatus::Invited, MemberStatus::Requested];
 
 /// Delivery states of an email not on its way: what a resend or an unarchive replaces.
 const UNSENT: [DeliveryState; 2] = [DeliveryState::Pending, DeliveryState::Failed];
@@ -121,15 +118,23 @@ pub enum UnarchiveOutcome {
 enum Step {
     /// The action was applied.
     Done,
-    /// The member's status forbids it (an unknown stored status counts as archived).
+    /// The member's status forbids it.
     Refused(MemberStatus),
     /// No such member in the workspace.
     NotFound,
 }
 
-/// What a member action decides on: the member's status (an unknown stored status counts as
-/// archived), whether the person's account was ever activated, and the member's import.
-type MemberState = (MemberStatus, bool, Option<i64>);
+/// What a member action decides on.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = members, check_for_backend(diesel::sqlite::Sqlite))]
+struct MemberState {
+    status: MemberStatus,
+    /// Whether the person's account was ever activated.
+    #[diesel(select_expression = accounts::activated_at.is_not_null())]
+    activated: bool,
+    /// The import that created the membership.
+    import_id: Option<ImportId>,
+}
 
 /// Locks the member's row (a no-op update) and reads its [`MemberState`]; `None` when the member
 /// is not in the workspace.
@@ -141,28 +146,19 @@ fn lock_member<C: BackendConnection>(
     c.execute(
         diesel::update(
             members::table
-                .filter(members::id.eq(member.0))
-                .filter(members::workspace_id.eq(workspace.0)),
+                .filter(members::id.eq(member))
+                .filter(members::workspace_id.eq(workspace)),
         )
         .set(members::updated_at.eq(members::updated_at)),
     )?;
-    let row: Option<(String, bool, Option<i64>)> = c
-        .first(
-            members::table
-                .inner_join(accounts::table)
-                .filter(members::id.eq(member.0))
-                .filter(members::workspace_id.eq(workspace.0))
-                .select((
-                    members::status,
-                    accounts::activated_at.is_not_null(),
-                    members::import_id,
-                )),
-        )
-        .optional()?;
-    Ok(row.map(|(status, activated, import)| {
-        let status = MemberStatus::parse(&status).unwrap_or(MemberStatus::Archived);
-        (status, activated, import)
-    }))
+    c.first(
+        members::table
+            .inner_join(accounts::table)
+            .filter(members::id.eq(member))
+            .filter(members::workspace_id.eq(workspace))
+            .select(columns::<MemberState>()),
+    )
+    .optional()
 }
 
 /// Sets the (locked) member's status.
@@ -173,8 +169,8 @@ fn set_status<C: BackendConnection>(
     now: NaiveDateTime,
 ) -> QueryResult<usize> {
     c.execute(
-        diesel::update(members::table.find(member.0))
-            .set((members::status.eq(to.as_str()), members::updated_at.eq(now))),
+        diesel::update(members::table.find(member))
+            .set((members::status.eq(to), members::updated_at.eq(now))),
     )
 }
 
@@ -185,19 +181,19 @@ fn cancel_deliveries<C: BackendConnection>(
     states: &[DeliveryState],
 ) -> QueryResult<()> {
     for &state in states {
-        let imports: Vec<Option<i64>> = c.load(
+        let imports: Vec<Option<ImportId>> = c.load(
             diesel::update(
                 deliveries::table
-                    .filter(deliveries::invitation_id.eq_any(invitations_of(&[member.0])))
-                    .filter(deliveries::state.eq(state.as_str())),
+                    .filter(deliveries::invitation_id.eq_any(invitations_of(&[member])))
+                    .filter(deliveries::state.eq(state)),
             )
-            .set(deliveries::state.eq(DeliveryState::Cancelled.as_str()))
+            .set(deliveries::state.eq(DeliveryState::Cancelled))
             .returning(deliveries::import_id),
         )?;
         let cancelled = Tally::moved(state, DeliveryState::Cancelled, 1);
         let changes = imports.into_iter().map(|import| (import, cancelled));
         for (import, change) in tallies::by_import(changes) {
-            add_tally(c, ImportId(import), change)?;
+            add_tally(c, import, change)?;
         }
     }
     Ok(())
@@ -207,28 +203,28 @@ fn cancel_deliveries<C: BackendConnection>(
 fn invite_again<C: BackendConnection>(
     c: &mut C,
     member: MemberId,
-    import: Option<i64>,
+    import: Option<ImportId>,
     now: NaiveDateTime,
 ) -> QueryResult<()> {
-    let invitation: i64 = c.get_result(
+    let invitation: InvitationId = c.get_result(
         diesel::insert_into(invitations::table)
             .values((
-                invitations::member_id.eq(member.0),
+                invitations::member_id.eq(member),
                 invitations::created_at.eq(now),
             ))
             .returning(invitations::id),
     )?;
     c.execute(diesel::insert_into(deliveries::table).values((
         deliveries::invitation_id.eq(invitation),
-        deliveries::member_id.eq(member.0),
+        deliveries::member_id.eq(member),
         deliveries::import_id.eq(import),
-        deliveries::state.eq(DeliveryState::Pending.as_str()),
+        deliveries::state.eq(DeliveryState::Pending),
         deliveries::attempts.eq(0),
         deliveries::next_attempt_at.eq(now),
         deliveries::created_at.eq(now),
     )))?;
     if let Some(import) = import {
-        add_tally(c, ImportId(import), Tally::of(DeliveryState::Pending, 1))?;
+        add_tally(c, import, Tally::of(DeliveryState::Pending, 1))?;
     }
     Ok(())
 }
@@ -244,22 +240,22 @@ pub fn retry_failed(
     let now = now();
     write_transaction!(conn, |c| {
         let found = imports::table
-            .filter(imports::id.eq(import.0))
-            .filter(imports::workspace_id.eq(workspace.0))
+            .filter(imports::id.eq(import))
+            .filter(imports::workspace_id.eq(workspace))
             .select(imports::id)
-            .first::<i64>(c)
+            .first::<ImportId>(c)
             .optional()?;
         if found.is_none() {
             return Ok(RetryOutcome::ImportNotFound);
         }
         let requeued = diesel::update(
             deliveries::table
-                .filter(deliveries::import_id.eq(import.0))
-                .filter(deliveries::state.eq(DeliveryState::Failed.as_str()))
+                .filter(deliveries::import_id.eq(import))
+                .filter(deliveries::state.eq(DeliveryState::Failed))
                 .filter(diesel::dsl::exists(
                     members::table
                         .filter(members::id.eq(deliveries::member_id))
-                        .filter(members::workspace_id.eq(workspace.0))
+                        .filter(members::workspace_id.eq(workspace))
                         .filter(members::status.eq_any(OPEN)),
                 ))
                 .filter(diesel::dsl::exists(
@@ -270,7 +266,7 @@ pub fn retry_failed(
                 )),
         )
         .set((
-            deliveries::state.eq(DeliveryState::Pending.as_str()),
+            deliveries::state.eq(DeliveryState::Pending),
             deliveries::attempts.eq(0),
             deliveries::first_attempt_at.eq(None::<NaiveDateTime>),
             deliveries::next_attempt_at.eq(now),
@@ -319,7 +315,7 @@ pub fn invitation_link(
     let now = now();
     let expires_at = now + ttl;
     write_transaction!(conn, |c| {
-        let Some((status, _, _)) = lock_member(c, workspace, member)? else {
+        let Some(MemberState { status, .. }) = lock_member(c, workspace, member)? else {
             return Ok(LinkOutcome::NotFound);
         };
         match status {
@@ -328,22 +324,22 @@ pub fn invitation_link(
             MemberStatus::Archived => return Ok(LinkOutcome::Archived),
         }
         let latest = invitations::table
-            .filter(invitations::member_id.eq(member.0))
+            .filter(invitations::member_id.eq(member))
             .filter(invitations::accepted_at.is_null())
             .filter(invitations::revoked_at.is_null())
             .order(invitations::id.desc())
             .select(invitations::id)
-            .first::<i64>(c)
+            .first::<InvitationId>(c)
             .optional()?;
         let invitation = match latest {
             Some(id) => id,
             None => diesel::insert_into(invitations::table)
                 .values((
-                    invitations::member_id.eq(member.0),
+                    invitations::member_id.eq(member),
                     invitations::created_at.eq(now),
                 ))
                 .returning(invitations::id)
-                .get_result::<i64>(c)?,
+                .get_result::<InvitationId>(c)?,
         };
         let token = tokens::mint();
         diesel::insert_into(invitation_links::table)
@@ -371,7 +367,7 @@ pub fn archive(
 ) -> QueryResult<ArchiveOutcome> {
     let now = now();
     let step: QueryResult<Step> = write_transaction!(&mut *conn, |c| {
-        let Some((status, _, _)) = lock_member(c, workspace, member)? else {
+        let Some(MemberState { status, .. }) = lock_member(c, workspace, member)? else {
             return Ok(Step::NotFound);
         };
         if status == MemberStatus::Archived {
@@ -380,7 +376,7 @@ pub fn archive(
         set_status(c, member, MemberStatus::Archived, now)?;
         diesel::update(
             invitations::table
-                .filter(invitations::member_id.eq(member.0))
+                .filter(invitations::member_id.eq(member))
                 .filter(invitations::accepted_at.is_null())
                 .filter(invitations::revoked_at.is_null()),
         )
@@ -441,15 +437,15 @@ fn invite_anew(
 ) -> QueryResult<Anew> {
     let now = now();
     let step: QueryResult<Step> = write_transaction!(&mut *conn, |c| {
-        let Some((status, activated, import)) = lock_member(c, workspace, member)? else {
+        let Some(state) = lock_member(c, workspace, member)? else {
             return Ok(Step::NotFound);
         };
-        if !allowed(status) {
-            return Ok(Step::Refused(status));
+        if !allowed(state.status) {
+            return Ok(Step::Refused(state.status));
         }
-        set_status(c, member, invitee_status(edition, activated), now)?;
+        set_status(c, member, invitee_status(edition, state.activated), now)?;
         cancel_deliveries(c, member, &UNSENT)?;
-        invite_again(c, member, import, now)?;
+        invite_again(c, member, state.import_id, now)?;
         Ok(Step::Done)
     });
     Ok(match step? {

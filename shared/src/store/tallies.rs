@@ -76,8 +76,10 @@ impl std::ops::Sub for Tally {
 }
 
 /// Sums the changes of many deliveries per import, leaving out those of no import.
-pub fn by_import(changes: impl IntoIterator<Item = (Option<i64>, Tally)>) -> HashMap<i64, Tally> {
-    let mut sums: HashMap<i64, Tally> = HashMap::new();
+pub fn by_import(
+    changes: impl IntoIterator<Item = (Option<ImportId>, Tally)>,
+) -> HashMap<ImportId, Tally> {
+    let mut sums: HashMap<ImportId, Tally> = HashMap::new();
     for (import, change) in changes {
         if let Some(import) = import {
             let sum = sums.entry(import).or_default();
@@ -104,7 +106,7 @@ pub(crate) fn add_tally<C: BackendConnection>(
     c.execute(
         diesel::insert_into(t::table)
             .values((
-                t::import_id.eq(import.0),
+                t::import_id.eq(import),
                 t::shard.eq(shard()),
                 t::unsent.eq(change.unsent),
                 t::sent.eq(change.sent),
@@ -126,27 +128,32 @@ pub fn add(conn: &mut DbConn, import: ImportId, change: Tally) -> QueryResult<()
     on_conn!(conn, |c| add_tally(c, import, change).map(drop))
 }
 
+/// One shard of an import's tallies.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = t, check_for_backend(diesel::sqlite::Sqlite))]
+struct Shard {
+    import_id: ImportId,
+    unsent: i64,
+    sent: i64,
+    failed: i64,
+}
+
 /// The tallies of several imports (none for an import without deliveries).
 pub fn of(conn: &mut DbConn, imports: &[ImportId]) -> QueryResult<HashMap<ImportId, Tally>> {
-    let ids: Vec<i64> = imports.iter().map(|id| id.0).collect();
-    let rows: Vec<(i64, i64, i64, i64)> = on_conn!(conn, |c| {
+    let shards: Vec<Shard> = on_conn!(conn, |c| {
         t::table
-            .filter(t::import_id.eq_any(&ids))
-            .select((t::import_id, t::unsent, t::sent, t::failed))
+            .filter(t::import_id.eq_any(imports))
+            .select(Shard::as_select())
             .load(c)
     })?;
-    let tallies = rows.into_iter().map(|(import, unsent, sent, failed)| {
+    Ok(by_import(shards.into_iter().map(|shard| {
         let tally = Tally {
-            unsent,
-            sent,
-            failed,
+            unsent: shard.unsent,
+            sent: shard.sent,
+            failed: shard.failed,
         };
-        (Some(import), tally)
-    });
-    Ok(by_import(tallies)
-        .into_iter()
-        .map(|(import, tally)| (ImportId(import), tally))
-        .collect())
+        (Some(shard.import_id), tally)
+    })))
 }
 
 #[cfg(test)]

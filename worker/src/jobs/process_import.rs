@@ -12,7 +12,7 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use invite_shared::db::Db;
 use invite_shared::domain::header::{Column, Header, HeaderError};
 use invite_shared::domain::invitee::{CsvRow, InvalidRow, NewInvitee, RowError};
-use invite_shared::ids::{AccountId, ImportId, WorkspaceId};
+use invite_shared::ids::{GroupId, ImportId};
 use invite_shared::intake::records::{
     MAX_CELL_BYTES, MAX_ROW_BYTES, Oversize, Record, RecordReader,
 };
@@ -125,7 +125,7 @@ impl LeaseGuard {
     fn new(db: Db, import: &Import, lease: Duration) -> LeaseGuard {
         LeaseGuard {
             db,
-            id: ImportId(import.id),
+            id: import.id,
             claim: import.claim.expect("begin_processing sets the claim"),
             lease,
             armed: true,
@@ -192,7 +192,7 @@ impl From<anyhow::Error> for Failure {
 }
 
 async fn apply_rows(import: &Import, claim: i64, deps: &Deps) -> Result<(), Failure> {
-    let id = ImportId(import.id);
+    let id = import.id;
     let first = file_stream(deps.db.clone(), id, 0)
         .try_next()
         .await?
@@ -263,7 +263,7 @@ async fn check_total(import: &Import, delimiter: u8, deps: &Deps) -> Result<(), 
     if import.rows_total != 0 {
         return Ok(());
     }
-    let id = ImportId(import.id);
+    let id = import.id;
     let total = count_rows(deps.db.clone(), id, delimiter).await?;
     let limit = deps.settings.max_rows;
     if total as u64 > limit {
@@ -281,16 +281,16 @@ async fn check_total(import: &Import, delimiter: u8, deps: &Deps) -> Result<(), 
 async fn context(
     import: &Import,
     deps: &Deps,
-) -> Result<(ImportContext, HashMap<String, i64>), Failure> {
-    let workspace = WorkspaceId(import.workspace_id);
+) -> Result<(ImportContext, HashMap<String, GroupId>), Failure> {
+    let workspace = import.workspace_id;
     let group_ids = deps
         .db
         .run(move |c| Ok(groups::by_name(c, workspace)?))
         .await?;
     let ctx = ImportContext {
-        import_id: ImportId(import.id),
+        import_id: import.id,
         workspace_id: workspace,
-        invited_by: AccountId(import.created_by),
+        invited_by: import.created_by,
         edition: deps.settings.edition,
         dry_run: import.dry_run,
     };
@@ -391,7 +391,7 @@ async fn refresh_statistics(db: &Db) {
 }
 
 /// Turns one record into a row to apply, resolving group names to the workspace's groups.
-fn parse_row(record: &Record, header: &Header, group_ids: &HashMap<String, i64>) -> RowInput {
+fn parse_row(record: &Record, header: &Header, group_ids: &HashMap<String, GroupId>) -> RowInput {
     let row = record.row;
     if let Some(oversize) = record.oversize {
         return RowInput::Invalid(oversized(row, header, &record.fields, oversize));

@@ -151,7 +151,7 @@ pub async fn handle(
     let import = match service::create(&state.db, &state.queue, upload, prepared).await? {
         Stored::Existing(import) | Stored::Created(import) => import,
     };
-    tracing::Span::current().record("import_id", import.id);
+    tracing::Span::current().record("import_id", import.id.0);
     accepted(&state, &admin, import).await
 }
 

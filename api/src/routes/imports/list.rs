@@ -61,7 +61,7 @@ pub async fn handle(
         .db
         .run(move |c| {
             let found = imports::list(c, admin.workspace_id, before, limit)?;
-            let next = (found.len() as i64 == limit).then(|| found.last().map(|i| i.id));
+            let next = (found.len() as i64 == limit).then(|| found.last().map(|i| i.id.0));
             Ok((super::views(c, &found)?, next.flatten()))
         })
         .await?;

@@ -75,17 +75,17 @@ pub struct EmailTally {
 
 /// The import JSON (`docs/product.md`, "Imports"), with its email counts.
 pub fn view(conn: &mut DbConn, import: &Import) -> anyhow::Result<ImportJson> {
-    let emails = imports::email_counts(conn, ImportId(import.id))?;
+    let emails = imports::email_counts(conn, import.id)?;
     Ok(render(import, emails))
 }
 
 /// The JSON of a page of imports, counting their emails in one query.
 pub fn views(conn: &mut DbConn, page: &[Import]) -> anyhow::Result<Vec<ImportJson>> {
-    let ids: Vec<ImportId> = page.iter().map(|i| ImportId(i.id)).collect();
+    let ids: Vec<ImportId> = page.iter().map(|i| i.id).collect();
     let mut counts = imports::email_counts_of(conn, &ids)?;
     Ok(page
         .iter()
-        .map(|i| render(i, counts.remove(&ImportId(i.id)).unwrap_or_default()))
+        .map(|i| render(i, counts.remove(&i.id).unwrap_or_default()))
         .collect())
 }
 
@@ -96,8 +96,8 @@ fn render(import: &Import, emails: EmailCounts) -> ImportJson {
         .map(|w| w.lines().map(str::to_owned).collect())
         .unwrap_or_default();
     ImportJson {
-        id: import.id,
-        status: import.status.clone(),
+        id: import.id.0,
+        status: import.status.to_string(),
         dry_run: import.dry_run,
         file_name: import.file_name.clone(),
         file_size: import.file_size,

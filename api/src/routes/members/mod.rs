@@ -6,7 +6,7 @@ pub mod resend;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use invite_shared::ids::ImportId;
+use invite_shared::ids::{ImportId, MemberId};
 use invite_shared::status::{DeliveryState, MemberStatus};
 use invite_shared::store::members::{self, MemberFilter, MemberView};
 use serde::{Deserialize, Serialize};
@@ -124,7 +124,7 @@ pub async fn list(
             .map(|s| DeliveryState::parse(s).ok_or_else(|| invalid("email_status", s)))
             .transpose()?,
         import: query.import.map(ImportId),
-        after: query.cursor,
+        after: query.cursor.map(MemberId),
         id: None,
     };
     let limit = query.limit.unwrap_or(100).clamp(1, MAX_PAGE);
@@ -133,7 +133,7 @@ pub async fn list(
         .run(move |c| Ok(members::list(c, admin.workspace_id, &filter, limit)?))
         .await?;
     let next = (page.len() as i64 == limit)
-        .then(|| page.last().map(|m| m.id))
+        .then(|| page.last().map(|m| m.id.0))
         .flatten();
     let members = page.into_iter().map(member_json).collect();
     Ok(Json(MemberPage {
@@ -164,7 +164,7 @@ pub async fn get(
     Valid(Path((_ws, id))): Valid<Path<(String, i64)>>,
 ) -> Result<Json<MemberJson>, ApiError> {
     let filter = MemberFilter {
-        id: Some(id),
+        id: Some(MemberId(id)),
         ..MemberFilter::default()
     };
     let found = state
@@ -181,17 +181,17 @@ pub async fn get(
 /// The member JSON: `email_status`, `last_error` and `email_attempts` describe the latest email.
 pub fn member_json(m: MemberView) -> MemberJson {
     MemberJson {
-        id: m.id,
-        role: role_label(&m.role),
+        id: m.id.0,
+        role: role_label(m.role.as_str()),
         email: m.email,
         first_name: m.first_name,
         last_name: m.last_name,
-        status: m.status,
+        status: m.status.to_string(),
         groups: m.groups,
-        email_status: m.email_status,
+        email_status: m.email_status.map(|s| s.to_string()),
         last_error: m.last_error,
         email_attempts: m.email_attempts,
-        import_id: m.import_id,
+        import_id: m.import_id.map(|i| i.0),
         created_at: Timestamp(m.created_at),
     }
 }
