@@ -30,6 +30,36 @@ pub struct UploadRun {
     pub logged: Vec<String>,
 }
 
+/// `invite-api serve` without workers on a fresh database and Redis prefix, kept with them.
+struct LoneApi {
+    api: product::RunningApi,
+    _children: Children,
+    _keys: RedisKeys,
+    _database: FreshDatabase,
+}
+
+impl LoneApi {
+    async fn start(bench: &Bench, name: &str) -> anyhow::Result<LoneApi> {
+        let dir = run_dir(bench, name)?;
+        let database = FreshDatabase::create()?;
+        let keys = RedisKeys::new();
+        let mut children = Children::default();
+        let backends = Backends {
+            database_url: &database.url,
+            queue_prefix: &keys.prefix,
+            smtp_url: None,
+            dir: &dir,
+        };
+        let api = product::start_api(bench, &backends, &mut children).await?;
+        Ok(LoneApi {
+            api,
+            _children: children,
+            _keys: keys,
+            _database: database,
+        })
+    }
+}
+
 /// What the storm of uploads measured.
 pub struct StormRun {
     /// CSV uploads (and hostile workbooks) sent at once.
@@ -65,17 +95,8 @@ pub async fn storm(
         "upload storm: {copies} × {:.1} MiB CSV and {copies} hostile workbooks at once …",
         report::mib(csv.bytes)
     );
-    let dir = run_dir(bench, "storm")?;
-    let database = FreshDatabase::create()?;
-    let keys = RedisKeys::new();
-    let mut children = Children::default();
-    let backends = Backends {
-        database_url: &database.url,
-        queue_prefix: &keys.prefix,
-        smtp_url: None,
-        dir: &dir,
-    };
-    let api = product::start_api(bench, &backends, &mut children).await?;
+    let lone = LoneApi::start(bench, "storm").await?;
+    let api = &lone.api;
     let started = Instant::now();
     let uploads = (0..copies).map(|_| api.api.upload(csv.path()));
     let workbooks = corpus
@@ -115,17 +136,8 @@ pub async fn bench(bench: &Bench, mib: u64, report: &mut Report) -> anyhow::Resu
         csv.bytes,
         report::mib(csv.bytes)
     );
-    let dir = run_dir(bench, "upload")?;
-    let database = FreshDatabase::create()?;
-    let keys = RedisKeys::new();
-    let mut children = Children::default();
-    let backends = Backends {
-        database_url: &database.url,
-        queue_prefix: &keys.prefix,
-        smtp_url: None,
-        dir: &dir,
-    };
-    let api = product::start_api(bench, &backends, &mut children).await?;
+    let lone = LoneApi::start(bench, "upload").await?;
+    let api = &lone.api;
     let started = Instant::now();
     api.api.upload(csv.path()).await?;
     let elapsed = started.elapsed();
