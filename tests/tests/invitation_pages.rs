@@ -24,7 +24,7 @@ on_both_stacks!(
 /// What a browser sends when it follows a link or submits a form.
 const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 
-/// The page Content Security Policy of SPEC's invitation pages.
+/// The Content Security Policy of the invitation pages (the README's dependency notes, askama).
 const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' \
     data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
