@@ -1,6 +1,6 @@
 //! The limits of one request: the pace of its body (a longest pause and a slowest average rate),
 //! the size of its body (`JSON_BODY_LIMIT`, or `MAX_UPLOAD_BYTES` for the upload) and its total
-//! time (`HTTP_REQUEST_TIMEOUT`, on every route but the upload, whose body's pace bounds it).
+//! time (`HTTP_REQUEST_TIMEOUT`, or `HTTP_UPLOAD_TIMEOUT` for the upload).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures::FutureExt as _;
 use http_body::{Frame, SizeHint};
 use invite_shared::config::Settings;
 use tokio::time::{Instant, Sleep};
@@ -41,6 +42,8 @@ pub struct RequestLimits {
     pub pace: Pace,
     /// Total time of every request but the upload.
     pub timeout: Duration,
+    /// Total time of the upload.
+    pub upload_timeout: Duration,
     /// Largest body of every route but the upload.
     pub body_limit: usize,
     /// Largest body of the upload.
@@ -61,6 +64,7 @@ impl RequestLimits {
                 grace: settings.http_body_min_rate_grace,
             },
             timeout: settings.http_request_timeout,
+            upload_timeout: settings.http_upload_timeout,
             body_limit: settings.json_body_limit,
             upload_body_limit,
         }
@@ -81,18 +85,22 @@ pub async fn enforce(
             .is_some_and(|route| route.as_str() == UPLOAD_ROUTE);
     let slow = Arc::new(AtomicBool::new(false));
     let request = request.map(|body| Body::new(PacedBody::new(body, limits.pace, slow.clone())));
-    let response = if upload {
+    let (timeout, answer) = if upload {
         // Overrides the small limit set around every route (the innermost limit wins).
         let limited = DefaultBodyLimit::max(limits.upload_body_limit).layer(next);
-        match limited.oneshot(request).await {
-            Ok(response) => response,
-            Err(never) => match never {},
-        }
+        let answer = async move {
+            match limited.oneshot(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        };
+        (limits.upload_timeout, answer.boxed())
     } else {
-        tokio::time::timeout(limits.timeout, next.run(request))
-            .await
-            .unwrap_or_else(|_| ApiError::TimedOut(limits.timeout).into_response())
+        (limits.timeout, next.run(request).boxed())
     };
+    let response = tokio::time::timeout(timeout, answer)
+        .await
+        .unwrap_or_else(|_| ApiError::TimedOut(timeout).into_response());
     if !slow.load(Ordering::Relaxed) {
         return response;
     }

@@ -25,6 +25,9 @@ pub enum Edition {
     Cloud,
 }
 
+/// The least address space a conversion child can start a workbook in.
+const MIN_CONVERSION_MEMORY: u64 = 64 * 1024 * 1024;
+
 /// The most deliveries one claim may take.
 const MAX_SEND_BATCH: usize = 5000;
 
@@ -130,7 +133,11 @@ pub struct Settings {
     /// Time to answer a request, its body included, on every route but the upload (503 beyond).
     #[serde(with = "humantime_serde")]
     pub http_request_timeout: Duration,
-    /// Longest pause in a request body before the request fails (408) and its connection closes.
+    /// Time an upload may take to arrive and be stored (503 beyond).
+    #[serde(with = "humantime_serde")]
+    pub http_upload_timeout: Duration,
+    /// Longest pause in a request body before the request fails (408) and its connection closes;
+    /// also the longest a response may wait for the client to read it before the connection closes.
     #[serde(with = "humantime_serde")]
     pub http_body_idle_timeout: Duration,
     /// Slowest average rate of a request body in bytes per second, once
@@ -188,6 +195,7 @@ impl Default for Settings {
 
             http_header_timeout: Duration::from_secs(10),
             http_request_timeout: Duration::from_secs(30),
+            http_upload_timeout: Duration::from_secs(30 * 60),
             http_body_idle_timeout: Duration::from_secs(30),
             http_body_min_rate: 1024,
             http_body_min_rate_grace: Duration::from_secs(10),
@@ -254,6 +262,11 @@ impl Settings {
         for (name, value) in [
             ("HTTP_HEADER_TIMEOUT", self.http_header_timeout),
             ("HTTP_REQUEST_TIMEOUT", self.http_request_timeout),
+            ("HTTP_UPLOAD_TIMEOUT", self.http_upload_timeout),
+            (
+                "WORKBOOK_CONVERSION_TIMEOUT",
+                self.workbook_conversion_timeout,
+            ),
             ("HTTP_BODY_IDLE_TIMEOUT", self.http_body_idle_timeout),
         ] {
             anyhow::ensure!(!value.is_zero(), "{name} must be longer than 0");
@@ -265,6 +278,10 @@ impl Settings {
         anyhow::ensure!(
             self.json_body_limit > 0,
             "JSON_BODY_LIMIT must be at least 1"
+        );
+        anyhow::ensure!(
+            self.workbook_conversion_memory >= MIN_CONVERSION_MEMORY,
+            "WORKBOOK_CONVERSION_MEMORY must be at least {MIN_CONVERSION_MEMORY} bytes (64 MiB)"
         );
         Ok(())
     }

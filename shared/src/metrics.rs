@@ -40,10 +40,12 @@ pub const UPLOAD_BYTES: &str = "invites_upload_bytes";
 /// Counter of requests answered 429, by `limit` (`auth_failures`, `uploads`, `imports_in_flight`).
 pub const RATE_LIMITED_TOTAL: &str = "invites_rate_limited_total";
 /// Workbook conversions by `result`: `converted`, `refused` (in words: too large, unreadable),
-/// `exhausted` (the child ran out of memory or time) or `busy` (no free slot).
+/// `exhausted` (the child ran out of memory or time), `busy` (no free slot) or `failed` (the
+/// child could not be run or set up: the server's fault).
 pub const WORKBOOK_CONVERSIONS_TOTAL: &str = "invites_workbook_conversions_total";
 /// The `result` values of [`WORKBOOK_CONVERSIONS_TOTAL`].
-pub const WORKBOOK_CONVERSION_RESULTS: [&str; 4] = ["converted", "refused", "exhausted", "busy"];
+pub const WORKBOOK_CONVERSION_RESULTS: [&str; 5] =
+    ["converted", "refused", "exhausted", "busy", "failed"];
 
 /// Histogram buckets of [`EMAIL_SEND_DURATION`]: 5 ms to 30 s.
 pub const SEND_BUCKETS: &[f64] = &[

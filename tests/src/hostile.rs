@@ -20,8 +20,9 @@ type Maker = fn() -> Vec<u8>;
 
 /// Every file of the corpus.
 pub fn corpus() -> Vec<Hostile> {
-    let files: [(&'static str, Maker); 13] = [
+    let files: [(&'static str, Maker); 14] = [
         ("shared-strings-count.xlsx", shared_strings_count),
+        ("renamed-shared-strings.xlsx", renamed_shared_strings),
         ("sheet-extent.xlsx", sheet_extent),
         ("sheet-dimension.xlsx", sheet_dimension),
         ("giant-cell.xlsx", giant_cell),
@@ -134,13 +135,22 @@ fn header_row() -> String {
 
 /// Shared strings that declare three hundred trillion entries (calamine reserves them all).
 fn shared_strings_count() -> Vec<u8> {
+    declaring_shared_strings("xl/sharedStrings.xml")
+}
+
+/// The same, in a part whose name differs from the usual one but in case, as calamine still reads.
+fn renamed_shared_strings() -> Vec<u8> {
+    declaring_shared_strings("XL/SharedStrings.XML")
+}
+
+fn declaring_shared_strings(part: &str) -> Vec<u8> {
     let strings = format!(
         "<sst xmlns=\"{MAIN}\" count=\"300000000000000\" uniqueCount=\"300000000000000\">\
          <si><t>Email</t></si></sst>"
     );
     xlsx(
         &worksheet(None, &header_row()),
-        &[("xl/sharedStrings.xml", strings.as_bytes())],
+        &[(part, strings.as_bytes())],
     )
 }
 

@@ -299,3 +299,52 @@ async fn a_json_body_over_its_limit_gets_413_and_uploads_keep_theirs() {
     assert_eq!(multipart.status(), 202);
     assert_eq!(raw.status(), 202);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_longer_than_the_upload_timeout_gets_503() {
+    let app = TestApp::spawn_with(Stack::Sqlite, |s| {
+        s.http_upload_timeout = Duration::from_secs(1);
+        s.http_body_min_rate = 0;
+    })
+    .await;
+    let csv = people_csv(3);
+    let mut upload = posting(&app, "/imports", "text/csv", csv.len()).await;
+
+    for piece in csv.as_bytes().chunks(csv.len() / 4 + 1) {
+        // Four pieces 500 ms apart: 2 s in all, twice the upload timeout.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if upload.write_all(piece).await.is_err() {
+            break;
+        }
+    }
+    let answer = read_until_closed(&mut upload).await;
+
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("\"timeout\""), "{answer}");
+    let listed = app.get_json("/imports").await;
+    assert_eq!(listed["imports"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_its_responses_is_cut_off() {
+    let app = TestApp::spawn_with(Stack::Sqlite, |s| {
+        s.http_body_idle_timeout = Duration::from_secs(1);
+        // Long enough that only the stalled write can end the connection within the bound.
+        s.http_header_timeout = Duration::from_secs(60);
+    })
+    .await;
+    let mut client = connect(&app).await;
+    // 200 answers of the 79 KB document: more than the kernel's buffers on both sides hold.
+    let requests = b"GET /api/v1/openapi.json HTTP/1.1\r\nHost: test\r\n\r\n".repeat(200);
+    client.write_all(&requests).await.unwrap();
+
+    // The client reads nothing for three times the limit, then reads what is left.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let started = Instant::now();
+    let received = read_until_closed(&mut client).await;
+
+    let answers = received.matches("HTTP/1.1 200").count();
+    assert!(answers < 200, "all {answers} answers were written");
+    assert!(started.elapsed() < BOUND);
+    assert_served(&app).await;
+}

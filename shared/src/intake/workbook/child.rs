@@ -27,8 +27,14 @@ pub const SUBCOMMAND: &str = "convert-workbook";
 /// The exit code of a child that refused the workbook in words.
 const REFUSED: i32 = 3;
 
+/// The exit code of a child that could not set itself up (the server's fault, not the file's).
+const FAILED: i32 = 4;
+
 /// Most bytes of the child's standard error read (its outcome is one short JSON line).
 const OUTCOME_BYTES: u64 = 64 * 1024;
+
+/// Most characters of a sheet's name reported (Excel allows 31).
+const MAX_SHEET_NAME: usize = 100;
 
 /// What one conversion may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -71,6 +77,8 @@ pub enum Outcome {
     Converted(Converted),
     /// The workbook was refused, in words.
     Refused(WorkbookError),
+    /// The child could not set itself up: its limits did not parse or could not be set.
+    Failed(String),
 }
 
 /// Why a conversion did not give CSV.
@@ -113,10 +121,17 @@ impl Converter {
         }
     }
 
-    /// Conversions by this very program (the `invite-api` binary).
+    /// Conversions by this very program (the `invite-api` binary): through `/proc/self/exe` where
+    /// there is one, so that the child is the running binary even after an upgrade replaced the
+    /// file on disk.
     pub fn this_program(settings: &crate::config::Settings) -> std::io::Result<Converter> {
+        let this = PathBuf::from("/proc/self/exe");
         Ok(Converter::new(
-            std::env::current_exe()?,
+            if this.exists() {
+                this
+            } else {
+                std::env::current_exe()?
+            },
             ConversionLimits::from_settings(settings),
             settings.workbook_conversions,
         ))
@@ -140,7 +155,8 @@ impl Converter {
         let label = match &result {
             Ok(_) => "converted",
             Err(ConversionError::Workbook(WorkbookError::Exhausted { .. })) => "exhausted",
-            Err(_) => "refused",
+            Err(ConversionError::Workbook(_)) => "refused",
+            Err(_) => "failed",
         };
         metrics::counter!(m::WORKBOOK_CONVERSIONS_TOTAL, "result" => label).increment(1);
         result
@@ -162,8 +178,15 @@ impl Converter {
         let mut stderr = child.stderr.take().expect("stderr is piped");
         let finished = async {
             let mut report = Vec::new();
-            let mut limited = (&mut stderr).take(OUTCOME_BYTES);
-            let (status, read) = tokio::join!(child.wait(), limited.read_to_end(&mut report));
+            let read = async {
+                (&mut stderr)
+                    .take(OUTCOME_BYTES)
+                    .read_to_end(&mut report)
+                    .await?;
+                // Whatever follows is drained, so that the child never blocks on a full pipe.
+                tokio::io::copy(&mut stderr, &mut tokio::io::sink()).await
+            };
+            let (status, read) = tokio::join!(child.wait(), read);
             read?;
             Ok::<_, std::io::Error>((status?, report))
         };
@@ -179,6 +202,9 @@ impl Converter {
                 Ok((output, converted))
             }
             (Some(REFUSED), Some(Outcome::Refused(refusal))) => Err(refusal.into()),
+            (Some(FAILED), Some(Outcome::Failed(reason))) => {
+                Err(std::io::Error::other(format!("the conversion child failed: {reason}")).into())
+            }
             _ => {
                 tracing::warn!(%status, "a workbook conversion ended abnormally");
                 Err(self.exhausted().into())
@@ -199,11 +225,12 @@ impl Converter {
 pub fn run_child(limits: &str) -> ExitCode {
     let outcome = match serde_json::from_str::<ConversionLimits>(limits) {
         Ok(limits) => convert_stdin(&limits),
-        Err(e) => Outcome::Refused(WorkbookError::Unreadable(format!("bad limits: {e}"))),
+        Err(e) => Outcome::Failed(format!("its limits do not parse: {e}")),
     };
     let code = match outcome {
         Outcome::Converted(_) => ExitCode::SUCCESS,
         Outcome::Refused(_) => ExitCode::from(REFUSED as u8),
+        Outcome::Failed(_) => ExitCode::from(FAILED as u8),
     };
     let line = serde_json::to_string(&outcome).unwrap_or_default();
     let _ = writeln!(std::io::stderr(), "{line}");
@@ -211,10 +238,8 @@ pub fn run_child(limits: &str) -> ExitCode {
 }
 
 fn convert_stdin(limits: &ConversionLimits) -> Outcome {
-    if let Err(e) = limit_address_space(limits.memory_bytes) {
-        return Outcome::Refused(WorkbookError::Unreadable(format!(
-            "the memory limit could not be set: {e}"
-        )));
+    if let Err(e) = limit_resources(limits) {
+        return Outcome::Failed(format!("its limits could not be set: {e}"));
     }
     let mut workbook = Vec::new();
     let read = std::io::stdin()
@@ -228,16 +253,30 @@ fn convert_stdin(limits: &ConversionLimits) -> Outcome {
     let converted = super::to_csv(Cursor::new(workbook), &mut output, &limits.workbook)
         .and_then(|c| output.flush().map(|()| c).map_err(super::unreadable));
     match converted {
-        Ok(converted) => Outcome::Converted(converted),
+        Ok(mut converted) => {
+            // The name is the workbook's own: keep the report, and the note it becomes, short.
+            converted.sheet = converted.sheet.chars().take(MAX_SHEET_NAME).collect();
+            Outcome::Converted(converted)
+        }
         Err(refusal) => Outcome::Refused(refusal),
     }
 }
 
-/// `RLIMIT_AS`: past it, allocations fail and the child aborts, alone.
-fn limit_address_space(bytes: u64) -> std::io::Result<()> {
-    let limit = rustix::process::Rlimit {
-        current: Some(bytes),
-        maximum: Some(bytes),
+/// `RLIMIT_AS`: past it, allocations fail and the child aborts, alone. `RLIMIT_CPU` at the
+/// timeout, and a lower priority than the server's, so that conversions cannot starve the API and
+/// the workers of the cores while they run.
+fn limit_resources(limits: &ConversionLimits) -> std::io::Result<()> {
+    use rustix::process::{Resource, Rlimit, nice, setrlimit};
+    let at = |value: u64| Rlimit {
+        current: Some(value),
+        maximum: Some(value),
     };
-    rustix::process::setrlimit(rustix::process::Resource::As, limit).map_err(std::io::Error::from)
+    setrlimit(Resource::As, at(limits.memory_bytes))?;
+    setrlimit(Resource::Cpu, at(limits.timeout.as_secs().max(1)))?;
+    // An increment, which any process may make, whatever niceness it was started with.
+    nice(CHILD_NICENESS)?;
+    Ok(())
 }
+
+/// How much lower the child's scheduling priority is than its parent's.
+const CHILD_NICENESS: i32 = 10;

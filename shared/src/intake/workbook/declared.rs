@@ -74,16 +74,19 @@ fn check_zip(input: &mut (impl Read + Seek), limits: &WorkbookLimits) -> Result<
     if unpacked > limits.max_unpacked_bytes {
         return Err(unpacked_too_large(unpacked, limits));
     }
+    let mut read = 0u64;
     for i in 0..archive.len() {
         let mut part = archive.by_index(i).map_err(super::unreadable)?;
-        let Some(kind) = Part::of(&part.name().map_err(super::unreadable)?) else {
+        if !is_xml(&part.name().map_err(super::unreadable)?) {
             continue;
-        };
-        // A part may unpack to more than it declares: never read past the limit.
-        let mut counted = Counted::new(&mut part, limits.max_unpacked_bytes);
-        let result = kind.check(&mut BufReader::new(&mut counted), limits);
+        }
+        // A part may unpack to more than it declares: never read past the limit, all parts
+        // together.
+        let mut counted = Counted::new(&mut part, limits.max_unpacked_bytes - read);
+        let result = check_xml(&mut BufReader::new(&mut counted), limits);
+        read += counted.read;
         if counted.exceeded() {
-            return Err(unpacked_too_large(counted.read, limits));
+            return Err(unpacked_too_large(read, limits));
         }
         result?;
     }
@@ -100,36 +103,11 @@ fn unpacked_too_large(unpacked: u64, limits: &WorkbookLimits) -> WorkbookError {
     )
 }
 
-/// The parts of a workbook whose declarations are checked.
-enum Part {
-    /// `.xlsx` shared strings: their declared count.
-    SharedStrings,
-    /// An `.xlsx` worksheet: its declared dimension and the cells' references.
-    Worksheet,
-    /// `.ods` content: every table's extent, repeated rows and columns expanded.
-    OdsContent,
-}
-
-impl Part {
-    fn of(name: &str) -> Option<Part> {
-        if name == "xl/sharedStrings.xml" {
-            Some(Part::SharedStrings)
-        } else if name.starts_with("xl/worksheets/") && name.ends_with(".xml") {
-            Some(Part::Worksheet)
-        } else if name == "content.xml" {
-            Some(Part::OdsContent)
-        } else {
-            None
-        }
-    }
-
-    fn check(&self, xml: &mut impl BufRead, limits: &WorkbookLimits) -> Result<(), WorkbookError> {
-        match self {
-            Part::SharedStrings => check_shared_strings(xml, limits),
-            Part::Worksheet => check_sheet_extent(xml, limits),
-            Part::OdsContent => check_ods_tables(xml, limits),
-        }
-    }
+/// Whether a part is XML, by its name as calamine reads names (any case, `\` for `/`). Every XML
+/// part is checked for every declaration, whatever it is called: calamine finds a workbook's parts
+/// through its relationship files, so a shared-string table or a sheet may have any name.
+fn is_xml(name: &str) -> bool {
+    name.to_ascii_lowercase().ends_with(".xml")
 }
 
 /// Reads up to `limit` bytes of a part and remembers whether it had more.
@@ -214,25 +192,47 @@ fn count_attribute(element: &BytesStart<'_>, name: &str) -> Option<u64> {
     }
 }
 
+/// Every declaration an XML part may make, in one pass: an `.xlsx` shared-string count, an `.xlsx`
+/// sheet's dimension and cell references, `.ods` tables' repeated rows and columns.
+fn check_xml(xml: &mut impl BufRead, limits: &WorkbookLimits) -> Result<(), WorkbookError> {
+    let mut sheet = SheetWalk::default();
+    let mut ods = OdsWalk::default();
+    walk(xml, |element, empty| {
+        match element.local_name().as_ref() {
+            "sst" => check_shared_strings(element, limits)?,
+            "dimension" | "row" | "c" => sheet.visit(element),
+            _ => ods.visit(element, empty),
+        }
+        Ok(sheet.within(limits) && ods.extent.cells() <= limits.max_cells)
+    })?;
+    sheet.check(limits)?;
+    if ods.extent.cells() > limits.max_cells {
+        return Err(too_large(
+            format!(
+                "The sheet's repeated rows and columns span more than {} cells",
+                limits.max_cells
+            ),
+            cells_limit(limits),
+        ));
+    }
+    Ok(())
+}
+
+/// An `.xlsx` shared-string table's declared counts.
 fn check_shared_strings(
-    xml: &mut impl BufRead,
+    sst: &BytesStart<'_>,
     limits: &WorkbookLimits,
 ) -> Result<(), WorkbookError> {
-    walk(xml, |element, _| {
-        if element.local_name().as_ref() != "sst" {
-            return Ok(true);
+    for name in ["uniqueCount", "count"] {
+        let declared = count_attribute(sst, name).unwrap_or(0);
+        if declared > limits.max_cells {
+            return Err(too_large(
+                format!("The workbook declares {declared} shared strings"),
+                cells_limit(limits),
+            ));
         }
-        for name in ["uniqueCount", "count"] {
-            let declared = count_attribute(element, name).unwrap_or(0);
-            if declared > limits.max_cells {
-                return Err(too_large(
-                    format!("The workbook declares {declared} shared strings"),
-                    cells_limit(limits),
-                ));
-            }
-        }
-        Ok(false)
-    })
+    }
+    Ok(())
 }
 
 fn cells_limit(limits: &WorkbookLimits) -> String {
@@ -287,47 +287,56 @@ fn cell_reference(text: &str) -> Option<(u64, u64)> {
     ((1..=MAX_ROW).contains(&row) && column <= MAX_COLUMN).then_some((row, column))
 }
 
-fn check_sheet_extent(
-    xml: &mut impl BufRead,
-    limits: &WorkbookLimits,
-) -> Result<(), WorkbookError> {
-    let mut extent = Extent::default();
-    let mut declared = Extent::default();
-    walk(xml, |element, _| {
+/// An `.xlsx` sheet's declared dimension and the extent of the rows and cells it names.
+#[derive(Default)]
+struct SheetWalk {
+    declared: Extent,
+    named: Extent,
+}
+
+impl SheetWalk {
+    fn visit(&mut self, element: &BytesStart<'_>) {
         match element.local_name().as_ref() {
             "dimension" => {
                 let range = attribute(element, "ref").unwrap_or_default();
-                for corner in range.split(':').filter_map(cell_reference) {
-                    declared.add_row(corner.0);
-                    declared.add_columns(corner.1, corner.1);
+                for (row, column) in range.split(':').filter_map(cell_reference) {
+                    self.declared.add_row(row);
+                    self.declared.add_columns(column, column);
                 }
             }
             "row" => {
                 if let Some(row) = count_attribute(element, "r").filter(|r| *r <= MAX_ROW) {
-                    extent.add_row(row);
+                    self.named.add_row(row);
                 }
             }
-            "c" => {
-                if let Some((row, column)) =
-                    attribute(element, "r").as_deref().and_then(cell_reference)
-                {
-                    extent.add_row(row);
-                    extent.add_columns(column, column);
+            _ => {
+                let reference = attribute(element, "r");
+                if let Some((row, column)) = reference.as_deref().and_then(cell_reference) {
+                    self.named.add_row(row);
+                    self.named.add_columns(column, column);
                 }
             }
-            _ => {}
-        }
-        Ok(true)
-    })?;
-    for (what, extent) in [("declares a dimension of", declared), ("spans", extent)] {
-        if extent.cells() > limits.max_cells {
-            return Err(too_large(
-                format!("The sheet {what} {} cells", extent.cells()),
-                cells_limit(limits),
-            ));
         }
     }
-    Ok(())
+
+    fn within(&self, limits: &WorkbookLimits) -> bool {
+        self.declared.cells() <= limits.max_cells && self.named.cells() <= limits.max_cells
+    }
+
+    fn check(&self, limits: &WorkbookLimits) -> Result<(), WorkbookError> {
+        for (what, extent) in [
+            ("declares a dimension of", self.declared),
+            ("spans", self.named),
+        ] {
+            if extent.cells() > limits.max_cells {
+                return Err(too_large(
+                    format!("The sheet {what} {} cells", extent.cells()),
+                    cells_limit(limits),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Walks `.ods` content: rows and cells with their repeat counts, per table.
@@ -384,24 +393,6 @@ impl OdsWalk {
             self.extent.add_columns(0, last - 1);
         }
     }
-}
-
-fn check_ods_tables(xml: &mut impl BufRead, limits: &WorkbookLimits) -> Result<(), WorkbookError> {
-    let mut ods = OdsWalk::default();
-    walk(xml, |element, empty| {
-        ods.visit(element, empty);
-        Ok(ods.extent.cells() <= limits.max_cells)
-    })?;
-    if ods.extent.cells() > limits.max_cells {
-        return Err(too_large(
-            format!(
-                "The sheet's repeated rows and columns span more than {} cells",
-                limits.max_cells
-            ),
-            cells_limit(limits),
-        ));
-    }
-    Ok(())
 }
 
 /// An OLE2 compound file (`.xls`): no stream can be longer than the file, and the directory's
