@@ -17,7 +17,6 @@ use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Valid;
 use crate::routes::imports::{Timestamp, rfc3339};
-use crate::routes::role_label;
 
 /// An invitation as its link shows it to an API client.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -208,7 +207,7 @@ fn answer(
 /// The JSON of `GET /invitations/{token}`.
 fn invitation_json(view: InvitationView) -> Invitation {
     Invitation {
-        role: role_label(view.role.as_str()),
+        role: view.role.label().to_owned(),
         workspace: view.workspace,
         email: view.email,
         status: view.status,
@@ -379,7 +378,7 @@ struct InvitationPage {
 impl InvitationPage {
     fn new(view: InvitationView, token: String) -> InvitationPage {
         InvitationPage {
-            role: role_label(view.role.as_str()),
+            role: view.role.label().to_owned(),
             expires_iso: rfc3339(view.expires_at),
             expires_text: view.expires_at.format("%-d %B %Y at %H:%M UTC").to_string(),
             workspace: view.workspace,
@@ -402,7 +401,7 @@ struct WelcomePage {
 impl WelcomePage {
     fn new(view: InvitationView) -> WelcomePage {
         WelcomePage {
-            role: role_label(view.role.as_str()),
+            role: view.role.label().to_owned(),
             workspace: view.workspace,
         }
     }

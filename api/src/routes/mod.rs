@@ -17,14 +17,7 @@ use utoipa::openapi::OpenApi;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
-use invite_shared::domain::role::Role;
-
 use crate::AppState;
-
-/// The display label of a stored role ("End User"), or the stored text if unknown.
-pub fn role_label(stored: &str) -> String {
-    Role::from_stored(stored).map_or_else(|| stored.to_owned(), |r| r.label().to_owned())
-}
 
 /// The `{ws}` path segment of every workspace route, which [`crate::auth::Admin`] reads.
 #[derive(IntoParams)]

@@ -15,8 +15,8 @@ use crate::AppState;
 use crate::auth::Admin;
 use crate::error::{AdminErrors, ApiError, BadRequest, ErrorBody};
 use crate::extract::Valid;
+use crate::routes::WorkspacePath;
 use crate::routes::imports::Timestamp;
-use crate::routes::{WorkspacePath, role_label};
 
 const MAX_PAGE: i64 = 500;
 
@@ -182,7 +182,7 @@ pub async fn get(
 pub fn member_json(m: MemberView) -> MemberJson {
     MemberJson {
         id: m.id.0,
-        role: role_label(m.role.as_str()),
+        role: m.role.label().to_owned(),
         email: m.email,
         first_name: m.first_name,
         last_name: m.last_name,
