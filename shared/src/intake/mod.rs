@@ -55,9 +55,9 @@ pub enum IntakeError {
     /// The workbook could not be converted.
     #[error(transparent)]
     Workbook(#[from] WorkbookError),
-    /// Every workbook conversion slot of this process stayed busy.
-    #[error("{0}")]
-    Busy(String),
+    /// Every workbook conversion slot of this process stayed busy ([`ConversionError::Busy`]).
+    #[error(transparent)]
+    Busy(ConversionError),
     /// The header row is unusable.
     #[error(transparent)]
     Header(#[from] HeaderError),
@@ -70,7 +70,7 @@ impl From<ConversionError> for IntakeError {
     fn from(e: ConversionError) -> Self {
         match e {
             ConversionError::Workbook(e) => IntakeError::Workbook(e),
-            ConversionError::Busy { .. } => IntakeError::Busy(e.to_string()),
+            ConversionError::Busy { .. } => IntakeError::Busy(e),
             ConversionError::Io(e) => IntakeError::Io(e),
         }
     }
@@ -84,17 +84,20 @@ pub async fn prepare(
     kind: Kind,
     converter: &Converter,
 ) -> Result<Prepared, IntakeError> {
-    let (file, notes) = match kind {
-        Kind::Workbook => {
-            let limit = converter.limits().max_file_bytes;
-            if size > limit {
-                return Err(IntakeError::WorkbookTooLarge { limit });
-            }
-            let (file, converted) = converter.convert(file).await?;
-            (file, vec![workbook_note(&converted)])
-        }
-        kind => blocking(move || as_utf8(file, kind)).await?,
-    };
+    if kind != Kind::Workbook {
+        // Transcoding and the header check, in one trip to the blocking pool.
+        return blocking(move || {
+            let (file, notes) = as_utf8(file, kind)?;
+            checked(file, notes)
+        })
+        .await;
+    }
+    let limit = converter.limits().max_file_bytes;
+    if size > limit {
+        return Err(IntakeError::WorkbookTooLarge { limit });
+    }
+    let (file, converted) = converter.convert(file).await?;
+    let notes = vec![workbook_note(&converted)];
     blocking(move || checked(file, notes)).await
 }
 

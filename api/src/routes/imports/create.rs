@@ -318,7 +318,7 @@ pub fn intake_error(e: IntakeError) -> ApiError {
             return ApiError::PayloadTooLarge { limit: *limit };
         }
         IntakeError::Io(_) => return ApiError::Internal(anyhow::Error::new(e)),
-        IntakeError::Busy(message) => return ApiError::Unavailable(message.clone()),
+        IntakeError::Busy(busy) => return ApiError::Unavailable(busy.to_string()),
         IntakeError::Workbook(WorkbookError::TooManyRows { .. }) => {
             ("too_many_rows", e.to_string())
         }
