@@ -4,7 +4,7 @@ use csv::ByteRecord;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::email::InviteeEmail;
+use super::email::{DisplayName, InviteeEmail};
 use super::header::{Column, Header};
 use super::role::Role;
 
@@ -46,7 +46,13 @@ pub struct NewInvitee {
     pub groups: Vec<String>,
     /// A JSON object of at most 4 KiB; never log it, it may hold secrets.
     pub metadata: Option<Map<String, Value>>,
+    /// What the admin should know about how the row was read, for its line in the results.
+    pub note: Option<&'static str>,
 }
+
+/// The note of a row whose names came from a `Name <address>` email cell.
+pub const NAME_FROM_EMAIL_CELL: &str =
+    "the name was taken from the email cell (Name <address>), the name cells being empty";
 
 /// One failing field of a row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -109,20 +115,30 @@ impl TryFrom<CsvRow<'_>> for NewInvitee {
         .filter(|e| !e.is_empty());
 
         let mut errors = Vec::new();
-        let first_name = check(
+        let mut first_name = check(
             &mut errors,
             "first_name",
             parse_name(cell(Column::FirstName)),
         );
-        let last_name = check(&mut errors, "last_name", parse_name(cell(Column::LastName)));
+        let mut last_name = check(&mut errors, "last_name", parse_name(cell(Column::LastName)));
+        let parsed_email = parse_email(cell(Column::Email));
+        let names_blank = is_blank(cell(Column::FirstName)) && is_blank(cell(Column::LastName));
+        let note = match parsed_email.as_ref().map(|(_, name)| name) {
+            Ok(Some(name)) if names_blank => {
+                first_name = Some(name.first.clone());
+                last_name = Some(name.last.clone());
+                Some(NAME_FROM_EMAIL_CELL)
+            }
+            _ => None,
+        };
         // A name cell that failed its own rule still counts as given: one message is enough.
-        if is_blank(cell(Column::FirstName)) && is_blank(cell(Column::LastName)) {
+        if names_blank && note.is_none() {
             errors.push(RowError {
                 field: "name",
                 message: "a first name or a last name is required".to_owned(),
             });
         }
-        let email = check(&mut errors, "email", parse_email(cell(Column::Email)));
+        let email = check(&mut errors, "email", parsed_email).map(|(email, _)| email);
         let role = check(&mut errors, "role", parse_role(cell(Column::Role)));
         let groups = check(&mut errors, "groups", parse_groups(cell(Column::Groups)));
         let metadata = check(
@@ -147,6 +163,7 @@ impl TryFrom<CsvRow<'_>> for NewInvitee {
                 role,
                 groups,
                 metadata,
+                note,
             }),
             _ => Err(InvalidRow {
                 row,
@@ -207,11 +224,27 @@ fn parse_name(cell: &[u8]) -> Result<Option<String>, String> {
     Ok(Some(name.to_owned()))
 }
 
-fn parse_email(cell: &[u8]) -> Result<InviteeEmail, String> {
+fn parse_email(cell: &[u8]) -> Result<(InviteeEmail, Option<DisplayName>), String> {
     match text(cell)? {
         "" => Err("is required".to_owned()),
-        email => InviteeEmail::parse(email),
+        email => {
+            let (email, name) = InviteeEmail::parse_cell(email)?;
+            let name = name.map(check_display_name).transpose()?;
+            Ok((email, name))
+        }
     }
+}
+
+/// A display name's parts obey the name cells' rules.
+fn check_display_name(name: DisplayName) -> Result<DisplayName, String> {
+    let part = |part: Option<String>| {
+        parse_name(part.unwrap_or_default().as_bytes())
+            .map_err(|why| format!("the name before <…> {why}"))
+    };
+    Ok(DisplayName {
+        first: part(name.first)?,
+        last: part(name.last)?,
+    })
 }
 
 fn parse_role(cell: &[u8]) -> Result<Role, String> {
@@ -476,6 +509,24 @@ mod tests {
             "{}",
             invalid.errors[0].message
         );
+    }
+
+    #[test]
+    fn a_name_and_address_cell_fills_empty_name_cells_and_says_so() {
+        let invitee = valid(&["", "", "Ada Lovelace <Ada@Example.com>", "Admin"]);
+        assert_eq!(invitee.email.as_str(), "ada@example.com");
+        assert_eq!(invitee.first_name.as_deref(), Some("Ada"));
+        assert_eq!(invitee.last_name.as_deref(), Some("Lovelace"));
+        assert_eq!(invitee.note, Some(NAME_FROM_EMAIL_CELL));
+
+        let own = valid(&["Augusta", "King", "Ada Lovelace <ada@example.com>", "Admin"]);
+        assert_eq!(own.first_name.as_deref(), Some("Augusta"));
+        assert_eq!(own.last_name.as_deref(), Some("King"));
+        assert_eq!(own.note, None);
+
+        assert_eq!(fields(&["", "", "<ada@example.com>", "Admin"]), ["name"]);
+        let long = format!("{} Lovelace <ada@example.com>", "A".repeat(150));
+        assert_eq!(fields(&["", "", &long, "Admin"]), ["name", "email"]);
     }
 
     #[test]
