@@ -36,6 +36,8 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Mutex as AsyncMutex, oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
+/// RFC 6531 section 3.5: a non-ASCII address without SMTPUTF8.
+const NON_ASCII_REPLY: &str = "553 5.6.7 non-ASCII address without SMTPUTF8";
 /// Largest message accepted, advertised through the `SIZE` extension.
 const MAX_MESSAGE_SIZE: usize = 10 * 1024 * 1024;
 /// Longest command line accepted (RFC 5321 allows 512 octets; be generous).
@@ -139,6 +141,9 @@ struct State {
     attempts: HashMap<String, Vec<Instant>>,
     /// Time of every `250` at the end of DATA, in acceptance order.
     accepted_times: Vec<Instant>,
+    /// Whether `EHLO` offers SMTPUTF8 (RFC 6531); off, as on many relays, until a test turns it
+    /// on.
+    smtputf8: bool,
 }
 
 impl State {
@@ -414,6 +419,12 @@ impl SmtpServer {
         self.shared.lock().unavailable = unavailable;
     }
 
+    /// Whether `EHLO` offers SMTPUTF8. Without it, a non-ASCII address in `MAIL FROM` or
+    /// `RCPT TO` is refused with `553 5.6.7`, as RFC 6531 section 3.5 says.
+    pub fn set_smtputf8(&self, offered: bool) {
+        self.shared.lock().smtputf8 = offered;
+    }
+
     /// Number of `421` refusals so far (refused greetings plus refused `MAIL FROM`s).
     pub fn refused_421(&self) -> usize {
         self.shared.lock().refused_421
@@ -554,6 +565,8 @@ struct Envelope {
     mail_from: Option<String>,
     /// `RCPT TO` paths.
     rcpt_to: Vec<String>,
+    /// Whether `MAIL FROM` asked for SMTPUTF8.
+    smtputf8: bool,
 }
 
 /// One SMTP session over a reader/writer pair.
@@ -632,13 +645,16 @@ impl<R: AsyncBufRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             "EHLO" => {
                 self.envelope = Envelope::default();
                 let size = format!("250-SIZE {MAX_MESSAGE_SIZE}");
-                let lines = [
+                let mut lines = vec![
                     "250-127.0.0.1 greets you",
                     "250-PIPELINING",
                     "250-8BITMIME",
                     &size,
-                    "250 ENHANCEDSTATUSCODES",
                 ];
+                if self.shared.lock().smtputf8 {
+                    lines.push("250-SMTPUTF8");
+                }
+                lines.push("250 ENHANCEDSTATUSCODES");
                 self.reply(&lines.join("\r\n")).await?;
             }
             "HELO" => {
@@ -688,9 +704,17 @@ impl<R: AsyncBufRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         if too_big {
             return "552 5.3.4 message size exceeds fixed limit";
         }
+        let smtputf8 = self.shared.lock().smtputf8
+            && params
+                .split_whitespace()
+                .any(|p| p.eq_ignore_ascii_case("SMTPUTF8"));
+        if !path.is_ascii() && !smtputf8 {
+            return NON_ASCII_REPLY;
+        }
         self.envelope = Envelope {
             mail_from: Some(path),
             rcpt_to: Vec::new(),
+            smtputf8,
         };
         "250 2.1.0 OK"
     }
@@ -701,6 +725,7 @@ impl<R: AsyncBufRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             return "503 5.5.1 need MAIL before RCPT";
         }
         match parse_path(arg) {
+            Some((path, _)) if !path.is_ascii() && !self.envelope.smtputf8 => NON_ASCII_REPLY,
             Some((path, _)) if !path.is_empty() => {
                 self.envelope.rcpt_to.push(path);
                 "250 2.1.5 OK"

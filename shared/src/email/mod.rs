@@ -22,7 +22,7 @@ use lettre::{
     transport::smtp::{self, response::Response},
 };
 
-pub use smtp_sender::SmtpSender;
+pub use smtp_sender::{NO_SMTPUTF8, SmtpSender};
 pub use template::{InvitationEmail, Rendered};
 
 use crate::ids::DeliveryId;

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, Tls, TlsParameters};
-use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::extension::{ClientId, Extension};
 
 use super::{SendError, SendReceipt, classify, error_chain, reply_text, truncate};
 
@@ -137,6 +137,12 @@ impl SmtpSender {
             Some(connection) => connection,
             None => self.connect().await?,
         };
+        if let Some(missing) = missing_extension(&connection, envelope, raw) {
+            self.put_back(connection);
+            return Err(SendError::Permanent {
+                reply: missing.to_owned(),
+            });
+        }
         // On a failure lettre has already closed the connection; it is dropped here.
         let response = connection
             .send(envelope, raw)
@@ -231,6 +237,30 @@ impl SmtpSender {
         Ok(connection)
     }
 }
+
+/// What the message needs that the server does not offer, in words: an address with a non-ASCII
+/// local part needs SMTPUTF8 (RFC 6531), a message with 8-bit bytes needs 8BITMIME (RFC 6152).
+/// No retry can cure either, so the send fails at once; lettre would refuse with an error that
+/// reads like a client fault, not the server's.
+fn missing_extension(
+    connection: &AsyncSmtpConnection,
+    envelope: &Envelope,
+    raw: &[u8],
+) -> Option<&'static str> {
+    let offers = |extension| connection.server_info().supports_feature(extension);
+    let addresses = envelope.from().into_iter().chain(envelope.to());
+    let international = addresses.map(AsRef::<str>::as_ref).any(|a| !a.is_ascii());
+    if international && !offers(Extension::SmtpUtfEight) {
+        return Some(NO_SMTPUTF8);
+    }
+    if !raw.is_ascii() && !offers(Extension::EightBitMime) {
+        return Some("the mail server does not accept 8-bit messages (8BITMIME)");
+    }
+    None
+}
+
+/// The reply recorded for an international address the server cannot take.
+pub const NO_SMTPUTF8: &str = "the mail server does not support international addresses (SMTPUTF8)";
 
 #[cfg(test)]
 mod tests {
