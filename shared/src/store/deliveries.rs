@@ -67,7 +67,7 @@ pub struct Claimed {
     pub message_id: String,
     /// The invitee's address.
     pub to: String,
-    /// The invitee's first name, if known.
+    /// The invitee's first name, as their membership of the workspace gives it, if it does.
     pub first_name: Option<String>,
     /// The workspace's display name.
     pub workspace: String,
