@@ -112,6 +112,16 @@ impl ReceivedMessage {
         })
     }
 
+    /// The decoded display name of the first `To` address, or an empty string if it has none.
+    pub fn to_name(&self) -> String {
+        self.parsed(|msg| {
+            msg.to()
+                .and_then(|to| to.first())
+                .and_then(|to| to.name())
+                .map(str::to_owned)
+        })
+    }
+
     /// Parses `data` as MIME and applies `f`, defaulting to an empty string.
     fn parsed(&self, f: impl FnOnce(&mail_parser::Message<'_>) -> Option<String>) -> String {
         MessageParser::default()

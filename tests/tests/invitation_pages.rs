@@ -3,7 +3,7 @@
 //! clients keep their JSON.
 
 use diesel::prelude::*;
-use invite_shared::db::schema::{accounts, invitation_links, workspaces};
+use invite_shared::db::schema::{accounts, invitation_links, members, workspaces};
 use invite_shared::on_conn;
 use invite_tests::app::{Stack, TestApp, people_csv};
 use invite_tests::on_both_stacks;
@@ -253,8 +253,11 @@ async fn markup_in_names_from_the_csv_and_the_inviter_renders_as_text(stack: Sta
     let token = emailed_token(&app, csv).await;
     update_db(&app, move |conn| {
         on_conn!(conn, |c| {
-            diesel::update(accounts::table.filter(accounts::email.eq("admin@acme.test")))
-                .set(accounts::first_name.eq(markup))
+            let admin = accounts::table
+                .filter(accounts::email.eq("admin@acme.test"))
+                .select(accounts::id);
+            diesel::update(members::table.filter(members::account_id.eq_any(admin)))
+                .set(members::first_name.eq(markup))
                 .execute(c)?;
             diesel::update(workspaces::table)
                 .set(workspaces::name.eq(markup))

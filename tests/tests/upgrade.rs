@@ -1,11 +1,11 @@
-//! Upgrades: the newest migration, applied to a database that the migrations before it made and
-//! that holds members and emails in every state and a stored upload, keeps them and leaves them
-//! readable and sendable.
+//! Upgrades: this release's migrations, applied to a database that the migrations of the releases
+//! before made and that holds members and emails in every state, named people and a stored
+//! upload, keep them and leave them readable and sendable.
 
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
-use diesel::migration::MigrationSource;
+use diesel::migration::{MigrationSource, MigrationVersion};
 use diesel::{Connection, PgConnection, SqliteConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
 use invite_shared::db::{DbConn, PG_MIGRATIONS, SQLITE_MIGRATIONS};
@@ -17,23 +17,33 @@ use invite_shared::store::members::{self, MemberFilter};
 use invite_tests::app::{Stack, TestDatabase};
 use invite_tests::on_both_stacks;
 
-on_both_stacks!(the_newest_migration_keeps_every_member_and_email_usable);
+on_both_stacks!(this_releases_migrations_keep_every_member_name_and_email_usable);
 
-/// Written with the schema before the newest migration: an admin, and one invitee each whose
-/// email was sent, failed, or is still to be sent.
+/// The version of this release's first migration: the ones before it make the database that
+/// [`BEFORE`] is written for, and it and every later one are what an upgrade applies.
+const FIRST_OF_THIS_RELEASE: &str = "2026-12-06-000001";
+
+/// Written with the schema of the releases before: an admin, one invitee each whose email was
+/// sent, failed, or is still to be sent (invited by the admin), and a person who is a member of
+/// two workspaces. Names were still kept on the account then.
 const BEFORE: &str = "\
-    INSERT INTO workspaces (id, slug, name, created_at) \
-        VALUES (1, 'upgrade', 'Upgrade', '2026-11-01 00:00:00'); \
-    INSERT INTO accounts (id, email, created_at) VALUES \
-        (1, 'admin@example.com', '2026-11-01 00:00:00'), \
-        (2, 'sent@example.com', '2026-11-01 00:00:00'), \
-        (3, 'failed@example.com', '2026-11-01 00:00:00'), \
-        (4, 'pending@example.com', '2026-11-01 00:00:00'); \
-    INSERT INTO members (id, workspace_id, account_id, role, status, created_at, updated_at) \
-        VALUES (1, 1, 1, 'admin', 'active', '2026-11-01 00:00:00', '2026-11-01 00:00:00'), \
-        (2, 1, 2, 'end_user', 'invited', '2026-11-01 00:00:00', '2026-11-01 00:00:00'), \
-        (3, 1, 3, 'end_user', 'invited', '2026-11-01 00:00:00', '2026-11-01 00:00:00'), \
-        (4, 1, 4, 'end_user', 'invited', '2026-11-01 00:00:00', '2026-11-01 00:00:00'); \
+    INSERT INTO workspaces (id, slug, name, created_at) VALUES \
+        (1, 'upgrade', 'Upgrade', '2026-11-01 00:00:00'), \
+        (2, 'other', 'Other', '2026-11-01 00:00:00'); \
+    INSERT INTO accounts (id, email, first_name, last_name, created_at) VALUES \
+        (1, 'admin@example.com', 'Grace', 'Hopper', '2026-11-01 00:00:00'), \
+        (2, 'sent@example.com', NULL, NULL, '2026-11-01 00:00:00'), \
+        (3, 'failed@example.com', NULL, NULL, '2026-11-01 00:00:00'), \
+        (4, 'pending@example.com', 'Pat', NULL, '2026-11-01 00:00:00'), \
+        (5, 'both@example.com', 'Ada', 'Lovelace', '2026-11-01 00:00:00'); \
+    INSERT INTO members (id, workspace_id, account_id, role, status, invited_by, created_at, \
+        updated_at) VALUES \
+        (1, 1, 1, 'admin', 'active', NULL, '2026-11-01 00:00:00', '2026-11-01 00:00:00'), \
+        (2, 1, 2, 'end_user', 'invited', 1, '2026-11-01 00:00:00', '2026-11-01 00:00:00'), \
+        (3, 1, 3, 'end_user', 'invited', 1, '2026-11-01 00:00:00', '2026-11-01 00:00:00'), \
+        (4, 1, 4, 'end_user', 'invited', 1, '2026-11-01 00:00:00', '2026-11-01 00:00:00'), \
+        (5, 1, 5, 'builder', 'active', NULL, '2026-11-01 00:00:00', '2026-11-01 00:00:00'), \
+        (6, 2, 5, 'end_user', 'invited', NULL, '2026-11-01 00:00:00', '2026-11-01 00:00:00'); \
     INSERT INTO invitations (id, member_id, created_at) VALUES \
         (1, 2, '2026-11-01 00:00:00'), (2, 3, '2026-11-01 00:00:00'), \
         (3, 4, '2026-11-01 00:00:00'); \
@@ -68,26 +78,42 @@ fn chunk_sqlite() -> String {
     ))
 }
 
-/// Applies every migration of `source` but the newest, writes [`BEFORE`] and `chunk`, then applies
-/// the newest (`source` makes the embedded list, which is not `Copy`, once per use).
+/// Applies the migrations of `source` older than [`FIRST_OF_THIS_RELEASE`], writes [`BEFORE`] and
+/// `chunk`, then applies every pending migration (`source` makes the embedded list, which is not
+/// `Copy`, once per use).
 fn upgrade<C>(conn: &mut C, source: fn() -> EmbeddedMigrations, chunk: &str)
 where
     C: MigrationHarness<C::Backend> + Connection + SimpleConnection,
     EmbeddedMigrations: MigrationSource<C::Backend>,
 {
-    let all = MigrationSource::<C::Backend>::migrations(&source())
+    let first = MigrationVersion::from(FIRST_OF_THIS_RELEASE.replace('-', ""));
+    let mut older = 0;
+    // Pending migrations come oldest first.
+    while let Some(next) = conn
+        .pending_migrations(source())
         .unwrap()
-        .len();
-    for _ in 1..all {
-        conn.run_next_migration(source()).unwrap();
+        .into_iter()
+        .next()
+        .filter(|m| m.name().version() < first)
+    {
+        conn.run_migration(next.as_ref()).unwrap();
+        older += 1;
     }
+    assert!(older > 0, "the releases before left migrations");
     conn.batch_execute(BEFORE).unwrap();
     conn.batch_execute(chunk).unwrap();
-    let newest = conn.run_pending_migrations(source()).unwrap();
-    assert_eq!(newest.len(), 1, "one migration left to apply");
+    let applied = conn.run_pending_migrations(source()).unwrap();
+    assert!(
+        applied.iter().all(|v| *v >= first),
+        "only this release's migrations are left: {applied:?}"
+    );
+    assert!(
+        applied.contains(&first),
+        "this release's first migration applies: {applied:?}"
+    );
 }
 
-async fn the_newest_migration_keeps_every_member_and_email_usable(stack: Stack) {
+async fn this_releases_migrations_keep_every_member_name_and_email_usable(stack: Stack) {
     let folder = tempfile::tempdir().unwrap();
     let (_database, mut conn) = match stack {
         Stack::Postgres => {
@@ -123,6 +149,12 @@ async fn the_newest_migration_keeps_every_member_and_email_usable(stack: Stack) 
         (claimed[0].id, claimed[0].to.as_str()),
         (DeliveryId(3), "pending@example.com")
     );
+    assert_eq!(
+        claimed[0].first_name.as_deref(),
+        Some("Pat"),
+        "its greeting"
+    );
+    assert_eq!(claimed[0].inviter, "Grace Hopper", "its inviter");
     let sent = Recorded {
         id: claimed[0].id,
         claim: claimed[0].claim,
@@ -140,6 +172,32 @@ async fn the_newest_migration_keeps_every_member_and_email_usable(stack: Stack) 
         Some(format!("{LINE}\n").repeat(LINES).into_bytes()),
         "the upload stored before reads back whole"
     );
+    for workspace in [WorkspaceId(1), WorkspaceId(2)] {
+        assert_eq!(
+            names_of(&mut conn, workspace, "both@example.com"),
+            (Some("Ada".into()), Some("Lovelace".into())),
+            "the account's names on its membership of workspace {workspace}"
+        );
+    }
+    assert_eq!(
+        names_of(&mut conn, WorkspaceId(1), "sent@example.com"),
+        (None, None),
+        "an unnamed account's membership stays unnamed"
+    );
+}
+
+/// The names workspace `workspace`'s member list shows for `email`.
+fn names_of(
+    conn: &mut DbConn,
+    workspace: WorkspaceId,
+    email: &str,
+) -> (Option<String>, Option<String>) {
+    let member = members::list(conn, workspace, &MemberFilter::default(), 50)
+        .unwrap()
+        .into_iter()
+        .find(|m| m.email == email)
+        .unwrap_or_else(|| panic!("{email} is a member of workspace {workspace}"));
+    (member.first_name, member.last_name)
 }
 
 /// The addresses of the members whose latest email is in `state`, sorted.

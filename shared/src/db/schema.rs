@@ -13,8 +13,6 @@ diesel::table! {
     accounts (id) {
         id -> BigInt,
         email -> Text,
-        first_name -> Nullable<Text>,
-        last_name -> Nullable<Text>,
         activated_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
     }
@@ -92,6 +90,8 @@ diesel::table! {
         invited_by -> Nullable<BigInt>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        first_name -> Nullable<Text>,
+        last_name -> Nullable<Text>,
     }
 }
 

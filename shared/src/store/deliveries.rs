@@ -24,8 +24,9 @@ use crate::db::DbConn;
 use crate::db::backend::{BackendConnection, columns};
 use crate::db::schema::{accounts, deliveries, invitation_links, members, workspaces};
 use crate::db::statement::{param, statement};
-use crate::ids::{AccountId, DeliveryId, ImportId, InvitationId};
+use crate::ids::{AccountId, DeliveryId, ImportId, InvitationId, WorkspaceId};
 use crate::status::DeliveryState;
+use crate::store::members::InvitedBy;
 use crate::store::now;
 use crate::store::tallies::{self, Tally, add_tally};
 use crate::{on_conn, tokens, write_transaction};
@@ -66,7 +67,7 @@ pub struct Claimed {
     pub message_id: String,
     /// The invitee's address.
     pub to: String,
-    /// The invitee's first name, if known.
+    /// The invitee's first name, as their membership of the workspace gives it, if it does.
     pub first_name: Option<String>,
     /// The workspace's display name.
     pub workspace: String,
@@ -238,21 +239,14 @@ fn load_claimed<C: BackendConnection>(
     Ok(claimed)
 }
 
-/// The names of the admins who invited the claimed `rows`' members, by account id.
+/// The names of the admins who invited the claimed `rows`' members, each as their own membership
+/// of that member's workspace names them.
 fn inviter_names<C: BackendConnection>(
     c: &mut C,
     rows: &[ClaimedRow],
-) -> QueryResult<HashMap<AccountId, String>> {
-    let inviter_ids: Vec<AccountId> = rows.iter().filter_map(|r| r.invited_by).collect();
-    let inviters: Vec<Inviter> = c.load(
-        accounts::table
-            .filter(accounts::id.eq_any(&inviter_ids))
-            .select(columns::<Inviter>()),
-    )?;
-    Ok(inviters
-        .into_iter()
-        .map(|inviter| (inviter.id, inviter.display_name()))
-        .collect())
+) -> QueryResult<HashMap<InvitedBy, String>> {
+    let invites: Vec<InvitedBy> = rows.iter().filter_map(ClaimedRow::invited_by).collect();
+    crate::store::members::inviter_names(c, &invites)
 }
 
 /// How long a claimer trusts what its claims remember, by default (see [`ClaimMemory`]).
@@ -470,12 +464,25 @@ struct ClaimedRow {
     message_id: Option<String>,
     #[diesel(select_expression = accounts::email)]
     to: String,
-    #[diesel(select_expression = accounts::first_name)]
+    /// As the member's own workspace's file gave it.
+    #[diesel(select_expression = members::first_name)]
     first_name: Option<String>,
+    #[diesel(select_expression = members::workspace_id)]
+    workspace_id: WorkspaceId,
     #[diesel(select_expression = workspaces::name)]
     workspace: String,
     #[diesel(select_expression = members::invited_by)]
     invited_by: Option<AccountId>,
+}
+
+impl ClaimedRow {
+    /// The admin who invited the member, in the member's workspace, if one is on record.
+    fn invited_by(&self) -> Option<InvitedBy> {
+        self.invited_by.map(|admin| InvitedBy {
+            workspace: self.workspace_id,
+            admin,
+        })
+    }
 }
 
 fn to_claimed(
@@ -483,9 +490,10 @@ fn to_claimed(
     claim: ClaimToken,
     token: String,
     expires_at: NaiveDateTime,
-    inviters: &HashMap<AccountId, String>,
+    inviters: &HashMap<InvitedBy, String>,
 ) -> Claimed {
     let id = row.id;
+    let inviter = row.invited_by().and_then(|by| inviters.get(&by).cloned());
     Claimed {
         id,
         claim,
@@ -495,36 +503,10 @@ fn to_claimed(
         message_id: row.message_id.unwrap_or_else(|| format!("delivery-{id}")),
         to: row.to,
         first_name: row.first_name,
-        inviter: row
-            .invited_by
-            .and_then(|by| inviters.get(&by).cloned())
-            .unwrap_or_else(|| row.workspace.clone()),
+        inviter: inviter.unwrap_or_else(|| row.workspace.clone()),
         workspace: row.workspace,
         token,
         expires_at,
-    }
-}
-
-/// An admin who invited claimed deliveries' members.
-#[derive(Queryable, Selectable)]
-#[diesel(table_name = accounts, check_for_backend(diesel::sqlite::Sqlite))]
-struct Inviter {
-    id: AccountId,
-    email: String,
-    first_name: Option<String>,
-    last_name: Option<String>,
-}
-
-impl Inviter {
-    /// "First Last", or the address when the account has no name.
-    fn display_name(self) -> String {
-        let name = [self.first_name, self.last_name]
-            .into_iter()
-            .flatten()
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ");
-        if name.is_empty() { self.email } else { name }
     }
 }
 

@@ -2,14 +2,14 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::query_source::AliasedField;
 
 use crate::db::DbConn;
 use crate::db::backend::{BackendConnection, columns};
 use crate::db::schema::{accounts, invitation_links, invitations, members, workspaces};
 use crate::domain::role::Role;
-use crate::ids::{AccountId, InvitationId, MemberId};
+use crate::ids::{AccountId, InvitationId, MemberId, WorkspaceId};
 use crate::status::MemberStatus;
+use crate::store::members::{InvitedBy, inviter_names};
 use crate::store::now;
 use crate::tokens;
 use crate::{on_conn, write_transaction};
@@ -30,7 +30,7 @@ pub struct InvitationView {
     pub workspace: String,
     /// The invitee's address.
     pub email: String,
-    /// The invitee's first name, as the CSV gave it.
+    /// The invitee's first name, as the workspace's own file gave it.
     pub first_name: Option<String>,
     /// The membership's status.
     pub status: MemberStatus,
@@ -40,8 +40,8 @@ pub struct InvitationView {
     pub expires_at: NaiveDateTime,
     /// The invitation the link belongs to.
     pub invitation_id: InvitationId,
-    /// Who invited them: the admin's name, or address when unnamed; `None` when no admin is on
-    /// record.
+    /// Who invited them: the admin's name as their membership of the same workspace gives it, or
+    /// their address when it gives none; `None` when no admin of the workspace is on record.
     pub inviter: Option<String>,
 }
 
@@ -70,9 +70,7 @@ pub enum Lookup {
     },
 }
 
-diesel::alias!(accounts as inviters: InvitersAlias);
-
-/// A link with its invitation, membership, workspace, invitee and inviter: all a lookup decides on.
+/// A link with its invitation, membership, workspace and invitee: all a lookup decides on.
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = invitation_links, check_for_backend(diesel::sqlite::Sqlite))]
 struct LinkRow {
@@ -89,39 +87,25 @@ struct LinkRow {
     status: MemberStatus,
     #[diesel(select_expression = members::role)]
     role: Role,
+    #[diesel(select_expression = members::workspace_id)]
+    workspace_id: WorkspaceId,
+    #[diesel(select_expression = members::invited_by)]
+    invited_by: Option<AccountId>,
     #[diesel(select_expression = workspaces::name)]
     workspace: String,
     #[diesel(select_expression = accounts::email)]
     email: String,
-    #[diesel(select_expression = accounts::first_name)]
+    /// As the member's own workspace's file gave it.
+    #[diesel(select_expression = members::first_name)]
     first_name: Option<String>,
-    /// `None` when no admin is on record (the left join found no account).
-    #[diesel(
-        select_expression = inviters
-            .fields((accounts::email, accounts::first_name, accounts::last_name))
-            .nullable(),
-        select_expression_type = diesel::dsl::Nullable<InviterColumns>,
-    )]
-    inviter: Option<Inviter>,
 }
 
-/// The inviting admin's columns, read through the `inviters` alias of `accounts`.
-type InviterColumns = (
-    AliasedField<InvitersAlias, accounts::email>,
-    AliasedField<InvitersAlias, accounts::first_name>,
-    AliasedField<InvitersAlias, accounts::last_name>,
-);
-
-/// The inviting admin.
-#[derive(Queryable)]
-struct Inviter {
-    email: String,
-    first_name: Option<String>,
-    last_name: Option<String>,
-}
-
-/// The row of the link whose token hashes to `hash`.
-fn link_row<C: BackendConnection>(c: &mut C, hash: &[u8]) -> QueryResult<Option<LinkRow>> {
+/// The row of the link whose token hashes to `hash`, with its inviter's display name (`None`
+/// when no admin of the member's workspace is on record).
+fn link_row<C: BackendConnection>(
+    c: &mut C,
+    hash: &[u8],
+) -> QueryResult<Option<(LinkRow, Option<String>)>> {
     let query = invitation_links::table
         .inner_join(
             invitations::table.inner_join(
@@ -130,10 +114,21 @@ fn link_row<C: BackendConnection>(c: &mut C, hash: &[u8]) -> QueryResult<Option<
                     .inner_join(workspaces::table),
             ),
         )
-        .left_join(inviters.on(members::invited_by.eq(inviters.field(accounts::id).nullable())))
         .filter(invitation_links::token_hash.eq(hash))
         .select(columns::<LinkRow>());
-    c.first(query).optional()
+    let row: Option<LinkRow> = c.first(query).optional()?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let invited_by = row.invited_by.map(|admin| InvitedBy {
+        workspace: row.workspace_id,
+        admin,
+    });
+    let inviter = match invited_by {
+        Some(by) => inviter_names(c, &[by])?.remove(&by),
+        None => None,
+    };
+    Ok(Some((row, inviter)))
 }
 
 /// Resolves a token to its invitation and says whether it can be used now.
@@ -143,20 +138,23 @@ pub fn lookup(conn: &mut DbConn, token: &str) -> QueryResult<Lookup> {
     Ok(decide(row))
 }
 
-fn decide(row: Option<LinkRow>) -> Lookup {
-    let Some(LinkRow {
-        expires_at,
-        invitation_id,
-        accepted_at,
-        revoked_at,
-        member_id,
-        status,
-        role,
-        workspace,
-        email,
-        first_name,
+fn decide(row: Option<(LinkRow, Option<String>)>) -> Lookup {
+    let Some((
+        LinkRow {
+            expires_at,
+            invitation_id,
+            accepted_at,
+            revoked_at,
+            member_id,
+            status,
+            role,
+            workspace,
+            email,
+            first_name,
+            ..
+        },
         inviter,
-    }) = row
+    )) = row
     else {
         return Lookup::NotFound;
     };
@@ -177,23 +175,11 @@ fn decide(row: Option<LinkRow>) -> Lookup {
                 role,
                 expires_at,
                 invitation_id,
-                inviter: inviter.map(display_name),
+                inviter,
             },
             member_id,
         ),
     }
-}
-
-/// "First Last", or the address when the account has no name.
-fn display_name(inviter: Inviter) -> String {
-    let name = [inviter.first_name, inviter.last_name]
-        .into_iter()
-        .flatten()
-        .map(|part| part.trim().to_owned())
-        .filter(|part| !part.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ");
-    if name.is_empty() { inviter.email } else { name }
 }
 
 /// Accepts a link: the member becomes `active` and the person's account activated. Returns the

@@ -1,6 +1,6 @@
 //! Members of a workspace as admins and support list them, and the status a new invitation gives.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -10,7 +10,7 @@ use crate::db::DbConn;
 use crate::db::backend::{BackendConnection, columns};
 use crate::db::schema::{accounts, deliveries, groups, invitations, member_groups, members};
 use crate::domain::role::Role;
-use crate::ids::{ImportId, MemberId, WorkspaceId};
+use crate::ids::{AccountId, ImportId, MemberId, WorkspaceId};
 use crate::on_conn;
 use crate::status::{DeliveryState, MemberStatus};
 use crate::store::invitations::invitations_of;
@@ -47,9 +47,9 @@ pub struct MemberView {
     pub id: MemberId,
     /// The person's address.
     pub email: String,
-    /// First name.
+    /// First name, as this workspace's file gave it.
     pub first_name: Option<String>,
-    /// Last name.
+    /// Last name, as this workspace's file gave it.
     pub last_name: Option<String>,
     /// The role in the workspace.
     pub role: Role,
@@ -69,16 +69,14 @@ pub struct MemberView {
     pub created_at: NaiveDateTime,
 }
 
-/// A member and its person, before its groups and latest email are added.
+/// A member and its person's address, before its groups and latest email are added.
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = members, check_for_backend(diesel::sqlite::Sqlite))]
 struct MemberRow {
     id: MemberId,
     #[diesel(select_expression = accounts::email)]
     email: String,
-    #[diesel(select_expression = accounts::first_name)]
     first_name: Option<String>,
-    #[diesel(select_expression = accounts::last_name)]
     last_name: Option<String>,
     role: Role,
     status: MemberStatus,
@@ -218,4 +216,107 @@ pub fn view(
         ..MemberFilter::default()
     };
     Ok(list(conn, workspace, &filter, 1)?.into_iter().next())
+}
+
+/// An admin who invited a member, in the member's workspace: whose name an invitation shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct InvitedBy {
+    /// The member's workspace.
+    pub workspace: WorkspaceId,
+    /// The inviting admin's account (`members.invited_by`).
+    pub admin: AccountId,
+}
+
+/// An inviting admin's membership, with the address of its account.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = members, check_for_backend(diesel::sqlite::Sqlite))]
+struct InviterRow {
+    workspace_id: WorkspaceId,
+    account_id: AccountId,
+    #[diesel(select_expression = accounts::email)]
+    email: String,
+    first_name: Option<String>,
+    last_name: Option<String>,
+}
+
+/// The display name of each admin of `invites`, made by [`display_name`] from that admin's own
+/// membership of the same workspace. What another workspace knows of the admin never
+/// shows; an admin who is not a member of the workspace is left out, as no inviter on record.
+pub(crate) fn inviter_names<C: BackendConnection>(
+    c: &mut C,
+    invites: &[InvitedBy],
+) -> QueryResult<HashMap<InvitedBy, String>> {
+    if invites.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let wanted: HashSet<InvitedBy> = invites.iter().copied().collect();
+    let workspaces: HashSet<WorkspaceId> = wanted.iter().map(|i| i.workspace).collect();
+    let admins: HashSet<AccountId> = wanted.iter().map(|i| i.admin).collect();
+    let rows: Vec<InviterRow> = c.load(
+        members::table
+            .inner_join(accounts::table)
+            .filter(members::workspace_id.eq_any(workspaces))
+            .filter(members::account_id.eq_any(admins))
+            .select(columns::<InviterRow>()),
+    )?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let key = InvitedBy {
+                workspace: row.workspace_id,
+                admin: row.account_id,
+            };
+            let name = display_name(
+                row.first_name.as_deref(),
+                row.last_name.as_deref(),
+                row.email,
+            );
+            (key, name)
+        })
+        // Both filters together can match an admin of one workspace in another.
+        .filter(|(key, _)| wanted.contains(key))
+        .collect())
+}
+
+/// "First Last" from a membership's names, each trimmed and an empty one left out; the account's
+/// address when neither has anything to show. The one place an inviter's display name is made.
+fn display_name(first_name: Option<&str>, last_name: Option<&str>, email: String) -> String {
+    let parts: Vec<&str> = [first_name, last_name]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .collect();
+    if parts.is_empty() {
+        email
+    } else {
+        parts.join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::display_name;
+
+    fn shown(first: Option<&str>, last: Option<&str>) -> String {
+        display_name(first, last, "admin@example.com".to_owned())
+    }
+
+    #[test]
+    fn a_display_name_joins_the_trimmed_names_that_are_there() {
+        assert_eq!(shown(Some(" Grace "), Some("Hopper\t")), "Grace Hopper");
+        assert_eq!(shown(Some("Grace"), None), "Grace");
+        assert_eq!(shown(Some("  "), Some("Hopper")), "Hopper");
+    }
+
+    #[test]
+    fn without_a_name_the_address_is_shown() {
+        for (first, last) in [(None, None), (Some(""), Some("  ")), (Some("\t"), None)] {
+            assert_eq!(
+                shown(first, last),
+                "admin@example.com",
+                "{first:?} {last:?}"
+            );
+        }
+    }
 }

@@ -131,21 +131,24 @@ struct NewRowResult {
     member_id: Option<MemberId>,
 }
 
+/// A person's global account: only what must be global, the address (`docs/product.md`,
+/// "Members and statuses"). What the file says about them goes to the membership.
 #[derive(Insertable)]
 #[diesel(table_name = accounts, treat_none_as_default_value = false)]
 struct NewAccount<'a> {
     email: &'a str,
-    first_name: Option<&'a str>,
-    last_name: Option<&'a str>,
     activated_at: Option<NaiveDateTime>,
     created_at: NaiveDateTime,
 }
 
+/// A membership of the importing workspace, with everything its file says about the person.
 #[derive(Insertable)]
 #[diesel(table_name = members, treat_none_as_default_value = false)]
-struct NewMember {
+struct NewMember<'a> {
     workspace_id: WorkspaceId,
     account_id: AccountId,
+    first_name: Option<&'a str>,
+    last_name: Option<&'a str>,
     role: Role,
     status: MemberStatus,
     metadata: Option<String>,
@@ -155,18 +158,20 @@ struct NewMember {
     updated_at: NaiveDateTime,
 }
 
-impl NewMember {
+impl<'a> NewMember<'a> {
     /// The membership `invitee` gets (the person's account is in `account_of`).
     fn new(
         ctx: &ImportContext,
-        invitee: &NewInvitee,
+        invitee: &'a NewInvitee,
         account_of: &AccountOf,
         now: NaiveDateTime,
-    ) -> NewMember {
+    ) -> NewMember<'a> {
         let (account_id, activated_at) = account_of[invitee.email.as_str()];
         NewMember {
             workspace_id: ctx.workspace_id,
             account_id,
+            first_name: invitee.first_name.as_deref(),
+            last_name: invitee.last_name.as_deref(),
             role: invitee.role,
             status: invitee_status(ctx.edition, activated_at.is_some()),
             metadata: invitee
@@ -534,8 +539,6 @@ fn create_accounts<C: BackendConnection>(
         .filter(|i| !account_of.contains_key(i.email.as_str()))
         .map(|i| NewAccount {
             email: i.email.as_str(),
-            first_name: i.first_name.as_deref(),
-            last_name: i.last_name.as_deref(),
             activated_at: None,
             created_at: now,
         })
@@ -566,7 +569,7 @@ fn insert_members<C: BackendConnection>(
     account_of: &AccountOf,
     now: NaiveDateTime,
 ) -> QueryResult<HashMap<AccountId, MemberId>> {
-    let mut new_members: Vec<NewMember> = to_invite
+    let mut new_members: Vec<NewMember<'_>> = to_invite
         .iter()
         .map(|candidate| NewMember::new(ctx, &candidate.invitee, account_of, now))
         .collect();

@@ -47,9 +47,9 @@ pub struct MemberJson {
     pub id: i64,
     /// The person's address, lower-cased.
     pub email: String,
-    /// First name.
+    /// First name, as this workspace's own files gave it (another workspace's never shows).
     pub first_name: Option<String>,
-    /// Last name.
+    /// Last name, as this workspace's own files gave it.
     pub last_name: Option<String>,
     /// `Admin`, `Builder` or `End User`.
     #[schema(example = "End User")]

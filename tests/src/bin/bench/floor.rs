@@ -29,14 +29,11 @@ const SETUP: &str = "
 
 /// Each table's `\copy` target, in the order their foreign keys need.
 const TABLES: [(&str, &str); 5] = [
-    (
-        "accounts",
-        "accounts (id, email, first_name, last_name, created_at)",
-    ),
+    ("accounts", "accounts (id, email, created_at)"),
     (
         "members",
-        "members (id, workspace_id, account_id, role, status, metadata, import_id, invited_by, \
-         created_at, updated_at)",
+        "members (id, workspace_id, account_id, first_name, last_name, role, status, metadata, \
+         import_id, invited_by, created_at, updated_at)",
     ),
     ("invitations", "invitations (id, member_id, created_at)"),
     (
@@ -103,8 +100,10 @@ fn write_files(dir: &Path, rows: u64) -> anyhow::Result<()> {
         // The header is the file's row 1, so invitee `i` is on row `i + 2`: its id.
         let row_number = &id;
         let records: [&[&str]; 5] = [
-            &[&id, &email, &first, &last, AT],
-            &[&id, "1", &id, role, "invited", &metadata, "1", "1", AT, AT],
+            &[&id, &email, AT],
+            &[
+                &id, "1", &id, &first, &last, role, "invited", &metadata, "1", "1", AT, AT,
+            ],
             &[&id, &id, AT],
             &[&id, &id, &id, "1", "pending", "0", AT, AT],
             &["1", row_number, &email, "invited", &id],
