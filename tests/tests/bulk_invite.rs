@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use invite_shared::db::schema::invitation_links;
 use invite_shared::on_conn;
 use invite_shared::store::auth;
-use invite_tests::app::{Stack, TestApp, people_csv};
+use invite_tests::app::{Stack, TestApp, people_csv, results_without_member_ids};
 use invite_tests::on_both_stacks;
 use invite_tests::smtp::ReplyPlan;
 use serde_json::{Value, json};
@@ -353,23 +353,7 @@ async fn bad_rows_never_stop_the_others_and_their_reasons_are_in_the_results(sta
     );
     assert_eq!(app.emails().len(), 2);
     // The same file from both stacks.
-    insta::assert_snapshot!("results_of_bad_rows", without_member_ids(&results));
-}
-
-/// A results file with its member ids (which the database picks) redacted.
-fn without_member_ids(results: &str) -> String {
-    let mut reader = csv::Reader::from_reader(results.as_bytes());
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    writer.write_record(reader.headers().unwrap()).unwrap();
-    for record in reader.records() {
-        let record = record.unwrap();
-        let fields = record.iter().enumerate().map(|(i, field)| match i {
-            4 if !field.is_empty() => "[member]",
-            _ => field,
-        });
-        writer.write_record(fields).unwrap();
-    }
-    String::from_utf8(writer.into_inner().unwrap()).unwrap()
+    insta::assert_snapshot!("results_of_bad_rows", results_without_member_ids(&results));
 }
 
 async fn people_already_in_the_workspace_are_skipped_with_the_reason(stack: Stack) {

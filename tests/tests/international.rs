@@ -3,8 +3,9 @@
 //! offers it, and fails at once, in words, where it does not; one person is one address whatever
 //! form the file writes it in.
 
+use invite_shared::domain::invitee::NAME_FROM_EMAIL_CELL;
 use invite_shared::email::NO_SMTPUTF8;
-use invite_tests::app::{Stack, TestApp};
+use invite_tests::app::{Stack, TestApp, results_without_member_ids};
 use invite_tests::on_both_stacks;
 use invite_tests::smtp::SmtpServer;
 use secrecy::SecretString;
@@ -13,6 +14,7 @@ on_both_stacks!(
     a_server_with_smtputf8_receives_both_international_forms,
     without_smtputf8_a_utf8_local_part_fails_at_once_and_an_idn_domain_is_sent,
     one_address_in_several_forms_is_one_invitee,
+    a_corpus_of_addresses_through_the_upload_gets_exact_results_rows,
 );
 
 const INTERNATIONAL: &str = "First Name,Last Name,Email,User Role\n\
@@ -90,4 +92,46 @@ async fn one_address_in_several_forms_is_one_invitee(stack: Stack) {
     let import = app.settled(again).await;
     assert_eq!(import["rows"]["invited"], 0, "already invited: {import}");
     assert_eq!(import["rows"]["skipped"], 2, "{import}");
+}
+
+/// Cells from the standards' clauses (see the unit corpus in `invite_shared::domain::email`), as
+/// an admin's file carries them: accepted ones are shown in their Unicode form, refused ones say
+/// why, naming an unsafe character.
+const CORPUS: &str = "First Name,Last Name,Email,User Role\n\
+    Ute,Buch,user@BÜCHER.de,End User\n\
+    ,,Ada Lovelace <ada@example.com>,End User\n\
+    ,,\"\"\"Hopper, Grace\"\" <grace@example.com>\",End User\n\
+    Zed,Zero,zed\u{200B}@example.com,End User\n\
+    Rita,Rtl,\u{202E}moc.elpmaxe@atir,End User\n\
+    Sam,Semi,sam;x@example.com,End User\n\
+    Sly,Slash,sly@exa/mple.com,End User\n\
+    Pun,Code,pun@xn--0.tld,End User\n\
+    Hy,Phen,hy@yy--0.tld,End User\n\
+    Tld,Dash,tld@bad.tld-2,End User\n\
+    Loc,Al,printer@office.local,End User\n\
+    Quo,Ted,\"\"\"quo ted\"\"@example.com\",End User\n\
+    Nobody,Named,<>,End User\n";
+
+async fn a_corpus_of_addresses_through_the_upload_gets_exact_results_rows(stack: Stack) {
+    let app = TestApp::spawn(stack).await;
+
+    let id = app.upload_ok(CORPUS).await;
+    let import = app.settled(id).await;
+    let results = app.results(id).await;
+
+    assert_eq!(import["rows"]["invited"], 3, "{import}\n{results}");
+    let ada = app.member("ada@example.com").await;
+    assert_eq!(
+        (&ada["first_name"], &ada["last_name"]),
+        (&"Ada".into(), &"Lovelace".into())
+    );
+    let grace = app.member("grace@example.com").await;
+    assert_eq!(
+        (&grace["first_name"], &grace["last_name"]),
+        (&"Grace".into(), &"Hopper".into())
+    );
+    assert!(results.contains(NAME_FROM_EMAIL_CELL), "{results}");
+    assert!(results.contains("2,user@bücher.de,invited"), "{results}");
+    // The same file from both stacks.
+    insta::assert_snapshot!(results_without_member_ids(&results));
 }

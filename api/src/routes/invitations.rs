@@ -9,6 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, VARY};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
+use invite_shared::domain::email;
 use invite_shared::status::MemberStatus;
 use invite_shared::store::invitations::{self, InvitationView, Lookup};
 use serde::Serialize;
@@ -179,7 +180,7 @@ pub async fn accept(
         Format::Html => render(StatusCode::OK, &WelcomePage::new(view)),
         Format::Json => Json(AcceptedInvitation {
             workspace: view.workspace,
-            email: view.email,
+            email: email::display(&view.email),
             status: MemberStatus::Active,
         })
         .into_response(),
@@ -209,7 +210,7 @@ fn invitation_json(view: InvitationView) -> Invitation {
     Invitation {
         role: view.role.label().to_owned(),
         workspace: view.workspace,
-        email: view.email,
+        email: email::display(&view.email),
         status: view.status,
         expires_at: Timestamp(view.expires_at),
     }
@@ -384,7 +385,7 @@ impl InvitationPage {
             workspace: view.workspace,
             first_name: view.first_name.filter(|name| !name.trim().is_empty()),
             inviter: view.inviter,
-            email: view.email,
+            email: email::display(&view.email),
             token,
         }
     }

@@ -4,7 +4,7 @@ use csv::ByteRecord;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::email::{DisplayName, InviteeEmail};
+use super::email::{self, DisplayName, InviteeEmail};
 use super::header::{Column, Header};
 use super::role::Role;
 
@@ -106,12 +106,13 @@ impl TryFrom<CsvRow<'_>> for NewInvitee {
             });
         }
 
-        // Kept even when unparsable, so the results file can still say which person the row meant.
-        let raw_email = Some(
-            String::from_utf8_lossy(cell(Column::Email))
+        // Kept even when unparsable, so the results file can still say which person the row meant;
+        // characters that would hide or reorder it are written as code points.
+        let raw_email = Some(email::escape_unsafe(
+            &String::from_utf8_lossy(cell(Column::Email))
                 .trim()
                 .to_lowercase(),
-        )
+        ))
         .filter(|e| !e.is_empty());
 
         let mut errors = Vec::new();

@@ -8,6 +8,7 @@ use std::path::Path;
 use tokio::io::AsyncWriteExt as _;
 
 use crate::db::Db;
+use crate::domain::email;
 use crate::ids::ImportId;
 use crate::service::{Result, ServiceError, Step as _, next_cursor};
 use crate::store::imports::{self, ResultRow};
@@ -76,7 +77,7 @@ pub async fn write_file(db: &Db, id: ImportId, path: &Path) -> Result<()> {
 fn cells(r: ResultRow) -> [String; 7] {
     [
         r.row.to_string(),
-        r.email.unwrap_or_default(),
+        r.email.as_deref().map(email::display).unwrap_or_default(),
         r.outcome.to_string(),
         r.reason.unwrap_or_default(),
         r.member_id.map(|m| m.to_string()).unwrap_or_default(),

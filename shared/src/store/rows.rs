@@ -313,9 +313,12 @@ impl Outcomes {
         self.push(row, Some(email), RowOutcome::Skipped, reason, member);
     }
 
-    fn invited(&mut self, row: u64, email: String, member: Option<MemberId>) {
+    /// An invited row; its reason column carries how the row was read, if that is worth saying.
+    fn invited(&mut self, invitee: &NewInvitee, member: Option<MemberId>) {
         self.summary.invited += 1;
-        self.push(row, Some(email), RowOutcome::Invited, None, member);
+        let email = Some(invitee.email.as_str().to_owned());
+        let note = invitee.note.map(str::to_owned);
+        self.push(invitee.row, email, RowOutcome::Invited, note, member);
     }
 
     /// Records the invalid rows and the repeats of an email within the chunk; the other rows, in
@@ -360,8 +363,7 @@ impl Outcomes {
     /// Records every row to invite as invited, for a dry run.
     fn invited_without_writing(&mut self, to_invite: Vec<Candidate>) {
         for Candidate { invitee, .. } in to_invite {
-            let email = invitee.email.as_str().to_owned();
-            self.invited(invitee.row, email, None);
+            self.invited(&invitee, None);
         }
     }
 
@@ -382,7 +384,7 @@ impl Outcomes {
                     invited.members.push(member_id);
                     let groups = group_ids.iter().map(|g| (member_id, *g));
                     invited.memberships.extend(groups);
-                    self.invited(invitee.row, email.to_owned(), Some(member_id));
+                    self.invited(invitee, Some(member_id));
                 }
                 None => {
                     let reason = SkipReason::AlreadyInvited;

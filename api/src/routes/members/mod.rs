@@ -6,6 +6,7 @@ pub mod resend;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
+use invite_shared::domain::email;
 use invite_shared::ids::{ImportId, MemberId};
 use invite_shared::status::{DeliveryState, MemberStatus};
 use invite_shared::store::members::{self, MemberFilter, MemberView};
@@ -45,7 +46,8 @@ pub struct ListQuery {
 pub struct MemberJson {
     /// Its id.
     pub id: i64,
-    /// The person's address, lower-cased.
+    /// The person's address, lower-cased, an international domain shown decoded
+    /// (`user@bücher.de`).
     pub email: String,
     /// First name, as this workspace's own files gave it (another workspace's never shows).
     pub first_name: Option<String>,
@@ -183,7 +185,7 @@ pub fn member_json(m: MemberView) -> MemberJson {
     MemberJson {
         id: m.id.0,
         role: m.role.label().to_owned(),
-        email: m.email,
+        email: email::display(&m.email),
         first_name: m.first_name,
         last_name: m.last_name,
         status: m.status.to_string(),

@@ -15,6 +15,20 @@ pub fn first_unsafe(text: &str) -> Option<String> {
         .map(describe)
 }
 
+/// `text` with each unsafe character written as `\u{…}`.
+pub fn escape(text: &str) -> String {
+    let categories = CodePointMapData::<GeneralCategory>::new();
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if is_unsafe(categories.get(c)) && c != ' ' {
+            escaped.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            escaped.push(c);
+        }
+    }
+    escaped
+}
+
 /// Control (`Cc`), format (`Cf`: zero-width characters, bidirectional controls, the soft
 /// hyphen), surrogate, private-use (`Co`), unassigned (`Cn`, which holds the non-characters too)
 /// and every separator (`Zs`, `Zl`, `Zp`).
@@ -85,6 +99,12 @@ mod tests {
             first_unsafe("a\u{FDD0}").as_deref(),
             Some("U+FDD0, which is not an assigned character")
         );
+    }
+
+    #[test]
+    fn escaping_writes_unsafe_characters_as_code_points_and_keeps_the_rest() {
+        assert_eq!(escape("\u{202E}moc.a b@x"), "\\u{202e}moc.a b@x");
+        assert_eq!(escape("jörg@bücher.de"), "jörg@bücher.de");
     }
 
     #[test]

@@ -27,9 +27,10 @@ pub fn to_ascii(domain: &str) -> Result<String, String> {
     Ok(ascii)
 }
 
-/// The domain as people read it: its A-labels decoded.
-pub fn to_unicode(ascii: &str) -> String {
-    idna::domain_to_unicode(ascii).0
+/// The domain as people read it, its A-labels decoded; `None` if one does not decode.
+pub fn to_unicode(ascii: &str) -> Option<String> {
+    let (unicode, decoded) = idna::domain_to_unicode(ascii);
+    decoded.is_ok().then_some(unicode)
 }
 
 fn encode(domain: &str, length: DnsLength) -> Result<String, ()> {
@@ -99,8 +100,9 @@ mod tests {
         assert_eq!(to_ascii("xn--bcher-kva.de").unwrap(), "xn--bcher-kva.de");
         assert_eq!(to_ascii("BÜCHER.DE").unwrap(), "xn--bcher-kva.de");
         assert_eq!(to_ascii("郵件.商務").unwrap(), "xn--5nqv22n.xn--lhr59c");
-        assert_eq!(to_unicode("xn--bcher-kva.de"), "bücher.de");
-        assert_eq!(to_unicode("example.com"), "example.com");
+        assert_eq!(to_unicode("xn--bcher-kva.de").as_deref(), Some("bücher.de"));
+        assert_eq!(to_unicode("example.com").as_deref(), Some("example.com"));
+        assert_eq!(to_unicode("xn--0.tld"), None);
     }
 
     #[test]

@@ -2,6 +2,9 @@
 //! non-ASCII characters (RFC 6531, section 3.3). Quoted local parts are refused: they are legal
 //! but almost never real, and many systems mishandle them.
 
+/// Why a quoted local part is refused.
+pub const QUOTED: &str = "quoted addresses (\"…\"@) are not supported";
+
 /// RFC 5321, section 4.5.3.1.1: at most 64 octets.
 const MAX_OCTETS: usize = 64;
 
@@ -11,7 +14,7 @@ pub fn problem(local: &str) -> Option<String> {
         return Some("nothing before the @".into());
     }
     if local.starts_with('"') {
-        return Some("quoted addresses (\"…\"@) are not supported".into());
+        return Some(QUOTED.into());
     }
     if local.len() > MAX_OCTETS {
         return Some(format!(

@@ -69,14 +69,22 @@ impl InviteeEmail {
     }
 }
 
-/// A stored address as people read it (see [`InviteeEmail::display`]).
+/// A stored address as people read it (see [`InviteeEmail::display`]); one whose domain does not
+/// decode (a refused cell) is shown as it is.
 pub fn display(stored: &str) -> String {
     match stored.rsplit_once('@') {
-        Some((local, domain)) if domain.contains("xn--") => {
-            format!("{local}@{}", domain::to_unicode(domain))
-        }
+        Some((local, domain)) if domain.contains("xn--") => match domain::to_unicode(domain) {
+            Some(unicode) => format!("{local}@{unicode}"),
+            None => stored.to_owned(),
+        },
         _ => stored.to_owned(),
     }
+}
+
+/// `text` with every character no address may hold written as `\u{…}`, so that a refused cell
+/// can be shown without hiding or reordering what surrounds it.
+pub fn escape_unsafe(text: &str) -> String {
+    characters::escape(text)
 }
 
 /// Spaces and tabs around a cell are the spreadsheet's, not the address's; other white space is
@@ -96,6 +104,9 @@ fn canonical(address: &str) -> Result<String, String> {
     }
     if address.len() > MAX_CELL_BYTES {
         return Err(format!("it is longer than {MAX_LEN} characters"));
+    }
+    if address.starts_with('"') {
+        return Err(local::QUOTED.into());
     }
     if let Some(named) = characters::first_unsafe(address) {
         return Err(format!("it contains {named}"));
