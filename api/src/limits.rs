@@ -118,7 +118,8 @@ impl<K: Hash + Eq + Clone> Windows<K> {
 /// Sweeps expired windows out of a full table, then drops the oldest until at most nine tenths of
 /// `cap` are left.
 fn make_room<K: Hash + Eq + Clone>(counts: &mut HashMap<K, Window>, cap: usize) {
-    counts.retain(|_, window| window.left().is_some());
+    let now = Instant::now();
+    counts.retain(|_, window| now.duration_since(window.started) < WINDOW);
     let keep = cap - cap / 10;
     if counts.len() <= keep {
         return;
@@ -320,7 +321,7 @@ mod tests {
         );
     }
 
-    fn client(headers: &[(&str, &str)], trusted: &str) -> Option<IpAddr> {
+    fn client(headers: &[(&'static str, &str)], trusted: &str) -> Option<IpAddr> {
         let mut map = HeaderMap::new();
         for (name, value) in headers {
             map.append(*name, value.parse().unwrap());
