@@ -248,9 +248,11 @@ fn node_ip(node: &str) -> Option<IpAddr> {
             .then(|| ip.parse::<Ipv6Addr>().ok().map(IpAddr::V6))
             .flatten();
     }
-    node.parse::<IpAddr>()
-        .ok()
-        .or_else(|| node.parse::<SocketAddrV4>().ok().map(|a| IpAddr::V4(*a.ip())))
+    node.parse::<IpAddr>().ok().or_else(|| {
+        node.parse::<SocketAddrV4>()
+            .ok()
+            .map(|a| IpAddr::V4(*a.ip()))
+    })
 }
 
 fn is_port(text: &str) -> bool {
@@ -338,7 +340,10 @@ mod tests {
     fn forwarding_headers_are_read_from_the_right_past_trusted_hops() {
         let xff = |value| client(&[("x-forwarded-for", value)], "10.0.0.0/8");
         assert_eq!(xff("203.0.113.9"), ip("203.0.113.9"));
-        assert_eq!(xff("198.51.100.1, 203.0.113.9, 10.0.0.2"), ip("203.0.113.9"));
+        assert_eq!(
+            xff("198.51.100.1, 203.0.113.9, 10.0.0.2"),
+            ip("203.0.113.9")
+        );
         // A forged left part is never read.
         assert_eq!(xff("nonsense, 203.0.113.9"), ip("203.0.113.9"));
         assert_eq!(xff("10.0.0.3, 10.0.0.2"), ip("10.0.0.3"));
@@ -346,18 +351,29 @@ mod tests {
         assert_eq!(xff("[2001:db8::7]:443"), ip("2001:db8::7"));
         let forwarded = |value| client(&[("forwarded", value)], "10.0.0.0/8");
         assert_eq!(
-            forwarded(r#"for=198.51.100.1, For="[2001:db8:cafe::17]:4711";proto=https, for=10.0.0.2"#),
+            forwarded(
+                r#"for=198.51.100.1, For="[2001:db8:cafe::17]:4711";proto=https, for=10.0.0.2"#
+            ),
             ip("2001:db8:cafe::17")
         );
-        assert_eq!(forwarded("for=192.0.2.43:8080;by=10.0.0.1"), ip("192.0.2.43"));
+        assert_eq!(
+            forwarded("for=192.0.2.43:8080;by=10.0.0.1"),
+            ip("192.0.2.43")
+        );
         assert_eq!(forwarded("for=unknown"), None);
         assert_eq!(forwarded("proto=https"), None);
         assert_eq!(client(&[], "10.0.0.0/8"), None);
         // Forwarded wins over X-Forwarded-For.
-        let both = [("forwarded", "for=192.0.2.1"), ("x-forwarded-for", "192.0.2.2")];
+        let both = [
+            ("forwarded", "for=192.0.2.1"),
+            ("x-forwarded-for", "192.0.2.2"),
+        ];
         assert_eq!(client(&both, "10.0.0.0/8"), ip("192.0.2.1"));
         // Several header lines are one list.
-        let lines = [("x-forwarded-for", "192.0.2.1"), ("x-forwarded-for", "10.0.0.9")];
+        let lines = [
+            ("x-forwarded-for", "192.0.2.1"),
+            ("x-forwarded-for", "10.0.0.9"),
+        ];
         assert_eq!(client(&lines, "10.0.0.0/8"), ip("192.0.2.1"));
     }
 }

@@ -250,7 +250,12 @@ async fn members_status(app: &TestApp, token: &Value) -> u16 {
 
 async fn a_token_never_outlives_nor_survives_the_token_that_made_it(stack: Stack) {
     let app = TestApp::spawn_without_workers(stack).await;
-    let parent = create_with(&app, &app.token, json!({"name": "parent", "expires_in": "2m"})).await;
+    let parent = create_with(
+        &app,
+        &app.token,
+        json!({"name": "parent", "expires_in": "2m"}),
+    )
+    .await;
     let secret = |t: &Value| t["token"].as_str().unwrap().to_owned();
 
     let child = create_with(&app, &secret(&parent), json!({"name": "child"})).await;
@@ -290,7 +295,10 @@ async fn a_token_never_outlives_nor_survives_the_token_that_made_it(stack: Stack
     for token in [&parent, &child, &longer, &shorter, &grandchild] {
         assert_eq!(members_status(&app, token).await, 401, "{token}");
     }
-    assert_eq!(members_status(&app, &json!({"token": app.token})).await, 200);
+    assert_eq!(
+        members_status(&app, &json!({"token": app.token})).await,
+        200
+    );
     let listed = app.get_json("/tokens").await;
     let listed = listed["tokens"].as_array().unwrap();
     let revoked_ids: Vec<&Value> = listed
@@ -309,7 +317,10 @@ async fn a_token_never_outlives_nor_survives_the_token_that_made_it(stack: Stack
         .collect();
     for token in [&parent, &child, &longer, &shorter, &grandchild] {
         let target = json!(format!("token {}", token["id"]));
-        assert!(revocations.contains(&&target), "{target} in {revocations:?}");
+        assert!(
+            revocations.contains(&&target),
+            "{target} in {revocations:?}"
+        );
     }
 }
 

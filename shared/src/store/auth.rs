@@ -264,10 +264,7 @@ pub fn issue_token(conn: &mut DbConn, new: &NewToken) -> QueryResult<Issued> {
 }
 
 /// The earlier of a requested expiry and a limit, `None` meaning never.
-fn capped(
-    requested: Option<NaiveDateTime>,
-    limit: Option<NaiveDateTime>,
-) -> Option<NaiveDateTime> {
+fn capped(requested: Option<NaiveDateTime>, limit: Option<NaiveDateTime>) -> Option<NaiveDateTime> {
     match (requested, limit) {
         (Some(requested), Some(limit)) => Some(requested.min(limit)),
         (requested, limit) => requested.or(limit),
@@ -351,7 +348,9 @@ fn token_infos(conn: &mut DbConn, scope: TokenScope) -> QueryResult<Vec<TokenInf
             .into_boxed();
         query = match scope {
             TokenScope::Id(id) => query.filter(api_tokens::id.eq(id)),
-            TokenScope::Workspace(workspace) => query.filter(api_tokens::workspace_id.eq(workspace)),
+            TokenScope::Workspace(workspace) => {
+                query.filter(api_tokens::workspace_id.eq(workspace))
+            }
             TokenScope::Legacy => query.filter(api_tokens::workspace_id.is_null()),
         };
         query.load(c)
@@ -487,7 +486,11 @@ struct Presented {
 /// The live token whose secret is `token`: not revoked, not expired, and none of its ancestors
 /// either (revoking a token revokes its descendants, but one made while it was being revoked
 /// escapes that, and so would rows written by hand).
-fn live_token(conn: &mut DbConn, token: &str, now: NaiveDateTime) -> QueryResult<Option<Presented>> {
+fn live_token(
+    conn: &mut DbConn,
+    token: &str,
+    now: NaiveDateTime,
+) -> QueryResult<Option<Presented>> {
     let hash = tokens::hash(token);
     let found: Option<Presented> = on_conn!(conn, |c| {
         api_tokens::table
