@@ -389,4 +389,8 @@ async fn legacy_tokens_are_listed_and_revoked_by_operators_only() {
             .is_some_and(|l| l.ends_with("revoked")),
         "{legacy}"
     );
+    // Recorded where its admin administers.
+    let audit = text(&run(dir.path(), &["audit", "--workspace", "demo"]).stdout);
+    let entry = format!("\toperator (CLI)\ttoken_revoke\ttoken {id}");
+    assert!(audit.lines().any(|l| l.ends_with(&entry)), "{audit}");
 }

@@ -421,6 +421,7 @@ pub fn revoke_token(
             statement(DESCENDANTS_SQL, (param::<BigInt, _>(id),)).load(c)?;
         let ids: Vec<TokenId> = revoked.iter().map(|t| t.id).collect();
         diesel::update(api_tokens::table.filter(api_tokens::id.eq_any(&ids)))
+            .filter(api_tokens::revoked_at.is_null())
             .set(api_tokens::revoked_at.eq(Some(stamp)))
             .execute(c)?;
         let mut entries = Vec::new();
