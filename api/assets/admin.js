@@ -10,8 +10,9 @@
  *   API client          api()/apiJson(): bearer auth, JSON errors turned into sentences
  *   downloads           an authenticated GET saved as a file through an object URL
  *   sign in / out
- *   tabs                Users / Add users, with arrow-key navigation
+ *   tabs                Users / Add users / API tokens, with arrow-key navigation
  *   users view          member table, filter, paging, per-member actions, copy link
+ *   tokens view         the workspace's tokens; revoking the one this page uses asks first
  *   add users view      template, file picker + drop zone, dry run / upload
  *   imports view        one card per import, ETA from the rate between polls
  *   problems            streaming CSV parser of the results file, table of rows not invited
@@ -343,6 +344,7 @@
     state.imports.clear();
     $('#imports').replaceChildren();
     $('#members-table tbody').replaceChildren();
+    tokensBody.replaceChildren();
     $('#copied-link').value = '';
     $('#copied-link-area').hidden = true;
     setText($('#signed-in-as'), '');
@@ -377,6 +379,7 @@
   const TABS = {
     users: { tab: $('#tab-users'), panel: $('#panel-users') },
     add: { tab: $('#tab-add'), panel: $('#panel-add') },
+    tokens: { tab: $('#tab-tokens'), panel: $('#panel-tokens') },
   };
 
   function activateTab(name, { focus = true } = {}) {
@@ -389,6 +392,7 @@
     if (focus) TABS[name].tab.focus();
     // The users' statuses change as imports run and emails go out: show them fresh.
     if (name === 'users') loadMembers();
+    if (name === 'tokens') loadTokens();
   }
 
   function onTabKey(event) {
@@ -1146,6 +1150,91 @@
     schedulePoll(delay);
   }
 
+  // ---------------------------------------------------------------- tokens view
+
+  const tokensBody = $('#tokens-table tbody');
+
+  /** Whether a listed token is the one this page signed in with (its shown prefix starts it). */
+  function isCurrentToken(token) {
+    const prefix = typeof token.prefix === 'string' ? token.prefix : '';
+    return Boolean(state.session && prefix && state.session.token.startsWith(prefix));
+  }
+
+  function tokenState(token) {
+    if (token.revoked_at) return 'Revoked';
+    if (token.expires_at && new Date(token.expires_at).getTime() <= Date.now()) return 'Expired';
+    return 'Active';
+  }
+
+  /** One `<tr>` of the tokens table. */
+  function tokenRow(token) {
+    const current = isCurrentToken(token);
+    const name = String(token.name || '') || '—';
+    const stateLabel = tokenState(token);
+    const actions = [];
+    if (stateLabel === 'Active') {
+      const label = `Revoke: ${name}${current ? ' (this page\'s token)' : ''}`;
+      actions.push(el('button', { type: 'button', class: 'button-small', 'data-action': 'revoke', 'aria-label': label }, 'Revoke'));
+    }
+    return el(
+      'tr',
+      { 'data-token-id': String(token.id), 'data-current': current ? 'true' : null, role: 'row' },
+      cell('token-name', 'Name', current ? [name, ' ', el('span', { class: 'hint' }, '(this page)')] : name),
+      cell('token-prefix', 'Starts with', el('code', {}, String(token.prefix || ''))),
+      cell('token-admin', 'Admin', String(token.created_by || '')),
+      cell('token-expires', 'Expires', token.expires_at ? formatTime(token.expires_at) : 'Never'),
+      cell('token-last-used', 'Last used', token.last_used_at ? formatTime(token.last_used_at) : '—'),
+      cell('token-state', 'State', stateLabel),
+      cell('token-actions', 'Actions', el('div', { class: 'row-actions' }, actions)),
+    );
+  }
+
+  async function loadTokens() {
+    if (!state.session) return;
+    const table = $('#tokens-table');
+    table.setAttribute('aria-busy', 'true');
+    try {
+      const listed = await apiJson('/tokens');
+      const rows = (listed.tokens || []).map(tokenRow);
+      tokensBody.replaceChildren(...rows);
+      $('#tokens-empty').hidden = rows.length > 0;
+    } catch (error) {
+      report(error);
+    } finally {
+      table.removeAttribute('aria-busy');
+    }
+  }
+
+  async function onTokenAction(event) {
+    const button = event.target.closest('button[data-action="revoke"]');
+    if (!button) return;
+    const row = button.closest('tr[data-token-id]');
+    const id = row.getAttribute('data-token-id');
+    const current = row.getAttribute('data-current') === 'true';
+    if (
+      current &&
+      !window.confirm(
+        'This is the token this page is signed in with. Revoking it signs this page out, and every token made with it stops working too. Revoke it?',
+      )
+    ) {
+      return;
+    }
+    await withBusy(button, async () => {
+      try {
+        await api(`/tokens/${encodeURIComponent(id)}`, { method: 'DELETE' });
+      } catch (error) {
+        report(error);
+        return;
+      }
+      if (current) {
+        signOut('You revoked the token this page used; sign in with another one');
+        return;
+      }
+      say('The token is revoked, with every token made with it');
+      loadTokens();
+    });
+  }
+
   // ---------------------------------------------------------------- start
 
   function wire() {
@@ -1163,6 +1252,8 @@
     $('#members-refresh').addEventListener('click', () => loadMembers());
     $('#members-more').addEventListener('click', (event) => withBusy(event.currentTarget, () => loadMembers({ more: true })));
     membersBody.addEventListener('click', onMemberAction);
+    $('#tokens-refresh').addEventListener('click', () => loadTokens());
+    tokensBody.addEventListener('click', onTokenAction);
     $('#template-download').addEventListener('click', onTemplate);
     fileInput.addEventListener('change', () => chooseFile(fileInput.files && fileInput.files[0]));
     dropZone.addEventListener('dragenter', onDrag);

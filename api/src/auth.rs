@@ -1,11 +1,13 @@
 //! Admin authentication: a bearer token whose holder is an active admin of the path's workspace.
+//! A valid token is always served; only an invalid one counts against its client's limit of
+//! failed authentications, and once the client is over it, the answer is 429 instead of 401.
 
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use invite_shared::ids::{AccountId, WorkspaceId};
+use invite_shared::ids::{AccountId, TokenId, WorkspaceId};
 use invite_shared::store::audit::Actor;
-use invite_shared::store::auth::{self, AuthOutcome};
+use invite_shared::store::auth::{self, AuthOutcome, Grant};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -20,6 +22,8 @@ pub struct Admin {
     pub workspace_id: WorkspaceId,
     /// Its slug, for building URLs.
     pub slug: String,
+    /// The token presented: the parent of the tokens this admin makes.
+    pub token_id: TokenId,
 }
 
 impl Admin {
@@ -33,23 +37,23 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let client = limits::client_key(parts);
+        let result = authenticate(parts, state).await;
+        if !matches!(result, Err(ApiError::Unauthorized)) {
+            return result;
+        }
+        let client = limits::client_key(parts, &state.settings.trusted_proxies);
         let limit = state.settings.auth_failures_per_minute;
-        if let Some(wait) = state.limiter.failed_auth.blocked(&client, limit) {
-            return Err(limits::too_many(
+        match state.limiter.failed_auth.hit_over(&client, limit) {
+            Some(wait) => Err(limits::too_many(
                 "auth_failures",
                 wait,
                 format!(
-                    "too many failed authentications from this address; wait {} s",
+                    "too many failed authentications from this client; wait {} s",
                     wait.as_secs().max(1)
                 ),
-            ));
+            )),
+            None => result,
         }
-        let result = authenticate(parts, state).await;
-        if matches!(result, Err(ApiError::Unauthorized)) {
-            state.limiter.failed_auth.hit(&client);
-        }
-        result
     }
 }
 
@@ -75,10 +79,15 @@ async fn authenticate(parts: &mut Parts, state: &AppState) -> Result<Admin, ApiE
         .run(move |c| Ok(auth::authorize_admin(c, &token, &lookup)?))
         .await?;
     match outcome {
-        AuthOutcome::Granted(account_id, workspace_id) => Ok(Admin {
+        AuthOutcome::Granted(Grant {
+            account_id,
+            workspace_id,
+            token_id,
+        }) => Ok(Admin {
             account_id,
             workspace_id,
             slug,
+            token_id,
         }),
         AuthOutcome::UnknownToken => Err(ApiError::Unauthorized),
         AuthOutcome::NotAdmin => Err(ApiError::Forbidden),

@@ -372,15 +372,17 @@ pub enum TokenCommand {
         /// When it stops working.
         expires_at: Option<chrono::NaiveDateTime>,
     },
-    /// `token list`.
+    /// `token list --workspace`.
     List {
         /// The workspace's slug.
         workspace: String,
     },
+    /// `token list --legacy`: the tokens made before tokens belonged to one workspace.
+    ListLegacy,
     /// `token revoke`.
     Revoke {
-        /// The workspace's slug.
-        workspace: String,
+        /// The workspace the token was made for; `None` for any token.
+        workspace: Option<String>,
         /// The token's id.
         id: i64,
     },
@@ -404,17 +406,31 @@ pub async fn token(db: &Db, command: TokenCommand) -> anyhow::Result<String> {
             let id = workspace_id(db, &workspace).await?;
             Ok(token_lines(&token_service::list(db, id).await?))
         }
-        TokenCommand::Revoke { workspace, id } => {
-            let ws = workspace_id(db, &workspace).await?;
-            match token_service::revoke(db, (ws, Actor::Operator), TokenId(id)).await? {
-                RevokeOutcome::Revoked => {
-                    Ok(format!("token {id} revoked: it gets 401 from now on"))
-                }
-                RevokeOutcome::NotFound => {
-                    anyhow::bail!("token {id} not found in workspace `{workspace}`")
-                }
-            }
+        TokenCommand::ListLegacy => Ok(token_lines(&token_service::list_legacy(db).await?)),
+        TokenCommand::Revoke { workspace, id } => revoke_token(db, workspace, TokenId(id)).await,
+    }
+}
+
+/// `token revoke [--workspace SLUG] ID`.
+async fn revoke_token(db: &Db, workspace: Option<String>, id: TokenId) -> anyhow::Result<String> {
+    let outcome = match &workspace {
+        Some(slug) => {
+            let ws = workspace_id(db, slug).await?;
+            token_service::revoke(db, (ws, Actor::Operator), id).await?
         }
+        None => token_service::revoke_any(db, id).await?,
+    };
+    match (outcome, workspace) {
+        (RevokeOutcome::Revoked { descendants: 0 }, _) => {
+            Ok(format!("token {id} revoked: it gets 401 from now on"))
+        }
+        (RevokeOutcome::Revoked { descendants }, _) => Ok(format!(
+            "token {id} revoked, with {descendants} token(s) made from it: they get 401 from now on"
+        )),
+        (RevokeOutcome::NotFound, Some(slug)) => {
+            anyhow::bail!("token {id} not found in workspace `{slug}`")
+        }
+        (RevokeOutcome::NotFound, None) => anyhow::bail!("token {id} not found"),
     }
 }
 

@@ -241,7 +241,7 @@ pub struct UnsupportedMediaType(pub ErrorBody);
 #[derive(ToResponse)]
 pub struct RequestTimeout(pub ErrorBody);
 
-/// An abuse limit was reached: failed authentications from this address, uploads per minute or
+/// An abuse limit was reached: failed authentications from this client, uploads per minute or
 /// imports in flight of the workspace: `too_many_requests`.
 #[derive(ToResponse)]
 #[response(headers(("Retry-After" = u64, description = "Seconds to wait before trying again.")))]

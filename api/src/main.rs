@@ -1,5 +1,5 @@
 //! `invite-api`: the HTTP API (`serve`, the default), `import` of one file, `migrate`,
-//! `token create`, the support twins `retry` and `resend`, and `openapi`.
+//! `token create`/`list`/`revoke`, the support twins `retry` and `resend`, and `openapi`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -105,17 +105,22 @@ enum TokenAction {
         #[arg(long, value_parser = humantime_serde::re::humantime::parse_duration)]
         expires_in: Option<std::time::Duration>,
     },
-    /// List the tokens that act in a workspace (never their secrets).
+    /// List the tokens made for a workspace, or the legacy tokens (never their secrets).
     List {
         /// The workspace's slug.
-        #[arg(long)]
-        workspace: String,
+        #[arg(long, required_unless_present = "legacy")]
+        workspace: Option<String>,
+        /// List the tokens made before tokens belonged to one workspace instead: each acts in
+        /// every workspace its admin administers, until revoked.
+        #[arg(long, conflicts_with = "workspace")]
+        legacy: bool,
     },
-    /// Revoke a token: it gets 401 from then on.
+    /// Revoke a token and every token made from it: they get 401 from then on.
     Revoke {
-        /// The workspace's slug.
+        /// The workspace the token was made for; leave it out to revoke any token, a legacy one
+        /// included.
         #[arg(long)]
-        workspace: String,
+        workspace: Option<String>,
         /// The token's id, as `token list` shows it.
         id: i64,
     },
@@ -166,8 +171,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Token {
         action:
             TokenAction::Create { workspace, .. }
-            | TokenAction::List { workspace }
-            | TokenAction::Revoke { workspace, .. },
+            | TokenAction::List {
+                workspace: Some(workspace),
+                ..
+            }
+            | TokenAction::Revoke {
+                workspace: Some(workspace),
+                ..
+            },
     }
     | Command::Import { workspace, .. }
     | Command::Retry { workspace, .. }
@@ -298,7 +309,13 @@ fn action_of(action: TokenAction) -> anyhow::Result<commands::TokenCommand> {
                 expires_at,
             }
         }
-        TokenAction::List { workspace } => commands::TokenCommand::List { workspace },
+        TokenAction::List {
+            workspace: Some(workspace),
+            ..
+        } => commands::TokenCommand::List { workspace },
+        TokenAction::List {
+            workspace: None, ..
+        } => commands::TokenCommand::ListLegacy,
         TokenAction::Revoke { workspace, id } => commands::TokenCommand::Revoke { workspace, id },
     })
 }

@@ -1,6 +1,6 @@
 //! The operators' commands, through the real `invite-api` binary on the embedded stack: the support
 //! twins of the admin routes (`retry --workspace WS --import ID`, `resend --workspace WS --member
-//! ID`) and `token create | list | revoke`.
+//! ID`) and `token create | list [--legacy] | revoke`.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -336,4 +336,61 @@ fn the_audit_command_shows_what_operators_did() {
     );
     let unknown = run(dir.path(), &["audit", "--workspace", "nowhere"]);
     assert!(!unknown.status.success());
+}
+
+#[tokio::test]
+async fn legacy_tokens_are_listed_and_revoked_by_operators_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = token_create(dir.path(), "ops@example.com", &["--name", "scoped"]);
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    // A token of every workspace its admin administers, as earlier versions made them.
+    let url = format!(
+        "sqlite://{}",
+        dir.path().join("data/bulk-invite.db").display()
+    );
+    let db = Db::connect(&url, 1).unwrap();
+    db.run(|c| {
+        let account = invite_shared::store::auth::ensure_account(c, "ops@example.com")?;
+        Ok(invite_shared::store::auth::create_token(c, account)?)
+    })
+    .await
+    .unwrap();
+
+    let in_workspace = text(&run(dir.path(), &["token", "list", "--workspace", "demo"]).stdout);
+    let legacy = run(dir.path(), &["token", "list", "--legacy"]);
+
+    assert!(legacy.status.success(), "{}", text(&legacy.stderr));
+    let legacy = text(&legacy.stdout);
+    let lines: Vec<&str> = legacy.lines().skip(1).collect();
+    assert_eq!(lines.len(), 1, "{legacy}");
+    assert!(
+        !lines[0].contains("scoped") && lines[0].ends_with("active"),
+        "{legacy}"
+    );
+    let id = lines[0].split('\t').next().unwrap();
+    assert!(
+        !in_workspace
+            .lines()
+            .any(|l| l.starts_with(&format!("{id}\t"))),
+        "{in_workspace}"
+    );
+    let by_workspace = run(dir.path(), &["token", "revoke", "--workspace", "demo", id]);
+    assert!(
+        !by_workspace.status.success(),
+        "a workspace does not reach it"
+    );
+    let revoked = run(dir.path(), &["token", "revoke", id]);
+    assert!(revoked.status.success(), "{}", text(&revoked.stderr));
+    let legacy = text(&run(dir.path(), &["token", "list", "--legacy"]).stdout);
+    assert!(
+        legacy
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.ends_with("revoked")),
+        "{legacy}"
+    );
+    // Recorded where its admin administers.
+    let audit = text(&run(dir.path(), &["audit", "--workspace", "demo"]).stdout);
+    let entry = format!("\toperator (CLI)\ttoken_revoke\ttoken {id}");
+    assert!(audit.lines().any(|l| l.ends_with(&entry)), "{audit}");
 }

@@ -5,11 +5,12 @@
 //! key's upper-case name (`DATABASE_URL`, `REDIS_URL`, `SMTP_URL`, `PUBLIC_URL`, `API_ADDR`, …).
 //! Durations take humantime text (`7d`, `24h`, `30s`).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use ipnet::IpNet;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 
@@ -23,6 +24,61 @@ pub enum Edition {
     SelfHosted,
     /// Cloud: invitees who never activated an account are `requested`.
     Cloud,
+}
+
+/// The networks of the proxies in front of `invite-api` (`TRUSTED_PROXIES`): addresses or CIDR
+/// networks, as a TOML list or one string separated by commas or spaces (as an environment
+/// variable gives them). Empty by default: the TCP peer is the client.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<IpNet>);
+
+impl TrustedProxies {
+    /// Proxies in these networks.
+    pub fn new(networks: Vec<IpNet>) -> TrustedProxies {
+        TrustedProxies(networks.iter().map(IpNet::trunc).collect())
+    }
+
+    /// Whether `ip` is one of the proxies (an IPv4-mapped IPv6 address is its IPv4 address).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.0.iter().any(|network| network.contains(&ip))
+    }
+
+    /// Whether no proxy is trusted.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// One address (a network of one) or CIDR network.
+fn network(text: &str) -> Result<IpNet, String> {
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("TRUSTED_PROXIES: `{text}` is not an IP address or CIDR network"))
+}
+
+impl<'de> Deserialize<'de> for TrustedProxies {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            List(Vec<String>),
+        }
+        let items = match Raw::deserialize(deserializer)? {
+            Raw::Text(text) => text
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|item| !item.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            Raw::List(items) => items,
+        };
+        let networks = items.iter().map(|item| network(item.trim()));
+        networks
+            .collect::<Result<Vec<_>, _>>()
+            .map(TrustedProxies::new)
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// The least address space a conversion child can start a workbook in.
@@ -80,8 +136,10 @@ pub struct Settings {
     pub workbook_conversions: usize,
     /// Most data rows an import may have; a larger file fails before any row is applied.
     pub max_rows: u64,
-    /// Failed authentications one client address may make per minute before it gets 429.
+    /// Failed authentications one client may make per minute before it gets 429.
     pub auth_failures_per_minute: u32,
+    /// Proxies whose `Forwarded` / `X-Forwarded-For` headers name the client of a request.
+    pub trusted_proxies: TrustedProxies,
     /// Uploads (imports and dry runs) per workspace per minute before 429.
     pub uploads_per_minute: u32,
     /// Imports of a workspace queued or processing at once before further uploads get 429.
@@ -176,6 +234,7 @@ impl Default for Settings {
             workbook_conversions: 2,
             max_rows: 1_000_000,
             auth_failures_per_minute: 20,
+            trusted_proxies: TrustedProxies::default(),
             uploads_per_minute: 30,
             imports_in_flight: 10,
             import_chunk_rows: 1000,
@@ -325,6 +384,21 @@ mod tests {
             s.invitation_url("abc"),
             "http://localhost:8080/invitations/abc"
         );
+    }
+
+    #[test]
+    fn trusted_proxies_are_read_from_a_list_or_a_string_and_match_their_networks() {
+        let from = |value: serde_json::Value| serde_json::from_value::<TrustedProxies>(value);
+        let listed = from(serde_json::json!(["10.0.0.0/8", "2001:db8::1"])).unwrap();
+        let text = from(serde_json::json!("10.0.0.0/8, 2001:db8::1")).unwrap();
+        assert_eq!(listed, text);
+        assert!(listed.contains("10.1.2.3".parse().unwrap()));
+        assert!(listed.contains("::ffff:10.1.2.3".parse().unwrap()));
+        assert!(listed.contains("2001:db8::1".parse().unwrap()));
+        assert!(!listed.contains("2001:db8::2".parse().unwrap()));
+        assert!(!listed.contains("11.0.0.1".parse().unwrap()));
+        assert!(from(serde_json::json!("10.0.0.0/8, nonsense")).is_err());
+        assert!(from(serde_json::json!("")).unwrap().is_empty());
     }
 
     #[test]

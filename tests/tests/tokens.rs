@@ -1,7 +1,11 @@
 //! API tokens as a managed resource, on both stacks: a recognisable prefix, a name, an expiry,
-//! revocation, `last_used_at`, and never a secret in a list.
+//! revocation, `last_used_at`, and never a secret in a list; a token bounded by the token that made
+//! it; tokens of every workspace out of every workspace's reach.
 
-use invite_shared::ids::AccountId;
+use diesel::prelude::*;
+use invite_shared::db::schema::api_tokens;
+use invite_shared::domain::role::Role;
+use invite_shared::ids::{AccountId, TokenId};
 use invite_shared::store::auth::{self, NewToken};
 use invite_tests::app::{Stack, TestApp, people_csv};
 use invite_tests::on_both_stacks;
@@ -13,6 +17,9 @@ on_both_stacks!(
     revoked_and_expired_tokens_get_401_on_every_admin_route,
     a_token_made_for_one_workspace_does_not_open_another,
     bad_token_requests_get_a_clear_422_or_404,
+    a_token_never_outlives_nor_survives_the_token_that_made_it,
+    a_token_whose_ancestor_was_revoked_without_the_cascade_gets_401,
+    a_legacy_token_is_neither_listed_nor_revocable_by_a_workspace,
 );
 
 /// Every admin route, with ids that exist in the app after one small import.
@@ -143,6 +150,7 @@ async fn expired_token(app: &TestApp) -> String {
                 workspace: Some(workspace.id),
                 name: "expired".into(),
                 expires_at: Some(invite_shared::store::now() - chrono::TimeDelta::seconds(1)),
+                parent: None,
             };
             Ok(auth::issue_token(c, &new)?.secret)
         })
@@ -214,4 +222,220 @@ async fn bad_token_requests_get_a_clear_422_or_404(stack: Stack) {
     assert!(too_long.text().await.unwrap().contains("3650 days"));
     assert_eq!(nonsense.status(), 422);
     assert_eq!(unknown.status(), 404);
+}
+
+/// `POST …/tokens` with `token`, asserting 201; the created token's JSON.
+async fn create_with(app: &TestApp, token: &str, body: Value) -> Value {
+    let response = app
+        .client
+        .post(app.url("/tokens"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "{body}");
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    response.json().await.unwrap()
+}
+
+/// The status of `GET …/members` with `token`.
+async fn members_status(app: &TestApp, token: &Value) -> u16 {
+    let secret = token["token"].as_str().unwrap();
+    call(app, Method::GET, "/members", secret)
+        .await
+        .status()
+        .as_u16()
+}
+
+async fn a_token_never_outlives_nor_survives_the_token_that_made_it(stack: Stack) {
+    let app = TestApp::spawn_without_workers(stack).await;
+    let parent = create_with(
+        &app,
+        &app.token,
+        json!({"name": "parent", "expires_in": "2m"}),
+    )
+    .await;
+    let secret = |t: &Value| t["token"].as_str().unwrap().to_owned();
+
+    let child = create_with(&app, &secret(&parent), json!({"name": "child"})).await;
+    let longer = create_with(
+        &app,
+        &secret(&parent),
+        json!({"name": "longer", "expires_in": "30days"}),
+    )
+    .await;
+    let shorter = create_with(
+        &app,
+        &secret(&parent),
+        json!({"name": "shorter", "expires_in": "1m"}),
+    )
+    .await;
+    let grandchild = create_with(&app, &secret(&child), json!({"name": "grandchild"})).await;
+
+    assert!(parent["expires_at"].is_string(), "{parent}");
+    for capped in [&child, &longer, &grandchild] {
+        assert_eq!(capped["expires_at"], parent["expires_at"], "{capped}");
+    }
+    let shorter_at = shorter["expires_at"].as_str().unwrap();
+    assert!(shorter_at < parent["expires_at"].as_str().unwrap());
+    for token in [&parent, &child, &longer, &shorter, &grandchild] {
+        assert_eq!(members_status(&app, token).await, 200, "{token}");
+    }
+
+    let revoked = app
+        .client
+        .delete(app.url(&format!("/tokens/{}", parent["id"])))
+        .bearer_auth(&app.token)
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(revoked.status(), 204);
+    for token in [&parent, &child, &longer, &shorter, &grandchild] {
+        assert_eq!(members_status(&app, token).await, 401, "{token}");
+    }
+    assert_eq!(
+        members_status(&app, &json!({"token": app.token})).await,
+        200
+    );
+    let listed = app.get_json("/tokens").await;
+    let listed = listed["tokens"].as_array().unwrap();
+    let revoked_ids: Vec<&Value> = listed
+        .iter()
+        .filter(|t| t["revoked_at"].is_string())
+        .map(|t| &t["id"])
+        .collect();
+    assert_eq!(revoked_ids.len(), 5, "{listed:?}");
+    let log = app.get_json("/audit").await;
+    let revocations: Vec<&Value> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "token_revoke")
+        .map(|e| &e["target"])
+        .collect();
+    for token in [&parent, &child, &longer, &shorter, &grandchild] {
+        let target = json!(format!("token {}", token["id"]));
+        assert!(
+            revocations.contains(&&target),
+            "{target} in {revocations:?}"
+        );
+    }
+}
+
+async fn a_token_whose_ancestor_was_revoked_without_the_cascade_gets_401(stack: Stack) {
+    let app = TestApp::spawn_without_workers(stack).await;
+    let parent = create_with(&app, &app.token, json!({"name": "parent"})).await;
+    let parent_secret = parent["token"].as_str().unwrap().to_owned();
+    let child = create_with(&app, &parent_secret, json!({"name": "child"})).await;
+    let grandchild = create_with(
+        &app,
+        child["token"].as_str().unwrap(),
+        json!({"name": "grandchild"}),
+    )
+    .await;
+    assert_eq!(members_status(&app, &grandchild).await, 200);
+    // Revoked as a row written behind the cascade's back would be (a token made while its parent
+    // was being revoked).
+    let parent_id = TokenId(parent["id"].as_i64().unwrap());
+    app.db
+        .run(move |conn| {
+            Ok(invite_shared::on_conn!(conn, |c| {
+                diesel::update(api_tokens::table.find(parent_id))
+                    .set(api_tokens::revoked_at.eq(Some(invite_shared::store::now())))
+                    .execute(c)
+            })?)
+        })
+        .await
+        .unwrap();
+
+    assert_eq!(members_status(&app, &child).await, 401);
+    assert_eq!(members_status(&app, &grandchild).await, 401);
+}
+
+async fn a_legacy_token_is_neither_listed_nor_revocable_by_a_workspace(stack: Stack) {
+    let app = TestApp::spawn_without_workers(stack).await;
+    let globex = app.admin_token("globex").await;
+    // A token of acme's admin, who administers globex too, made as tokens were made before they
+    // belonged to one workspace.
+    let slug = app.workspace.clone();
+    let (legacy_id, legacy) = app
+        .db
+        .run(move |c| {
+            let acme = auth::find_workspace(c, &slug)?.expect("the app's workspace");
+            let admin = auth::first_admin(c, acme.id)?.expect("its admin");
+            let other = auth::find_workspace(c, "globex")?.expect("globex");
+            auth::upsert_active_member(c, other.id, admin, Role::Admin)?;
+            let secret = auth::create_token(c, admin)?;
+            let id: TokenId = invite_shared::on_conn!(c, |c| {
+                api_tokens::table
+                    .filter(api_tokens::workspace_id.is_null())
+                    .select(api_tokens::id)
+                    .first(c)
+            })?;
+            Ok((id, secret))
+        })
+        .await
+        .unwrap();
+    let globex_url = |path: &str| format!("{}/api/v1/workspaces/globex{path}", app.base);
+
+    let acme_list = app.get("/tokens").await.text().await.unwrap();
+    let globex_list = app
+        .client
+        .get(globex_url("/tokens"))
+        .bearer_auth(&globex)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let by_globex = app
+        .client
+        .delete(globex_url(&format!("/tokens/{}", legacy_id.0)))
+        .bearer_auth(&globex)
+        .send()
+        .await
+        .unwrap();
+    let by_acme = app
+        .client
+        .delete(app.url(&format!("/tokens/{}", legacy_id.0)))
+        .bearer_auth(&app.token)
+        .send()
+        .await
+        .unwrap();
+
+    let listed = |list: &str| {
+        let list: Value = serde_json::from_str(list).unwrap();
+        list["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["id"] == legacy_id.0)
+    };
+    assert!(!listed(&acme_list), "{acme_list}");
+    assert!(!listed(&globex_list), "{globex_list}");
+    assert_eq!(by_globex.status(), 404);
+    assert_eq!(by_acme.status(), 404);
+    // It keeps working where its holder is an admin until an operator revokes it.
+    assert_eq!(
+        call(&app, Method::GET, "/members", &legacy).await.status(),
+        200
+    );
+    let in_globex = app
+        .client
+        .get(globex_url("/members"))
+        .bearer_auth(&legacy)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(in_globex.status(), 200);
+    let listed_for_operators = app
+        .db
+        .run(|c| Ok(auth::list_legacy_tokens(c)?))
+        .await
+        .unwrap();
+    assert_eq!(listed_for_operators.len(), 1);
+    assert_eq!(listed_for_operators[0].id, legacy_id);
 }

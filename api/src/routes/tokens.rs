@@ -1,11 +1,12 @@
-//! `…/tokens`: the workspace's API tokens — list (never a secret), create (the secret shown once),
-//! revoke.
+//! `…/tokens`: the workspace's API tokens — list (never a secret), create (the secret shown once,
+//! bounded by the token that made it), revoke (with every token made from it).
 
 use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::header::{CACHE_CONTROL, HeaderValue};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use invite_shared::ids::TokenId;
 use invite_shared::service::tokens::{self as service, RevokeOutcome};
@@ -31,8 +32,10 @@ pub struct CreateToken {
     /// What the token is for, shown in lists: 1 to 100 characters, no line breaks.
     #[schema(example = "nightly sync")]
     pub name: String,
-    /// How long it works, 1 minute to 3650 days in humantime (`12h`, `30days`); absent for no
-    /// expiry.
+    /// How long it works, 1 minute to 3650 days in humantime (`12h`, `30days`); absent for as long
+    /// as the token making it. A token never outlives the token that made it: an absent or longer
+    /// lifetime is cut to that token's expiry (the answer's `expires_at` says when), and revoking
+    /// that token revokes this one.
     #[serde(default, with = "humantime_serde::option")]
     #[schema(value_type = Option<String>, example = "30days")]
     pub expires_in: Option<Duration>,
@@ -79,7 +82,8 @@ pub struct TokenList {
 
 /// List the workspace's API tokens
 ///
-/// Newest first, never a secret.
+/// Newest first, never a secret: the tokens made for this workspace (tokens made before tokens
+/// belonged to one workspace are listed by operators only, `invite-api token list --legacy`).
 #[utoipa::path(
     get,
     path = "/api/v1/workspaces/{ws}/tokens",
@@ -88,7 +92,7 @@ pub struct TokenList {
     security(("bearer" = [])),
     params(WorkspacePath),
     responses(
-        (status = 200, description = "The tokens that act in this workspace.", body = TokenList),
+        (status = 200, description = "The tokens made for this workspace.", body = TokenList),
         AdminErrors,
     ),
 )]
@@ -103,8 +107,9 @@ pub async fn list(
 
 /// Create an API token
 ///
-/// It acts as the caller, in this workspace only: 201 with the token and its secret, which is
-/// never shown again.
+/// It acts as the caller, in this workspace only, and is bound to the token that made it: it
+/// expires no later, and it is revoked with it. 201 with the token and its secret, which is never
+/// shown again (`Cache-Control: no-store`).
 #[utoipa::path(
     post,
     path = "/api/v1/workspaces/{ws}/tokens",
@@ -114,7 +119,12 @@ pub async fn list(
     params(WorkspacePath),
     request_body = CreateToken,
     responses(
-        (status = 201, description = "The token and its secret.", body = CreatedToken),
+        (
+            status = 201,
+            description = "The token and its secret.",
+            body = CreatedToken,
+            headers(("Cache-Control" = String, description = "`no-store`: the secret is never kept by a cache.")),
+        ),
         (status = 400, response = BadRequest),
         (status = 413, response = PayloadTooLarge),
         (status = 415, response = UnsupportedMediaType),
@@ -150,18 +160,25 @@ pub async fn create(
         workspace: Some(admin.workspace_id),
         name,
         expires_at,
+        parent: Some(admin.token_id),
     };
     let issued = service::issue(&state.db, admin.audit(), new).await?;
     let body = CreatedToken {
         info: token_json(&issued.info),
         token: issued.secret,
     };
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    Ok((StatusCode::CREATED, no_store(), Json(body)).into_response())
+}
+
+/// `Cache-Control: no-store`, for an answer that carries a secret.
+fn no_store() -> HeaderMap {
+    HeaderMap::from_iter([(CACHE_CONTROL, HeaderValue::from_static("no-store"))])
 }
 
 /// Revoke an API token
 ///
-/// 204; it answers 401 from then on.
+/// 204; it, and every token made from it (and from those, and so on), answers 401 from then on.
+/// Each is recorded in the audit log.
 #[utoipa::path(
     delete,
     path = "/api/v1/workspaces/{ws}/tokens/{id}",
@@ -182,7 +199,7 @@ pub async fn revoke(
     Valid(Path((_ws, id))): Valid<Path<(String, i64)>>,
 ) -> Result<StatusCode, ApiError> {
     match service::revoke(&state.db, admin.audit(), TokenId(id)).await? {
-        RevokeOutcome::Revoked => Ok(StatusCode::NO_CONTENT),
+        RevokeOutcome::Revoked { .. } => Ok(StatusCode::NO_CONTENT),
         RevokeOutcome::NotFound => Err(ApiError::NotFound("token")),
     }
 }

@@ -1,5 +1,5 @@
-//! Admin API tokens: issue (the secret exists only in the answer), list (never a secret), revoke;
-//! each change recorded in the audit log.
+//! Admin API tokens: issue (the secret exists only in the answer), list (never a secret), revoke
+//! (with every token descended from it); each change recorded in the audit log.
 
 use chrono::NaiveDateTime;
 
@@ -8,13 +8,17 @@ use crate::ids::{TokenId, WorkspaceId};
 use crate::service::audit::record;
 use crate::service::{Result, Step as _};
 use crate::store::audit::{Action, Actor, Target};
-use crate::store::auth::{self, Issued, NewToken, TokenInfo};
+use crate::store::auth::{self, Issued, NewToken, RevokeScope, TokenInfo};
 
 /// What `revoke` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RevokeOutcome {
-    /// The token answers 401 from now on (it may have been revoked before).
-    Revoked,
+    /// The token and every token descended from it answer 401 from now on (it may have been
+    /// revoked before).
+    Revoked {
+        /// How many of its descendants this call revoked.
+        descendants: usize,
+    },
     /// No such token acts in the workspace.
     NotFound,
 }
@@ -70,33 +74,52 @@ pub async fn issue_for_admin(
     Ok(issued)
 }
 
-/// The tokens that act in the workspace, newest first.
+/// The tokens made for the workspace, newest first.
 pub async fn list(db: &Db, workspace: WorkspaceId) -> Result<Vec<TokenInfo>> {
     db.run(move |c| Ok(auth::list_tokens(c, workspace)?))
         .await
         .step("listing the tokens")
 }
 
-/// Revokes one of the tokens [`list`] shows for the workspace.
+/// The tokens made before tokens belonged to one workspace, newest first: each acts in every
+/// workspace its holder administers (the operators' `token list --legacy`).
+pub async fn list_legacy(db: &Db) -> Result<Vec<TokenInfo>> {
+    db.run(move |c| Ok(auth::list_legacy_tokens(c)?))
+        .await
+        .step("listing the legacy tokens")
+}
+
+/// Revokes one of the tokens [`list`] shows for the workspace, and every token descended from it.
 #[tracing::instrument(skip_all, fields(%workspace, token_id = id.0))]
 pub async fn revoke(
     db: &Db,
     (workspace, actor): (WorkspaceId, Actor),
     id: TokenId,
 ) -> Result<RevokeOutcome> {
+    revoke_in(db, RevokeScope::Workspace(workspace), actor, id).await
+}
+
+/// Revokes any token, a legacy one included, and every token descended from it: the operators'
+/// `token revoke` without a workspace.
+#[tracing::instrument(skip_all, fields(token_id = id.0))]
+pub async fn revoke_any(db: &Db, id: TokenId) -> Result<RevokeOutcome> {
+    revoke_in(db, RevokeScope::Any, Actor::Operator, id).await
+}
+
+async fn revoke_in(
+    db: &Db,
+    scope: RevokeScope,
+    actor: Actor,
+    id: TokenId,
+) -> Result<RevokeOutcome> {
     let revoked = db
-        .run(move |c| Ok(auth::revoke_token(c, workspace, id)?))
+        .run(move |c| Ok(auth::revoke_token(c, scope, id, actor)?))
         .await
         .step("revoking the token")?;
-    if !revoked {
-        return Ok(RevokeOutcome::NotFound);
-    }
-    record(
-        db,
-        (workspace, actor),
-        Action::TokenRevoke,
-        Target::Token(id),
-    )
-    .await;
-    Ok(RevokeOutcome::Revoked)
+    Ok(match revoked {
+        None => RevokeOutcome::NotFound,
+        Some(revoked) => RevokeOutcome::Revoked {
+            descendants: revoked.iter().filter(|t| t.id != id).count(),
+        },
+    })
 }

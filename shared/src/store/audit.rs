@@ -71,7 +71,7 @@ pub enum Target {
 }
 
 impl Target {
-    fn text(self) -> String {
+    pub(crate) fn text(self) -> String {
         match self {
             Target::Import(id) => format!("import {id}"),
             Target::Member(id) => format!("member {id}"),

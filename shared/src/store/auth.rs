@@ -2,15 +2,18 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Nullable, Timestamp};
 
 use crate::db::DbConn;
-use crate::db::schema::{accounts, api_tokens, members, workspaces};
+use crate::db::schema::{accounts, api_tokens, audit_events, members, workspaces};
+use crate::db::statement::{param, statement};
 use crate::domain::role::Role;
 use crate::ids::{AccountId, TokenId, WorkspaceId};
-use crate::on_conn;
 use crate::status::MemberStatus;
+use crate::store::audit::{Action, Actor, Target};
 use crate::store::now;
 use crate::tokens;
+use crate::{on_conn, write_transaction};
 
 /// A workspace row.
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -33,11 +36,22 @@ pub struct Admin {
     pub workspace_id: WorkspaceId,
 }
 
+/// What a token that grants access to a workspace acts as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    /// The admin it acts as.
+    pub account_id: AccountId,
+    /// The workspace addressed.
+    pub workspace_id: WorkspaceId,
+    /// The token presented: the parent of the tokens it makes.
+    pub token_id: TokenId,
+}
+
 /// Why a bearer token does not grant access to a workspace.
 #[derive(Debug, PartialEq, Eq)]
 pub enum AuthOutcome {
     /// An active admin of the workspace.
-    Granted(AccountId, WorkspaceId),
+    Granted(Grant),
     /// The token is unknown.
     UnknownToken,
     /// The token's holder is a member there, but not an active admin.
@@ -118,6 +132,7 @@ pub fn issue_admin_token(
             workspace: Some(workspace),
             name: name.to_owned(),
             expires_at,
+            parent: None,
         };
         issue_token(conn, &new)
     })
@@ -160,6 +175,7 @@ pub fn create_token(conn: &mut DbConn, account: AccountId) -> QueryResult<String
         workspace: None,
         name: String::new(),
         expires_at: None,
+        parent: None,
     };
     issue_token(conn, &new).map(|issued| issued.secret)
 }
@@ -173,8 +189,11 @@ pub struct NewToken {
     pub workspace: Option<WorkspaceId>,
     /// A name for people ("CI import job").
     pub name: String,
-    /// When it stops working; `None` for never.
+    /// When it stops working; `None` for never. A token with a parent never outlives it: a later
+    /// expiry, or none, becomes the parent's.
     pub expires_at: Option<NaiveDateTime>,
+    /// The token that made it through the API; `None` for an operator's token.
+    pub parent: Option<TokenId>,
 }
 
 /// A token just issued: the only time its secret exists outside its holder.
@@ -211,10 +230,14 @@ pub struct TokenInfo {
     pub last_used_at: Option<NaiveDateTime>,
 }
 
-/// Issues a new API token.
+/// Issues a new API token, its expiry capped at its ancestors' (see [`NewToken::expires_at`]).
 pub fn issue_token(conn: &mut DbConn, new: &NewToken) -> QueryResult<Issued> {
     let token = tokens::mint_api();
     let prefix = tokens::shown_prefix(&token.plain);
+    let expires_at = match new.parent {
+        Some(parent) => capped(new.expires_at, lineage(conn, parent)?.expiry()),
+        None => new.expires_at,
+    };
     let id = on_conn!(conn, |c| {
         diesel::insert_into(api_tokens::table)
             .values((
@@ -224,7 +247,8 @@ pub fn issue_token(conn: &mut DbConn, new: &NewToken) -> QueryResult<Issued> {
                 api_tokens::workspace_id.eq(new.workspace),
                 api_tokens::name.eq(&new.name),
                 api_tokens::prefix.eq(&prefix),
-                api_tokens::expires_at.eq(new.expires_at),
+                api_tokens::expires_at.eq(expires_at),
+                api_tokens::parent_id.eq(new.parent),
             ))
             .returning(api_tokens::id)
             .get_result::<TokenId>(c)
@@ -239,16 +263,80 @@ pub fn issue_token(conn: &mut DbConn, new: &NewToken) -> QueryResult<Issued> {
     })
 }
 
+/// The earlier of a requested expiry and a limit, `None` meaning never.
+fn capped(requested: Option<NaiveDateTime>, limit: Option<NaiveDateTime>) -> Option<NaiveDateTime> {
+    match (requested, limit) {
+        (Some(requested), Some(limit)) => Some(requested.min(limit)),
+        (requested, limit) => requested.or(limit),
+    }
+}
+
+/// A token and its ancestors, from itself up to the token an operator made.
+const LINEAGE_SQL: &str = "\
+    WITH RECURSIVE chain (id, parent_id, revoked_at, expires_at) AS ( \
+        SELECT id, parent_id, revoked_at, expires_at FROM api_tokens WHERE id = $1 \
+        UNION ALL \
+        SELECT t.id, t.parent_id, t.revoked_at, t.expires_at \
+        FROM api_tokens t JOIN chain ON t.id = chain.parent_id \
+        WHERE t.id < chain.id \
+    ) \
+    SELECT revoked_at, expires_at FROM chain";
+
+/// One token of a [`Lineage`].
+#[derive(QueryableByName)]
+struct Link {
+    #[diesel(sql_type = Nullable<Timestamp>)]
+    revoked_at: Option<NaiveDateTime>,
+    #[diesel(sql_type = Nullable<Timestamp>)]
+    expires_at: Option<NaiveDateTime>,
+}
+
+/// A token and its ancestors (a parent is always older than its child, which the walk relies on
+/// to end).
+struct Lineage(Vec<Link>);
+
+impl Lineage {
+    /// When the first of them expires; `None` if none does.
+    fn expiry(&self) -> Option<NaiveDateTime> {
+        self.0.iter().filter_map(|link| link.expires_at).min()
+    }
+
+    /// Whether every one of them is unrevoked and unexpired at `now`.
+    fn alive(&self, now: NaiveDateTime) -> bool {
+        !self.0.is_empty()
+            && self
+                .0
+                .iter()
+                .all(|link| link.revoked_at.is_none() && link.expires_at.is_none_or(|at| at > now))
+    }
+}
+
+/// Token `id` and its ancestors.
+fn lineage(conn: &mut DbConn, id: TokenId) -> QueryResult<Lineage> {
+    on_conn!(conn, |c| {
+        statement(LINEAGE_SQL, (param::<BigInt, _>(id),))
+            .load::<Link>(c)
+            .map(Lineage)
+    })
+}
+
 /// Which tokens [`token_infos`] lists.
 enum TokenScope {
     Id(TokenId),
     Workspace(WorkspaceId),
+    Legacy,
 }
 
-/// The tokens that act in a workspace: made for it, or of one of its admins and valid in every
-/// workspace; newest first.
+/// The tokens made for a workspace, newest first. Tokens made before tokens belonged to one
+/// workspace ([`list_legacy_tokens`]) are not among them, though they act there.
 pub fn list_tokens(conn: &mut DbConn, workspace: WorkspaceId) -> QueryResult<Vec<TokenInfo>> {
     token_infos(conn, TokenScope::Workspace(workspace))
+}
+
+/// The tokens made before tokens belonged to one workspace: each acts in every workspace its
+/// holder administers. Operators list and revoke them from the command line only.
+pub fn list_legacy_tokens(conn: &mut DbConn) -> QueryResult<Vec<TokenInfo>> {
+    token_infos(conn, TokenScope::Legacy)
 }
 
 fn token_infos(conn: &mut DbConn, scope: TokenScope) -> QueryResult<Vec<TokenInfo>> {
@@ -261,39 +349,108 @@ fn token_infos(conn: &mut DbConn, scope: TokenScope) -> QueryResult<Vec<TokenInf
         query = match scope {
             TokenScope::Id(id) => query.filter(api_tokens::id.eq(id)),
             TokenScope::Workspace(workspace) => {
-                let admins = members::table
-                    .filter(members::workspace_id.eq(workspace))
-                    .filter(members::role.eq(Role::Admin))
-                    .select(members::account_id);
-                query.filter(
-                    api_tokens::workspace_id
-                        .eq(workspace)
-                        .or(api_tokens::workspace_id
-                            .is_null()
-                            .and(api_tokens::account_id.eq_any(admins))),
-                )
+                query.filter(api_tokens::workspace_id.eq(workspace))
             }
+            TokenScope::Legacy => query.filter(api_tokens::workspace_id.is_null()),
         };
         query.load(c)
     })
 }
 
-/// Revokes one of the tokens [`list_tokens`] shows for the workspace; `false` when there is no
-/// such token there. Revoking twice keeps the first time.
-pub fn revoke_token(conn: &mut DbConn, workspace: WorkspaceId, id: TokenId) -> QueryResult<bool> {
-    let listed = token_infos(conn, TokenScope::Workspace(workspace))?
-        .iter()
-        .any(|t| t.id == id);
-    if !listed {
-        return Ok(false);
-    }
-    on_conn!(conn, |c| {
-        diesel::update(api_tokens::table.find(id))
+/// Which tokens a revocation may reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokeScope {
+    /// Only a token made for this workspace (an admin, over the API).
+    Workspace(WorkspaceId),
+    /// Any token, those made before tokens belonged to one workspace included (an operator).
+    Any,
+}
+
+/// A token that [`revoke_token`] revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, QueryableByName)]
+pub struct Revoked {
+    /// Its id.
+    #[diesel(sql_type = BigInt)]
+    pub id: TokenId,
+    /// The admin it acted as.
+    #[diesel(sql_type = BigInt)]
+    pub account_id: AccountId,
+    /// The workspace it was made for; `None` for a token of every workspace its holder administers.
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub workspace_id: Option<WorkspaceId>,
+}
+
+/// A token and its descendants (a child is always younger than its parent) not yet revoked.
+const DESCENDANTS_SQL: &str = "\
+    WITH RECURSIVE tree (id) AS ( \
+        SELECT id FROM api_tokens WHERE id = $1 \
+        UNION ALL \
+        SELECT t.id FROM api_tokens t JOIN tree ON t.parent_id = tree.id WHERE t.id > tree.id \
+    ) \
+    SELECT t.id, t.account_id, t.workspace_id FROM api_tokens t JOIN tree ON t.id = tree.id \
+    WHERE t.revoked_at IS NULL";
+
+/// Revokes token `id` and every token descended from it in one transaction, recording each in the
+/// audit log as `actor`'s: in the workspace it was made for, or, for a token of every workspace,
+/// in each workspace its holder administers. `None` when `scope` has no such token; otherwise the
+/// tokens this call revoked (none when all were revoked before: revoking twice keeps the first
+/// time).
+pub fn revoke_token(
+    conn: &mut DbConn,
+    scope: RevokeScope,
+    id: TokenId,
+    actor: Actor,
+) -> QueryResult<Option<Vec<Revoked>>> {
+    let stamp = now();
+    let actor = match actor {
+        Actor::Admin(account) => Some(account),
+        Actor::Operator => None,
+    };
+    write_transaction!(conn, |c| {
+        let mut found = api_tokens::table
+            .find(id)
+            .select(api_tokens::id)
+            .into_boxed();
+        if let RevokeScope::Workspace(workspace) = scope {
+            found = found.filter(api_tokens::workspace_id.eq(workspace));
+        }
+        if found.first::<TokenId>(c).optional()?.is_none() {
+            return Ok(None);
+        }
+        let revoked: Vec<Revoked> =
+            statement(DESCENDANTS_SQL, (param::<BigInt, _>(id),)).load(c)?;
+        let ids: Vec<TokenId> = revoked.iter().map(|t| t.id).collect();
+        diesel::update(api_tokens::table.filter(api_tokens::id.eq_any(&ids)))
             .filter(api_tokens::revoked_at.is_null())
-            .set(api_tokens::revoked_at.eq(Some(now())))
-            .execute(c)
-    })?;
-    Ok(true)
+            .set(api_tokens::revoked_at.eq(Some(stamp)))
+            .execute(c)?;
+        let mut entries = Vec::new();
+        for token in &revoked {
+            let workspaces: Vec<WorkspaceId> = match token.workspace_id {
+                Some(workspace) => vec![workspace],
+                None => members::table
+                    .filter(members::account_id.eq(token.account_id))
+                    .filter(members::role.eq(Role::Admin))
+                    .select(members::workspace_id)
+                    .load(c)?,
+            };
+            entries.extend(workspaces.into_iter().map(|workspace| {
+                (
+                    audit_events::workspace_id.eq(workspace),
+                    audit_events::actor_account_id.eq(actor),
+                    audit_events::action.eq(Action::TokenRevoke.as_str()),
+                    audit_events::target.eq(Target::Token(token.id).text()),
+                    audit_events::created_at.eq(stamp),
+                )
+            }));
+        }
+        if !entries.is_empty() {
+            diesel::insert_into(audit_events::table)
+                .values(&entries)
+                .execute(c)?;
+        }
+        Ok(Some(revoked))
+    })
 }
 
 /// The lifetimes a token may be given, in words for the admin.
@@ -323,15 +480,21 @@ struct Presented {
     /// The one workspace it is valid in, if it was made for one.
     workspace_id: Option<WorkspaceId>,
     last_used_at: Option<NaiveDateTime>,
+    /// The token that made it, whose revocation or expiry ends it too.
+    parent_id: Option<TokenId>,
 }
 
-/// Decides whether the holder of `token` administers workspace `slug`.
-pub fn authorize_admin(conn: &mut DbConn, token: &str, slug: &str) -> QueryResult<AuthOutcome> {
+/// The live token whose secret is `token`: not revoked, not expired, and none of its ancestors
+/// either (revoking a token revokes its descendants, but one made while it was being revoked
+/// escapes that, and so would rows written by hand).
+fn live_token(
+    conn: &mut DbConn,
+    token: &str,
+    now: NaiveDateTime,
+) -> QueryResult<Option<Presented>> {
     let hash = tokens::hash(token);
-    let now = now();
-    on_conn!(conn, |c| {
-        // Revoked and expired tokens are unknown tokens: 401 at once.
-        let found: Option<Presented> = api_tokens::table
+    let found: Option<Presented> = on_conn!(conn, |c| {
+        api_tokens::table
             .filter(api_tokens::token_hash.eq(&hash))
             .filter(api_tokens::revoked_at.is_null())
             .filter(
@@ -341,10 +504,25 @@ pub fn authorize_admin(conn: &mut DbConn, token: &str, slug: &str) -> QueryResul
             )
             .select(Presented::as_select())
             .first(c)
-            .optional()?;
-        let Some(token) = found else {
-            return Ok(AuthOutcome::UnknownToken);
-        };
+            .optional()
+    })?;
+    match found {
+        Some(Presented {
+            parent_id: Some(parent),
+            ..
+        }) if !lineage(conn, parent)?.alive(now) => Ok(None),
+        found => Ok(found),
+    }
+}
+
+/// Decides whether the holder of `token` administers workspace `slug`.
+pub fn authorize_admin(conn: &mut DbConn, token: &str, slug: &str) -> QueryResult<AuthOutcome> {
+    let now = now();
+    // Revoked and expired tokens are unknown tokens: 401 at once.
+    let Some(token) = live_token(conn, token, now)? else {
+        return Ok(AuthOutcome::UnknownToken);
+    };
+    on_conn!(conn, |c| {
         if token
             .last_used_at
             .is_none_or(|t| now - t >= LAST_USED_GRANULARITY)
@@ -374,9 +552,11 @@ pub fn authorize_admin(conn: &mut DbConn, token: &str, slug: &str) -> QueryResul
         // Outsiders learn nothing about another workspace, not even that it exists.
         Ok(match membership {
             None => AuthOutcome::NoWorkspace,
-            Some((Role::Admin, MemberStatus::Active)) => {
-                AuthOutcome::Granted(token.account_id, workspace)
-            }
+            Some((Role::Admin, MemberStatus::Active)) => AuthOutcome::Granted(Grant {
+                account_id: token.account_id,
+                workspace_id: workspace,
+                token_id: token.id,
+            }),
             Some(_) => AuthOutcome::NotAdmin,
         })
     })

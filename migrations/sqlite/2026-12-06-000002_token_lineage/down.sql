@@ -1,0 +1,2 @@
+DROP INDEX api_tokens_parent;
+ALTER TABLE api_tokens DROP COLUMN parent_id;
