@@ -344,6 +344,9 @@ pub async fn resend(
         ResendOutcome::Archived => anyhow::bail!(
             "member {member} is archived: unarchive them first (POST …/members/{member}/unarchive), which emails a new link"
         ),
+        ResendOutcome::Limited(limited) => anyhow::bail!(
+            "member {member}: refused by the support limits ({limited:?}); try again later"
+        ),
         ResendOutcome::NotFound => {
             anyhow::bail!("member {member} not found in workspace `{slug}`")
         }
