@@ -625,3 +625,38 @@ fn invite_anew(
         Step::LastAdmin | Step::NotFound => Anew::NotFound,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+
+    use super::*;
+
+    fn at(h: u32, m: u32, s: u32, milli: u32) -> NaiveDateTime {
+        NaiveDate::from_ymd_opt(2026, 12, 6)
+            .unwrap()
+            .and_hms_milli_opt(h, m, s, milli)
+            .unwrap()
+    }
+
+    #[test]
+    fn the_cooldown_left_is_rounded_up_to_whole_seconds_and_over_at_its_end() {
+        let minute = Some(Duration::from_secs(60));
+        let last = Some(at(10, 0, 0, 0));
+
+        assert_eq!(
+            cooldown_left(last, minute, at(10, 0, 20, 500)),
+            Some(Duration::from_secs(40))
+        );
+        assert_eq!(cooldown_left(last, minute, at(10, 1, 0, 0)), None);
+        assert_eq!(cooldown_left(None, minute, at(10, 0, 1, 0)), None);
+        assert_eq!(cooldown_left(last, None, at(10, 0, 1, 0)), None);
+    }
+
+    #[test]
+    fn the_daily_quota_waits_until_the_next_utc_midnight() {
+        assert_eq!(until_midnight(at(23, 59, 30, 0)), Duration::from_secs(30));
+        assert_eq!(until_midnight(at(0, 0, 0, 0)), Duration::from_secs(86_400));
+        assert_eq!(until_midnight(at(23, 59, 59, 900)), Duration::from_secs(1));
+    }
+}
