@@ -16,7 +16,7 @@ use invite_shared::intake;
 use invite_shared::intake::workbook::child::Converter;
 use invite_shared::queue::JobQueue;
 use invite_shared::service::imports::{self as import_service, Upload};
-use invite_shared::service::support::{self, ResendOutcome, RetryOutcome};
+use invite_shared::service::support::{self, Limited, ResendOutcome, RetryOutcome};
 use invite_shared::service::tokens::{self as token_service, RevokeOutcome};
 use invite_shared::service::{audit, results};
 use invite_shared::status::ImportStatus;
@@ -344,6 +344,13 @@ pub async fn resend(
         ResendOutcome::Archived => anyhow::bail!(
             "member {member} is archived: unarchive them first (POST …/members/{member}/unarchive), which emails a new link"
         ),
+        // Operators are held to no support limit; a refusal would still be said in words.
+        ResendOutcome::Limited(limited) => {
+            let wait = match limited {
+                Limited::CoolingDown(wait) | Limited::DailyQuota(wait) => wait.as_secs(),
+            };
+            anyhow::bail!("member {member}: refused by the support limits; try again in {wait} s")
+        }
         ResendOutcome::NotFound => {
             anyhow::bail!("member {member} not found in workspace `{slug}`")
         }

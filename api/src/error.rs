@@ -242,7 +242,8 @@ pub struct UnsupportedMediaType(pub ErrorBody);
 pub struct RequestTimeout(pub ErrorBody);
 
 /// An abuse limit was reached: failed authentications from this client, uploads per minute or
-/// imports in flight of the workspace: `too_many_requests`.
+/// imports in flight of the workspace, a support action within the member's cooldown, or the
+/// workspace's daily support emails: `too_many_requests`.
 #[derive(ToResponse)]
 #[response(headers(("Retry-After" = u64, description = "Seconds to wait before trying again.")))]
 pub struct TooManyRequests(pub ErrorBody);

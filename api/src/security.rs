@@ -1,10 +1,12 @@
-//! Security headers on every answer: `nosniff` on all of them and, on HTML pages, a strict Content
+//! Security headers on every answer: `nosniff` on all of them; on HTML pages, a strict Content
 //! Security Policy (no inline script or style, nothing from outside the service), no `Referer`
-//! (invitation URLs carry tokens) and no framing.
+//! (invitation URLs carry tokens) and no framing; and `Cache-Control: no-store` on every answer of
+//! the API and of the invitation pages, which carry secrets (tokens, links) or people's data.
 
 use axum::extract::Request;
 use axum::http::header::{
-    CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
+    X_FRAME_OPTIONS,
 };
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::Next;
@@ -16,11 +18,25 @@ pub const PAGE_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 
     img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; \
     frame-ancestors 'none'";
 
+/// Paths whose answers no cache may keep: the API (API tokens, invitation links, people's names
+/// and addresses) and the invitation pages (their URL is the invitee's secret).
+const UNCACHED_PREFIXES: [&str; 2] = ["/api/", "/invitations/"];
+
 /// Middleware: adds the security headers to the response of `next`.
 pub async fn headers(request: Request, next: Next) -> Response {
+    let uncached = is_uncached(request.uri().path());
     let mut response = next.run(request).await;
     protect(response.headers_mut());
+    if uncached {
+        let no_store = HeaderValue::from_static("no-store");
+        response.headers_mut().insert(CACHE_CONTROL, no_store);
+    }
     response
+}
+
+/// Whether answers to `path` carry `Cache-Control: no-store`.
+fn is_uncached(path: &str) -> bool {
+    UNCACHED_PREFIXES.iter().any(|p| path.starts_with(p))
 }
 
 /// Adds the headers suited to a response's content type. A handler that set one of the page
@@ -83,6 +99,14 @@ mod tests {
         assert!(headers.get(CONTENT_SECURITY_POLICY).is_none());
         assert!(headers.get(REFERRER_POLICY).is_none());
         assert!(headers.get(X_FRAME_OPTIONS).is_none());
+    }
+
+    #[test]
+    fn the_api_and_the_invitation_pages_are_never_cached_and_the_rest_may_be() {
+        assert!(is_uncached("/api/v1/workspaces/acme/tokens"));
+        assert!(is_uncached("/invitations/abc/accept"));
+        assert!(!is_uncached("/assets/admin.js"));
+        assert!(!is_uncached("/metrics"));
     }
 
     #[test]

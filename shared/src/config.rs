@@ -144,6 +144,17 @@ pub struct Settings {
     pub uploads_per_minute: u32,
     /// Imports of a workspace queued or processing at once before further uploads get 429.
     pub imports_in_flight: u32,
+    /// Least time between two support actions (resend, unarchive, invitation link) on one member;
+    /// zero means no cooldown.
+    #[serde(with = "humantime_serde")]
+    pub member_action_cooldown: Duration,
+    /// Support-initiated emails (resends, unarchive re-invitations) one workspace may queue per UTC
+    /// day; 0 means no limit.
+    pub support_emails_per_day: u32,
+    /// How long the stored file of a finished import is kept before housekeeping deletes it (its
+    /// counts and per-row results stay).
+    #[serde(with = "humantime_serde")]
+    pub upload_retention: Duration,
     /// Rows validated and written per database transaction (and per checkpoint).
     pub import_chunk_rows: usize,
     /// Deliveries claimed per send batch (1 to 5000).
@@ -237,6 +248,9 @@ impl Default for Settings {
             trusted_proxies: TrustedProxies::default(),
             uploads_per_minute: 30,
             imports_in_flight: 10,
+            member_action_cooldown: Duration::from_secs(60),
+            support_emails_per_day: 0,
+            upload_retention: Duration::from_secs(30 * 24 * 3600),
             import_chunk_rows: 1000,
             send_batch_size: 50,
             send_poll_interval: Duration::from_secs(5),

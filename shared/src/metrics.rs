@@ -37,7 +37,8 @@ pub const HTTP_REQUESTS_TOTAL: &str = "invites_http_requests_total";
 pub const HTTP_REQUEST_DURATION: &str = "invites_http_request_duration_seconds";
 /// Size of accepted uploads.
 pub const UPLOAD_BYTES: &str = "invites_upload_bytes";
-/// Counter of requests answered 429, by `limit` (`auth_failures`, `uploads`, `imports_in_flight`).
+/// Counter of requests answered 429, by `limit` (`auth_failures`, `uploads`, `imports_in_flight`,
+/// `member_cooldown`, `workspace_daily_quota`).
 pub const RATE_LIMITED_TOTAL: &str = "invites_rate_limited_total";
 /// Workbook conversions by `result`: `converted`, `refused` (in words: too large, unreadable),
 /// `exhausted` (the child ran out of memory or time), `busy` (no free slot) or `failed` (the
@@ -104,7 +105,13 @@ pub const EMAIL_RESULTS: [&str; 3] = ["sent", "retried", "failed"];
 /// The `class` values of [`SMTP_REPLIES_TOTAL`]; `error` is a failure without a reply.
 pub const SMTP_REPLY_CLASSES: [&str; 4] = ["2xx", "4xx", "5xx", "error"];
 /// The `limit` values of [`RATE_LIMITED_TOTAL`].
-pub const RATE_LIMITS: [&str; 3] = ["auth_failures", "uploads", "imports_in_flight"];
+pub const RATE_LIMITS: [&str; 5] = [
+    "auth_failures",
+    "uploads",
+    "imports_in_flight",
+    "member_cooldown",
+    "workspace_daily_quota",
+];
 
 /// Exports each series of a counter whose label values are a closed set at 0, so that `rate()`,
 /// alerts and dashboards see it before its first event.

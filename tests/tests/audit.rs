@@ -1,6 +1,8 @@
 //! The audit log, on both stacks: every admin action leaves one entry naming the admin and the
 //! target, and no entry carries an invitation link or an API token.
 
+use std::time::Duration;
+
 use invite_tests::app::{Stack, TestApp, people_csv};
 use invite_tests::on_both_stacks;
 use serde_json::{Value, json};
@@ -8,7 +10,9 @@ use serde_json::{Value, json};
 on_both_stacks!(every_action_leaves_one_entry_with_its_actor_and_target);
 
 async fn every_action_leaves_one_entry_with_its_actor_and_target(stack: Stack) {
-    let app = TestApp::spawn(stack).await;
+    // A resend and a copied link of one member in a row: no cooldown between them here.
+    let mut app = TestApp::spawn_with(stack, |s| s.member_action_cooldown = Duration::ZERO).await;
+    app.start_worker().await;
     let import = app.upload_ok(people_csv(2)).await;
     app.settled(import).await;
     let dry_run = app

@@ -85,6 +85,7 @@ fn postgres_family(data_type: &str) -> String {
         "bytea" => "Binary",
         "boolean" => "Bool",
         "timestamp without time zone" => "Timestamp",
+        "date" => "Date",
         "timestamp with time zone" => "Timestamptz",
         other => other,
     }
@@ -98,6 +99,7 @@ fn sqlite_family(declared: &str) -> String {
         "TEXT" => "Text",
         "BLOB" => "Binary",
         "TIMESTAMP" => "Timestamp",
+        "DATE" => "Date",
         other => return other.to_owned(),
     }
     .to_owned()

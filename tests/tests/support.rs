@@ -3,6 +3,7 @@
 //! engine sends the emails.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use diesel::prelude::*;
 use invite_shared::config::Edition;
@@ -241,7 +242,9 @@ async fn copying_an_invitation_link_is_forbidden_on_cloud(stack: Stack) {
 }
 
 async fn archiving_revokes_every_earlier_link_and_cancels_the_pending_email(stack: Stack) {
-    let mut app = TestApp::spawn(stack).await;
+    // A resend and a copied link of one member in a row: no cooldown between them here.
+    let mut app = TestApp::spawn_with(stack, |s| s.member_action_cooldown = Duration::ZERO).await;
+    app.start_worker().await;
     let id = app.upload_ok(people_csv(1)).await;
     app.settled(id).await;
     let emailed = tokens_to(&app, "person0@example.com")[0].clone();

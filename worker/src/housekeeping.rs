@@ -1,10 +1,12 @@
 //! Housekeeping on a timer of its own (`SEND_POLL_INTERVAL`), so no backlog of sends can starve
 //! it: enqueue imports that need a worker (their worker died, their job was lost or never
-//! enqueued), put sends of dead workers back to `pending`, and wake this process's sender for
-//! retries and wake-ups it was not told of. Together with the database as the
+//! enqueued), put sends of dead workers back to `pending`, wake this process's sender for
+//! retries and wake-ups it was not told of, and delete the stored files of imports finished longer
+//! than `UPLOAD_RETENTION` ago. Together with the database as the
 //! ledger, this re-creates every signal a queue that restarted empty has lost.
 
 use invite_shared::jobs::ProcessImport;
+use invite_shared::service::retention;
 use invite_shared::store::{deliveries, imports};
 use tokio_util::sync::CancellationToken;
 
@@ -27,6 +29,7 @@ async fn once(deps: &Deps) -> anyhow::Result<()> {
         );
     }
     deps.wake.notify_one();
+    retention::delete_expired_uploads(&deps.db, deps.settings.upload_retention).await?;
     enqueue_imports_needing_a_worker(deps).await
 }
 

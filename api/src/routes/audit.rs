@@ -32,10 +32,11 @@ pub struct Page {
 pub struct AuditEntry {
     /// Its id.
     pub id: i64,
-    /// The acting admin's email; `null` for an operator at the command line.
+    /// The acting admin's email; `null` for an operator at the command line or the service itself.
     pub actor: Option<String>,
     /// `upload`, `dry_run`, `retry`, `resend`, `invitation_link`, `archive`, `unarchive`,
-    /// `token_create` or `token_revoke`.
+    /// `token_create`, `token_revoke` or `upload_delete` (a stored file deleted after
+    /// `UPLOAD_RETENTION`).
     #[schema(example = "upload")]
     pub action: String,
     /// What it acted on, by id (`import 12`, `member 34`, `token 5`): never a link or a token.

@@ -68,6 +68,7 @@ diesel::table! {
         finished_at -> Nullable<Timestamp>,
         claim -> Nullable<BigInt>,
         dry_run -> Bool,
+        upload_deleted_at -> Nullable<Timestamp>,
     }
 }
 
@@ -93,6 +94,7 @@ diesel::table! {
         updated_at -> Timestamp,
         first_name -> Nullable<Text>,
         last_name -> Nullable<Text>,
+        last_support_action_at -> Nullable<Timestamp>,
     }
 }
 
@@ -174,6 +176,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    workspace_daily_emails (workspace_id, day) {
+        workspace_id -> BigInt,
+        day -> Date,
+        sent -> BigInt,
+    }
+}
+
 diesel::joinable!(api_tokens -> accounts (account_id));
 diesel::joinable!(api_tokens -> workspaces (workspace_id));
 diesel::joinable!(groups -> workspaces (workspace_id));
@@ -192,6 +202,7 @@ diesel::joinable!(import_email_tallies -> imports (import_id));
 
 diesel::joinable!(audit_events -> workspaces (workspace_id));
 diesel::joinable!(audit_events -> accounts (actor_account_id));
+diesel::joinable!(workspace_daily_emails -> workspaces (workspace_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
@@ -208,4 +219,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     deliveries,
     import_rows,
     import_email_tallies,
+    workspace_daily_emails,
 );

@@ -11,7 +11,9 @@ mod template;
 use std::{
     error::Error as _,
     fmt,
-    path::PathBuf,
+    io::Write as _,
+    os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _},
+    path::{Path, PathBuf},
     sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
@@ -26,6 +28,12 @@ pub use smtp_sender::{NO_SMTPUTF8, SmtpSender};
 pub use template::{InvitationEmail, Rendered};
 
 use crate::ids::DeliveryId;
+
+/// Mode of an outbox folder the mailer creates: its owner's only.
+const OUTBOX_DIR_MODE: u32 = 0o700;
+
+/// Mode of every outbox file, the temporary one included: each holds a live invitation link.
+const OUTBOX_FILE_MODE: u32 = 0o600;
 
 /// Longest reply kept on a receipt or error, so one chatty server cannot bloat the members table.
 const MAX_REPLY_CHARS: usize = 500;
@@ -147,13 +155,18 @@ impl Mailer {
         ))))
     }
 
-    /// An outbox mailer writing `.eml` files into `dir`, which is created if missing.
+    /// An outbox mailer writing `.eml` files into `dir`, which is created if missing, readable by
+    /// its owner only (mode 0700): each file holds a live invitation link.
     pub fn outbox(dir: PathBuf) -> Result<Mailer, MailerError> {
-        // lettre writes into the folder but never creates it; fail at start-up, not on first send.
-        std::fs::create_dir_all(&dir).map_err(|source| MailerError::OutboxDir {
-            path: dir.clone(),
-            source,
-        })?;
+        // Created at start-up, so that a folder that cannot be made fails there, not on first send.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(OUTBOX_DIR_MODE)
+            .create(&dir)
+            .map_err(|source| MailerError::OutboxDir {
+                path: dir.clone(),
+                source,
+            })?;
         Ok(Mailer::Outbox(dir))
     }
 
@@ -231,17 +244,36 @@ impl fmt::Display for SendReceipt {
 }
 
 /// Writes the message to `<dir>/<delivery>.eml` through a temporary file and a rename, so the
-/// folder never shows half a message and a repeat replaces the earlier file.
+/// folder never shows half a message and a repeat replaces the earlier file. Both files are
+/// readable by their owner only (mode 0600).
 async fn write_eml(
-    dir: &std::path::Path,
+    dir: &Path,
     delivery: DeliveryId,
     message: &Message,
 ) -> std::io::Result<SendReceipt> {
     let path = dir.join(format!("{delivery}.eml"));
     let partial = dir.join(format!(".{delivery}.eml.partial"));
-    tokio::fs::write(&partial, message.formatted()).await?;
-    tokio::fs::rename(&partial, &path).await?;
+    let bytes = message.formatted();
+    let (from, to) = (partial.clone(), path.clone());
+    tokio::task::spawn_blocking(move || {
+        write_private(&from, &bytes)?;
+        std::fs::rename(&from, &to)
+    })
+    .await
+    .map_err(std::io::Error::other)??;
     Ok(SendReceipt::Outbox { path })
+}
+
+/// Writes `bytes` to `path` with mode 0600, also when a file left there by a crash had another.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(OUTBOX_FILE_MODE)
+        .open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(OUTBOX_FILE_MODE))?;
+    file.write_all(bytes)
 }
 
 /// Assembles the invitation as multipart/alternative (text, then HTML) from `from` to the invitee,
@@ -520,6 +552,36 @@ mod tests {
             assert!(eml.contains("Message-ID: <0123abcd@example.com>"), "{eml}");
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The permission bits of `path`.
+    fn mode_of(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[tokio::test]
+    async fn outbox_files_and_a_folder_it_creates_are_readable_by_their_owner_only() {
+        let parent = unique_temp_dir("outbox-modes");
+        let dir = parent.join("outbox");
+        let mailer = Mailer::outbox(dir.clone()).unwrap();
+        // A temporary file a crash left behind, readable by all: the next write makes it private.
+        let partial = dir.join(".9.eml.partial");
+        std::fs::write(&partial, "stale").unwrap();
+        std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+        let mut paths = Vec::new();
+        for delivery in [DeliveryId(9), DeliveryId(10)] {
+            match mailer.send(delivery, &message("ada@example.com")).await {
+                Ok(SendReceipt::Outbox { path }) => paths.push(path),
+                other => panic!("expected an outbox receipt, got {other:?}"),
+            }
+        }
+
+        assert_eq!(mode_of(&dir), 0o700, "the folder");
+        for path in &paths {
+            assert_eq!(mode_of(path), 0o600, "{}", path.display());
+        }
+        std::fs::remove_dir_all(&parent).unwrap();
     }
 
     #[tokio::test]

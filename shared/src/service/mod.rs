@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod imports;
 pub mod results;
+pub mod retention;
 pub mod support;
 pub mod tokens;
 

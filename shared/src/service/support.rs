@@ -19,7 +19,22 @@ use crate::service::{Result, Step as _};
 use crate::store::audit::{Action, Actor, Target};
 use crate::store::support as store;
 
-pub use crate::store::support::{ArchiveOutcome, ResendOutcome, RetryOutcome, UnarchiveOutcome};
+pub use crate::store::support::{
+    ArchiveOutcome, Limited, ResendOutcome, RetryOutcome, SupportLimits, UnarchiveOutcome,
+};
+
+/// The [`SupportLimits`] `actor` is held to: an admin to `MEMBER_ACTION_COOLDOWN` and
+/// `SUPPORT_EMAILS_PER_DAY`; an operator at the command line, who runs the deployment, to neither
+/// (their emails still count towards the workspace's day).
+pub fn limits_for(settings: &Settings, actor: Actor) -> SupportLimits {
+    match actor {
+        Actor::Operator => SupportLimits::default(),
+        Actor::Admin(_) => SupportLimits {
+            cooldown: Some(settings.member_action_cooldown).filter(|d| !d.is_zero()),
+            daily_emails: Some(settings.support_emails_per_day).filter(|&n| n > 0),
+        },
+    }
+}
 
 /// A link an admin can copy and hand to the invitee.
 #[derive(Clone)]
@@ -51,6 +66,8 @@ pub enum LinkOutcome {
     AlreadyActive,
     /// The member is archived: unarchive them first.
     Archived,
+    /// Refused by the member's cooldown; nothing was minted.
+    Limited(Limited),
     /// No such member in the workspace.
     NotFound,
 }
@@ -93,9 +110,9 @@ pub async fn resend(
     (workspace, actor): (WorkspaceId, Actor),
     member: MemberId,
 ) -> Result<ResendOutcome> {
-    let edition = settings.edition;
+    let (edition, limits) = (settings.edition, limits_for(settings, actor));
     let outcome = db
-        .run(move |c| Ok(store::resend(c, workspace, member, edition)?))
+        .run(move |c| Ok(store::resend(c, (workspace, member), edition, limits)?))
         .await
         .step("queueing a new invitation")?;
     if let ResendOutcome::Queued(view) = &outcome {
@@ -123,9 +140,9 @@ pub async fn invitation_link(
     if settings.edition != Edition::SelfHosted {
         return Ok(LinkOutcome::SelfHostedOnly);
     }
-    let ttl = settings.invite_ttl;
+    let limited = (settings.invite_ttl, limits_for(settings, actor));
     let outcome = db
-        .run(move |c| Ok(store::invitation_link(c, workspace, member, ttl)?))
+        .run(move |c| Ok(store::invitation_link(c, workspace, member, limited)?))
         .await
         .step("minting an invitation link")?;
     Ok(match outcome {
@@ -140,6 +157,7 @@ pub async fn invitation_link(
         }
         store::LinkOutcome::AlreadyActive => LinkOutcome::AlreadyActive,
         store::LinkOutcome::Archived => LinkOutcome::Archived,
+        store::LinkOutcome::Limited(limited) => LinkOutcome::Limited(limited),
         store::LinkOutcome::NotFound => LinkOutcome::NotFound,
     })
 }
@@ -178,9 +196,9 @@ pub async fn unarchive(
     (workspace, actor): (WorkspaceId, Actor),
     member: MemberId,
 ) -> Result<UnarchiveOutcome> {
-    let edition = settings.edition;
+    let (edition, limits) = (settings.edition, limits_for(settings, actor));
     let outcome = db
-        .run(move |c| Ok(store::unarchive(c, workspace, member, edition)?))
+        .run(move |c| Ok(store::unarchive(c, (workspace, member), edition, limits)?))
         .await
         .step("unarchiving the member")?;
     if let UnarchiveOutcome::Queued(view) = &outcome {

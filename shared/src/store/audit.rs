@@ -5,6 +5,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::db::DbConn;
+use crate::db::backend::BackendConnection;
 use crate::db::schema::{accounts, audit_events};
 use crate::ids::{AccountId, AuditEventId, ImportId, MemberId, TokenId, WorkspaceId};
 use crate::on_conn;
@@ -31,6 +32,8 @@ pub enum Action {
     TokenCreate,
     /// An API token was revoked.
     TokenRevoke,
+    /// A finished import's stored file was deleted once `UPLOAD_RETENTION` had passed.
+    UploadDelete,
 }
 
 impl Action {
@@ -46,6 +49,7 @@ impl Action {
             Action::Unarchive => "unarchive",
             Action::TokenCreate => "token_create",
             Action::TokenRevoke => "token_revoke",
+            Action::UploadDelete => "upload_delete",
         }
     }
 }
@@ -55,7 +59,8 @@ impl Action {
 pub enum Actor {
     /// An admin, through the API.
     Admin(AccountId),
-    /// An operator at the command line (`invite-api retry`, `resend`, `import`, `token`).
+    /// An operator at the command line (`invite-api retry`, `resend`, `import`, `token`), or the
+    /// service itself (housekeeping deleting an upload past its retention).
     Operator,
 }
 
@@ -105,22 +110,29 @@ pub fn record(
     action: Action,
     target: Target,
 ) -> QueryResult<()> {
+    on_conn!(conn, |c| record_on(c, workspace, actor, action, target))
+}
+
+/// [`record`] on a backend's connection, so that a transaction records its own action.
+pub(crate) fn record_on<C: BackendConnection>(
+    c: &mut C,
+    workspace: WorkspaceId,
+    actor: Actor,
+    action: Action,
+    target: Target,
+) -> QueryResult<()> {
     let actor = match actor {
         Actor::Admin(account) => Some(account),
         Actor::Operator => None,
     };
-    on_conn!(conn, |c| {
-        diesel::insert_into(audit_events::table)
-            .values((
-                audit_events::workspace_id.eq(workspace),
-                audit_events::actor_account_id.eq(actor),
-                audit_events::action.eq(action.as_str()),
-                audit_events::target.eq(target.text()),
-                audit_events::created_at.eq(now()),
-            ))
-            .execute(c)
-            .map(drop)
-    })
+    c.execute(diesel::insert_into(audit_events::table).values((
+        audit_events::workspace_id.eq(workspace),
+        audit_events::actor_account_id.eq(actor),
+        audit_events::action.eq(action.as_str()),
+        audit_events::target.eq(target.text()),
+        audit_events::created_at.eq(now()),
+    )))
+    .map(drop)
 }
 
 /// The workspace's entries older than `before` (all when `None`), newest first.

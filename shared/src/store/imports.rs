@@ -8,12 +8,14 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::db::DbConn;
+use crate::db::backend::BackendConnection;
 use crate::db::schema::{deliveries, import_chunks, import_rows, imports};
 use crate::ids::{AccountId, ImportId, MemberId, WorkspaceId};
-use crate::on_conn;
 use crate::status::{DeliveryState, ImportStatus, RowOutcome};
+use crate::store::audit::{Action, Actor, Target, record_on};
 use crate::store::invitations::invitations_of;
 use crate::store::{now, tallies};
+use crate::{on_conn, write_transaction};
 
 /// Size of the pieces an upload is stored in; every piece but the last is exactly this long, so a
 /// byte offset maps to a piece without an index.
@@ -69,6 +71,8 @@ pub struct Import {
     pub claim: Option<i64>,
     /// Validate and report only: no member, invitation or email.
     pub dry_run: bool,
+    /// When its stored file was deleted, `UPLOAD_RETENTION` after it finished.
+    pub upload_deleted_at: Option<NaiveDateTime>,
 }
 
 /// What an upload asks to store.
@@ -397,6 +401,74 @@ pub fn finish(
             .execute(c)
             .map(drop)
     })
+}
+
+/// Statuses of an import that is over: its stored file is no longer read.
+const FINISHED: [ImportStatus; 2] = [ImportStatus::Completed, ImportStatus::Failed];
+
+/// Deletes the stored files of up to `batch` imports that finished longer than `retention` ago,
+/// oldest first, in one transaction: each import is marked `upload_deleted_at` and the deletion
+/// recorded in its workspace's audit log (by the service itself, [`Actor::Operator`]). Counts and
+/// per-row results stay. Returns how many files were deleted; fewer than `batch` means none is left.
+///
+/// Each import is marked by a conditional update first, so when several workers' housekeeping run
+/// at once, each file is deleted, and its deletion recorded, once.
+pub fn delete_expired_uploads(
+    conn: &mut DbConn,
+    retention: Duration,
+    batch: i64,
+) -> QueryResult<usize> {
+    let now = now();
+    let Some(cutoff) = chrono::TimeDelta::from_std(retention)
+        .ok()
+        .and_then(|r| now.checked_sub_signed(r))
+    else {
+        return Ok(0);
+    };
+    write_transaction!(conn, |c| {
+        let expired: Vec<(ImportId, WorkspaceId)> = c.load(
+            imports::table
+                .filter(imports::status.eq_any(FINISHED))
+                .filter(imports::finished_at.le(cutoff))
+                .filter(imports::upload_deleted_at.is_null())
+                .order(imports::finished_at)
+                .select((imports::id, imports::workspace_id))
+                .limit(batch),
+        )?;
+        let mut deleted = 0;
+        for (import, workspace) in expired {
+            if delete_upload(c, (import, workspace), now)? {
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
+    })
+}
+
+/// Marks the import's file deleted unless it is already, then deletes its pieces and records the
+/// deletion; `false` when another run got there first.
+fn delete_upload<C: BackendConnection>(
+    c: &mut C,
+    (import, workspace): (ImportId, WorkspaceId),
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    let marked = c.execute(
+        diesel::update(
+            imports::table
+                .filter(imports::id.eq(import))
+                .filter(imports::upload_deleted_at.is_null()),
+        )
+        .set(imports::upload_deleted_at.eq(Some(now))),
+    )?;
+    if marked == 0 {
+        return Ok(false);
+    }
+    c.execute(diesel::delete(
+        import_chunks::table.filter(import_chunks::import_id.eq(import)),
+    ))?;
+    let target = Target::Import(import);
+    record_on(c, workspace, Actor::Operator, Action::UploadDelete, target)?;
+    Ok(true)
 }
 
 /// Emails of an import by delivery state.

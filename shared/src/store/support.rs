@@ -10,6 +10,14 @@
 //! serialises writers), then reads the status it decides on: a concurrent accept, archive or resend
 //! of the same member waits for the commit, so two actions never interleave.
 //!
+//! Resends, unarchives and copied links are held to [`SupportLimits`] inside the same transaction:
+//! the member's cooldown is read from their locked row and the workspace's daily count of support
+//! emails is raised by a conditional update, so the limits hold across every API process.
+//!
+//! Archiving takes the workspace's row lock first (SQLite's write lock serialises it anyway), so
+//! two admins archiving each other at once cannot both succeed and leave the workspace without an
+//! active admin.
+//!
 //! Cancelling only ever touches `pending` and `failed` deliveries: a `sending` one is in a worker's
 //! hands (its email may be on the wire), so it is left to finish; its link then answers like any
 //! other link of its invitation (410 once the invitation is revoked).
@@ -17,13 +25,17 @@
 use std::fmt;
 use std::time::Duration;
 
-use chrono::NaiveDateTime;
+use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 
 use crate::config::Edition;
 use crate::db::DbConn;
 use crate::db::backend::{BackendConnection, columns};
-use crate::db::schema::{accounts, deliveries, imports, invitation_links, invitations, members};
+use crate::db::schema::{
+    accounts, deliveries, imports, invitation_links, invitations, members, workspace_daily_emails,
+    workspaces,
+};
+use crate::domain::role::Role;
 use crate::ids::{ImportId, InvitationId, MemberId, WorkspaceId};
 use crate::status::{DeliveryState, MemberStatus};
 use crate::store::invitations::invitations_of;
@@ -38,6 +50,27 @@ const OPEN: [MemberStatus; 2] = [MemberStatus::Invited, MemberStatus::Requested]
 
 /// Delivery states of an email not on its way: what a resend or an unarchive replaces.
 const UNSENT: [DeliveryState; 2] = [DeliveryState::Pending, DeliveryState::Failed];
+
+/// The limits a support action on one member is held to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SupportLimits {
+    /// Least time between two support actions (resend, unarchive, link) on one member; `None`
+    /// for no cooldown.
+    pub cooldown: Option<Duration>,
+    /// Most support-initiated emails (resends, unarchive re-invitations) a workspace may queue per
+    /// UTC day; `None` for no limit. They are counted either way.
+    pub daily_emails: Option<u32>,
+}
+
+/// Why a support action was refused by its [`SupportLimits`], with how long until it may be tried
+/// again (whole seconds, rounded up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limited {
+    /// The member had a support action less than the cooldown ago.
+    CoolingDown(Duration),
+    /// The workspace has queued its support emails of the UTC day; the wait ends at midnight.
+    DailyQuota(Duration),
+}
 
 /// What `retry_failed` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +90,8 @@ pub enum ResendOutcome {
     AlreadyActive,
     /// The member is archived: unarchive them instead (that sends a new link).
     Archived,
+    /// Refused by the support limits; nothing changed.
+    Limited(Limited),
     /// No such member in the workspace.
     NotFound,
 }
@@ -88,6 +123,8 @@ pub enum LinkOutcome {
     AlreadyActive,
     /// The member is archived: their links do not work.
     Archived,
+    /// Refused by the member's cooldown; nothing changed.
+    Limited(Limited),
     /// No such member in the workspace.
     NotFound,
 }
@@ -99,6 +136,8 @@ pub enum ArchiveOutcome {
     Archived(Box<MemberView>),
     /// Archived already; nothing changed.
     AlreadyArchived(Box<MemberView>),
+    /// The member is the workspace's last active admin: archiving them would lock everyone out.
+    LastAdmin,
     /// No such member in the workspace.
     NotFound,
 }
@@ -110,6 +149,8 @@ pub enum UnarchiveOutcome {
     Queued(Box<MemberView>),
     /// The member is not archived.
     NotArchived,
+    /// Refused by the support limits; nothing changed.
+    Limited(Limited),
     /// No such member in the workspace.
     NotFound,
 }
@@ -120,6 +161,10 @@ enum Step {
     Done,
     /// The member's status forbids it.
     Refused(MemberStatus),
+    /// The support limits refuse it.
+    Limited(Limited),
+    /// The member is the workspace's last active admin.
+    LastAdmin,
     /// No such member in the workspace.
     NotFound,
 }
@@ -129,6 +174,9 @@ enum Step {
 #[diesel(table_name = members, check_for_backend(diesel::sqlite::Sqlite))]
 struct MemberState {
     status: MemberStatus,
+    role: Role,
+    /// When support last acted on the member (the cooldown's start).
+    last_support_action_at: Option<NaiveDateTime>,
     /// Whether the person's account was ever activated.
     #[diesel(select_expression = accounts::activated_at.is_not_null())]
     activated: bool,
@@ -171,6 +219,106 @@ fn set_status<C: BackendConnection>(
     c.execute(
         diesel::update(members::table.find(member))
             .set((members::status.eq(to), members::updated_at.eq(now))),
+    )
+}
+
+/// Holds a support action on the (locked) member to `limits` and, when it may go ahead, counts it:
+/// the member's cooldown starts now and, for an action that emails (`emails`), the workspace's
+/// count of the day goes up by one. Refused, nothing is written.
+fn admit<C: BackendConnection>(
+    c: &mut C,
+    (workspace, member): (WorkspaceId, MemberId),
+    state: &MemberState,
+    (limits, emails): (SupportLimits, bool),
+    now: NaiveDateTime,
+) -> QueryResult<Option<Limited>> {
+    if let Some(wait) = cooldown_left(state.last_support_action_at, limits.cooldown, now) {
+        return Ok(Some(Limited::CoolingDown(wait)));
+    }
+    if emails && !count_email(c, workspace, limits.daily_emails, now.date())? {
+        return Ok(Some(Limited::DailyQuota(until_midnight(now))));
+    }
+    c.execute(
+        diesel::update(members::table.find(member))
+            .set(members::last_support_action_at.eq(Some(now))),
+    )?;
+    Ok(None)
+}
+
+/// What is left of the cooldown that started at `last`, in whole seconds rounded up; `None` when
+/// it is over (or there is none).
+fn cooldown_left(
+    last: Option<NaiveDateTime>,
+    cooldown: Option<Duration>,
+    now: NaiveDateTime,
+) -> Option<Duration> {
+    let ends = last? + cooldown?;
+    (ends > now).then(|| whole_seconds(ends - now))
+}
+
+/// The time from `now` to the next UTC midnight, in whole seconds rounded up.
+fn until_midnight(now: NaiveDateTime) -> Duration {
+    let next = now.date().succ_opt().unwrap_or(NaiveDate::MAX);
+    whole_seconds(next.and_time(chrono::NaiveTime::MIN) - now)
+}
+
+/// A positive time span as a `Duration` rounded up to whole seconds (at least one).
+fn whole_seconds(span: chrono::TimeDelta) -> Duration {
+    let exact = span.to_std().unwrap_or_default();
+    let secs = exact.as_secs() + u64::from(exact.subsec_nanos() > 0);
+    Duration::from_secs(secs.max(1))
+}
+
+/// Counts one support email of `day` for the workspace, unless it has queued `quota` already:
+/// `false` then, and nothing is counted. The conditional update is atomic on both backends.
+fn count_email<C: BackendConnection>(
+    c: &mut C,
+    workspace: WorkspaceId,
+    quota: Option<u32>,
+    day: NaiveDate,
+) -> QueryResult<bool> {
+    use workspace_daily_emails as w;
+    c.execute(
+        diesel::insert_into(w::table)
+            .values((w::workspace_id.eq(workspace), w::day.eq(day), w::sent.eq(0)))
+            .on_conflict_do_nothing(),
+    )?;
+    let today = w::table
+        .filter(w::workspace_id.eq(workspace))
+        .filter(w::day.eq(day));
+    let counted = match quota {
+        Some(quota) => c.execute(
+            diesel::update(today.filter(w::sent.lt(i64::from(quota)))).set(w::sent.eq(w::sent + 1)),
+        )?,
+        None => c.execute(diesel::update(today).set(w::sent.eq(w::sent + 1)))?,
+    };
+    Ok(counted == 1)
+}
+
+/// Whether another member of the workspace than `member` is an active admin.
+fn another_active_admin<C: BackendConnection>(
+    c: &mut C,
+    workspace: WorkspaceId,
+    member: MemberId,
+) -> QueryResult<bool> {
+    let others: Vec<MemberId> = c.load(
+        members::table
+            .filter(members::workspace_id.eq(workspace))
+            .filter(members::id.ne(member))
+            .filter(members::role.eq(Role::Admin))
+            .filter(members::status.eq(MemberStatus::Active))
+            .select(members::id)
+            .limit(1),
+    )?;
+    Ok(!others.is_empty())
+}
+
+/// Locks the workspace's row (a no-op update) until the transaction ends: archives of one
+/// workspace's admins take turns, so each sees the others' outcome.
+fn lock_workspace<C: BackendConnection>(c: &mut C, workspace: WorkspaceId) -> QueryResult<usize> {
+    c.execute(
+        diesel::update(workspaces::table.find(workspace))
+            .set(workspaces::slug.eq(workspaces::slug)),
     )
 }
 
@@ -290,17 +438,20 @@ pub fn retry_failed(
 /// status is decided again by [`invitee_status`] (the person may have activated an account since).
 pub fn resend(
     conn: &mut DbConn,
-    workspace: WorkspaceId,
-    member: MemberId,
+    (workspace, member): (WorkspaceId, MemberId),
     edition: Edition,
+    limits: SupportLimits,
 ) -> QueryResult<ResendOutcome> {
     let open = |status| matches!(status, MemberStatus::Invited | MemberStatus::Requested);
-    Ok(match invite_anew(conn, workspace, member, edition, open)? {
-        Anew::Queued(view) => ResendOutcome::Queued(view),
-        Anew::Refused(MemberStatus::Active) => ResendOutcome::AlreadyActive,
-        Anew::Refused(_) => ResendOutcome::Archived,
-        Anew::NotFound => ResendOutcome::NotFound,
-    })
+    Ok(
+        match invite_anew(conn, (workspace, member), (edition, limits), open)? {
+            Anew::Queued(view) => ResendOutcome::Queued(view),
+            Anew::Refused(MemberStatus::Active) => ResendOutcome::AlreadyActive,
+            Anew::Refused(_) => ResendOutcome::Archived,
+            Anew::Limited(limited) => ResendOutcome::Limited(limited),
+            Anew::NotFound => ResendOutcome::NotFound,
+        },
+    )
 }
 
 /// Mints a fresh link, valid for `ttl`, to the latest open (unaccepted, unrevoked) invitation of an
@@ -310,18 +461,21 @@ pub fn invitation_link(
     conn: &mut DbConn,
     workspace: WorkspaceId,
     member: MemberId,
-    ttl: Duration,
+    (ttl, limits): (Duration, SupportLimits),
 ) -> QueryResult<LinkOutcome> {
     let now = now();
     let expires_at = now + ttl;
     write_transaction!(conn, |c| {
-        let Some(MemberState { status, .. }) = lock_member(c, workspace, member)? else {
+        let Some(state) = lock_member(c, workspace, member)? else {
             return Ok(LinkOutcome::NotFound);
         };
-        match status {
+        match state.status {
             MemberStatus::Invited | MemberStatus::Requested => {}
             MemberStatus::Active => return Ok(LinkOutcome::AlreadyActive),
             MemberStatus::Archived => return Ok(LinkOutcome::Archived),
+        }
+        if let Some(limited) = admit(c, (workspace, member), &state, (limits, false), now)? {
+            return Ok(LinkOutcome::Limited(limited));
         }
         let latest = invitations::table
             .filter(invitations::member_id.eq(member))
@@ -359,7 +513,8 @@ pub fn invitation_link(
 
 /// Archives a member who is not archived yet: every unaccepted invitation of theirs is revoked (its
 /// links answer 410 for good, even after an unarchive) and every pending email cancelled. Archiving
-/// an archived member changes nothing.
+/// an archived member changes nothing. An active admin is archived only while another active admin
+/// of the workspace remains, decided under the workspace's lock.
 pub fn archive(
     conn: &mut DbConn,
     workspace: WorkspaceId,
@@ -367,11 +522,16 @@ pub fn archive(
 ) -> QueryResult<ArchiveOutcome> {
     let now = now();
     let step: QueryResult<Step> = write_transaction!(&mut *conn, |c| {
-        let Some(MemberState { status, .. }) = lock_member(c, workspace, member)? else {
+        lock_workspace(c, workspace)?;
+        let Some(MemberState { status, role, .. }) = lock_member(c, workspace, member)? else {
             return Ok(Step::NotFound);
         };
         if status == MemberStatus::Archived {
             return Ok(Step::Refused(status));
+        }
+        let active_admin = role == Role::Admin && status == MemberStatus::Active;
+        if active_admin && !another_active_admin(c, workspace, member)? {
+            return Ok(Step::LastAdmin);
         }
         set_status(c, member, MemberStatus::Archived, now)?;
         diesel::update(
@@ -387,12 +547,13 @@ pub fn archive(
     });
     let step = step?;
     let view = match step {
-        Step::NotFound => None,
-        _ => member_store::view(conn, workspace, member)?,
+        Step::Done | Step::Refused(_) => member_store::view(conn, workspace, member)?,
+        _ => None,
     };
     Ok(match (step, view) {
         (Step::Done, Some(view)) => ArchiveOutcome::Archived(Box::new(view)),
         (Step::Refused(_), Some(view)) => ArchiveOutcome::AlreadyArchived(Box::new(view)),
+        (Step::LastAdmin, _) => ArchiveOutcome::LastAdmin,
         _ => ArchiveOutcome::NotFound,
     })
 }
@@ -402,15 +563,16 @@ pub fn archive(
 /// revoked. Failed emails of before are cancelled, so a retry of their import never sends them.
 pub fn unarchive(
     conn: &mut DbConn,
-    workspace: WorkspaceId,
-    member: MemberId,
+    (workspace, member): (WorkspaceId, MemberId),
     edition: Edition,
+    limits: SupportLimits,
 ) -> QueryResult<UnarchiveOutcome> {
     let archived = |status| status == MemberStatus::Archived;
     Ok(
-        match invite_anew(conn, workspace, member, edition, archived)? {
+        match invite_anew(conn, (workspace, member), (edition, limits), archived)? {
             Anew::Queued(view) => UnarchiveOutcome::Queued(view),
             Anew::Refused(_) => UnarchiveOutcome::NotArchived,
+            Anew::Limited(limited) => UnarchiveOutcome::Limited(limited),
             Anew::NotFound => UnarchiveOutcome::NotFound,
         },
     )
@@ -422,17 +584,19 @@ enum Anew {
     Queued(Box<MemberView>),
     /// The member's status does not allow it.
     Refused(MemberStatus),
+    /// The support limits refuse it.
+    Limited(Limited),
     /// No such member in the workspace.
     NotFound,
 }
 
-/// When `allowed(status)`: the member's status decided again by [`invitee_status`], their unsent
-/// emails cancelled, and a new invitation with a pending delivery due now (under their import).
+/// When `allowed(status)` and the [`SupportLimits`] admit it: the member's status decided again by
+/// [`invitee_status`], their unsent emails cancelled, and a new invitation with a pending delivery
+/// due now (under their import).
 fn invite_anew(
     conn: &mut DbConn,
-    workspace: WorkspaceId,
-    member: MemberId,
-    edition: Edition,
+    (workspace, member): (WorkspaceId, MemberId),
+    (edition, limits): (Edition, SupportLimits),
     allowed: fn(MemberStatus) -> bool,
 ) -> QueryResult<Anew> {
     let now = now();
@@ -442,6 +606,9 @@ fn invite_anew(
         };
         if !allowed(state.status) {
             return Ok(Step::Refused(state.status));
+        }
+        if let Some(limited) = admit(c, (workspace, member), &state, (limits, true), now)? {
+            return Ok(Step::Limited(limited));
         }
         set_status(c, member, invitee_status(edition, state.activated), now)?;
         cancel_deliveries(c, member, &UNSENT)?;
@@ -454,6 +621,42 @@ fn invite_anew(
             None => Anew::NotFound,
         },
         Step::Refused(status) => Anew::Refused(status),
-        Step::NotFound => Anew::NotFound,
+        Step::Limited(limited) => Anew::Limited(limited),
+        Step::LastAdmin | Step::NotFound => Anew::NotFound,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+
+    use super::*;
+
+    fn at(h: u32, m: u32, s: u32, milli: u32) -> NaiveDateTime {
+        NaiveDate::from_ymd_opt(2026, 12, 6)
+            .unwrap()
+            .and_hms_milli_opt(h, m, s, milli)
+            .unwrap()
+    }
+
+    #[test]
+    fn the_cooldown_left_is_rounded_up_to_whole_seconds_and_over_at_its_end() {
+        let minute = Some(Duration::from_secs(60));
+        let last = Some(at(10, 0, 0, 0));
+
+        assert_eq!(
+            cooldown_left(last, minute, at(10, 0, 20, 500)),
+            Some(Duration::from_secs(40))
+        );
+        assert_eq!(cooldown_left(last, minute, at(10, 1, 0, 0)), None);
+        assert_eq!(cooldown_left(None, minute, at(10, 0, 1, 0)), None);
+        assert_eq!(cooldown_left(last, None, at(10, 0, 1, 0)), None);
+    }
+
+    #[test]
+    fn the_daily_quota_waits_until_the_next_utc_midnight() {
+        assert_eq!(until_midnight(at(23, 59, 30, 0)), Duration::from_secs(30));
+        assert_eq!(until_midnight(at(0, 0, 0, 0)), Duration::from_secs(86_400));
+        assert_eq!(until_midnight(at(23, 59, 59, 900)), Duration::from_secs(1));
+    }
 }

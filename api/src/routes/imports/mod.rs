@@ -36,6 +36,9 @@ pub struct ImportJson {
     pub started_at: Option<Timestamp>,
     /// When it completed or failed.
     pub finished_at: Option<Timestamp>,
+    /// When its stored file was deleted, `UPLOAD_RETENTION` after it finished; its counts and
+    /// results stay.
+    pub upload_deleted_at: Option<Timestamp>,
     /// Why a failed import failed.
     pub error: Option<String>,
     /// File-level notes, e.g. the unknown columns that were ignored.
@@ -104,6 +107,7 @@ fn render(import: &Import, emails: EmailCounts) -> ImportJson {
         created_at: Timestamp(import.created_at),
         started_at: import.started_at.map(Timestamp),
         finished_at: import.finished_at.map(Timestamp),
+        upload_deleted_at: import.upload_deleted_at.map(Timestamp),
         error: import.error.clone(),
         warnings,
         rows: RowCounts {

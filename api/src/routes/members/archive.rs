@@ -15,7 +15,8 @@ use crate::routes::members::MemberJson;
 /// Archive a member
 ///
 /// Their links stop working (410, even after an unarchive) and their pending email is cancelled:
-/// 200 with the member, also when they were archived already.
+/// 200 with the member, also when they were archived already. 409 `last_admin` for the
+/// workspace's last active admin, whom no one could replace once archived.
 #[utoipa::path(
     post,
     path = "/api/v1/workspaces/{ws}/members/{id}/archive",
@@ -26,6 +27,11 @@ use crate::routes::members::MemberJson;
     responses(
         (status = 200, description = "The member, now archived.", body = MemberJson),
         (status = 400, response = BadRequest),
+        (
+            status = 409,
+            description = "The member is the workspace's last active admin: `last_admin`.",
+            body = ErrorBody,
+        ),
         AdminErrors,
     ),
 )]
@@ -39,6 +45,12 @@ pub async fn archive(
         ArchiveOutcome::Archived(member) | ArchiveOutcome::AlreadyArchived(member) => {
             Ok(Json(super::member_json(*member)))
         }
+        ArchiveOutcome::LastAdmin => Err(ApiError::Conflict {
+            code: "last_admin",
+            message: "this member is the last active admin of this workspace; make another member \
+                      an admin first"
+                .into(),
+        }),
         ArchiveOutcome::NotFound => Err(ApiError::NotFound("member")),
     }
 }
@@ -47,7 +59,8 @@ pub async fn archive(
 ///
 /// Invites them again with a new link by email: they become `invited` (`requested` on cloud for
 /// a person who never activated an account). 200 with the member; 409 when the member is not
-/// archived.
+/// archived; 429 with `Retry-After` within `MEMBER_ACTION_COOLDOWN` of the member's last support
+/// action, or once the workspace has queued `SUPPORT_EMAILS_PER_DAY` support emails in the UTC day.
 #[utoipa::path(
     post,
     path = "/api/v1/workspaces/{ws}/members/{id}/unarchive",
@@ -82,6 +95,7 @@ pub async fn unarchive(
     .await?;
     match outcome {
         UnarchiveOutcome::Queued(member) => Ok(Json(super::member_json(*member))),
+        UnarchiveOutcome::Limited(limited) => Err(super::limited(limited)),
         UnarchiveOutcome::NotArchived => Err(ApiError::Conflict {
             code: "member_not_archived",
             message: "this member is not archived".into(),

@@ -25,7 +25,8 @@ pub struct InvitationLink {
 /// Copy a fresh invitation link
 ///
 /// `{"url","expires_at"}` of a new link to the member's open invitation; nothing is emailed.
-/// Self-hosted only: 403 `self_hosted_only` on cloud. 409 for an active or archived member.
+/// Self-hosted only: 403 `self_hosted_only` on cloud. 409 for an active or archived member; 429
+/// with `Retry-After` within `MEMBER_ACTION_COOLDOWN` of the member's last support action.
 #[utoipa::path(
     post,
     path = "/api/v1/workspaces/{ws}/members/{id}/invitation-link",
@@ -74,6 +75,7 @@ pub async fn handle(
         }),
         LinkOutcome::AlreadyActive => Err(super::already_active()),
         LinkOutcome::Archived => Err(super::archived()),
+        LinkOutcome::Limited(limited) => Err(super::limited(limited)),
         LinkOutcome::NotFound => Err(ApiError::NotFound("member")),
     }
 }

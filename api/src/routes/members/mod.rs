@@ -8,6 +8,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use invite_shared::domain::email;
 use invite_shared::ids::{ImportId, MemberId};
+use invite_shared::service::support::Limited;
 use invite_shared::status::{DeliveryState, MemberStatus};
 use invite_shared::store::members::{self, MemberFilter, MemberView};
 use serde::{Deserialize, Serialize};
@@ -16,6 +17,7 @@ use crate::AppState;
 use crate::auth::Admin;
 use crate::error::{AdminErrors, ApiError, BadRequest, ErrorBody};
 use crate::extract::Valid;
+use crate::limits::too_many;
 use crate::routes::WorkspacePath;
 use crate::routes::imports::Timestamp;
 
@@ -213,5 +215,27 @@ fn archived() -> ApiError {
         code: "member_archived",
         message: "this member is archived: unarchive them first, which emails them a new link"
             .into(),
+    }
+}
+
+/// The 429 of a support action its limits refused, counted by the limit that refused it.
+fn limited(limited: Limited) -> ApiError {
+    match limited {
+        Limited::CoolingDown(wait) => too_many(
+            "member_cooldown",
+            wait,
+            format!(
+                "this member had a resend, unarchive or copied link less than \
+                 MEMBER_ACTION_COOLDOWN ago; try again in {} s",
+                wait.as_secs()
+            ),
+        ),
+        Limited::DailyQuota(wait) => too_many(
+            "workspace_daily_quota",
+            wait,
+            "this workspace has queued its SUPPORT_EMAILS_PER_DAY resend and unarchive emails for \
+             today (UTC); try again after midnight UTC"
+                .into(),
+        ),
     }
 }

@@ -17,7 +17,9 @@ use crate::routes::members::MemberJson;
 ///
 /// Queues a new invitation with a new link by email for a member who has not accepted yet:
 /// **202** with the member. Their earlier unsent (`pending` or `failed`) email is `cancelled`;
-/// links already sent keep working. 409 for an active or archived member.
+/// links already sent keep working. 409 for an active or archived member; 429 with `Retry-After`
+/// within `MEMBER_ACTION_COOLDOWN` of the member's last support action, or once the workspace has
+/// queued `SUPPORT_EMAILS_PER_DAY` support emails in the UTC day.
 #[utoipa::path(
     post,
     path = "/api/v1/workspaces/{ws}/members/{id}/resend",
@@ -57,6 +59,7 @@ pub async fn handle(
         }
         ResendOutcome::AlreadyActive => Err(super::already_active()),
         ResendOutcome::Archived => Err(super::archived()),
+        ResendOutcome::Limited(limited) => Err(super::limited(limited)),
         ResendOutcome::NotFound => Err(ApiError::NotFound("member")),
     }
 }
