@@ -6,7 +6,7 @@ use askama::Template;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, VARY};
+use axum::http::header::{ACCEPT, CONTENT_TYPE, VARY};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use invite_shared::domain::email;
@@ -199,9 +199,9 @@ fn answer(
         Ok(Err(refused)) => refused.answer(format),
         Err(error) => failed(format, ApiError::from(error)),
     };
-    let headers = response.headers_mut();
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(VARY, HeaderValue::from_static("Accept"));
+    // `Cache-Control: no-store` comes with every answer under `/invitations/` (see `security`).
+    let vary = HeaderValue::from_static("Accept");
+    response.headers_mut().insert(VARY, vary);
     response
 }
 

@@ -5,8 +5,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::header::{CACHE_CONTROL, HeaderValue};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use invite_shared::ids::TokenId;
 use invite_shared::service::tokens::{self as service, RevokeOutcome};
@@ -167,12 +166,7 @@ pub async fn create(
         info: token_json(&issued.info),
         token: issued.secret,
     };
-    Ok((StatusCode::CREATED, no_store(), Json(body)).into_response())
-}
-
-/// `Cache-Control: no-store`, for an answer that carries a secret.
-fn no_store() -> HeaderMap {
-    HeaderMap::from_iter([(CACHE_CONTROL, HeaderValue::from_static("no-store"))])
+    Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
 /// Revoke an API token
