@@ -19,6 +19,8 @@ on_both_stacks!(
     the_emailed_link_opens_a_page_and_accepting_makes_the_member_active,
     cloud_edition_shows_requested_and_invited,
     pages_load_nothing_from_outside_the_service,
+    revoking_the_pages_own_token_asks_first_and_signs_the_page_out,
+    an_international_address_is_shown_as_written_and_a_refused_one_with_its_reason,
 );
 
 /// The README's sample file: twelve people to invite, then six rows a spreadsheet gets wrong
@@ -368,6 +370,110 @@ async fn pages_load_nothing_from_outside_the_service(stack: Stack) {
 
 /// Opens the invitation link of the first email to `address`, as its recipient would, and waits
 /// for the page naming the workspace.
+async fn revoking_the_pages_own_token_asks_first_and_signs_the_page_out(stack: Stack) {
+    let app = TestApp::spawn(stack).await;
+    let other: Value = app
+        .post_json("/tokens", json!({ "name": "nightly sync" }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let other_token = other["token"].as_str().unwrap().to_owned();
+    let browser = Browser::start(
+        stack,
+        "revoking_the_pages_own_token_asks_first_and_signs_the_page_out",
+    )
+    .await;
+    sign_in(&browser, &app).await;
+    browser.click("#tab-tokens").await;
+    let rows = "#tokens-table tbody tr[data-token-id]";
+    browser.wait_for_count(rows, |n| n == 2).await;
+    browser.screenshot("tokens-listed").await;
+    // The page's confirmations are recorded, and refused at first.
+    browser
+        .execute(
+            "window.asked = []; window.confirm = (m) => { window.asked.push(m); return false; };",
+            vec![],
+        )
+        .await;
+    let own = "#tokens-table tr[data-current=\"true\"] button[data-action=\"revoke\"]";
+
+    browser.click(own).await;
+    let asked = browser.execute("return window.asked;", vec![]).await;
+    assert_eq!(asked.as_array().unwrap().len(), 1, "{asked}");
+    assert!(
+        asked[0].as_str().unwrap().contains("signs this page out"),
+        "{asked}"
+    );
+    assert_eq!(
+        app.get("/tokens").await.status(),
+        200,
+        "declined: still valid"
+    );
+
+    let other_row = format!("#tokens-table tr[data-token-id=\"{}\"]", other["id"]);
+    browser
+        .click(&format!("{other_row} button[data-action=\"revoke\"]"))
+        .await;
+    browser
+        .wait_for_exact(&format!("{other_row} .token-state"), "Revoked")
+        .await;
+    browser.screenshot("other-revoked").await;
+    let asked = browser.execute("return window.asked;", vec![]).await;
+    assert_eq!(
+        asked.as_array().unwrap().len(),
+        1,
+        "another token asks nothing"
+    );
+    let revoked = app
+        .client
+        .get(app.url("/tokens"))
+        .bearer_auth(&other_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 401);
+
+    browser
+        .execute("window.confirm = () => true;", vec![])
+        .await;
+    browser.click(own).await;
+    browser.wait_for("#app[hidden]").await;
+    browser.screenshot("signed-out").await;
+    assert_eq!(app.get("/tokens").await.status(), 401, "confirmed: revoked");
+}
+
+async fn an_international_address_is_shown_as_written_and_a_refused_one_with_its_reason(
+    stack: Stack,
+) {
+    let app = TestApp::spawn(stack).await;
+    let csv = "First Name,Last Name,Email,User Role\n\
+        Ute,Buch,user@BÜCHER.de,End User\n\
+        Zed,Zero,zed\u{200B}@example.com,End User\n";
+    let id = app.upload_ok(csv).await;
+    app.settled(id).await;
+    let browser = Browser::start(
+        stack,
+        "an_international_address_is_shown_as_written_and_a_refused_one_with_its_reason",
+    )
+    .await;
+
+    sign_in(&browser, &app).await;
+    expect_status(&browser, "user@bücher.de", "Invited").await;
+    browser.screenshot("international-member").await;
+    browser.click("#tab-add").await;
+    let entry = import(&id.to_string());
+    browser
+        .click(&format!("{entry} button[data-action=\"problems\"]"))
+        .await;
+    let problems = format!("{entry} .problems tr.problem");
+    browser.wait_for_count(&problems, |n| n == 1).await;
+    browser.screenshot("refused-address").await;
+    let shown = browser.page_text().await;
+    assert!(shown.contains("zed\\u{200b}@example.com"), "{shown}");
+    assert!(shown.contains("U+200B ZERO WIDTH SPACE"), "{shown}");
+}
+
 async fn open_emailed_link(browser: &Browser, app: &TestApp, address: &str) {
     let link = format!("{}/invitations/{}", app.base, link_token(app, address));
     browser.goto(&link).await;
