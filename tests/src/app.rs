@@ -382,6 +382,29 @@ impl TestApp {
         self.member(email).await["id"].as_i64().unwrap()
     }
 
+    /// A POST with the admin token and no body.
+    pub async fn post(&self, path: &str) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A GET of `path` under workspace `slug` with `token`, asserting 200.
+    pub async fn get_in(&self, (slug, token): (&str, &str), path: &str) -> reqwest::Response {
+        let response = self
+            .client
+            .get(format!("{}/api/v1/workspaces/{slug}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "GET {path} in {slug}");
+        response
+    }
+
     /// A JSON POST with the admin token.
     pub async fn post_json(&self, path: &str, body: Value) -> reqwest::Response {
         self.client

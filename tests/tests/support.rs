@@ -33,16 +33,6 @@ on_both_stacks!(
     a_later_upload_of_an_archived_members_address_is_skipped_as_archived,
 );
 
-/// A POST with the admin token and no body.
-async fn post(app: &TestApp, path: &str) -> reqwest::Response {
-    app.client
-        .post(app.url(path))
-        .bearer_auth(&app.token)
-        .send()
-        .await
-        .unwrap()
-}
-
 /// The link tokens of every email sent to `email` so far.
 fn tokens_to(app: &TestApp, email: &str) -> Vec<String> {
     app.emails()
@@ -129,7 +119,7 @@ async fn a_resend_emails_a_second_link_and_both_links_work(stack: Stack) {
     app.settled(id).await;
     let member = app.member_id("person0@example.com").await;
 
-    let response = post(&app, &format!("/members/{member}/resend")).await;
+    let response = app.post(&format!("/members/{member}/resend")).await;
 
     assert_eq!(response.status(), 202);
     let body: Value = response.json().await.unwrap();
@@ -155,8 +145,10 @@ async fn resending_to_an_active_member_is_a_conflict_and_sends_nothing(stack: St
     app.accept_invitation(token).await;
     let member = app.member_id("person0@example.com").await;
 
-    let resend = post(&app, &format!("/members/{member}/resend")).await;
-    let link = post(&app, &format!("/members/{member}/invitation-link")).await;
+    let resend = app.post(&format!("/members/{member}/resend")).await;
+    let link = app
+        .post(&format!("/members/{member}/invitation-link"))
+        .await;
 
     assert_eq!(resend.status(), 409);
     assert_eq!(error_code(resend).await, "member_active");
@@ -172,9 +164,9 @@ async fn resending_to_an_archived_member_is_a_conflict_that_says_to_unarchive_fi
     let id = app.upload_ok(people_csv(1)).await;
     app.settled(id).await;
     let member = app.member_id("person0@example.com").await;
-    post(&app, &format!("/members/{member}/archive")).await;
+    app.post(&format!("/members/{member}/archive")).await;
 
-    let response = post(&app, &format!("/members/{member}/resend")).await;
+    let response = app.post(&format!("/members/{member}/resend")).await;
 
     assert_eq!(response.status(), 409);
     let body: Value = response.json().await.unwrap();
@@ -196,7 +188,9 @@ async fn a_copied_invitation_link_opens_the_invitation_and_sends_no_email(stack:
     app.settled(id).await;
     let member = app.member_id("person0@example.com").await;
 
-    let response = post(&app, &format!("/members/{member}/invitation-link")).await;
+    let response = app
+        .post(&format!("/members/{member}/invitation-link"))
+        .await;
 
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
@@ -229,7 +223,9 @@ async fn copying_an_invitation_link_is_forbidden_on_cloud(stack: Stack) {
     let member = app.member("person0@example.com").await;
     assert_eq!(member["status"], "requested");
 
-    let response = post(&app, &format!("/members/{}/invitation-link", member["id"])).await;
+    let response = app
+        .post(&format!("/members/{}/invitation-link", member["id"]))
+        .await;
 
     assert_eq!(response.status(), 403);
     let body: Value = response.json().await.unwrap();
@@ -252,19 +248,20 @@ async fn archiving_revokes_every_earlier_link_and_cancels_the_pending_email(stac
     // With no worker running, a resend leaves a pending email (and its invitation a copied link).
     app.stop_workers().await;
     assert_eq!(
-        post(&app, &format!("/members/{member}/resend"))
+        app.post(&format!("/members/{member}/resend"))
             .await
             .status(),
         202
     );
-    let copied: Value = post(&app, &format!("/members/{member}/invitation-link"))
+    let copied: Value = app
+        .post(&format!("/members/{member}/invitation-link"))
         .await
         .json()
         .await
         .unwrap();
     let copied = copied["url"].as_str().unwrap().rsplit('/').next().unwrap();
 
-    let response = post(&app, &format!("/members/{member}/archive")).await;
+    let response = app.post(&format!("/members/{member}/archive")).await;
 
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
@@ -282,7 +279,7 @@ async fn archiving_revokes_every_earlier_link_and_cancels_the_pending_email(stac
     let import = app.settled(id).await;
     assert_eq!(import["emails"]["pending"], 0);
     assert_eq!(tokens_to(&app, "person0@example.com").len(), 1);
-    let again = post(&app, &format!("/members/{member}/archive")).await;
+    let again = app.post(&format!("/members/{member}/archive")).await;
     assert_eq!(again.status(), 200, "archiving twice is harmless");
 }
 
@@ -292,9 +289,9 @@ async fn unarchiving_invites_again_with_a_new_link_while_the_old_ones_stay_revok
     app.settled(id).await;
     let old = tokens_to(&app, "person0@example.com")[0].clone();
     let member = app.member_id("person0@example.com").await;
-    post(&app, &format!("/members/{member}/archive")).await;
+    app.post(&format!("/members/{member}/archive")).await;
 
-    let response = post(&app, &format!("/members/{member}/unarchive")).await;
+    let response = app.post(&format!("/members/{member}/unarchive")).await;
 
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
@@ -320,7 +317,7 @@ async fn unarchiving_a_member_who_is_not_archived_is_a_conflict(stack: Stack) {
     app.settled(id).await;
     let member = app.member_id("person0@example.com").await;
 
-    let response = post(&app, &format!("/members/{member}/unarchive")).await;
+    let response = app.post(&format!("/members/{member}/unarchive")).await;
 
     assert_eq!(response.status(), 409);
     assert_eq!(error_code(response).await, "member_not_archived");
@@ -358,7 +355,7 @@ async fn a_retry_sends_exactly_the_failed_emails_once_more(stack: Stack) {
         .collect();
     assert_eq!(failed, HashSet::from(failing));
 
-    let response = post(&app, &format!("/imports/{id}/retry")).await;
+    let response = app.post(&format!("/imports/{id}/retry")).await;
 
     assert_eq!(response.status(), 202);
     assert_eq!(
@@ -381,7 +378,7 @@ async fn a_retry_sends_exactly_the_failed_emails_once_more(stack: Stack) {
     }
     let still_failed = app.get_json("/members?email_status=failed").await;
     assert_eq!(still_failed["members"], json!([]));
-    let again = post(&app, &format!("/imports/{id}/retry")).await;
+    let again = app.post(&format!("/imports/{id}/retry")).await;
     assert_eq!(again.json::<Value>().await.unwrap(), json!({"requeued": 0}));
 }
 
@@ -390,7 +387,7 @@ async fn a_member_resent_after_a_failure_is_listed_by_their_latest_email(stack: 
     let id = upload_with_failed_sends(&app, 2, &["person1@example.com"]).await;
     let member = app.member_id("person1@example.com").await;
 
-    let response = post(&app, &format!("/members/{member}/resend")).await;
+    let response = app.post(&format!("/members/{member}/resend")).await;
 
     assert_eq!(response.status(), 202);
     app.settled(id).await;
@@ -416,9 +413,9 @@ async fn a_retry_leaves_out_members_archived_since_their_send_failed(stack: Stac
     let id =
         upload_with_failed_sends(&app, 3, &["person1@example.com", "person2@example.com"]).await;
     let archived = app.member_id("person2@example.com").await;
-    post(&app, &format!("/members/{archived}/archive")).await;
+    app.post(&format!("/members/{archived}/archive")).await;
 
-    let response = post(&app, &format!("/imports/{id}/retry")).await;
+    let response = app.post(&format!("/imports/{id}/retry")).await;
 
     assert_eq!(
         response.json::<Value>().await.unwrap(),
@@ -435,13 +432,13 @@ async fn another_workspaces_member_or_import_is_not_found(stack: Stack) {
     let (other_token, other_import, other_member) = (other.token, other.import, other.member);
 
     let mut statuses = vec![
-        post(&app, &format!("/imports/{other_import}/retry"))
+        app.post(&format!("/imports/{other_import}/retry"))
             .await
             .status(),
     ];
     for action in ["resend", "invitation-link", "archive", "unarchive"] {
         statuses.push(
-            post(&app, &format!("/members/{other_member}/{action}"))
+            app.post(&format!("/members/{other_member}/{action}"))
                 .await
                 .status(),
         );
@@ -471,7 +468,7 @@ async fn a_later_upload_of_an_archived_members_address_is_skipped_as_archived(st
     let first = app.upload_ok(people_csv(1)).await;
     app.settled(first).await;
     let member = app.member_id("person0@example.com").await;
-    post(&app, &format!("/members/{member}/archive")).await;
+    app.post(&format!("/members/{member}/archive")).await;
 
     let second = app.upload_ok(people_csv(1)).await;
     let import = app.settled(second).await;

@@ -26,16 +26,6 @@ on_both_stacks!(
     a_finished_upload_past_its_retention_is_deleted_and_its_results_stay,
 );
 
-/// A POST with the admin token and no body.
-async fn post(app: &TestApp, path: &str) -> reqwest::Response {
-    app.client
-        .post(app.url(path))
-        .bearer_auth(&app.token)
-        .send()
-        .await
-        .unwrap()
-}
-
 /// The error code of a JSON error response.
 async fn error_code(response: reqwest::Response) -> String {
     let body: Value = response.json().await.unwrap();
@@ -96,7 +86,7 @@ async fn archiving_the_last_active_admin_is_a_conflict_and_the_admin_keeps_their
     let app = TestApp::spawn_without_workers(stack).await;
     let own = app.member_id("admin@acme.test").await;
 
-    let response = post(&app, &format!("/members/{own}/archive")).await;
+    let response = app.post(&format!("/members/{own}/archive")).await;
 
     assert_eq!(response.status(), 409);
     let body: Value = response.json().await.unwrap();
@@ -113,12 +103,12 @@ async fn an_admin_is_archived_while_another_active_admin_remains(stack: Stack) {
     let second = app.member_id("second@acme.test").await;
     let own = app.member_id("admin@acme.test").await;
 
-    let response = post(&app, &format!("/members/{second}/archive")).await;
+    let response = app.post(&format!("/members/{second}/archive")).await;
 
     assert_eq!(response.status(), 200);
     assert_eq!(app.member("second@acme.test").await["status"], "archived");
     // Now the caller is the last one.
-    let again = post(&app, &format!("/members/{own}/archive")).await;
+    let again = app.post(&format!("/members/{own}/archive")).await;
     assert_eq!(again.status(), 409);
     assert_eq!(error_code(again).await, "last_admin");
 }
@@ -195,7 +185,7 @@ async fn thirty_resends_to_one_member_queue_exactly_one_email(stack: Stack) {
     let limited_before = rate_limited(&app, "member_cooldown").await;
 
     let path = format!("/members/{member}/resend");
-    let responses = futures::future::join_all((0..30).map(|_| post(&app, &path))).await;
+    let responses = futures::future::join_all((0..30).map(|_| app.post(&path))).await;
 
     let accepted = responses.iter().filter(|r| r.status() == 202).count();
     assert_eq!(accepted, 1, "one resend within the cooldown");
@@ -215,9 +205,7 @@ async fn thirty_resends_to_one_member_queue_exactly_one_email(stack: Stack) {
     // The cooldown is the member's: another member is resent at once.
     let other = app.member_id("person1@example.com").await;
     assert_eq!(
-        post(&app, &format!("/members/{other}/resend"))
-            .await
-            .status(),
+        app.post(&format!("/members/{other}/resend")).await.status(),
         202
     );
 }
@@ -232,9 +220,13 @@ async fn a_copied_link_and_an_unarchive_wait_for_the_cooldown_too(stack: Stack) 
     app.process_without_sending(id).await;
     let member = app.member_id("person0@example.com").await;
 
-    let link = post(&app, &format!("/members/{member}/invitation-link")).await;
+    let link = app
+        .post(&format!("/members/{member}/invitation-link"))
+        .await;
     assert_eq!(link.status(), 200);
-    let again = post(&app, &format!("/members/{member}/invitation-link")).await;
+    let again = app
+        .post(&format!("/members/{member}/invitation-link"))
+        .await;
     assert_eq!(again.status(), 429);
     let wait = retry_after(&again);
     assert!((590..=600).contains(&wait), "Retry-After {wait}");
@@ -249,12 +241,12 @@ async fn a_copied_link_and_an_unarchive_wait_for_the_cooldown_too(stack: Stack) 
     );
     // Archiving is not held to it; unarchiving (which emails) is, and leaves the member archived.
     assert_eq!(
-        post(&app, &format!("/members/{member}/archive"))
+        app.post(&format!("/members/{member}/archive"))
             .await
             .status(),
         200
     );
-    let unarchive = post(&app, &format!("/members/{member}/unarchive")).await;
+    let unarchive = app.post(&format!("/members/{member}/unarchive")).await;
     assert_eq!(unarchive.status(), 429);
     assert_eq!(
         app.member("person0@example.com").await["status"],
@@ -278,13 +270,13 @@ async fn support_emails_beyond_the_daily_quota_get_429_until_midnight(stack: Sta
 
     for member in &members[..2] {
         assert_eq!(
-            post(&app, &format!("/members/{member}/resend"))
+            app.post(&format!("/members/{member}/resend"))
                 .await
                 .status(),
             202
         );
     }
-    let refused = post(&app, &format!("/members/{}/resend", members[2])).await;
+    let refused = app.post(&format!("/members/{}/resend", members[2])).await;
 
     assert_eq!(refused.status(), 429);
     let now = chrono::Utc::now().naive_utc();
@@ -310,14 +302,18 @@ async fn support_emails_beyond_the_daily_quota_get_429_until_midnight(stack: Sta
     assert!(rate_limited(&app, "workspace_daily_quota").await > limited_before);
     // An unarchive emails too; a copied link does not, so it is still handed out.
     assert_eq!(
-        post(&app, &format!("/members/{}/archive", members[2]))
+        app.post(&format!("/members/{}/archive", members[2]))
             .await
             .status(),
         200
     );
-    let unarchive = post(&app, &format!("/members/{}/unarchive", members[2])).await;
+    let unarchive = app
+        .post(&format!("/members/{}/unarchive", members[2]))
+        .await;
     assert_eq!(unarchive.status(), 429);
-    let link = post(&app, &format!("/members/{}/invitation-link", members[1])).await;
+    let link = app
+        .post(&format!("/members/{}/invitation-link", members[1]))
+        .await;
     assert_eq!(link.status(), 200);
 }
 
@@ -357,7 +353,7 @@ async fn a_finished_upload_past_its_retention_is_deleted_and_its_results_stay(st
         .await
         .unwrap();
     assert_eq!(again, 0);
-    let retry = post(&app, &format!("/imports/{id}/retry")).await;
+    let retry = app.post(&format!("/imports/{id}/retry")).await;
     assert_eq!(retry.status(), 202);
     assert_eq!(retry.json::<Value>().await.unwrap(), json!({"requeued": 0}));
 }
@@ -398,7 +394,9 @@ async fn answers_that_carry_a_secret_are_never_cached() {
     let member = app.member_id("person0@example.com").await;
 
     let token = app.post_json("/tokens", json!({"name": "cache"})).await;
-    let link = post(&app, &format!("/members/{member}/invitation-link")).await;
+    let link = app
+        .post(&format!("/members/{member}/invitation-link"))
+        .await;
     assert_eq!(token.status(), 201);
     assert_eq!(link.status(), 200);
     let no_store = |r: &reqwest::Response| {

@@ -160,18 +160,6 @@ async fn post_json(app: &TestApp, (slug, token): (&str, &str), path: &str, body:
     response.json().await.unwrap()
 }
 
-async fn get_json(app: &TestApp, (slug, token): (&str, &str), path: &str) -> Value {
-    let response = app
-        .client
-        .get(format!("{}/api/v1/workspaces/{slug}{path}", app.base))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "{path}");
-    response.json().await.unwrap()
-}
-
 /// Uploads `csv` to workspace `slug`, waits for it to settle and returns what it made, with a
 /// group and a token of the workspace's own. `member_email` picks the member whose id is used.
 async fn populate(
@@ -188,7 +176,12 @@ async fn populate(
         .as_i64()
         .unwrap();
     app.settled_in(slug, token, import).await;
-    let members = get_json(app, (slug, token), "/members").await;
+    let members = app
+        .get_in((slug, token), "/members")
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
     let member = members["members"]
         .as_array()
         .unwrap()
@@ -266,9 +259,19 @@ fn assert_leaks_nothing(secrets: &[String], operation: &Operation, path: &str, b
 /// B's member, token and import are as B left them.
 async fn assert_b_untouched(app: &TestApp, b: &Made) {
     let b_auth = (b.slug.as_str(), b.token.as_str());
-    let member = get_json(app, b_auth, &format!("/members/{}", b.member)).await;
+    let member = app
+        .get_in(b_auth, &format!("/members/{}", b.member))
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
     assert_eq!(member["status"], "invited", "B's member: {member}");
-    let tokens = get_json(app, b_auth, "/tokens").await;
+    let tokens = app
+        .get_in(b_auth, "/tokens")
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
     let token = tokens["tokens"]
         .as_array()
         .unwrap()
@@ -276,7 +279,12 @@ async fn assert_b_untouched(app: &TestApp, b: &Made) {
         .find(|t| t["id"] == b.token_id)
         .expect("B's token is listed by B");
     assert_eq!(token["revoked_at"], Value::Null, "B's token: {token}");
-    let import = get_json(app, b_auth, &format!("/imports/{}", b.import)).await;
+    let import = app
+        .get_in(b_auth, &format!("/imports/{}", b.import))
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
     assert_eq!(import["status"], "completed", "B's import: {import}");
     assert_eq!(import["emails"]["sent"], 2, "B's import: {import}");
     assert_eq!(

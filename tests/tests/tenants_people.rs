@@ -70,22 +70,10 @@ async fn boss_token(app: &TestApp, slug: &'static str) -> String {
         .unwrap()
 }
 
-/// `GET {path}` under workspace `slug` with `token`.
-async fn get(app: &TestApp, slug: &str, token: &str, path: &str) -> reqwest::Response {
-    let response = app
-        .client
-        .get(format!("{}/api/v1/workspaces/{slug}{path}", app.base))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "GET {path} in {slug}");
-    response
-}
-
 /// The names workspace `slug`'s member list shows for `email`.
 async fn listed_names(app: &TestApp, slug: &str, token: &str, email: &str) -> (String, String) {
-    let page: Value = get(app, slug, token, "/members?limit=500")
+    let page: Value = app
+        .get_in((slug, token), "/members?limit=500")
         .await
         .json()
         .await
@@ -168,7 +156,8 @@ async fn each_workspace_shows_the_names_its_own_file_gave(stack: Stack) {
             "{slug}'s member list"
         );
 
-        let results = get(&app, slug, token, &format!("/imports/{id}/results"))
+        let results = app
+            .get_in((slug, token), &format!("/imports/{id}/results"))
             .await
             .text()
             .await
