@@ -20,6 +20,7 @@ on_both_stacks!(
     a_token_never_outlives_nor_survives_the_token_that_made_it,
     a_token_whose_ancestor_was_revoked_without_the_cascade_gets_401,
     a_legacy_token_is_neither_listed_nor_revocable_by_a_workspace,
+    a_lineage_is_eight_generations_at_most,
 );
 
 /// Every admin route, with ids that exist in the app after one small import.
@@ -322,6 +323,33 @@ async fn a_token_never_outlives_nor_survives_the_token_that_made_it(stack: Stack
             "{target} in {revocations:?}"
         );
     }
+}
+
+async fn a_lineage_is_eight_generations_at_most(stack: Stack) {
+    let app = TestApp::spawn_without_workers(stack).await;
+    // The operator's token is the first generation; seven more are made through the API.
+    let mut secret = app.token.clone();
+    for generation in 2..=invite_shared::store::auth::MAX_GENERATIONS {
+        let made = create_with(&app, &secret, json!({"name": format!("g{generation}")})).await;
+        secret = made["token"].as_str().unwrap().to_owned();
+    }
+
+    let refused = app
+        .client
+        .post(app.url("/tokens"))
+        .bearer_auth(&secret)
+        .json(&json!({"name": "one more"}))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(refused.status(), 422);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "token_too_deep", "{body}");
+    assert_eq!(
+        call(&app, Method::GET, "/members", &secret).await.status(),
+        200
+    );
 }
 
 async fn a_token_whose_ancestor_was_revoked_without_the_cascade_gets_401(stack: Stack) {

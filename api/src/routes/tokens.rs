@@ -8,8 +8,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use invite_shared::ids::TokenId;
-use invite_shared::service::tokens::{self as service, RevokeOutcome};
-use invite_shared::store::auth::{self, NewToken, TokenInfo};
+use invite_shared::service::tokens::{self as service, IssueOutcome, RevokeOutcome};
+use invite_shared::store::auth::{self, MAX_GENERATIONS, NewToken, TokenInfo};
 use serde::Serialize;
 
 use crate::AppState;
@@ -130,8 +130,9 @@ pub async fn list(
         (
             status = 422,
             description = "A body without a string `name` or with unknown fields \
-                (`invalid_request`), an empty or over-long name (`invalid_name`), or an expiry \
-                out of range (`invalid_expiry`).",
+                (`invalid_request`), an empty or over-long name (`invalid_name`), an expiry \
+                out of range (`invalid_expiry`), or a caller that is a token eight generations \
+                below an operator's, made by tokens made by others (`token_too_deep`).",
             body = ErrorBody,
         ),
         AdminErrors,
@@ -161,7 +162,19 @@ pub async fn create(
         expires_at,
         parent: Some(admin.token_id),
     };
-    let issued = service::issue(&state.db, admin.audit(), new).await?;
+    let issued = match service::issue(&state.db, admin.audit(), new).await? {
+        IssueOutcome::Issued(issued) => issued,
+        IssueOutcome::TooDeep => {
+            return Err(ApiError::Unprocessable {
+                code: "token_too_deep",
+                message: format!(
+                    "this token was made by a token made by another, {MAX_GENERATIONS} \
+                     generations down from an operator's; make the new one with a token \
+                     nearer the operator's"
+                ),
+            });
+        }
+    };
     let body = CreatedToken {
         info: token_json(&issued.info),
         token: issued.secret,

@@ -23,17 +23,36 @@ pub enum RevokeOutcome {
     NotFound,
 }
 
+/// What `issue` did.
+#[derive(Debug)]
+pub enum IssueOutcome {
+    /// The new token, its secret shown this once.
+    Issued(Issued),
+    /// The parent is [`auth::MAX_GENERATIONS`] generations below an operator's token already.
+    TooDeep,
+}
+
 /// Issues a token for an admin of `workspace` (the API's caller issuing one for themselves).
 #[tracing::instrument(skip_all, fields(%workspace))]
 pub async fn issue(
     db: &Db,
     (workspace, actor): (WorkspaceId, Actor),
     new: NewToken,
-) -> Result<Issued> {
+) -> Result<IssueOutcome> {
     let issued = db
-        .run(move |c| Ok(auth::issue_token(c, &new)?))
+        .run(move |c| {
+            if let Some(parent) = new.parent
+                && auth::generations(c, parent)? >= auth::MAX_GENERATIONS
+            {
+                return Ok(None);
+            }
+            Ok(Some(auth::issue_token(c, &new)?))
+        })
         .await
         .step("issuing the token")?;
+    let Some(issued) = issued else {
+        return Ok(IssueOutcome::TooDeep);
+    };
     record(
         db,
         (workspace, actor),
@@ -41,7 +60,7 @@ pub async fn issue(
         Target::Token(issued.id),
     )
     .await;
-    Ok(issued)
+    Ok(IssueOutcome::Issued(issued))
 }
 
 /// Issues a token valid in workspace `slug` for `email`, first making them an active admin of it

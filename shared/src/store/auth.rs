@@ -230,6 +230,15 @@ pub struct TokenInfo {
     pub last_used_at: Option<NaiveDateTime>,
 }
 
+/// How many generations a lineage may hold: an operator's token, the tokens it makes, and so on.
+/// Every request walks its token's lineage, so its length is bounded.
+pub const MAX_GENERATIONS: usize = 8;
+
+/// How many generations token `id` and its ancestors make (1 for an operator's token).
+pub fn generations(conn: &mut DbConn, id: TokenId) -> QueryResult<usize> {
+    lineage(conn, id).map(|lineage| lineage.0.len())
+}
+
 /// Issues a new API token, its expiry capped at its ancestors' (see [`NewToken::expires_at`]).
 pub fn issue_token(conn: &mut DbConn, new: &NewToken) -> QueryResult<Issued> {
     let token = tokens::mint_api();
