@@ -315,6 +315,30 @@ async fn support_emails_beyond_the_daily_quota_get_429_until_midnight(stack: Sta
         .post(&format!("/members/{}/invitation-link", members[1]))
         .await;
     assert_eq!(link.status(), 200);
+
+    // Housekeeping forgets the counts of past days, never today's.
+    let long_ago = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+    app.db
+        .run(move |c| {
+            use invite_shared::db::schema::workspace_daily_emails as w;
+            let workspace = auth::find_workspace(c, "acme")?.unwrap().id;
+            let old = (
+                w::workspace_id.eq(workspace),
+                w::day.eq(long_ago),
+                w::sent.eq(9),
+            );
+            Ok(on_conn!(c, |c| diesel::insert_into(w::table)
+                .values(old)
+                .execute(c))?)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        retention::forget_past_daily_counts(&app.db).await.unwrap(),
+        1
+    );
+    let again = app.post(&format!("/members/{}/resend", members[0])).await;
+    assert_eq!(again.status(), 429, "today's count still limits");
 }
 
 async fn a_finished_upload_past_its_retention_is_deleted_and_its_results_stay(stack: Stack) {

@@ -30,6 +30,7 @@ async fn once(deps: &Deps) -> anyhow::Result<()> {
     }
     deps.wake.notify_one();
     retention::delete_expired_uploads(&deps.db, deps.settings.upload_retention).await?;
+    retention::forget_past_daily_counts(&deps.db).await?;
     enqueue_imports_needing_a_worker(deps).await
 }
 

@@ -1,12 +1,12 @@
 //! Retention of stored uploads: the file of a finished import (people's names and addresses) is
 //! deleted once `UPLOAD_RETENTION` has passed; its counts, per-row results and results download
-//! stay. Every worker's housekeeping runs it.
+//! stay. Every worker's housekeeping runs it, and forgets the support-email counts of past days.
 
 use std::time::Duration;
 
 use crate::db::Db;
 use crate::service::{Result, Step as _};
-use crate::store::imports;
+use crate::store::{imports, support};
 
 /// Imports whose files one transaction deletes: a backlog is worked off in short transactions.
 const BATCH: i64 = 10;
@@ -32,4 +32,13 @@ pub async fn delete_expired_uploads(db: &Db, retention: Duration) -> Result<usiz
         );
     }
     Ok(total)
+}
+
+/// Forgets the support-email counts of the days before yesterday (today's, by UTC, is the one that
+/// limits; yesterday's stays for a clock a little behind).
+pub async fn forget_past_daily_counts(db: &Db) -> Result<usize> {
+    let before = chrono::Utc::now().date_naive() - chrono::Days::new(1);
+    db.run(move |c| Ok(support::forget_daily_counts_before(c, before)?))
+        .await
+        .step("forgetting past support-email counts")
 }

@@ -246,13 +246,16 @@ fn admit<C: BackendConnection>(
 }
 
 /// What is left of the cooldown that started at `last`, in whole seconds rounded up; `None` when
-/// it is over (or there is none).
+/// it is over (or there is none). A request that read the clock before a concurrent one started
+/// the cooldown counts from that start: the wait is never longer than the cooldown.
 fn cooldown_left(
     last: Option<NaiveDateTime>,
     cooldown: Option<Duration>,
     now: NaiveDateTime,
 ) -> Option<Duration> {
-    let ends = last? + cooldown?;
+    let last = last?;
+    let ends = last + cooldown?;
+    let now = now.max(last);
     (ends > now).then(|| whole_seconds(ends - now))
 }
 
@@ -267,6 +270,14 @@ fn whole_seconds(span: chrono::TimeDelta) -> Duration {
     let exact = span.to_std().unwrap_or_default();
     let secs = exact.as_secs() + u64::from(exact.subsec_nanos() > 0);
     Duration::from_secs(secs.max(1))
+}
+
+/// Forgets the support-email counts of days before `day`: only today's count limits anything.
+pub fn forget_daily_counts_before(conn: &mut DbConn, day: NaiveDate) -> QueryResult<usize> {
+    use workspace_daily_emails as w;
+    crate::on_conn!(conn, |c| {
+        diesel::delete(w::table.filter(w::day.lt(day))).execute(c)
+    })
 }
 
 /// Counts one support email of `day` for the workspace, unless it has queued `quota` already:
@@ -650,6 +661,11 @@ mod tests {
         );
         assert_eq!(cooldown_left(last, minute, at(10, 1, 0, 0)), None);
         assert_eq!(cooldown_left(None, minute, at(10, 0, 1, 0)), None);
+        assert_eq!(
+            cooldown_left(last, minute, at(9, 59, 59, 0)),
+            Some(Duration::from_secs(60)),
+            "a clock read before the cooldown started"
+        );
         assert_eq!(cooldown_left(last, None, at(10, 0, 1, 0)), None);
     }
 
