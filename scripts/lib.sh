@@ -10,3 +10,22 @@ apt_install() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
     --no-install-recommends "$@"
 }
+
+# preseed_postfix: answers the postfix package's question ahead, so it installs without a mail
+# system set up (no /etc/postfix/main.cf): tests run instances of their own from scratch folders.
+preseed_postfix() {
+  echo "postfix postfix/main_mailer_type select No configuration" | as_root debconf-set-selections
+}
+
+# keep_system_postfix_off: the system-wide Postfix the package enables (and may start) is disabled
+# and stopped, so nothing of it listens on port 25 or starts at boot. Installed with the answer
+# above it has no /etc/postfix/main.cf and could not start anyway.
+keep_system_postfix_off() {
+  if command -v systemctl >/dev/null; then
+    as_root systemctl disable postfix >/dev/null 2>&1 || true
+    if [ -d /run/systemd/system ]; then as_root systemctl stop postfix >/dev/null 2>&1 || true; fi
+  fi
+  if [ -f /etc/postfix/main.cf ] && as_root postfix status >/dev/null 2>&1; then
+    as_root postfix stop
+  fi
+}

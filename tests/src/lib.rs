@@ -10,6 +10,8 @@ pub mod browser;
 
 pub mod hostile;
 
+pub mod postfix;
+
 /// The value of the series `name{labels}` (spelled exactly as rendered) in a `/metrics` text, if
 /// exported.
 pub fn metric_value(metrics: &str, series: &str) -> Option<f64> {
