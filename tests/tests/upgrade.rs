@@ -14,6 +14,7 @@ use invite_shared::status::DeliveryState;
 use invite_shared::store::deliveries::{self, ClaimMemory, ClaimRequest, Recorded, SendOutcome};
 use invite_shared::store::imports;
 use invite_shared::store::members::{self, MemberFilter};
+use invite_shared::store::upgrades::{self, Canonicalised};
 use invite_tests::app::{Stack, TestDatabase};
 use invite_tests::on_both_stacks;
 
@@ -25,7 +26,8 @@ const FIRST_OF_THIS_RELEASE: &str = "2026-12-06-000001";
 
 /// Written with the schema of the releases before: an admin, one invitee each whose email was
 /// sent, failed, or is still to be sent (invited by the admin), and a person who is a member of
-/// two workspaces. Names were still kept on the account then.
+/// two workspaces. Names were still kept on the account then, and addresses as they were written:
+/// a Unicode domain, a decomposed letter, and one person under both forms of a domain.
 const BEFORE: &str = "\
     INSERT INTO workspaces (id, slug, name, created_at) VALUES \
         (1, 'upgrade', 'Upgrade', '2026-11-01 00:00:00'), \
@@ -35,7 +37,11 @@ const BEFORE: &str = "\
         (2, 'sent@example.com', NULL, NULL, '2026-11-01 00:00:00'), \
         (3, 'failed@example.com', NULL, NULL, '2026-11-01 00:00:00'), \
         (4, 'pending@example.com', 'Pat', NULL, '2026-11-01 00:00:00'), \
-        (5, 'both@example.com', 'Ada', 'Lovelace', '2026-11-01 00:00:00'); \
+        (5, 'both@example.com', 'Ada', 'Lovelace', '2026-11-01 00:00:00'), \
+        (6, 'ute@bücher.de', NULL, NULL, '2026-11-01 00:00:00'), \
+        (7, 'jo\u{308}rg@example.com', NULL, NULL, '2026-11-01 00:00:00'), \
+        (8, 'dup@bücher.de', NULL, NULL, '2026-11-01 00:00:00'), \
+        (9, 'dup@xn--bcher-kva.de', NULL, NULL, '2026-11-01 00:00:00'); \
     INSERT INTO members (id, workspace_id, account_id, role, status, invited_by, created_at, \
         updated_at) VALUES \
         (1, 1, 1, 'admin', 'active', NULL, '2026-11-01 00:00:00', '2026-11-01 00:00:00'), \
@@ -184,6 +190,47 @@ async fn this_releases_migrations_keep_every_member_name_and_email_usable(stack:
         (None, None),
         "an unnamed account's membership stays unnamed"
     );
+
+    let done = upgrades::canonical_addresses(&mut conn).unwrap();
+    assert_eq!(
+        done,
+        Canonicalised {
+            rewritten: 2,
+            taken: 1,
+            refused: 0
+        }
+    );
+    assert_eq!(
+        account_emails(&mut conn),
+        [
+            "dup@bücher.de",
+            "dup@xn--bcher-kva.de",
+            "jörg@example.com",
+            "ute@xn--bcher-kva.de"
+        ]
+    );
+    upgrades::run_pending(&mut conn).unwrap();
+    let pending: i64 = invite_shared::on_conn!(&mut conn, |c| {
+        use diesel::prelude::*;
+        invite_shared::db::schema::data_upgrades::table
+            .count()
+            .get_result(c)
+    })
+    .unwrap();
+    assert_eq!(pending, 0, "each task runs once, then is forgotten");
+}
+
+/// The addresses of accounts 6 to 9, sorted.
+fn account_emails(conn: &mut DbConn) -> Vec<String> {
+    use diesel::prelude::*;
+    use invite_shared::db::schema::accounts;
+    let mut emails: Vec<String> = invite_shared::on_conn!(conn, |c| accounts::table
+        .filter(accounts::id.ge(6))
+        .select(accounts::email)
+        .load(c))
+    .unwrap();
+    emails.sort();
+    emails
 }
 
 /// The names workspace `workspace`'s member list shows for `email`.

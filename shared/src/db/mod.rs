@@ -285,7 +285,8 @@ impl Db {
             if applied > 0 {
                 tracing::info!(applied, "database migrations applied");
             }
-            Ok(())
+            crate::store::upgrades::run_pending(conn)
+                .map_err(|e| anyhow::anyhow!("upgrading stored data: {e}"))
         })
         .await
     }

@@ -184,6 +184,12 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    data_upgrades (name) {
+        name -> Text,
+    }
+}
+
 diesel::joinable!(api_tokens -> accounts (account_id));
 diesel::joinable!(api_tokens -> workspaces (workspace_id));
 diesel::joinable!(groups -> workspaces (workspace_id));
@@ -206,6 +212,7 @@ diesel::joinable!(workspace_daily_emails -> workspaces (workspace_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
+    data_upgrades,
     workspaces,
     accounts,
     api_tokens,
