@@ -133,5 +133,5 @@ async fn a_corpus_of_addresses_through_the_upload_gets_exact_results_rows(stack:
     assert!(results.contains(NAME_FROM_EMAIL_CELL), "{results}");
     assert!(results.contains("2,user@bücher.de,invited"), "{results}");
     // The same file from both stacks.
-    insta::assert_snapshot!(results_without_member_ids(&results));
+    insta::assert_snapshot!("corpus_results", results_without_member_ids(&results));
 }
