@@ -279,7 +279,8 @@ pub(crate) fn inviter_names<C: BackendConnection>(
 }
 
 /// "First Last" from a membership's names, each trimmed and an empty one left out; the account's
-/// address when neither has anything to show. The one place an inviter's display name is made.
+/// address, as people read it, when neither has anything to show. The one place an inviter's
+/// display name is made.
 fn display_name(first_name: Option<&str>, last_name: Option<&str>, email: String) -> String {
     let parts: Vec<&str> = [first_name, last_name]
         .into_iter()
@@ -288,7 +289,7 @@ fn display_name(first_name: Option<&str>, last_name: Option<&str>, email: String
         .filter(|part| !part.is_empty())
         .collect();
     if parts.is_empty() {
-        email
+        crate::domain::email::display(&email)
     } else {
         parts.join(" ")
     }
@@ -318,5 +319,7 @@ mod tests {
                 "{first:?} {last:?}"
             );
         }
+        let international = display_name(None, None, "admin@xn--bcher-kva.de".to_owned());
+        assert_eq!(international, "admin@bücher.de");
     }
 }
