@@ -22,7 +22,7 @@ use invite_shared::service::{audit, results};
 use invite_shared::status::ImportStatus;
 use invite_shared::store::audit::Actor;
 use invite_shared::store::auth;
-use invite_shared::store::imports::{self, EmailCounts, Import, Stored};
+use invite_shared::store::imports::{self, CancelOutcome, EmailCounts, Import, Stored};
 use invite_worker::{Deps, runtime};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -313,6 +313,22 @@ pub async fn retry(
         RetryOutcome::ImportNotFound => {
             anyhow::bail!("import {import} not found in workspace `{slug}`")
         }
+    }
+}
+
+/// `cancel --workspace SLUG --import ID`: the import stops and its unsent emails are cancelled.
+/// Returns what to print; an unknown workspace or import is an error.
+pub async fn cancel(db: &Db, slug: &str, import: ImportId) -> anyhow::Result<String> {
+    let workspace = workspace_id(db, slug).await?;
+    match import_service::cancel(db, (workspace, Actor::Operator), import).await? {
+        CancelOutcome::Cancelled { emails } => {
+            let noun = if emails == 1 { "email" } else { "emails" };
+            Ok(format!(
+                "import {import}: cancelled, with {emails} unsent {noun}"
+            ))
+        }
+        CancelOutcome::AlreadyCancelled => Ok(format!("import {import}: cancelled already")),
+        CancelOutcome::NotFound => anyhow::bail!("import {import} not found in workspace `{slug}`"),
     }
 }
 

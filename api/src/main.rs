@@ -1,5 +1,6 @@
 //! `invite-api`: the HTTP API (`serve`, the default), `import` of one file, `migrate`,
-//! `token create`/`list`/`revoke`, the support twins `retry` and `resend`, and `openapi`.
+//! `token create`/`list`/`revoke`, the support twins `retry`, `cancel` and `resend`, and
+//! `openapi`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +42,16 @@ enum Command {
     },
     /// Queue every failed send of an import again (twin of `POST …/imports/{id}/retry`).
     Retry {
+        /// The workspace's slug.
+        #[arg(long)]
+        workspace: String,
+        /// The import's id.
+        #[arg(long)]
+        import: i64,
+    },
+    /// Cancel an import: no more rows, its unsent emails cancelled (twin of
+    /// `POST …/imports/{id}/cancel`).
+    Cancel {
         /// The workspace's slug.
         #[arg(long)]
         workspace: String,
@@ -148,6 +159,7 @@ async fn start(cli: Cli) -> ExitCode {
         Some(
             Command::Import { .. }
                 | Command::Retry { .. }
+                | Command::Cancel { .. }
                 | Command::Resend { .. }
                 | Command::Audit { .. }
         )
@@ -162,12 +174,8 @@ async fn start(cli: Cli) -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let command = cli.command.unwrap_or(Command::Serve);
-    if let Command::Openapi = command {
-        print!("{}", commands::openapi());
-        return Ok(ExitCode::SUCCESS);
-    }
+/// A `--workspace` given to a command must be a slug.
+fn check_workspace(command: &Command) -> anyhow::Result<()> {
     if let Command::Token {
         action:
             TokenAction::Create { workspace, .. }
@@ -182,14 +190,25 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     | Command::Import { workspace, .. }
     | Command::Retry { workspace, .. }
+    | Command::Cancel { workspace, .. }
     | Command::Resend { workspace, .. }
-    | Command::Audit { workspace, .. } = &command
+    | Command::Audit { workspace, .. } = command
     {
         anyhow::ensure!(
             valid_slug(workspace),
             "--workspace must be 1-64 lower-case letters, digits or '-'"
         );
     }
+    Ok(())
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Openapi = command {
+        print!("{}", commands::openapi());
+        return Ok(ExitCode::SUCCESS);
+    }
+    check_workspace(&command)?;
     let settings = Arc::new(Settings::load()?);
     if let Command::Serve = command {
         // The long-running server waits out a database or queue that is down; the one-off
@@ -214,6 +233,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Retry { workspace, import } => {
             let done = commands::retry(&settings, &db, &workspace, ImportId(import)).await?;
             println!("{done}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Cancel { workspace, import } => {
+            println!(
+                "{}",
+                commands::cancel(&db, &workspace, ImportId(import)).await?
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Resend { workspace, member } => {

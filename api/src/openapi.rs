@@ -162,6 +162,7 @@ mod tests {
             ("GET", "/api/v1/workspaces/{ws}/imports/{id}"),
             ("GET", "/api/v1/workspaces/{ws}/imports/{id}/results"),
             ("POST", "/api/v1/workspaces/{ws}/imports/{id}/retry"),
+            ("POST", "/api/v1/workspaces/{ws}/imports/{id}/cancel"),
             ("GET", "/api/v1/workspaces/{ws}/members"),
             ("GET", "/api/v1/workspaces/{ws}/members/{id}"),
             ("POST", "/api/v1/workspaces/{ws}/members/{id}/resend"),

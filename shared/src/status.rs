@@ -105,6 +105,8 @@ stored_enum!(
         Completed = "completed",
         /// The file itself could not be processed (see `error`).
         Failed = "failed",
+        /// An admin stopped it: no more rows are applied and its unsent emails are cancelled.
+        Cancelled = "cancelled",
     }
 );
 

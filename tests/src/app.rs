@@ -514,7 +514,10 @@ impl TestApp {
                 .await
                 .unwrap();
             let import: Value = response.json().await.unwrap();
-            let finished = matches!(import["status"].as_str(), Some("completed" | "failed"));
+            let finished = matches!(
+                import["status"].as_str(),
+                Some("completed" | "failed" | "cancelled")
+            );
             if finished && import["emails"]["pending"] == 0 {
                 self.assert_tallies_count(id, &import).await;
                 return import;

@@ -55,6 +55,7 @@ fn api(shared: OpenApi) -> ApiRoutes {
         .routes(routes!(imports::get::handle))
         .routes(routes!(imports::results::handle))
         .routes(routes!(imports::retry::handle))
+        .routes(routes!(imports::cancel::handle))
         .routes(routes!(members::list))
         .routes(routes!(members::get))
         .routes(routes!(members::resend::handle))

@@ -1,16 +1,19 @@
 //! Creating an import from a prepared file: stored with its file in one transaction, recorded in
-//! the audit log, then enqueued. The route `POST …/imports` and `invite-api import` both call it.
+//! the audit log, then enqueued; and cancelling one. The routes `POST …/imports` and
+//! `POST …/imports/{id}/cancel` and the commands `invite-api import` and `invite-api cancel` call
+//! these.
 
 use crate::db::Db;
-use crate::ids::{AccountId, WorkspaceId};
+use crate::ids::{AccountId, ImportId, WorkspaceId};
 use crate::intake::Prepared;
 use crate::jobs::ProcessImport;
 use crate::metrics as m;
 use crate::queue::JobQueue;
 use crate::service::audit::record;
 use crate::service::{Result, Step as _};
+use crate::status::ImportStatus;
 use crate::store::audit::{Action, Actor, Target};
-use crate::store::imports::{self, NewUpload, Stored};
+use crate::store::imports::{self, CancelOutcome, NewUpload, Stored};
 use crate::store::storable;
 
 /// A checked upload, ready to store.
@@ -98,4 +101,31 @@ pub async fn create(
     }
     tracing::info!(import_id = %id, bytes = size, "import stored and enqueued");
     Ok(stored)
+}
+
+/// Cancels an import of `workspace` (see [`imports::cancel`]); a cancellation is audited and
+/// counted in `invites_imports_total{status="cancelled"}`, a repeat changes nothing.
+#[tracing::instrument(skip_all, fields(%workspace, import_id = %id))]
+pub async fn cancel(
+    db: &Db,
+    (workspace, actor): (WorkspaceId, Actor),
+    id: ImportId,
+) -> Result<CancelOutcome> {
+    let outcome = db
+        .run(move |c| Ok(imports::cancel(c, workspace, id)?))
+        .await
+        .step("cancelling the import")?;
+    if let CancelOutcome::Cancelled { emails } = outcome {
+        tracing::info!(emails_cancelled = emails, "import cancelled");
+        let status = ImportStatus::Cancelled.as_str();
+        metrics::counter!(m::IMPORTS_TOTAL, "status" => status).increment(1);
+        record(
+            db,
+            (workspace, actor),
+            Action::ImportCancel,
+            Target::Import(id),
+        )
+        .await;
+    }
+    Ok(outcome)
 }

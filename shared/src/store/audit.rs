@@ -34,6 +34,8 @@ pub enum Action {
     TokenRevoke,
     /// A finished import's stored file was deleted once `UPLOAD_RETENTION` had passed.
     UploadDelete,
+    /// An import was cancelled: its rows stopped and its unsent emails were cancelled.
+    ImportCancel,
 }
 
 impl Action {
@@ -50,6 +52,7 @@ impl Action {
             Action::TokenCreate => "token_create",
             Action::TokenRevoke => "token_revoke",
             Action::UploadDelete => "upload_delete",
+            Action::ImportCancel => "import_cancel",
         }
     }
 }

@@ -383,7 +383,8 @@ pub fn set_total(conn: &mut DbConn, id: ImportId, total: i64) -> QueryResult<()>
     })
 }
 
-/// Finishes an import: `completed`, or `failed` with a file-level error.
+/// Finishes an import that is still `processing`: `completed`, or `failed` with a file-level
+/// error. One cancelled meanwhile stays `cancelled`.
 pub fn finish(
     conn: &mut DbConn,
     id: ImportId,
@@ -392,6 +393,7 @@ pub fn finish(
 ) -> QueryResult<()> {
     on_conn!(conn, |c| {
         diesel::update(imports::table.find(id))
+            .filter(imports::status.eq(ImportStatus::Processing))
             .set((
                 imports::status.eq(status),
                 imports::error.eq(error),
@@ -404,7 +406,87 @@ pub fn finish(
 }
 
 /// Statuses of an import that is over: its stored file is no longer read.
-const FINISHED: [ImportStatus; 2] = [ImportStatus::Completed, ImportStatus::Failed];
+const FINISHED: [ImportStatus; 3] = [
+    ImportStatus::Completed,
+    ImportStatus::Failed,
+    ImportStatus::Cancelled,
+];
+
+/// What [`cancel`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// The import is `cancelled` now; this many unsent emails of it were cancelled.
+    Cancelled {
+        /// Its `pending` and `failed` emails, now `cancelled`.
+        emails: i64,
+    },
+    /// It was cancelled before: nothing changed.
+    AlreadyCancelled,
+    /// No such import in the workspace.
+    NotFound,
+}
+
+/// Cancels an import of `workspace`, in one transaction: it becomes `cancelled` and loses its
+/// claim, so the run applying it stops before its next chunk (which checks the claim); its
+/// unsent (`pending` or `failed`) emails become `cancelled`. Emails being sent (`sending`) finish.
+/// A finished import keeps its `finished_at`.
+pub fn cancel(
+    conn: &mut DbConn,
+    workspace: WorkspaceId,
+    id: ImportId,
+) -> QueryResult<CancelOutcome> {
+    let now = now();
+    write_transaction!(conn, |c| {
+        let status: Option<ImportStatus> = c
+            .load(
+                imports::table
+                    .filter(imports::id.eq(id))
+                    .filter(imports::workspace_id.eq(workspace))
+                    .select(imports::status),
+            )?
+            .pop();
+        let Some(status) = status else {
+            return Ok(CancelOutcome::NotFound);
+        };
+        if status == ImportStatus::Cancelled {
+            return Ok(CancelOutcome::AlreadyCancelled);
+        }
+        let stop = diesel::update(imports::table.find(id)).set((
+            imports::status.eq(ImportStatus::Cancelled),
+            imports::claim.eq(None::<i64>),
+            imports::lease_until.eq(None::<NaiveDateTime>),
+        ));
+        c.execute(stop)?;
+        if !FINISHED.contains(&status) {
+            let ended = imports::finished_at.eq(Some(now));
+            c.execute(diesel::update(imports::table.find(id)).set(ended))?;
+        }
+        let emails = cancel_unsent(c, id)?;
+        Ok(CancelOutcome::Cancelled { emails })
+    })
+}
+
+/// Cancels the import's `pending` and `failed` emails, taking them off its tallies.
+fn cancel_unsent<C: BackendConnection>(c: &mut C, id: ImportId) -> QueryResult<i64> {
+    let mut cancelled = 0;
+    for state in [DeliveryState::Pending, DeliveryState::Failed] {
+        let n = c.execute(
+            diesel::update(
+                deliveries::table
+                    .filter(deliveries::import_id.eq(id))
+                    .filter(deliveries::state.eq(state)),
+            )
+            .set(deliveries::state.eq(DeliveryState::Cancelled)),
+        )? as i64;
+        tallies::add_tally(
+            c,
+            id,
+            tallies::Tally::moved(state, DeliveryState::Cancelled, n),
+        )?;
+        cancelled += n;
+    }
+    Ok(cancelled)
+}
 
 /// Deletes the stored files of up to `batch` imports that finished longer than `retention` ago,
 /// oldest first, in one transaction: each import is marked `upload_deleted_at` and the deletion

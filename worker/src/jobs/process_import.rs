@@ -78,7 +78,7 @@ pub async fn process(id: ImportId, deps: &Deps) -> anyhow::Result<()> {
         }
         Err(Failure::LostLease) => {
             lease.disarm();
-            tracing::warn!("another worker took the import over (this run stalled past its lease)");
+            log_lost_lease(id, deps).await;
             return Ok(());
         }
     };
@@ -95,6 +95,19 @@ pub async fn process(id: ImportId, deps: &Deps) -> anyhow::Result<()> {
     metrics::counter!(m::IMPORTS_TOTAL, "status" => status.as_str()).increment(1);
     metrics::histogram!(m::IMPORT_DURATION).record(started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// Says why a run lost its import: an admin cancelled it, or another worker took it over.
+async fn log_lost_lease(id: ImportId, deps: &Deps) {
+    let status = deps
+        .db
+        .run(move |c| Ok(imports::get_any(c, id)?.map(|i| i.status)))
+        .await;
+    if let Ok(Some(ImportStatus::Cancelled)) = status {
+        tracing::info!("import cancelled: no more rows are applied");
+    } else {
+        tracing::warn!("another worker took the import over (this run stalled past its lease)");
+    }
 }
 
 /// Why an import run stopped early.

@@ -1,5 +1,7 @@
-//! Imports: upload, progress, list, per-row results, retry of failed sends and the CSV template.
+//! Imports: upload, progress, list, per-row results, retry of failed sends, cancel and the CSV
+//! template.
 
+pub mod cancel;
 pub mod create;
 pub mod get;
 pub mod list;
@@ -21,7 +23,8 @@ use utoipa::ToSchema;
 pub struct ImportJson {
     /// Its id.
     pub id: i64,
-    /// `queued` → `processing` → `completed`, or `failed` (file-level, see `error`).
+    /// `queued` → `processing` → `completed`, or `failed` (file-level, see `error`), or
+    /// `cancelled` by an admin.
     #[schema(value_type = ImportStatus)]
     pub status: String,
     /// Validates and reports only: writes no member and sends nothing.
@@ -34,7 +37,7 @@ pub struct ImportJson {
     pub created_at: Timestamp,
     /// When a worker first started it.
     pub started_at: Option<Timestamp>,
-    /// When it completed or failed.
+    /// When it completed, failed or was cancelled.
     pub finished_at: Option<Timestamp>,
     /// When its stored file was deleted, `UPLOAD_RETENTION` after it finished; its counts and
     /// results stay.
