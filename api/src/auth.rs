@@ -41,7 +41,9 @@ impl FromRequestParts<AppState> for Admin {
         if !matches!(result, Err(ApiError::Unauthorized)) {
             return result;
         }
-        let client = limits::client_key(parts, &state.settings.trusted_proxies);
+        let settings = &state.settings;
+        let proxies = (&settings.trusted_proxies, settings.forwarded_header);
+        let client = limits::client_key(parts, proxies);
         let limit = state.settings.auth_failures_per_minute;
         match state.limiter.failed_auth.hit_over(&client, limit) {
             Some(wait) => Err(limits::too_many(

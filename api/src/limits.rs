@@ -18,7 +18,7 @@ use axum::extract::ConnectInfo;
 use axum::http::HeaderMap;
 use axum::http::header::FORWARDED;
 use axum::http::request::Parts;
-use invite_shared::config::TrustedProxies;
+use invite_shared::config::{ForwardedHeader, TrustedProxies};
 
 use crate::error::ApiError;
 
@@ -179,9 +179,13 @@ pub fn too_many(limit: &'static str, retry_after: Duration, message: String) -> 
 }
 
 /// The client of a request: the TCP peer, unless the peer is a trusted proxy; then the address
-/// its `Forwarded` (`for=`) or, without one, `X-Forwarded-For` header names, read from the right
-/// past the trusted hops. A header that cannot be read there leaves the peer.
-pub fn client_key(parts: &Parts, trusted: &TrustedProxies) -> ClientKey {
+/// the header those proxies write (`FORWARDED_HEADER`) names, read from the right past the trusted
+/// hops. A header that cannot be read there leaves the peer. The other header is never read: a
+/// proxy passes it through as the client wrote it.
+pub fn client_key(
+    parts: &Parts,
+    (trusted, header): (&TrustedProxies, ForwardedHeader),
+) -> ClientKey {
     let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() else {
         return ClientKey::Unknown;
     };
@@ -189,12 +193,15 @@ pub fn client_key(parts: &Parts, trusted: &TrustedProxies) -> ClientKey {
     if !trusted.contains(peer) {
         return ClientKey::of(peer);
     }
-    ClientKey::of(forwarded_client(&parts.headers, trusted).unwrap_or(peer))
+    ClientKey::of(forwarded_client(&parts.headers, (trusted, header)).unwrap_or(peer))
 }
 
-/// The client named by the forwarding headers; `None` when there is none or it cannot be read.
-fn forwarded_client(headers: &HeaderMap, trusted: &TrustedProxies) -> Option<IpAddr> {
-    let hops = forwarded_hops(headers)?;
+/// The client named by the forwarding header; `None` when there is none or it cannot be read.
+fn forwarded_client(
+    headers: &HeaderMap,
+    (trusted, header): (&TrustedProxies, ForwardedHeader),
+) -> Option<IpAddr> {
+    let hops = forwarded_hops(headers, header)?;
     let mut leftmost = None;
     for hop in hops.iter().rev() {
         let ip = node_ip(hop)?.to_canonical();
@@ -207,25 +214,24 @@ fn forwarded_client(headers: &HeaderMap, trusted: &TrustedProxies) -> Option<IpA
     leftmost
 }
 
-/// The nodes the forwarding headers list, the client's first: each `for=` of `Forwarded`
-/// (RFC 7239; an element without one is an empty node), or else each entry of `X-Forwarded-For`.
-/// `None` without either header, or when one is not text.
-fn forwarded_hops(headers: &HeaderMap) -> Option<Vec<String>> {
-    let lines = |name| -> Option<Vec<&str>> {
-        let values = headers.get_all(name).iter().map(|v| v.to_str().ok());
-        values.collect()
+/// The nodes `header` lists, the client's first: each `for=` of `Forwarded` (RFC 7239; an element
+/// without one is an empty node), or each entry of `X-Forwarded-For`. `None` without the header,
+/// or when a line of it is not text.
+fn forwarded_hops(headers: &HeaderMap, header: ForwardedHeader) -> Option<Vec<String>> {
+    let name = match header {
+        ForwardedHeader::Forwarded => FORWARDED.as_str(),
+        ForwardedHeader::XForwardedFor => "x-forwarded-for",
     };
-    let forwarded = lines(FORWARDED.as_str())?;
-    if !forwarded.is_empty() {
-        let elements = forwarded.iter().flat_map(|line| line.split(','));
-        return Some(elements.map(forwarded_for).collect());
-    }
-    let forwarded_for = lines("x-forwarded-for")?;
-    if forwarded_for.is_empty() {
+    let values = headers.get_all(name).iter().map(|v| v.to_str().ok());
+    let lines: Vec<&str> = values.collect::<Option<_>>()?;
+    if lines.is_empty() {
         return None;
     }
-    let entries = forwarded_for.iter().flat_map(|line| line.split(','));
-    Some(entries.map(|entry| entry.trim().to_owned()).collect())
+    let items = lines.iter().flat_map(|line| line.split(','));
+    Some(match header {
+        ForwardedHeader::Forwarded => items.map(forwarded_for).collect(),
+        ForwardedHeader::XForwardedFor => items.map(|entry| entry.trim().to_owned()).collect(),
+    })
 }
 
 /// The `for` parameter of one `Forwarded` element, unquoted; empty when it has none.
@@ -324,12 +330,20 @@ mod tests {
     }
 
     fn client(headers: &[(&'static str, &str)], trusted: &str) -> Option<IpAddr> {
+        client_by(headers, trusted, ForwardedHeader::XForwardedFor)
+    }
+
+    fn client_by(
+        headers: &[(&'static str, &str)],
+        trusted: &str,
+        header: ForwardedHeader,
+    ) -> Option<IpAddr> {
         let mut map = HeaderMap::new();
         for (name, value) in headers {
             map.append(*name, value.parse().unwrap());
         }
         let trusted: TrustedProxies = serde_json::from_value(serde_json::json!(trusted)).unwrap();
-        forwarded_client(&map, &trusted)
+        forwarded_client(&map, (&trusted, header))
     }
 
     fn ip(text: &str) -> Option<IpAddr> {
@@ -349,7 +363,13 @@ mod tests {
         assert_eq!(xff("10.0.0.3, 10.0.0.2"), ip("10.0.0.3"));
         assert_eq!(xff("203.0.113.9, nonsense"), None);
         assert_eq!(xff("[2001:db8::7]:443"), ip("2001:db8::7"));
-        let forwarded = |value| client(&[("forwarded", value)], "10.0.0.0/8");
+        let forwarded = |value| {
+            client_by(
+                &[("forwarded", value)],
+                "10.0.0.0/8",
+                ForwardedHeader::Forwarded,
+            )
+        };
         assert_eq!(
             forwarded(
                 r#"for=198.51.100.1, For="[2001:db8:cafe::17]:4711";proto=https, for=10.0.0.2"#
@@ -363,12 +383,23 @@ mod tests {
         assert_eq!(forwarded("for=unknown"), None);
         assert_eq!(forwarded("proto=https"), None);
         assert_eq!(client(&[], "10.0.0.0/8"), None);
-        // Forwarded wins over X-Forwarded-For.
+        // Only the header the proxies write is read: the other is the client's own.
         let both = [
             ("forwarded", "for=192.0.2.1"),
             ("x-forwarded-for", "192.0.2.2"),
         ];
-        assert_eq!(client(&both, "10.0.0.0/8"), ip("192.0.2.1"));
+        assert_eq!(client(&both, "10.0.0.0/8"), ip("192.0.2.2"));
+        let forwarded_only = ForwardedHeader::Forwarded;
+        assert_eq!(
+            client_by(&both, "10.0.0.0/8", forwarded_only),
+            ip("192.0.2.1")
+        );
+        let spoofed = [("forwarded", "for=198.51.100.7")];
+        assert_eq!(
+            client(&spoofed, "10.0.0.0/8"),
+            None,
+            "a client's own Forwarded"
+        );
         // Several header lines are one list.
         let lines = [
             ("x-forwarded-for", "192.0.2.1"),

@@ -26,6 +26,19 @@ pub enum Edition {
     Cloud,
 }
 
+/// The header the trusted proxies write to name the client (`FORWARDED_HEADER`). Only that one is
+/// read: a proxy passes the other through as the client wrote it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For`, which nginx, HAProxy and cloud load balancers append to.
+    #[default]
+    #[serde(rename = "x-forwarded-for", alias = "X-Forwarded-For")]
+    XForwardedFor,
+    /// `Forwarded` (RFC 7239), its `for=` parameters.
+    #[serde(rename = "forwarded", alias = "Forwarded")]
+    Forwarded,
+}
+
 /// The networks of the proxies in front of `invite-api` (`TRUSTED_PROXIES`): addresses or CIDR
 /// networks, as a TOML list or one string separated by commas or spaces (as an environment
 /// variable gives them). Empty by default: the TCP peer is the client.
@@ -140,6 +153,8 @@ pub struct Settings {
     pub auth_failures_per_minute: u32,
     /// Proxies whose `Forwarded` / `X-Forwarded-For` headers name the client of a request.
     pub trusted_proxies: TrustedProxies,
+    /// The header those proxies write to name the client.
+    pub forwarded_header: ForwardedHeader,
     /// Uploads (imports and dry runs) per workspace per minute before 429.
     pub uploads_per_minute: u32,
     /// Imports of a workspace queued or processing at once before further uploads get 429.
@@ -246,6 +261,7 @@ impl Default for Settings {
             max_rows: 1_000_000,
             auth_failures_per_minute: 20,
             trusted_proxies: TrustedProxies::default(),
+            forwarded_header: ForwardedHeader::XForwardedFor,
             uploads_per_minute: 30,
             imports_in_flight: 10,
             member_action_cooldown: Duration::from_secs(60),

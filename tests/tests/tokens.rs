@@ -21,6 +21,7 @@ on_both_stacks!(
     a_token_whose_ancestor_was_revoked_without_the_cascade_gets_401,
     a_legacy_token_is_neither_listed_nor_revocable_by_a_workspace,
     a_lineage_is_eight_generations_at_most,
+    a_workspace_has_a_thousand_working_tokens_at_most,
 );
 
 /// Every admin route, with ids that exist in the app after one small import.
@@ -350,6 +351,40 @@ async fn a_lineage_is_eight_generations_at_most(stack: Stack) {
         call(&app, Method::GET, "/members", &secret).await.status(),
         200
     );
+}
+
+async fn a_workspace_has_a_thousand_working_tokens_at_most(stack: Stack) {
+    let app = TestApp::spawn_without_workers(stack).await;
+    let slug = app.workspace.clone();
+    // With the app's own token, one short of the cap; and an expired one, which does not count.
+    app.db
+        .run(move |c| {
+            let workspace = auth::find_workspace(c, &slug)?.expect("the app's workspace");
+            let admin = auth::first_admin(c, workspace.id)?.expect("its admin");
+            let past = invite_shared::store::now() - chrono::TimeDelta::seconds(1);
+            let expiries = std::iter::repeat_n(None, 998).chain([Some(past)]);
+            for (n, expires_at) in expiries.enumerate() {
+                let new = NewToken {
+                    account: admin,
+                    workspace: Some(workspace.id),
+                    name: format!("bulk {n}"),
+                    expires_at,
+                    parent: None,
+                };
+                auth::issue_token(c, &new)?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+
+    let last = create_token(&app, json!({"name": "the thousandth"})).await;
+    let refused = create_token(&app, json!({"name": "one too many"})).await;
+
+    assert_eq!(last.status(), 201);
+    assert_eq!(refused.status(), 422);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_many_tokens", "{body}");
 }
 
 async fn a_token_whose_ancestor_was_revoked_without_the_cascade_gets_401(stack: Stack) {

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use invite_shared::ids::TokenId;
 use invite_shared::service::tokens::{self as service, IssueOutcome, RevokeOutcome};
-use invite_shared::store::auth::{self, MAX_GENERATIONS, NewToken, TokenInfo};
+use invite_shared::store::auth::{self, MAX_GENERATIONS, MAX_LIVE_TOKENS, NewToken, TokenInfo};
 use serde::Serialize;
 
 use crate::AppState;
@@ -131,8 +131,9 @@ pub async fn list(
             status = 422,
             description = "A body without a string `name` or with unknown fields \
                 (`invalid_request`), an empty or over-long name (`invalid_name`), an expiry \
-                out of range (`invalid_expiry`), or a caller that is a token eight generations \
-                below an operator's, made by tokens made by others (`token_too_deep`).",
+                out of range (`invalid_expiry`), a caller that is a token eight generations \
+                below an operator's, made by tokens made by others (`token_too_deep`), or a \
+                workspace with 1,000 working tokens already (`too_many_tokens`).",
             body = ErrorBody,
         ),
         AdminErrors,
@@ -164,6 +165,14 @@ pub async fn create(
     };
     let issued = match service::issue(&state.db, admin.audit(), new).await? {
         IssueOutcome::Issued(issued) => issued,
+        IssueOutcome::TooMany => {
+            return Err(ApiError::Unprocessable {
+                code: "too_many_tokens",
+                message: format!(
+                    "this workspace has {MAX_LIVE_TOKENS} working tokens; revoke some first"
+                ),
+            });
+        }
         IssueOutcome::TooDeep => {
             return Err(ApiError::Unprocessable {
                 code: "token_too_deep",

@@ -30,6 +30,8 @@ pub enum IssueOutcome {
     Issued(Issued),
     /// The parent is [`auth::MAX_GENERATIONS`] generations below an operator's token already.
     TooDeep,
+    /// The workspace has [`auth::MAX_LIVE_TOKENS`] working tokens already.
+    TooMany,
 }
 
 /// Issues a token for an admin of `workspace` (the API's caller issuing one for themselves).
@@ -44,14 +46,18 @@ pub async fn issue(
             if let Some(parent) = new.parent
                 && auth::generations(c, parent)? >= auth::MAX_GENERATIONS
             {
-                return Ok(None);
+                return Ok(Err(IssueOutcome::TooDeep));
             }
-            Ok(Some(auth::issue_token(c, &new)?))
+            if auth::live_tokens(c, workspace)? >= auth::MAX_LIVE_TOKENS {
+                return Ok(Err(IssueOutcome::TooMany));
+            }
+            Ok(Ok(auth::issue_token(c, &new)?))
         })
         .await
         .step("issuing the token")?;
-    let Some(issued) = issued else {
-        return Ok(IssueOutcome::TooDeep);
+    let issued = match issued {
+        Ok(issued) => issued,
+        Err(refused) => return Ok(refused),
     };
     record(
         db,

@@ -230,9 +230,33 @@ pub struct TokenInfo {
     pub last_used_at: Option<NaiveDateTime>,
 }
 
+/// Rows one statement writes at most (five parameters each, well within every backend's limit).
+const STATEMENT_ROWS: usize = 1000;
+
 /// How many generations a lineage may hold: an operator's token, the tokens it makes, and so on.
 /// Every request walks its token's lineage, so its length is bounded.
 pub const MAX_GENERATIONS: usize = 8;
+
+/// Tokens a workspace may have working at once (neither revoked nor expired), so that no admin can
+/// make its token list, or a revocation, as large as they like.
+pub const MAX_LIVE_TOKENS: i64 = 1000;
+
+/// How many tokens made for `workspace` are working (neither revoked nor expired).
+pub fn live_tokens(conn: &mut DbConn, workspace: WorkspaceId) -> QueryResult<i64> {
+    let now = now();
+    on_conn!(conn, |c| {
+        api_tokens::table
+            .filter(api_tokens::workspace_id.eq(workspace))
+            .filter(api_tokens::revoked_at.is_null())
+            .filter(
+                api_tokens::expires_at
+                    .is_null()
+                    .or(api_tokens::expires_at.gt(now)),
+            )
+            .count()
+            .get_result(c)
+    })
+}
 
 /// How many generations token `id` and its ancestors make (1 for an operator's token).
 pub fn generations(conn: &mut DbConn, id: TokenId) -> QueryResult<usize> {
@@ -429,10 +453,14 @@ pub fn revoke_token(
         let revoked: Vec<Revoked> =
             statement(DESCENDANTS_SQL, (param::<BigInt, _>(id),)).load(c)?;
         let ids: Vec<TokenId> = revoked.iter().map(|t| t.id).collect();
-        diesel::update(api_tokens::table.filter(api_tokens::id.eq_any(&ids)))
-            .filter(api_tokens::revoked_at.is_null())
-            .set(api_tokens::revoked_at.eq(Some(stamp)))
-            .execute(c)?;
+        // In parts, as any long list is: a lineage may hold more tokens than one statement may
+        // bind parameters.
+        for part in ids.chunks(STATEMENT_ROWS) {
+            diesel::update(api_tokens::table.filter(api_tokens::id.eq_any(part)))
+                .filter(api_tokens::revoked_at.is_null())
+                .set(api_tokens::revoked_at.eq(Some(stamp)))
+                .execute(c)?;
+        }
         let mut entries = Vec::new();
         for token in &revoked {
             let workspaces: Vec<WorkspaceId> = match token.workspace_id {
@@ -453,9 +481,9 @@ pub fn revoke_token(
                 )
             }));
         }
-        if !entries.is_empty() {
+        for part in entries.chunks(STATEMENT_ROWS) {
             diesel::insert_into(audit_events::table)
-                .values(&entries)
+                .values(part)
                 .execute(c)?;
         }
         Ok(Some(revoked))
