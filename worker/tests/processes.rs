@@ -151,7 +151,7 @@ async fn a_worker_killed_mid_send_has_its_sends_go_out_within_seconds_though_its
     assert_eq!(import["emails"]["sent"], rows, "{import}");
     assert_eq!(import["emails"]["failed"], 0, "{import}");
     let (recipients, repeated) = app.smtp().recipients_and_repeats();
-    assert_eq!(recipients, rows as usize, "every invitee got an email");
+    assert_eq!(recipients, rows, "every invitee got an email");
     assert!(repeated <= 20, "at most SMTP_POOL_SIZE repeats: {repeated}");
     let last = *app.smtp().accepted_times().iter().max().unwrap();
     let after_kill = last.saturating_duration_since(killed);
@@ -201,11 +201,7 @@ async fn a_worker_paused_past_worker_dead_after_is_replaced_and_then_gives_back_
         "nothing overwrote the re-sends"
     );
     let (recipients, repeated) = app.smtp().recipients_and_repeats();
-    assert_eq!(
-        recipients,
-        rows as usize + 200,
-        "every invitee got an email"
-    );
+    assert_eq!(recipients, rows + 200, "every invitee got an email");
     assert!(
         repeated <= 20,
         "only the sends in flight at the pause went out twice: {repeated}"
