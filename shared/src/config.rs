@@ -162,7 +162,8 @@ pub struct Settings {
     /// How often each worker looks for due deliveries (retries) without being told.
     #[serde(with = "humantime_serde")]
     pub send_poll_interval: Duration,
-    /// How long a claimed delivery is reserved for the worker sending it.
+    /// How long a claimed delivery is reserved for the worker sending it; the last resort, since a
+    /// dead worker's deliveries are handed back once its heartbeat is `WORKER_DEAD_AFTER` old.
     #[serde(with = "humantime_serde")]
     pub email_lease: Duration,
     /// SMTP sends in flight (and pooled connections) per worker process.
@@ -178,8 +179,9 @@ pub struct Settings {
     pub email_rate_per_sec: Option<u32>,
     /// Database connections per process.
     pub db_pool_size: usize,
-    /// How long an import is reserved for the worker processing it without progress; a worker that
-    /// dies mid-import is replaced after this.
+    /// How long an import is reserved for the worker processing it without progress; the last
+    /// resort, since a worker that dies mid-import is replaced once its heartbeat is
+    /// `WORKER_DEAD_AFTER` old.
     #[serde(with = "humantime_serde")]
     pub import_lease: Duration,
     /// How often each process that claims work writes its heartbeat to the database.

@@ -81,7 +81,9 @@ pub async fn process(id: ImportId, deps: &Deps) -> anyhow::Result<()> {
         }
         Err(Failure::LostLease) => {
             lease.disarm();
-            tracing::warn!("another worker took the import over (this run stalled past its lease)");
+            tracing::warn!(
+                "another worker took the import over (this run stalled past its lease, or this worker was declared dead)"
+            );
             return Ok(());
         }
     };

@@ -460,7 +460,7 @@ impl Engine {
                     if written.fenced_out > 0 {
                         tracing::warn!(
                             fenced_out = written.fenced_out,
-                            "outcomes not recorded: their deliveries were claimed again after the lease lapsed"
+                            "outcomes not recorded: their deliveries were handed back (a lapsed lease, or this worker declared dead)"
                         );
                     }
                     break;
