@@ -8,7 +8,8 @@
 //!   retries are scheduled per delivery in the database (`next_attempt_at`, exponential backoff
 //!   with jitter, up to `EMAIL_RETRY_WINDOW`), never by the queue.
 //!
-//! Beside the queue's workers, each process runs its send engine and its housekeeping timer.
+//! Beside the queue's workers, each process runs its send engine, its housekeeping timer and its
+//! heartbeat ([`liveness`]), under which it claims every email and import.
 
 pub mod gauges;
 pub mod housekeeping;
