@@ -106,6 +106,10 @@ pub async fn serve(settings: Arc<Settings>) -> anyhow::Result<()> {
         return Ok(());
     };
     first_start(&settings, &db).await?;
+    if matches!(queue, JobQueue::Sqlite(_)) {
+        // This process is the only one that claims work on the embedded stack.
+        invite_worker::liveness::hand_back_earlier_claims(&db).await?;
+    }
     let workers = embedded_workers(&settings, &db, &queue, &shutdown)?;
     if workers.is_none() {
         // Workers run elsewhere; the API exports the shared gauges too, so any target tells.
@@ -114,6 +118,7 @@ pub async fn serve(settings: Arc<Settings>) -> anyhow::Result<()> {
             db.clone(),
             queue.clone(),
             interval,
+            settings.worker_dead_after,
             shutdown.clone(),
         ));
     }

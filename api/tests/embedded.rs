@@ -352,3 +352,42 @@ fn log_format_json_writes_one_json_object_per_log_line() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn a_killed_embedded_process_restarted_at_once_sends_everything_within_seconds_despite_its_leases()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    // The default leases (EMAIL_LEASE 5m, IMPORT_LEASE 2m), and a dead process known only after
+    // ten minutes: only the start-up hand-back can make the restarted process go on at once.
+    let env = [
+        ("SEND_POLL_INTERVAL", "200ms"),
+        ("WORKER_DEAD_AFTER", "10m"),
+    ];
+    let rows = 5_000;
+    let (server, token) = Server::start(dir.path(), &env).await;
+    let token = token.unwrap();
+    let (_, body) = upload(&server, &token, people_csv(rows)).await;
+    let id = body["id"].as_i64().unwrap();
+    wait_for_import(&server, &token, id, |i| {
+        i["rows"]["processed"].as_i64().unwrap() >= 1000
+            && i["emails"]["sent"].as_i64().unwrap() > 0
+    })
+    .await;
+
+    server.kill();
+    let restarted = Instant::now();
+    let (server, _) = Server::start(dir.path(), &env).await;
+    let import = wait_for_import(&server, &token, id, settled).await;
+    let took = restarted.elapsed();
+
+    assert_eq!(import["rows"]["invited"], rows, "{import}");
+    assert_eq!(import["emails"]["sent"], rows, "{import}");
+    assert!(
+        took < Duration::from_secs(30),
+        "everything was sent {took:?} after the restart"
+    );
+    let mut recipients = outbox_recipients(dir.path());
+    recipients.sort();
+    recipients.dedup();
+    assert_eq!(recipients.len(), rows, "every invitee has an email file");
+}

@@ -177,7 +177,8 @@ pub struct Settings {
     /// How often each worker looks for due deliveries (retries) without being told.
     #[serde(with = "humantime_serde")]
     pub send_poll_interval: Duration,
-    /// How long a claimed delivery is reserved for the worker sending it.
+    /// How long a claimed delivery is reserved for the worker sending it; the last resort, since a
+    /// dead worker's deliveries are handed back once its heartbeat is `WORKER_DEAD_AFTER` old.
     #[serde(with = "humantime_serde")]
     pub email_lease: Duration,
     /// SMTP sends in flight (and pooled connections) per worker process.
@@ -193,10 +194,19 @@ pub struct Settings {
     pub email_rate_per_sec: Option<u32>,
     /// Database connections per process.
     pub db_pool_size: usize,
-    /// How long an import is reserved for the worker processing it without progress; a worker that
-    /// dies mid-import is replaced after this.
+    /// How long an import is reserved for the worker processing it without progress; the last
+    /// resort, since a worker that dies mid-import is replaced once its heartbeat is
+    /// `WORKER_DEAD_AFTER` old.
     #[serde(with = "humantime_serde")]
     pub import_lease: Duration,
+    /// How often each process that claims work writes its heartbeat to the database.
+    #[serde(with = "humantime_serde")]
+    pub worker_heartbeat_interval: Duration,
+    /// How old a process's heartbeat may grow before it counts as dead: its claims are handed back
+    /// at once, and a process that could not write its heartbeat for this long gives back what it
+    /// holds and stops claiming until it can.
+    #[serde(with = "humantime_serde")]
+    pub worker_dead_after: Duration,
     /// How often an idle worker looks for new jobs in the queue (also its heartbeat).
     #[serde(with = "humantime_serde")]
     pub queue_poll_interval: Duration,
@@ -277,6 +287,8 @@ impl Default for Settings {
             email_rate_per_sec: None,
             db_pool_size: 10,
             import_lease: Duration::from_secs(120),
+            worker_heartbeat_interval: Duration::from_secs(2),
+            worker_dead_after: Duration::from_secs(15),
             queue_poll_interval: Duration::from_secs(1),
             queue_prefix: "bulk-invite".into(),
             worker_concurrency: 2,
@@ -329,6 +341,11 @@ impl Settings {
             "WORKBOOK_CONVERSIONS must be at least 1"
         );
         anyhow::ensure!(self.db_pool_size > 0, "DB_POOL_SIZE must be at least 1");
+        anyhow::ensure!(
+            !self.worker_heartbeat_interval.is_zero()
+                && self.worker_dead_after >= self.worker_heartbeat_interval * 2,
+            "WORKER_DEAD_AFTER must be at least twice WORKER_HEARTBEAT_INTERVAL, which must be longer than 0"
+        );
         anyhow::ensure!(self.smtp_pool_size > 0, "SMTP_POOL_SIZE must be at least 1");
         anyhow::ensure!(
             self.email_rate_per_sec != Some(0),

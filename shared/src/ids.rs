@@ -56,6 +56,10 @@ id_type!(
     AccountId
 );
 id_type!(
+    /// A registered worker process's primary key (see `store::workers`).
+    WorkerId
+);
+id_type!(
     /// An import's primary key.
     ImportId
 );

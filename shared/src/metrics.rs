@@ -26,6 +26,9 @@ pub const SMTP_REPLIES_TOTAL: &str = "invites_smtp_replies_total";
 pub const SMTP_PAUSES_TOTAL: &str = "invites_smtp_pauses_total";
 /// Deliveries waiting to be sent (all imports; read from the database).
 pub const EMAILS_PENDING: &str = "invites_emails_pending";
+/// Registered processes that claim work (workers, or `serve` on the embedded stack) whose heartbeat
+/// is younger than `WORKER_DEAD_AFTER` (read from the database).
+pub const WORKERS_ALIVE: &str = "invites_workers_alive";
 /// Age of the oldest delivery waiting to be sent (0 when none; read from the database).
 pub const OLDEST_PENDING_AGE: &str = "invites_oldest_pending_email_age_seconds";
 /// Jobs in the queue, by `queue` (process_import | send_invites) and `state` (pending | scheduled |
@@ -147,6 +150,10 @@ pub fn describe() {
     );
     metrics::counter!(SMTP_PAUSES_TOTAL).increment(0);
     describe_gauge!(EMAILS_PENDING, "Deliveries waiting to be sent");
+    describe_gauge!(
+        WORKERS_ALIVE,
+        "Processes that claim work whose heartbeat is younger than WORKER_DEAD_AFTER"
+    );
     describe_gauge!(
         OLDEST_PENDING_AGE,
         metrics::Unit::Seconds,

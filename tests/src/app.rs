@@ -586,9 +586,17 @@ impl TestApp {
         let db = Db::connect(&self.settings.database_url(), 2).unwrap();
         let queue = JobQueue::connect(&self.settings).await.unwrap();
         let deps = Deps::new(self.settings.clone(), db, queue).unwrap();
+        // An import is claimed under a registered process, as a worker claims it.
+        let registered = CancellationToken::new();
+        let heartbeat = tokio::spawn(invite_worker::liveness::run(
+            deps.clone(),
+            registered.clone(),
+        ));
         invite_worker::jobs::process_import::process(invite_shared::ids::ImportId(id), &deps)
             .await
             .unwrap();
+        registered.cancel();
+        heartbeat.await.unwrap();
     }
 
     /// The Prometheus text of `/metrics`.

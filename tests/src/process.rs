@@ -36,6 +36,25 @@ impl WorkerProcess {
     pub fn is_running(&mut self) -> bool {
         self.0.try_wait().unwrap().is_none()
     }
+
+    /// SIGSTOP: the process is frozen, its sockets and claims held, until [`Self::resume`].
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT: a paused process goes on where it stopped.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(self.0.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal} failed");
+    }
 }
 
 /// `bin` with no configuration but the app's database, queue, mail and public URL (on the SQLite

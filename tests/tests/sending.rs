@@ -94,7 +94,11 @@ async fn a_late_outcome_never_overwrites_a_reclaim_which_keeps_the_message_id(st
 
     // A worker claims the send, then stalls past its (here: zero) lease.
     let first = claim(&app, Duration::ZERO).await;
-    let requeued = app.db.run(|c| Ok(store::requeue_lapsed(c)?)).await.unwrap();
+    let requeued = app
+        .db
+        .run(|c| Ok(store::requeue_abandoned(c)?))
+        .await
+        .unwrap();
     let second = claim(&app, Duration::from_secs(300)).await;
     let late = record(&app, first[0].id, first[0].claim, sent_outcome()).await;
     let current = record(&app, second[0].id, second[0].claim, sent_outcome()).await;
@@ -298,6 +302,7 @@ async fn claim_for(
         limit,
         lease,
         ttl: Duration::from_secs(3600),
+        worker: None,
     };
     let memory = memory.clone();
     app.db

@@ -148,6 +148,7 @@ async fn this_releases_migrations_keep_every_member_name_and_email_usable(stack:
         limit: 10,
         lease: Duration::from_secs(60),
         ttl: Duration::from_secs(3600),
+        worker: None,
     };
     let claimed = deliveries::claim_due(&mut conn, request, &mut ClaimMemory::default()).unwrap();
     assert_eq!(claimed.len(), 1, "the email still to be sent");

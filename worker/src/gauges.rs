@@ -1,5 +1,5 @@
-//! Gauges of shared state (emails waiting, the oldest one's age, imports in progress, jobs in the
-//! queue), read from the database and the queue on a timer of their own (`SEND_POLL_INTERVAL`) by
+//! Gauges of shared state (emails waiting, the oldest one's age, imports in progress, live workers,
+//! jobs in the queue), read from the database and the queue on a timer of their own (`SEND_POLL_INTERVAL`) by
 //! every process, API and workers alike: they are right during a backlog, and any scrape target
 //! (or `max` over all) gives the truth.
 
@@ -8,23 +8,38 @@ use std::time::Duration;
 use invite_shared::db::Db;
 use invite_shared::metrics as m;
 use invite_shared::queue::JobQueue;
-use invite_shared::store::{deliveries, imports, now};
+use invite_shared::store::{deliveries, imports, now, workers};
 use tokio_util::sync::CancellationToken;
 
 use crate::runtime;
 
-/// Refreshes the gauges every `interval` until `stop`.
-pub async fn run(db: Db, queue: JobQueue, interval: Duration, stop: CancellationToken) {
+/// Refreshes the gauges every `interval` until `stop`; a worker counts as alive while its heartbeat
+/// is younger than `dead_after`.
+pub async fn run(
+    db: Db,
+    queue: JobQueue,
+    interval: Duration,
+    dead_after: Duration,
+    stop: CancellationToken,
+) {
     runtime::every(interval, &stop, "reading the gauges", || {
-        refresh(&db, &queue)
+        refresh(&db, &queue, dead_after)
     })
     .await;
 }
 
-async fn refresh(db: &Db, queue: &JobQueue) -> anyhow::Result<()> {
-    let ((unsent, oldest), processing) = db
-        .run(|c| Ok((deliveries::unsent(c)?, imports::processing_count(c)?)))
+async fn refresh(db: &Db, queue: &JobQueue, dead_after: Duration) -> anyhow::Result<()> {
+    let ((unsent, oldest), processing, alive) = db
+        .run(move |c| {
+            let unsent = deliveries::unsent(c)?;
+            Ok((
+                unsent,
+                imports::processing_count(c)?,
+                workers::alive(c, dead_after)?,
+            ))
+        })
         .await?;
+    metrics::gauge!(m::WORKERS_ALIVE).set(alive as f64);
     let age = oldest.map_or(0.0, |t| (now() - t).as_seconds_f64().max(0.0));
     metrics::gauge!(m::EMAILS_PENDING).set(unsent as f64);
     metrics::gauge!(m::OLDEST_PENDING_AGE).set(age);

@@ -1,13 +1,14 @@
 //! Housekeeping on a timer of its own (`SEND_POLL_INTERVAL`), so no backlog of sends can starve
-//! it: enqueue imports that need a worker (their worker died, their job was lost or never
-//! enqueued), put sends of dead workers back to `pending`, wake this process's sender for
+//! it: forget processes whose heartbeat is older than `WORKER_DEAD_AFTER` and hand back their
+//! claims, enqueue imports that need a worker (their worker died, their job was lost or never
+//! enqueued), put sends of dead workers (or lapsed leases) back to `pending`, wake this process's sender for
 //! retries and wake-ups it was not told of, and delete the stored files of imports finished longer
 //! than `UPLOAD_RETENTION` ago. Together with the database as the
 //! ledger, this re-creates every signal a queue that restarted empty has lost.
 
 use invite_shared::jobs::ProcessImport;
 use invite_shared::service::retention;
-use invite_shared::store::{deliveries, imports};
+use invite_shared::store::{deliveries, imports, workers};
 use tokio_util::sync::CancellationToken;
 
 use crate::Deps;
@@ -21,17 +22,47 @@ pub async fn run(deps: Deps, stop: CancellationToken) {
 
 async fn once(deps: &Deps) -> anyhow::Result<()> {
     // The database's part first: a queue outage must not stop it.
-    let requeued = deps.db.run(|c| Ok(deliveries::requeue_lapsed(c)?)).await?;
+    hand_back_abandoned(deps).await?;
+    deps.wake.notify_one();
+    retention::delete_expired_uploads(&deps.db, deps.settings.upload_retention).await?;
+    retention::forget_past_daily_counts(&deps.db).await?;
+    enqueue_imports_needing_a_worker(deps).await
+}
+
+/// Forgets dead processes, then hands back the claims of every process gone (dead, or stopped
+/// while still holding some) and of lapsed leases.
+async fn hand_back_abandoned(deps: &Deps) -> anyhow::Result<()> {
+    let dead_after = deps.settings.worker_dead_after;
+    let dead = deps
+        .db
+        .run(move |c| Ok(workers::remove_dead(c, dead_after)?))
+        .await?;
+    if dead > 0 {
+        tracing::warn!(
+            dead,
+            "workers without a heartbeat for WORKER_DEAD_AFTER are dead"
+        );
+    }
+    let (requeued, imports) = deps
+        .db
+        .run(|c| {
+            let requeued = deliveries::requeue_abandoned(c)?;
+            Ok((requeued, imports::hand_back_abandoned(c)?))
+        })
+        .await?;
     if requeued > 0 {
         tracing::warn!(
             requeued,
             "sends held by a stopped worker are due again; they will be sent once more"
         );
     }
-    deps.wake.notify_one();
-    retention::delete_expired_uploads(&deps.db, deps.settings.upload_retention).await?;
-    retention::forget_past_daily_counts(&deps.db).await?;
-    enqueue_imports_needing_a_worker(deps).await
+    if imports > 0 {
+        tracing::warn!(
+            imports,
+            "imports held by a stopped worker resume at their checkpoint"
+        );
+    }
+    Ok(())
 }
 
 async fn enqueue_imports_needing_a_worker(deps: &Deps) -> anyhow::Result<()> {

@@ -8,11 +8,13 @@
 //!   retries are scheduled per delivery in the database (`next_attempt_at`, exponential backoff
 //!   with jitter, up to `EMAIL_RETRY_WINDOW`), never by the queue.
 //!
-//! Beside the queue's workers, each process runs its send engine and its housekeeping timer.
+//! Beside the queue's workers, each process runs its send engine, its housekeeping timer and its
+//! heartbeat ([`liveness`]), under which it claims every email and import.
 
 pub mod gauges;
 pub mod housekeeping;
 pub mod jobs;
+pub mod liveness;
 pub mod runtime;
 pub mod sender;
 pub mod server;
@@ -49,6 +51,8 @@ pub struct Deps {
     pub wake: Arc<tokio::sync::Notify>,
     /// The queue jobs this process started and runs.
     pub activity: Arc<jobs::Activity>,
+    /// This process's registration, under which it claims work.
+    pub liveness: Arc<liveness::Liveness>,
 }
 
 impl Deps {
@@ -79,6 +83,10 @@ impl Deps {
             shutdown: CancellationToken::new(),
             wake: Arc::new(tokio::sync::Notify::new()),
             activity: Arc::default(),
+            liveness: Arc::new(liveness::Liveness::new(
+                settings.worker_dead_after,
+                settings.worker_heartbeat_interval,
+            )),
         })
     }
 }
@@ -119,22 +127,29 @@ macro_rules! register_workers {
 }
 
 /// Runs every worker, the send engine and housekeeping until `shutdown` is cancelled, then lets
-/// the send engine finish gracefully. Returns an error only when the queue stayed unavailable
-/// longer than `OUTAGE_LIMIT`.
+/// the send engine finish gracefully. The process stays registered (see [`liveness`]) until the
+/// send engine has finished. Returns an error only when the queue stayed unavailable longer than
+/// `OUTAGE_LIMIT`.
 pub async fn run(mut deps: Deps, shutdown: CancellationToken) -> anyhow::Result<()> {
     deps.shutdown = shutdown.clone();
+    let registered = CancellationToken::new();
+    let heartbeat = tokio::spawn(liveness::run(deps.clone(), registered.clone()));
     let sender = tokio::spawn(sender::run(deps.clone(), shutdown.clone()));
     let housekeeping = tokio::spawn(housekeeping::run(deps.clone(), shutdown.clone()));
     tokio::spawn(gauges::run(
         deps.db.clone(),
         deps.queue.clone(),
         deps.settings.send_poll_interval,
+        deps.settings.worker_dead_after,
         shutdown.clone(),
     ));
     let result = supervise_queue_workers(&deps, &shutdown).await;
     shutdown.cancel();
     housekeeping.await.context("housekeeping panicked")?;
-    sender.await.context("the send engine panicked")??;
+    let sent = sender.await.context("the send engine panicked");
+    registered.cancel();
+    heartbeat.await.context("the heartbeat panicked")?;
+    sent??;
     result
 }
 

@@ -69,6 +69,7 @@ diesel::table! {
         claim -> Nullable<BigInt>,
         dry_run -> Bool,
         upload_deleted_at -> Nullable<Timestamp>,
+        worker_id -> Nullable<BigInt>,
     }
 }
 
@@ -152,6 +153,16 @@ diesel::table! {
         created_at -> Timestamp,
         claim -> Nullable<BigInt>,
         message_id -> Nullable<Text>,
+        worker_id -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    workers (id) {
+        id -> BigInt,
+        name -> Text,
+        started_at -> Timestamp,
+        heartbeat_at -> Timestamp,
     }
 }
 
@@ -227,4 +238,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     import_rows,
     import_email_tallies,
     workspace_daily_emails,
+    workers,
 );

@@ -91,6 +91,7 @@ params_tuple!(0 A SA, 1 B SB, 2 C SC, 3 D SD);
 params_tuple!(0 A SA, 1 B SB, 2 C SC, 3 D SD, 4 E SE);
 params_tuple!(0 A SA, 1 B SB, 2 C SC, 3 D SD, 4 E SE, 5 F SF);
 params_tuple!(0 A SA, 1 B SB, 2 C SC, 3 D SD, 4 E SE, 5 F SF, 6 G SG);
+params_tuple!(0 A SA, 1 B SB, 2 C SC, 3 D SD, 4 E SE, 5 F SF, 6 G SG, 7 H SH);
 
 impl<DB, P> QueryFragment<DB> for Statement<P>
 where

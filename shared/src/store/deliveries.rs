@@ -22,9 +22,9 @@ use serde::Serialize;
 
 use crate::db::DbConn;
 use crate::db::backend::{BackendConnection, columns};
-use crate::db::schema::{accounts, deliveries, invitation_links, members, workspaces};
+use crate::db::schema::{accounts, deliveries, invitation_links, members, workers, workspaces};
 use crate::db::statement::{param, statement};
-use crate::ids::{AccountId, DeliveryId, ImportId, InvitationId, WorkspaceId};
+use crate::ids::{AccountId, DeliveryId, ImportId, InvitationId, WorkerId, WorkspaceId};
 use crate::status::DeliveryState;
 use crate::store::members::InvitedBy;
 use crate::store::now;
@@ -138,6 +138,9 @@ pub struct ClaimRequest {
     pub lease: Duration,
     /// How long the links minted for them stay valid.
     pub ttl: Duration,
+    /// The registered process claiming them, whose death hands them back at once; `None` leaves
+    /// them to their lease alone.
+    pub worker: Option<WorkerId>,
 }
 
 /// A claimed delivery's place in its import's claim order.
@@ -180,9 +183,9 @@ macro_rules! pending_imports {
 }
 
 /// The claim statements take the due deliveries of one group in order, after position `($6, $7)`
-/// (next attempt, id) of that order.
+/// (next attempt, id) of that order, for the process `$8`.
 #[cfg(feature = "postgres")]
-const CLAIM_PG: &str = "UPDATE deliveries SET state = 'sending', claim = $4, lease_until = $1, \
+const CLAIM_PG: &str = "UPDATE deliveries SET state = 'sending', claim = $4, worker_id = $8, lease_until = $1, \
      attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, $2), \
      message_id = COALESCE(message_id, replace(gen_random_uuid()::text, '-', '')) \
      WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= $2 \
@@ -190,12 +193,12 @@ const CLAIM_PG: &str = "UPDATE deliveries SET state = 'sending', claim = $4, lea
      ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING id, next_attempt_at";
 #[cfg(feature = "postgres")]
 const CLAIM_PG_NO_IMPORT: &str = "UPDATE deliveries SET state = 'sending', claim = $4, \
-     lease_until = $1, attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, $2), \
+     worker_id = $8, lease_until = $1, attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, $2), \
      message_id = COALESCE(message_id, replace(gen_random_uuid()::text, '-', '')) \
      WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= $2 \
      AND import_id IS NULL AND $5::bigint IS NULL AND (next_attempt_at, id) > ($6, $7) \
      ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING id, next_attempt_at";
-const CLAIM_SQLITE: &str = "UPDATE deliveries SET state = 'sending', claim = $4, lease_until = $1, \
+const CLAIM_SQLITE: &str = "UPDATE deliveries SET state = 'sending', claim = $4, worker_id = $8, lease_until = $1, \
      attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, $2), \
      message_id = COALESCE(message_id, lower(hex(randomblob(16)))) \
      WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= $2 \
@@ -315,6 +318,7 @@ impl ClaimMemory {
 #[derive(Debug, Clone, Copy)]
 struct ClaimStamp {
     claim: ClaimToken,
+    worker: Option<WorkerId>,
     now: NaiveDateTime,
     lease_until: NaiveDateTime,
 }
@@ -365,6 +369,7 @@ fn claim_groups<C: BackendConnection + ClaimSql>(
                 param::<Nullable<BigInt>, _>(group),
                 param::<Timestamp, _>(after_at),
                 param::<BigInt, _>(after_id),
+                param::<Nullable<BigInt>, _>(stamp.worker),
             ),
         ))?;
         if let Some(last) = claimed.iter().map(|r| (r.next_attempt_at, r.id)).max() {
@@ -394,6 +399,7 @@ pub fn claim_due(
     }
     let stamp = ClaimStamp {
         claim,
+        worker: request.worker,
         now,
         lease_until,
     };
@@ -714,25 +720,57 @@ pub fn renew(conn: &mut DbConn, claims: &[ClaimToken], lease: Duration) -> Query
     }
 }
 
-/// Puts every `sending` delivery whose lease ran out (its worker died) back to `pending`, due
-/// now; its attempt still counts, and its Message-ID stays, so the repeat is recognisable.
-pub fn requeue_lapsed(conn: &mut DbConn) -> QueryResult<usize> {
+/// What a hand-back writes: `pending`, due now, no lease, claim or holder, and why. Its attempt
+/// still counts and its Message-ID stays, so a repeat is recognisable.
+///
+/// A macro because the assignments' tuple has a type no one would write out, and both hand-backs
+/// set the same columns.
+macro_rules! handed_back {
+    ($now:expr) => {
+        (
+            deliveries::state.eq(DeliveryState::Pending),
+            deliveries::next_attempt_at.eq($now),
+            deliveries::lease_until.eq(None::<NaiveDateTime>),
+            deliveries::claim.eq(None::<i64>),
+            deliveries::worker_id.eq(None::<WorkerId>),
+            deliveries::last_error.eq(Some(INTERRUPTED)),
+        )
+    };
+}
+
+/// Puts every `sending` delivery whose holder is gone back to `pending`, due now: those whose lease
+/// ran out, and those of a process no longer registered (declared dead, see
+/// [`workers::remove_dead`](crate::store::workers::remove_dead)). The holder's late outcome is
+/// fenced out by the cleared claim.
+pub fn requeue_abandoned(conn: &mut DbConn) -> QueryResult<usize> {
     let now = now();
     on_conn!(conn, |c| {
+        let registered = workers::table.filter(workers::id.nullable().eq(deliveries::worker_id));
+        let process_gone = deliveries::worker_id
+            .is_not_null()
+            .and(diesel::dsl::not(diesel::dsl::exists(registered)));
         diesel::update(
             deliveries::table
                 .filter(deliveries::state.eq(DeliveryState::Sending))
-                .filter(deliveries::lease_until.lt(now)),
+                .filter(deliveries::lease_until.lt(now).or(process_gone)),
         )
-        .set((
-            deliveries::state.eq(DeliveryState::Pending),
-            deliveries::next_attempt_at.eq(now),
-            deliveries::lease_until.eq(None::<NaiveDateTime>),
-            deliveries::claim.eq(None::<i64>),
-            deliveries::last_error.eq(Some(INTERRUPTED)),
-        ))
+        .set(handed_back!(now))
         .execute(c)
     })
+}
+
+/// Puts every `sending` delivery back to `pending` whoever holds it: only for a process that knows
+/// it is the only one claiming (`serve` on the embedded stack, at start-up).
+pub(crate) fn requeue_all<C: BackendConnection>(
+    c: &mut C,
+    now: NaiveDateTime,
+) -> QueryResult<usize>
+where
+{
+    c.execute(
+        diesel::update(deliveries::table.filter(deliveries::state.eq(DeliveryState::Sending)))
+            .set(handed_back!(now)),
+    )
 }
 
 /// Deliveries waiting to be sent: those of imports from their tallies, those of no import (their

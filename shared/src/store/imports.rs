@@ -9,8 +9,8 @@ use diesel::prelude::*;
 
 use crate::db::DbConn;
 use crate::db::backend::BackendConnection;
-use crate::db::schema::{deliveries, import_chunks, import_rows, imports};
-use crate::ids::{AccountId, ImportId, MemberId, WorkspaceId};
+use crate::db::schema::{deliveries, import_chunks, import_rows, imports, workers};
+use crate::ids::{AccountId, ImportId, MemberId, WorkerId, WorkspaceId};
 use crate::status::{DeliveryState, ImportStatus, RowOutcome};
 use crate::store::audit::{Action, Actor, Target, record_on};
 use crate::store::invitations::invitations_of;
@@ -253,12 +253,13 @@ pub fn list(
 }
 
 /// Takes the import for processing (first start or resume) under a lease and a new claim value
-/// (in `Import::claim`), and returns it. `None` when it has finished or another live worker holds
-/// it, so a repeated job does nothing.
+/// (in `Import::claim`) for the registered process `worker`, and returns it. `None` when it has
+/// finished or another live worker holds it, so a repeated job does nothing.
 pub fn begin_processing(
     conn: &mut DbConn,
     id: ImportId,
     lease: Duration,
+    worker: Option<WorkerId>,
 ) -> QueryResult<Option<Import>> {
     let now = now();
     on_conn!(conn, |c| {
@@ -274,6 +275,7 @@ pub fn begin_processing(
                     imports::status.eq(ImportStatus::Processing),
                     imports::lease_until.eq(Some(now + lease)),
                     imports::claim.eq(Some(rand::random::<i64>())),
+                    imports::worker_id.eq(worker),
                 ))
                 .execute(c)?;
             if taken == 0 {
@@ -320,6 +322,52 @@ pub fn claim_stalled(conn: &mut DbConn, lease: Duration) -> QueryResult<Vec<Impo
         .returning(imports::id)
         .get_results(c)
     })
+}
+
+/// What handing back an import in progress writes: its lease ends now (so [`claim_stalled`]
+/// enqueues it again and any worker resumes it at its checkpoint), and its claim and holder are
+/// cleared, so the former holder's next checkpoint is fenced out.
+///
+/// A macro because the assignments' tuple has a type no one would write out, and both hand-backs
+/// set the same columns.
+macro_rules! handed_back {
+    ($now:expr) => {
+        (
+            imports::lease_until.eq(Some($now)),
+            imports::requeued_at.eq(None::<NaiveDateTime>),
+            imports::claim.eq(None::<i64>),
+            imports::worker_id.eq(None::<WorkerId>),
+        )
+    };
+}
+
+/// Hands back every import being processed by a process no longer registered (declared dead, see
+/// [`workers::remove_dead`](crate::store::workers::remove_dead)).
+pub fn hand_back_abandoned(conn: &mut DbConn) -> QueryResult<usize> {
+    let now = now();
+    on_conn!(conn, |c| {
+        let registered = workers::table.filter(workers::id.nullable().eq(imports::worker_id));
+        diesel::update(
+            imports::table
+                .filter(imports::status.eq(ImportStatus::Processing))
+                .filter(imports::worker_id.is_not_null())
+                .filter(diesel::dsl::not(diesel::dsl::exists(registered))),
+        )
+        .set(handed_back!(now))
+        .execute(c)
+    })
+}
+
+/// Hands back every import being processed, whoever holds it: only for a process that knows it
+/// is the only one claiming (`serve` on the embedded stack, at start-up).
+pub(crate) fn hand_back_all<C: BackendConnection>(
+    c: &mut C,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    c.execute(
+        diesel::update(imports::table.filter(imports::status.eq(ImportStatus::Processing)))
+            .set(handed_back!(now)),
+    )
 }
 
 /// Imports being processed now, by any worker (a gauge for operators).

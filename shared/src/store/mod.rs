@@ -18,6 +18,7 @@ pub mod rows;
 pub mod support;
 pub mod tallies;
 pub mod upgrades;
+pub mod workers;
 
 use chrono::NaiveDateTime;
 

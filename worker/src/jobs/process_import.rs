@@ -45,9 +45,12 @@ pub async fn handle(job: ProcessImport, deps: Data<Deps>) -> Result<(), BoxDynEr
 /// Applies every remaining row of an import; a no-op when it has already finished.
 pub async fn process(id: ImportId, deps: &Deps) -> anyhow::Result<()> {
     let lease = deps.settings.import_lease;
+    let Some(worker) = deps.liveness.wait(&deps.shutdown).await else {
+        return Ok(());
+    };
     let Some(import) = deps
         .db
-        .run(move |c| Ok(imports::begin_processing(c, id, lease)?))
+        .run(move |c| Ok(imports::begin_processing(c, id, lease, Some(worker))?))
         .await?
     else {
         tracing::debug!("import finished or held by another worker");
@@ -106,7 +109,10 @@ async fn log_lost_lease(id: ImportId, deps: &Deps) {
     if let Ok(Some(ImportStatus::Cancelled)) = status {
         tracing::info!("import cancelled: no more rows are applied");
     } else {
-        tracing::warn!("another worker took the import over (this run stalled past its lease)");
+        tracing::warn!(
+            "another worker took the import over (this run stalled past its lease, or this worker \
+             was declared dead)"
+        );
     }
 }
 

@@ -11,6 +11,11 @@
 //!   finished meanwhile, in one statement and transaction), fenced by the claim that sent it.
 //! - **Renew** ([`Engine::renew_loop`]): the leases of everything held, every third of a lease.
 //!
+//! Everything is claimed under this process's registration ([`crate::liveness`]): while it cannot
+//! trust it (its heartbeat is too old, or it was declared dead and registered anew), it claims
+//! nothing, and every claimed delivery it reaches is given back instead of handed to the mail
+//! server, fenced by its claim, since another worker may be sending it already.
+//!
 //! A send's slot is freed only once its outcome is committed, so sends in flight *or unrecorded*
 //! never exceed `SMTP_POOL_SIZE`: that bounds what a crash can repeat. A graceful shutdown stops
 //! claiming, puts every claimed delivery not yet handed to the transport back to `pending`, lets
@@ -25,6 +30,7 @@ use std::time::Duration;
 
 use chrono::{TimeZone as _, Utc};
 use invite_shared::email::{InvitationEmail, SendError, build_message};
+use invite_shared::ids::WorkerId;
 use invite_shared::metrics as m;
 use invite_shared::store::deliveries::{
     self, ClaimMemory, ClaimRequest, ClaimToken, Claimed, Recorded, SendOutcome,
@@ -76,6 +82,8 @@ pub async fn run(deps: Deps, stop: CancellationToken) -> anyhow::Result<()> {
 /// A claimed delivery on its way to a sender, holding its place in the buffer.
 struct Job {
     claimed: Claimed,
+    /// The registration it was claimed under.
+    worker: WorkerId,
     held: OwnedSemaphorePermit,
 }
 
@@ -140,7 +148,10 @@ impl Engine {
             if !self.pause.wait_open(stop).await {
                 return;
             }
-            let claimed = self.claim(batch).await;
+            let Some(worker) = self.deps.liveness.wait(stop).await else {
+                return;
+            };
+            let claimed = self.claim(batch, worker).await;
             self.log_db(&claimed, "claiming sends");
             match claimed {
                 Ok(claimed) if claimed.is_empty() => {
@@ -152,7 +163,7 @@ impl Engine {
                 }
                 Ok(claimed) => {
                     failures = 0;
-                    self.hand_out(claimed, room, &jobs);
+                    self.hand_out(claimed, worker, room, &jobs);
                 }
                 Err(_) => {
                     drop(room);
@@ -165,11 +176,12 @@ impl Engine {
         }
     }
 
-    async fn claim(&self, batch: u32) -> anyhow::Result<Vec<Claimed>> {
+    async fn claim(&self, batch: u32, worker: WorkerId) -> anyhow::Result<Vec<Claimed>> {
         let request = ClaimRequest {
             limit: i64::from(batch),
             lease: self.deps.settings.email_lease,
             ttl: self.deps.settings.invite_ttl,
+            worker: Some(worker),
         };
         let memory = self.claim_memory.clone();
         self.deps
@@ -185,6 +197,7 @@ impl Engine {
     fn hand_out(
         &self,
         claimed: Vec<Claimed>,
+        worker: WorkerId,
         mut room: OwnedSemaphorePermit,
         jobs: &UnboundedSender<Job>,
     ) {
@@ -196,7 +209,11 @@ impl Engine {
                 .split(1)
                 .expect("a place was reserved for each claimed delivery");
             // The dispatcher outlives this loop, so the channel is open.
-            let _ = jobs.send(Job { claimed, held });
+            let _ = jobs.send(Job {
+                claimed,
+                worker,
+                held,
+            });
         }
     }
 
@@ -297,13 +314,22 @@ impl Engine {
         stop: CancellationToken,
         cut_off: CancellationToken,
     ) {
-        let Job { claimed, held } = job;
+        let Job {
+            claimed,
+            worker,
+            held,
+        } = job;
         let ready = tokio::select! {
             biased;
             _ = stop.cancelled() => false,
             ready = self.ready(&stop) => ready,
         };
-        let outcome = if !ready {
+        // Checked last before the hand-over: past it, the send is in flight.
+        let ours = ready && self.deps.liveness.holds(Some(worker));
+        if ready && !ours {
+            tracing::debug!("gave back a claimed send: this worker's registration lapsed");
+        }
+        let outcome = if !ours {
             SendOutcome::Released {
                 at: now(),
                 error: None,
@@ -434,7 +460,7 @@ impl Engine {
                     if written.fenced_out > 0 {
                         tracing::warn!(
                             fenced_out = written.fenced_out,
-                            "outcomes not recorded: their deliveries were claimed again after the lease lapsed"
+                            "outcomes not recorded: their deliveries were handed back (a lapsed lease, or this worker declared dead)"
                         );
                     }
                     break;
