@@ -24,9 +24,21 @@ async fn once(deps: &Deps) -> anyhow::Result<()> {
     // The database's part first: a queue outage must not stop it.
     hand_back_abandoned(deps).await?;
     deps.wake.notify_one();
+    let enqueued = enqueue_imports_needing_a_worker(deps).await;
+    // Last, and one batch a tick: a backlog of old uploads, or a failure deleting one, never holds
+    // up the recovery of sends and imports above.
+    if let Err(e) = tidy(deps).await {
+        tracing::warn!(error = %e, "tidying up past retention failed; the next tick tries again");
+    }
+    enqueued
+}
+
+/// Deletes one batch of uploads past `UPLOAD_RETENTION` and forgets past days' support-email
+/// counts.
+async fn tidy(deps: &Deps) -> anyhow::Result<()> {
     retention::delete_expired_uploads(&deps.db, deps.settings.upload_retention).await?;
     retention::forget_past_daily_counts(&deps.db).await?;
-    enqueue_imports_needing_a_worker(deps).await
+    Ok(())
 }
 
 /// Forgets dead processes, then hands back the claims of every process gone (dead, or stopped

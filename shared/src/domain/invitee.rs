@@ -50,6 +50,10 @@ pub struct NewInvitee {
     pub note: Option<&'static str>,
 }
 
+/// Characters of an email cell kept to name its row in the results when it is not an address:
+/// more than any address has, never the whole of a 64 KiB cell.
+const MAX_ECHOED_EMAIL_CHARS: usize = 256;
+
 /// The note of a row whose names came from a `Name <address>` email cell.
 pub const NAME_FROM_EMAIL_CELL: &str =
     "the name was taken from the email cell (Name <address>), the name cells being empty";
@@ -108,12 +112,12 @@ impl TryFrom<CsvRow<'_>> for NewInvitee {
 
         // Kept even when unparsable, so the results file can still say which person the row meant;
         // characters that would hide or reorder it are written as code points.
-        let raw_email = Some(email::escape_unsafe(
-            &String::from_utf8_lossy(cell(Column::Email))
-                .trim()
-                .to_lowercase(),
-        ))
-        .filter(|e| !e.is_empty());
+        let raw: String = String::from_utf8_lossy(cell(Column::Email))
+            .trim()
+            .chars()
+            .take(MAX_ECHOED_EMAIL_CHARS)
+            .collect();
+        let raw_email = Some(email::escape_unsafe(&raw.to_lowercase())).filter(|e| !e.is_empty());
 
         let mut errors = Vec::new();
         let mut first_name = check(
@@ -528,6 +532,18 @@ mod tests {
         assert_eq!(fields(&["", "", "<ada@example.com>", "Admin"]), ["name"]);
         let long = format!("{} Lovelace <ada@example.com>", "A".repeat(150));
         assert_eq!(fields(&["", "", &long, "Admin"]), ["name", "email"]);
+    }
+
+    #[test]
+    fn a_refused_email_cell_is_kept_short_with_unsafe_characters_written_out() {
+        let cell = format!("\u{202E}{}", "x".repeat(5000));
+        let invalid = invitee(&["Ana", "", &cell, "Admin"]).unwrap_err();
+        let kept = invalid.email.unwrap();
+        assert!(kept.starts_with("\\u{202e}xxx"), "{kept}");
+        assert_eq!(
+            kept.chars().count(),
+            "\\u{202e}".len() + MAX_ECHOED_EMAIL_CHARS - 1
+        );
     }
 
     #[test]

@@ -8,30 +8,24 @@ use crate::db::Db;
 use crate::service::{Result, Step as _};
 use crate::store::{imports, support};
 
-/// Imports whose files one transaction deletes: a backlog is worked off in short transactions.
+/// Imports whose files one call deletes, in one short transaction.
 const BATCH: i64 = 10;
 
-/// Deletes the stored file of every import that finished longer than `retention` ago, in batches
-/// of [`BATCH`], each recorded in its workspace's audit log. Returns how many were deleted.
+/// Deletes the stored files of up to [`BATCH`] imports that finished longer than `retention` ago,
+/// oldest first, each recorded in its workspace's audit log; housekeeping calls it every tick, so
+/// a backlog is worked off a batch at a time. Returns how many were deleted.
 pub async fn delete_expired_uploads(db: &Db, retention: Duration) -> Result<usize> {
-    let mut total = 0;
-    loop {
-        let deleted = db
-            .run(move |c| Ok(imports::delete_expired_uploads(c, retention, BATCH)?))
-            .await
-            .step("deleting uploads past their retention")?;
-        total += deleted;
-        if deleted < BATCH as usize {
-            break;
-        }
-    }
-    if total > 0 {
+    let deleted = db
+        .run(move |c| Ok(imports::delete_expired_uploads(c, retention, BATCH)?))
+        .await
+        .step("deleting uploads past their retention")?;
+    if deleted > 0 {
         tracing::info!(
-            deleted = total,
+            deleted,
             "deleted the stored files of imports past UPLOAD_RETENTION"
         );
     }
-    Ok(total)
+    Ok(deleted)
 }
 
 /// Forgets the support-email counts of the days before yesterday (today's, by UTC, is the one that

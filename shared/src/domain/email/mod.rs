@@ -61,12 +61,6 @@ impl InviteeEmail {
     pub fn display(&self) -> String {
         display(&self.0)
     }
-
-    /// Whether the local part is ASCII: if not, only a mail server offering SMTPUTF8 (RFC 6531)
-    /// can take it.
-    pub fn local_part_is_ascii(&self) -> bool {
-        self.0.is_ascii()
-    }
 }
 
 /// A stored address as people read it (see [`InviteeEmail::display`]); one whose domain does not
@@ -331,7 +325,6 @@ mod tests {
                 .display(),
             "user@bücher.de"
         );
-        assert!(!nfd.local_part_is_ascii());
     }
 
     #[test]
