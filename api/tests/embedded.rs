@@ -280,6 +280,19 @@ async fn serve_with_no_configuration_accepts_an_upload_and_processes_it_in_proce
     assert_eq!(outbox_recipients(dir.path()).len(), 50);
 }
 
+/// Uploads `rows` people and waits until 1,000 rows are applied and emails are going out: the
+/// moment a crash hurts most. Returns the import's id.
+async fn upload_until_underway(server: &Server, token: &str, rows: usize) -> i64 {
+    let (_, body) = upload(server, token, people_csv(rows)).await;
+    let id = body["id"].as_i64().unwrap();
+    wait_for_import(server, token, id, |i| {
+        i["rows"]["processed"].as_i64().unwrap() >= 1000
+            && i["emails"]["sent"].as_i64().unwrap() > 0
+    })
+    .await;
+    id
+}
+
 #[tokio::test]
 async fn a_killed_embedded_process_resumes_and_every_invitee_has_exactly_one_email_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -292,14 +305,7 @@ async fn a_killed_embedded_process_resumes_and_every_invitee_has_exactly_one_ema
     let rows = 10_000;
     let (server, token) = Server::start(dir.path(), &env).await;
     let token = token.unwrap();
-    let (_, body) = upload(&server, &token, people_csv(rows)).await;
-    let id = body["id"].as_i64().unwrap();
-
-    wait_for_import(&server, &token, id, |i| {
-        i["rows"]["processed"].as_i64().unwrap() >= 1000
-            && i["emails"]["sent"].as_i64().unwrap() > 0
-    })
-    .await;
+    let id = upload_until_underway(&server, &token, rows).await;
     server.kill();
     let before_restart = outbox_recipients(dir.path()).len();
     let (server, second_token) = Server::start(dir.path(), &env).await;
@@ -366,13 +372,7 @@ async fn a_killed_embedded_process_restarted_at_once_sends_everything_within_sec
     let rows = 5_000;
     let (server, token) = Server::start(dir.path(), &env).await;
     let token = token.unwrap();
-    let (_, body) = upload(&server, &token, people_csv(rows)).await;
-    let id = body["id"].as_i64().unwrap();
-    wait_for_import(&server, &token, id, |i| {
-        i["rows"]["processed"].as_i64().unwrap() >= 1000
-            && i["emails"]["sent"].as_i64().unwrap() > 0
-    })
-    .await;
+    let id = upload_until_underway(&server, &token, rows).await;
 
     server.kill();
     let restarted = Instant::now();
