@@ -635,12 +635,8 @@ impl TestApp {
         let import = created["id"].as_i64().expect("the upload was accepted");
         self.settled_in("globex", &token, import).await;
         let members: Value = self
-            .client
-            .get(format!("{base}/members"))
-            .bearer_auth(&token)
-            .send()
+            .get_in(("globex", &token), "/members")
             .await
-            .unwrap()
             .json()
             .await
             .unwrap();

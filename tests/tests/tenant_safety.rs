@@ -129,12 +129,8 @@ async fn two_admins_archiving_each_other_at_once_leave_one_of_them_active(stack:
             .unwrap();
         let base = format!("{}/api/v1/workspaces/{slug}", app.base);
         let members: Value = app
-            .client
-            .get(format!("{base}/members"))
-            .bearer_auth(&token_a)
-            .send()
+            .get_in((&slug, &token_a), "/members")
             .await
-            .unwrap()
             .json()
             .await
             .unwrap();

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use invite_shared::ids::ImportId;
 use invite_shared::service::imports::cancel;
-use invite_shared::store::imports::{self, CancelOutcome};
+use invite_shared::store::imports::CancelOutcome;
 
 use crate::AppState;
 use crate::auth::Admin;
@@ -43,15 +43,6 @@ pub async fn handle(
     if cancel(&state.db, admin.audit(), id).await? == CancelOutcome::NotFound {
         return Err(ApiError::NotFound("import"));
     }
-    let workspace = admin.workspace_id;
-    let view = state
-        .db
-        .run(move |c| {
-            imports::get(c, workspace, id)?
-                .map(|import| super::view(c, &import))
-                .transpose()
-        })
-        .await?
-        .ok_or(ApiError::NotFound("import"))?;
+    let view = super::load(&state.db, admin.workspace_id, id).await?;
     Ok(Json(view))
 }

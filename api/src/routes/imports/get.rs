@@ -3,7 +3,6 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use invite_shared::ids::ImportId;
-use invite_shared::store::imports;
 
 use crate::AppState;
 use crate::auth::Admin;
@@ -33,14 +32,6 @@ pub async fn handle(
     State(state): State<AppState>,
     Valid(Path((_ws, id))): Valid<Path<(String, i64)>>,
 ) -> Result<Json<ImportJson>, ApiError> {
-    let view = state
-        .db
-        .run(move |c| {
-            imports::get(c, admin.workspace_id, ImportId(id))?
-                .map(|import| super::view(c, &import))
-                .transpose()
-        })
-        .await?
-        .ok_or(ApiError::NotFound("import"))?;
+    let view = super::load(&state.db, admin.workspace_id, ImportId(id)).await?;
     Ok(Json(view))
 }

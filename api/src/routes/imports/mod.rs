@@ -10,12 +10,14 @@ pub mod retry;
 pub mod template;
 
 use chrono::NaiveDateTime;
-use invite_shared::db::DbConn;
-use invite_shared::ids::ImportId;
+use invite_shared::db::{Db, DbConn};
+use invite_shared::ids::{ImportId, WorkspaceId};
 use invite_shared::status::ImportStatus;
 use invite_shared::store::imports::{self, EmailCounts, Import};
 use serde::Serialize;
 use utoipa::ToSchema;
+
+use crate::error::ApiError;
 
 /// An import as the API shows it (`docs/product.md`, "Imports").
 #[derive(Debug, Serialize, ToSchema)]
@@ -83,6 +85,17 @@ pub struct EmailTally {
 pub fn view(conn: &mut DbConn, import: &Import) -> anyhow::Result<ImportJson> {
     let emails = imports::email_counts(conn, import.id)?;
     Ok(render(import, emails))
+}
+
+/// The JSON of the workspace's import `id`; 404 when it has none.
+pub async fn load(db: &Db, workspace: WorkspaceId, id: ImportId) -> Result<ImportJson, ApiError> {
+    db.run(move |c| {
+        imports::get(c, workspace, id)?
+            .map(|import| view(c, &import))
+            .transpose()
+    })
+    .await?
+    .ok_or(ApiError::NotFound("import"))
 }
 
 /// The JSON of a page of imports, counting their emails in one query.
