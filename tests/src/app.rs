@@ -5,6 +5,7 @@
 //! - [`Stack::Sqlite`]: the embedded default in a temporary folder (SQLite, the embedded queue and
 //!   the `.eml` outbox).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -597,6 +598,29 @@ impl TestApp {
             .unwrap();
         registered.cancel();
         heartbeat.await.unwrap();
+    }
+
+    /// How many deliveries are in each state: of import `import`, or of all.
+    pub async fn delivery_states(&self, import: Option<i64>) -> HashMap<String, i64> {
+        use diesel::prelude::*;
+        use invite_shared::db::schema::deliveries as d;
+        let counted: Vec<(Option<i64>, String, i64)> = self
+            .db
+            .run(|conn| {
+                Ok(invite_shared::on_conn!(conn, |c| d::table
+                    .group_by((d::import_id, d::state))
+                    .select((d::import_id, d::state, diesel::dsl::count_star()))
+                    .load(c))?)
+            })
+            .await
+            .unwrap();
+        let mut states = HashMap::new();
+        for (of, state, n) in counted {
+            if import.is_none() || of == import {
+                *states.entry(state).or_insert(0) += n;
+            }
+        }
+        states
     }
 
     /// The Prometheus text of `/metrics`.

@@ -2,12 +2,8 @@
 //! the emails being handed to the mail server at that moment still go out; a second cancel
 //! changes nothing and answers the same.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use diesel::prelude::*;
-use invite_shared::db::schema::deliveries;
-use invite_shared::on_conn;
 use invite_tests::app::{Stack, TestApp, people_csv};
 use invite_tests::on_both_stacks;
 use serde_json::Value;
@@ -18,22 +14,6 @@ async fn cancel(app: &TestApp, id: i64) -> Value {
     let response = app.post(&format!("/imports/{id}/cancel")).await;
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
-}
-
-/// The import's deliveries, counted by state.
-async fn states_of(app: &TestApp, id: i64) -> HashMap<String, i64> {
-    app.db
-        .run(move |c| {
-            Ok(on_conn!(c, |c| deliveries::table
-                .filter(deliveries::import_id.eq(id))
-                .group_by(deliveries::state)
-                .select((deliveries::state, diesel::dsl::count_star()))
-                .load::<(String, i64)>(c))?)
-        })
-        .await
-        .unwrap()
-        .into_iter()
-        .collect()
 }
 
 async fn a_queued_import_cancelled_applies_no_row_and_a_second_cancel_answers_the_same(
@@ -53,7 +33,7 @@ async fn a_queued_import_cancelled_applies_no_row_and_a_second_cancel_answers_th
     let now = app.get_json(&format!("/imports/{id}")).await;
     assert_eq!(now["status"], "cancelled");
     assert_eq!(now["rows"]["processed"], 0, "{now}");
-    assert!(states_of(&app, id).await.is_empty());
+    assert!(app.delivery_states(Some(id)).await.is_empty());
     let audit = app.get_json("/audit").await;
     let cancels = audit["entries"]
         .as_array()
@@ -78,7 +58,8 @@ async fn cancelling_mid_send_cancels_every_unsent_email_and_only_those_in_flight
 
     let cancelled = cancel(&app, id).await;
     let accepted_then = app.emails().len();
-    let in_flight = states_of(&app, id)
+    let in_flight = app
+        .delivery_states(Some(id))
         .await
         .get("sending")
         .copied()
@@ -87,7 +68,7 @@ async fn cancelling_mid_send_cancels_every_unsent_email_and_only_those_in_flight
 
     assert_eq!(cancelled["status"], "cancelled");
     assert_eq!(settled["status"], "cancelled");
-    let states = states_of(&app, id).await;
+    let states = app.delivery_states(Some(id)).await;
     assert_eq!(states.get("pending"), None, "{states:?}");
     assert_eq!(states.get("sending"), None, "{states:?}");
     assert_eq!(states.get("failed"), None, "{states:?}");

@@ -65,7 +65,7 @@ async fn a_graceful_stop_mid_send_hands_back_every_claim_and_nobody_gets_two_ema
     app.wait_for_import(id, |i| sent(i) >= 300).await;
 
     app.stop_workers().await;
-    let states = delivery_states(&app).await;
+    let states = app.delivery_states(None).await;
     app.start_worker().await;
     let import = app.settled(id).await;
 
@@ -204,7 +204,7 @@ async fn a_claim_resumes_where_the_last_ended_yet_comes_back_short_only_when_not
     assert_eq!(third.len(), 3, "the last two, then the one given back");
     assert!(ids(&third).contains(&all[0]), "{:?}", ids(&third));
     assert!(fourth.is_empty());
-    assert_eq!(delivery_states(&app).await.get("pending"), None);
+    assert_eq!(app.delivery_states(None).await.get("pending"), None);
 }
 
 async fn the_unsent_count_of_the_gauge_matches_the_deliveries_of_imports_and_of_none(stack: Stack) {
@@ -233,7 +233,7 @@ async fn the_unsent_count_of_the_gauge_matches_the_deliveries_of_imports_and_of_
 
     let (unsent, _) = app.db.run(|c| Ok(store::unsent(c)?)).await.unwrap();
 
-    let states = delivery_states(&app).await;
+    let states = app.delivery_states(None).await;
     assert_eq!(states.get("sent"), Some(&1), "{states:?}");
     assert_eq!(unsent, states["pending"] + states["sending"], "{states:?}");
     assert_eq!(unsent, 5);
@@ -328,21 +328,6 @@ fn sent_outcome() -> SendOutcome {
     SendOutcome::Sent {
         reply: "250 2.0.0 OK".into(),
     }
-}
-
-/// How many deliveries are in each state.
-async fn delivery_states(app: &TestApp) -> std::collections::HashMap<String, i64> {
-    app.db
-        .run(|c| {
-            Ok(on_conn!(c, |c| deliveries::table
-                .group_by(deliveries::state)
-                .select((deliveries::state, diesel::dsl::count_star()))
-                .load::<(String, i64)>(c))?)
-        })
-        .await
-        .unwrap()
-        .into_iter()
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
