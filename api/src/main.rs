@@ -215,7 +215,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         // commands below fail at once instead.
         return commands::serve(settings).await.map(|()| ExitCode::SUCCESS);
     }
-    let db = Db::connect(&settings.database_url(), settings.db_pool_size)?;
+    let db = Db::for_settings(&settings)?;
     db.migrate().await?;
     match command {
         Command::Serve => unreachable!("served above"),

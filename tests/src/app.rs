@@ -243,7 +243,7 @@ impl TestApp {
         };
         customize(&mut settings);
         let settings = Arc::new(settings);
-        let db = Db::connect(&settings.database_url(), settings.db_pool_size).unwrap();
+        let db = Db::for_settings(&settings).unwrap();
         db.migrate().await.expect("migrations apply");
         let queue = JobQueue::connect(&settings)
             .await
@@ -329,7 +329,7 @@ impl TestApp {
 
     /// Starts one more worker: its own database pool, Redis connection, mailer and name.
     pub async fn start_worker(&mut self) {
-        let db = Db::connect(&self.settings.database_url(), self.settings.db_pool_size).unwrap();
+        let db = Db::for_settings(&self.settings).unwrap();
         let queue = JobQueue::connect(&self.settings).await.unwrap();
         let deps = Deps::new(self.settings.clone(), db, queue).unwrap();
         let stop = CancellationToken::new();

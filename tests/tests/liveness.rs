@@ -5,7 +5,9 @@
 
 use std::time::{Duration, Instant};
 
+use diesel::connection::SimpleConnection as _;
 use diesel::prelude::*;
+use invite_shared::db::DbConn;
 use invite_shared::db::schema::{deliveries, workers as workers_table};
 use invite_shared::ids::{ImportId, WorkerId};
 use invite_shared::on_conn;
@@ -231,5 +233,59 @@ async fn a_live_worker_keeps_its_claim_while_one_send_outlasts_worker_dead_after
     assert!(
         metrics.contains("invites_workers_alive 1"),
         "the live worker is counted"
+    );
+}
+
+/// A process frozen inside a transaction (a paused VM, `SIGSTOP` between two statements of a
+/// claim) keeps its row locks, and other processes' claims skip locked rows: without a limit those
+/// rows would wait for it for ever. PostgreSQL ends a service connection's transaction once it
+/// has been idle for `WORKER_DEAD_AFTER`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_left_idle_by_a_frozen_process_is_ended_after_worker_dead_after() {
+    let app = TestApp::spawn_with(Stack::Postgres, |s| {
+        s.worker_dead_after = Duration::from_secs(1);
+        s.worker_heartbeat_interval = Duration::from_millis(250);
+    })
+    .await;
+    let row = register(&app, "frozen").await;
+    let (locked_tx, locked_rx) = tokio::sync::oneshot::channel();
+    let (thaw_tx, thaw_rx) = std::sync::mpsc::channel::<()>();
+    // The frozen process: takes the row's lock, then sends nothing until thawed (or 30 s).
+    let db = app.db.clone();
+    let frozen = tokio::spawn(async move {
+        db.run(move |c| {
+            let DbConn::Pg(c) = c else { unreachable!() };
+            c.batch_execute(&format!(
+                "BEGIN; SELECT id FROM workers WHERE id = {} FOR UPDATE",
+                row.0
+            ))?;
+            locked_tx.send(()).unwrap();
+            let _ = thaw_rx.recv_timeout(Duration::from_secs(30));
+            Ok(c.batch_execute("COMMIT"))
+        })
+        .await
+    });
+    locked_rx.await.unwrap();
+
+    // Another process waits for the lock, at most 15 s.
+    let waited = app
+        .db
+        .run(move |c| {
+            let DbConn::Pg(c) = c else { unreachable!() };
+            Ok(c.batch_execute(&format!(
+                "BEGIN; SET LOCAL lock_timeout = '15s'; \
+                 SELECT id FROM workers WHERE id = {} FOR UPDATE; COMMIT",
+                row.0
+            )))
+        })
+        .await
+        .unwrap();
+    thaw_tx.send(()).unwrap();
+    let thawed = frozen.await.unwrap().unwrap();
+
+    assert!(waited.is_ok(), "the lock was never released: {waited:?}");
+    assert!(
+        thawed.is_err(),
+        "the frozen transaction was ended by the server"
     );
 }

@@ -207,7 +207,7 @@ pub async fn connect_dependencies(
     settings: &Settings,
     stop: &CancellationToken,
 ) -> anyhow::Result<Option<(Db, JobQueue)>> {
-    let db = Db::connect(&settings.database_url(), settings.db_pool_size)?;
+    let db = Db::for_settings(&settings)?;
     if wait_until_available("the database", settings, stop, || db.ping())
         .await?
         .is_none()

@@ -145,10 +145,28 @@ impl DbTarget {
         anyhow::bail!("DATABASE_URL must start with postgres:// or sqlite:// (got another scheme)")
     }
 
-    fn establish(&self) -> Result<DbConn, ConnectionError> {
+    /// Opens a connection. On PostgreSQL, `idle_transaction_limit` is the session's
+    /// `idle_in_transaction_session_timeout`: the server ends a transaction whose client has sent
+    /// nothing for that long, so a process frozen mid-transaction (a paused VM, `SIGSTOP`, a
+    /// stalled host) cannot hold row locks that other processes' `SKIP LOCKED` claims then skip
+    /// for ever.
+    pub fn establish(
+        &self,
+        idle_transaction_limit: Option<Duration>,
+    ) -> Result<DbConn, ConnectionError> {
         match self {
             #[cfg(feature = "postgres")]
-            DbTarget::Postgres(url) => PgConnection::establish(url).map(DbConn::Pg),
+            DbTarget::Postgres(url) => {
+                let mut conn = PgConnection::establish(url)?;
+                if let Some(limit) = idle_transaction_limit {
+                    conn.batch_execute(&format!(
+                        "SET idle_in_transaction_session_timeout = {}",
+                        limit.as_millis().max(1)
+                    ))
+                    .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
+                }
+                Ok(DbConn::Pg(conn))
+            }
             #[cfg(not(feature = "postgres"))]
             DbTarget::Postgres(_) => Err(ConnectionError::BadConnection(
                 "this build has no PostgreSQL support: build with the `postgres` feature (on by default)"
@@ -177,6 +195,8 @@ const FRESH: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct Manager {
     target: DbTarget,
+    /// See [`DbTarget::establish`].
+    idle_transaction_limit: Option<Duration>,
 }
 
 impl managed::Manager for Manager {
@@ -185,8 +205,11 @@ impl managed::Manager for Manager {
 
     async fn create(&self) -> Result<Self::Type, Self::Error> {
         let target = self.target.clone();
+        let limit = self.idle_transaction_limit;
         SyncWrapper::new(deadpool::Runtime::Tokio1, move || {
-            target.establish().context("connecting to the database")
+            target
+                .establish(limit)
+                .context("connecting to the database")
         })
         .await
     }
@@ -223,8 +246,27 @@ pub struct Db {
 }
 
 impl Db {
-    /// Builds a pool for `url` (no connection is made until first use).
+    /// The pool of a service process: `DATABASE_URL`, `DB_POOL_SIZE`, and on PostgreSQL a
+    /// transaction left idle for `WORKER_DEAD_AFTER` is ended by the server — the time after
+    /// which the process itself would count as dead ([`DbTarget::establish`]).
+    pub fn for_settings(settings: &crate::config::Settings) -> anyhow::Result<Db> {
+        Db::build(
+            &settings.database_url(),
+            settings.db_pool_size,
+            Some(settings.worker_dead_after),
+        )
+    }
+
+    /// Builds a pool for `url` (no connection is made until first use), for tools and tests.
     pub fn connect(url: &str, max_size: usize) -> anyhow::Result<Db> {
+        Db::build(url, max_size, None)
+    }
+
+    fn build(
+        url: &str,
+        max_size: usize,
+        idle_transaction_limit: Option<Duration>,
+    ) -> anyhow::Result<Db> {
         let target = DbTarget::parse(url)?;
         if let DbTarget::Sqlite(path) = &target
             && let Some(dir) = std::path::Path::new(path).parent()
@@ -233,7 +275,11 @@ impl Db {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("creating the folder {}", dir.display()))?;
         }
-        let pool = managed::Pool::builder(Manager { target })
+        let manager = Manager {
+            target,
+            idle_transaction_limit,
+        };
+        let pool = managed::Pool::builder(manager)
             .max_size(max_size)
             .runtime(deadpool::Runtime::Tokio1)
             .wait_timeout(Some(Duration::from_secs(30)))
