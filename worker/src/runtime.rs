@@ -207,7 +207,7 @@ pub async fn connect_dependencies(
     settings: &Settings,
     stop: &CancellationToken,
 ) -> anyhow::Result<Option<(Db, JobQueue)>> {
-    let db = Db::for_settings(&settings)?;
+    let db = Db::for_settings(settings)?;
     if wait_until_available("the database", settings, stop, || db.ping())
         .await?
         .is_none()
