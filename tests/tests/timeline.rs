@@ -77,7 +77,10 @@ impl Story {
 
     /// One page of the member's timeline.
     async fn page(&self, member: i64, query: &str) -> Value {
-        let response = self.app.get(&format!("/members/{member}/events{query}")).await;
+        let response = self
+            .app
+            .get(&format!("/members/{member}/events{query}"))
+            .await;
         assert_eq!(response.status(), 200);
         response.json().await.unwrap()
     }
@@ -150,7 +153,10 @@ async fn a_members_story_is_told_newest_first_with_every_reply_and_admin(stack: 
     let times: Vec<&str> = events.iter().map(|e| e["at"].as_str().unwrap()).collect();
     assert!(times.is_sorted_by(|a, b| a >= b), "newest first: {times:?}");
     let retried = &events[12]["reply"];
-    assert_eq!(retried, "451 4.3.0 try later", "the server's reply, as it said it");
+    assert_eq!(
+        retried, "451 4.3.0 try later",
+        "the server's reply, as it said it"
+    );
     let last_invitation = &events[5]["invitation_id"];
     assert_eq!(&events[0]["invitation_id"], last_invitation, "accepted");
     assert_eq!(&events[1]["invitation_id"], last_invitation, "opened");
@@ -203,7 +209,10 @@ async fn another_workspaces_member_has_no_timeline_here(stack: Stack) {
     story.app.settled(import).await;
     let ours = story.app.member_id(ADA).await;
 
-    let across = story.app.get(&format!("/members/{}/events", theirs.member)).await;
+    let across = story
+        .app
+        .get(&format!("/members/{}/events", theirs.member))
+        .await;
     let back = story
         .app
         .client

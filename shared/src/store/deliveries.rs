@@ -880,7 +880,10 @@ mod tests {
     #[test]
     fn the_statements_keep_as_many_attempts_as_documented() {
         let cap = format!("< {KEPT_ATTEMPTS}");
-        assert!(KEEP_ATTEMPTS_SQLITE.ends_with(&cap), "{KEEP_ATTEMPTS_SQLITE}");
+        assert!(
+            KEEP_ATTEMPTS_SQLITE.ends_with(&cap),
+            "{KEEP_ATTEMPTS_SQLITE}"
+        );
         #[cfg(feature = "postgres")]
         assert!(RECORD_PG.contains(&format!("{cap})")), "{RECORD_PG}");
     }

@@ -581,7 +581,12 @@ pub fn unarchive(
     limits: SupportLimits,
 ) -> QueryResult<UnarchiveOutcome> {
     Ok(
-        match invite_anew(conn, (workspace, member), (edition, limits), Anew::unarchive())? {
+        match invite_anew(
+            conn,
+            (workspace, member),
+            (edition, limits),
+            Anew::unarchive(),
+        )? {
             Anew::Queued(view) => UnarchiveOutcome::Queued(view),
             Anew::Refused(_) => UnarchiveOutcome::NotArchived,
             Anew::Limited(limited) => UnarchiveOutcome::Limited(limited),
@@ -614,7 +619,10 @@ impl Anew {
 
     /// An unarchive: for an archived member.
     fn unarchive() -> Admits {
-        (|status| status == MemberStatus::Archived, InvitationCause::Unarchive)
+        (
+            |status| status == MemberStatus::Archived,
+            InvitationCause::Unarchive,
+        )
     }
 }
 

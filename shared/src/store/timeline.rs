@@ -261,7 +261,7 @@ fn newest() -> Position {
 /// The newest `limit` of `events` that come after `before`, newest first.
 fn merge(mut events: Vec<Event>, before: Position, limit: i64) -> Vec<Event> {
     events.retain(|e| e.position < before);
-    events.sort_unstable_by(|a, b| b.position.cmp(&a.position));
+    events.sort_unstable_by_key(|e| std::cmp::Reverse(e.position));
     events.truncate(usize::try_from(limit).unwrap_or(0));
     events
 }
@@ -697,8 +697,13 @@ mod tests {
         let t = at(1, 0);
         let all: Vec<Event> = (0..7)
             .flat_map(|id| {
-                [Source::Invitation, Source::Email, Source::FailedAttempt]
-                    .map(|source| event(if id % 2 == 0 { t } else { at(id, 0) }, source, id))
+                [Source::Invitation, Source::Email, Source::FailedAttempt].map(|source| {
+                    event(
+                        if id % 2 == 0 { t } else { at(id, 0) },
+                        source,
+                        i64::from(id),
+                    )
+                })
             })
             .collect();
         let mut before = newest();
@@ -710,7 +715,7 @@ mod tests {
             seen.extend(page.into_iter().map(|e| e.position));
         }
         let mut expected: Vec<Position> = all.iter().map(|e| e.position).collect();
-        expected.sort_unstable_by(|a, b| b.cmp(a));
+        expected.sort_unstable_by_key(|p| std::cmp::Reverse(*p));
         assert_eq!(seen, expected);
     }
 
