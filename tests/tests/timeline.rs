@@ -161,6 +161,26 @@ async fn a_members_story_is_told_newest_first_with_every_reply_and_admin(stack: 
     assert_eq!(&events[0]["invitation_id"], last_invitation, "accepted");
     assert_eq!(&events[1]["invitation_id"], last_invitation, "opened");
     assert_eq!(events[16]["import_id"], import);
+    assert_eq!(
+        kept_attempts(&story.app).await,
+        2,
+        "only Ada's two refused attempts: the sends accepted at once (Bob's, the resend's, the \
+         unarchive's) wrote no attempt row"
+    );
+}
+
+/// How many rows `delivery_attempts` holds, over every email.
+async fn kept_attempts(app: &TestApp) -> i64 {
+    use diesel::prelude::*;
+    use invite_shared::db::schema::delivery_attempts;
+    app.db
+        .run(|conn| {
+            Ok(invite_shared::on_conn!(conn, |c| delivery_attempts::table
+                .count()
+                .get_result(c))?)
+        })
+        .await
+        .unwrap()
 }
 
 async fn pages_of_the_timeline_hold_every_event_exactly_once(stack: Stack) {
