@@ -12,6 +12,7 @@
  *   sign in / out
  *   tabs                Users / Add users / API tokens, with arrow-key navigation
  *   users view          member table, filter, paging, per-member actions, copy link
+ *   history panel       one member's timeline in a dialog, newest first, a page at a time
  *   tokens view         the workspace's tokens; revoking the one this page uses asks first
  *   add users view      template, file picker + drop zone, dry run / upload
  *   imports view        one card per import, ETA from the rate between polls
@@ -474,6 +475,7 @@
     }
     if (status === 'archived') actions.push(actionButton('unarchive', 'Unarchive', member));
     else actions.push(actionButton('archive', 'Archive', member));
+    actions.push(actionButton('history', 'History', member));
     const knownStatus = Object.prototype.hasOwnProperty.call(MEMBER_STATUS, status) ? status : 'other';
     const knownEmail = Object.prototype.hasOwnProperty.call(EMAIL_STATUS, emailStatus) ? emailStatus : 'none';
     const groups = Array.isArray(member.groups) && member.groups.length ? member.groups.join(', ') : null;
@@ -510,6 +512,10 @@
       try {
         if (action === 'copy-link') {
           await copyInvitationLink(id, email);
+          return;
+        }
+        if (action === 'history') {
+          await openHistory(id, email, button);
           return;
         }
         const member = await apiJson(`/members/${encodeURIComponent(id)}/${action}`, { method: 'POST' });
@@ -1235,6 +1241,91 @@
     });
   }
 
+  // ---------------------------------------------------------------- history panel
+
+  const HISTORY_PAGE = 50;
+  const historyDialog = $('#history-dialog');
+  const historyList = $('#history-list');
+  const history = { id: null, cursor: null, seq: 0 };
+
+  const ATTEMPT_RESULT = { accepted: 'accepted', retried: 'failed, to be tried again', failed: 'failed for good' };
+  const EMAIL_END = { ...EMAIL_STATUS, superseded: 'Superseded by a later invitation' };
+  const INVITED_BY = {
+    import: 'Invited by the import',
+    resend: 'New invitation (resend)',
+    unarchive: 'New invitation (unarchived)',
+    invitation_link: 'New invitation for a copied link',
+  };
+  const SUPPORT_DONE = {
+    resend: 'Resent',
+    archive: 'Archived',
+    unarchive: 'Unarchived',
+    invitation_link: 'Invitation link copied',
+  };
+
+  /** What an event says, as text; `detail` (a mail server's reply) goes on a line of its own. */
+  function describeEvent(event) {
+    const kind = String(event.kind || '');
+    switch (kind) {
+      case 'imported':
+        return { text: `Added by import ${event.import_id} (${event.file_name})${event.row ? `, row ${event.row}` : ''}` };
+      case 'invited':
+        return { text: INVITED_BY[event.cause] || `Invited${event.cause ? ` (${event.cause})` : ''}` };
+      case 'email': {
+        const end = EMAIL_END[event.state] || capitalise(event.state);
+        return { text: `Email ${event.email_id} queued; now: ${end}, ${plural(Number(event.attempts) || 0, 'attempt', 'attempts')}` };
+      }
+      case 'send_attempt':
+        return { text: `Email ${event.email_id} sent: ${ATTEMPT_RESULT[event.result] || String(event.result)}`, detail: event.reply };
+      case 'opened':
+        return { text: 'Invitation link opened for the first time' };
+      case 'accepted':
+        return { text: 'Invitation accepted' };
+      default:
+        if (SUPPORT_DONE[kind]) return { text: `${SUPPORT_DONE[kind]} by ${event.actor}` };
+        return { text: capitalise(kind.replace(/_/g, ' ')) };
+    }
+  }
+
+  /** One `<li>` of the history: its time, what happened and the server's reply, all as text. */
+  function historyItem(event) {
+    const { text, detail } = describeEvent(event);
+    return el(
+      'li',
+      { class: `history-item history-${String(event.kind || 'other').replace(/[^a-z_]/g, '')}` },
+      el('time', { datetime: String(event.at || '') }, formatTime(event.at)),
+      el('span', { class: 'history-text' }, text),
+      detail ? el('code', { class: 'history-reply' }, String(detail)) : null,
+    );
+  }
+
+  async function loadHistory({ more = false } = {}) {
+    const seq = ++history.seq;
+    const params = new URLSearchParams({ limit: String(HISTORY_PAGE) });
+    if (more && history.cursor) params.set('cursor', history.cursor);
+    const page = await apiJson(`/members/${encodeURIComponent(history.id)}/events?${params}`);
+    if (seq !== history.seq) return; // another member's history was opened meanwhile
+    const items = (page.events || []).map(historyItem);
+    if (more) historyList.append(...items);
+    else historyList.replaceChildren(...items);
+    history.cursor = page.next_cursor || null;
+    $('#history-more').hidden = history.cursor === null;
+    $('#history-empty').hidden = historyList.children.length > 0;
+  }
+
+  /** Opens the dialog on a member's history; focus returns to `opener` when it closes. */
+  async function openHistory(id, email, opener) {
+    history.id = id;
+    history.cursor = null;
+    setText($('#history-who'), `${email}, newest first`);
+    historyList.replaceChildren();
+    $('#history-more').hidden = true;
+    $('#history-empty').hidden = true;
+    historyDialog.addEventListener('close', () => opener.isConnected && opener.focus(), { once: true });
+    historyDialog.showModal();
+    await loadHistory().catch(report);
+  }
+
   // ---------------------------------------------------------------- start
 
   function wire() {
@@ -1266,6 +1357,8 @@
     $('#dry-run-button').addEventListener('click', () => upload(true));
     $('#upload-button').addEventListener('click', () => upload(false));
     importsBox.addEventListener('click', onImportAction);
+    $('#history-close').addEventListener('click', () => historyDialog.close());
+    $('#history-more').addEventListener('click', (event) => withBusy(event.currentTarget, () => loadHistory({ more: true }).catch(report)));
   }
 
   wire();

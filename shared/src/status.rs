@@ -127,6 +127,20 @@ stored_enum!(
 );
 
 stored_enum!(
+    /// What made an invitation (`invitations.cause`), as a member's timeline shows it.
+    InvitationCause {
+        /// The import row that created the membership.
+        Import = "import",
+        /// An admin's or operator's resend.
+        Resend = "resend",
+        /// An unarchive, which invites the member again.
+        Unarchive = "unarchive",
+        /// A link minted for an admin to copy, for a member without an open invitation.
+        InvitationLink = "invitation_link",
+    }
+);
+
+stored_enum!(
     /// What an import did with one row.
     RowOutcome {
         /// A new membership with an invitation was created.

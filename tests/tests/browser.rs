@@ -246,6 +246,39 @@ async fn an_admin_with_only_a_browser_completes_a_bulk_invite(stack: Stack) {
         browser.screenshot(&format!("{action}d")).await;
     }
 
+    // That person's history, newest first: what support did, by whom, back to the import row.
+    browser
+        .click(&format!(
+            "{} button[data-action=\"history\"]",
+            member(LINKED)
+        ))
+        .await;
+    let history = browser
+        .wait_until("the history down to the import", async || {
+            let texts = browser.texts("#history-list .history-text").await;
+            let done = texts
+                .last()
+                .is_some_and(|t| t.starts_with("Added by import"));
+            done.then_some(texts)
+        })
+        .await;
+    browser.screenshot("history").await;
+    for done in ["Unarchived", "Archived", "Invitation link copied"] {
+        let by = format!("{done} by admin@acme.test");
+        assert!(history.contains(&by), "{by} in {history:?}");
+    }
+    let unarchived = history.iter().position(|t| t.starts_with("Unarchived"));
+    let archived = history.iter().position(|t| t.starts_with("Archived"));
+    assert!(unarchived < archived, "newest first: {history:?}");
+    browser.click("#history-close").await;
+    let open = browser
+        .execute(
+            "return document.querySelector('#history-dialog').open;",
+            vec![],
+        )
+        .await;
+    assert_eq!(open, Value::Bool(false), "the history closes");
+
     // A refused send, retried from the page once the server accepts it again.
     let Some(email) = refused else { return };
     browser.click("#tab-add").await;

@@ -9,11 +9,12 @@ use diesel::migration::{MigrationSource, MigrationVersion};
 use diesel::{Connection, PgConnection, SqliteConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
 use invite_shared::db::{DbConn, PG_MIGRATIONS, SQLITE_MIGRATIONS};
-use invite_shared::ids::{DeliveryId, ImportId, WorkspaceId};
-use invite_shared::status::DeliveryState;
+use invite_shared::ids::{DeliveryId, ImportId, MemberId, WorkspaceId};
+use invite_shared::status::{DeliveryState, InvitationCause};
 use invite_shared::store::deliveries::{self, ClaimMemory, ClaimRequest, Recorded, SendOutcome};
 use invite_shared::store::imports;
 use invite_shared::store::members::{self, MemberFilter};
+use invite_shared::store::timeline::{self, What};
 use invite_shared::store::upgrades::{self, Canonicalised};
 use invite_tests::app::{Stack, TestDatabase};
 use invite_tests::on_both_stacks;
@@ -25,8 +26,8 @@ on_both_stacks!(this_releases_migrations_keep_every_member_name_and_email_usable
 const FIRST_OF_THIS_RELEASE: &str = "2026-12-06-000001";
 
 /// Written with the schema of the releases before: an admin, one invitee each whose email was
-/// sent, failed, or is still to be sent (invited by the admin), and a person who is a member of
-/// two workspaces. Names were still kept on the account then, and addresses as they were written:
+/// sent, failed, or is still to be sent (invited by the admin), the first of them with a later
+/// invitation made for a copied link, and a person who is a member of two workspaces. Names were still kept on the account then, and addresses as they were written:
 /// a Unicode domain, a decomposed letter, and one person under both forms of a domain.
 const BEFORE: &str = "\
     INSERT INTO workspaces (id, slug, name, created_at) VALUES \
@@ -52,7 +53,7 @@ const BEFORE: &str = "\
         (6, 2, 5, 'end_user', 'invited', NULL, '2026-11-01 00:00:00', '2026-11-01 00:00:00'); \
     INSERT INTO invitations (id, member_id, created_at) VALUES \
         (1, 2, '2026-11-01 00:00:00'), (2, 3, '2026-11-01 00:00:00'), \
-        (3, 4, '2026-11-01 00:00:00'); \
+        (3, 4, '2026-11-01 00:00:00'), (4, 2, '2026-11-02 00:00:00'); \
     INSERT INTO deliveries (id, invitation_id, member_id, state, attempts, next_attempt_at, \
         created_at, last_error) VALUES \
         (1, 1, 2, 'sent', 1, '2026-11-01 00:00:00', '2026-11-01 00:00:00', NULL), \
@@ -193,6 +194,25 @@ async fn this_releases_migrations_keep_every_member_name_and_email_usable(stack:
         names_of(&mut conn, WorkspaceId(1), "sent@example.com"),
         (None, None),
         "an unnamed account's membership stays unnamed"
+    );
+
+    let story = timeline::page(&mut conn, (WorkspaceId(1), MemberId(2)), None, 10)
+        .unwrap()
+        .expect("the member");
+    let causes: Vec<(i64, Option<InvitationCause>)> = story
+        .iter()
+        .filter_map(|e| match e.what {
+            What::Invited { invitation, cause } => Some((invitation.0, cause)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        causes,
+        [
+            (4, Some(InvitationCause::InvitationLink)),
+            (1, Some(InvitationCause::Import))
+        ],
+        "what made the invitations of before, where the ledger tells"
     );
 
     let done = upgrades::canonical_addresses(&mut conn).unwrap();

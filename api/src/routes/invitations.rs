@@ -107,7 +107,7 @@ pub async fn show(
         let token = token.clone();
         state
             .db
-            .run(move |c| Ok(invitations::lookup(c, &token)?))
+            .run(move |c| Ok(invitations::open(c, &token)?))
             .await
     };
     answer(format, lookup, |view| match format {

@@ -58,6 +58,7 @@ fn api(shared: OpenApi) -> ApiRoutes {
         .routes(routes!(imports::cancel::handle))
         .routes(routes!(members::list))
         .routes(routes!(members::get))
+        .routes(routes!(members::events::list))
         .routes(routes!(members::resend::handle))
         .routes(routes!(members::invitation_link::handle))
         .routes(routes!(members::archive::archive))

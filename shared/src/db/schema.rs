@@ -113,6 +113,8 @@ diesel::table! {
         accepted_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         revoked_at -> Nullable<Timestamp>,
+        opened_at -> Nullable<Timestamp>,
+        cause -> Nullable<Text>,
     }
 }
 
@@ -154,6 +156,16 @@ diesel::table! {
         claim -> Nullable<BigInt>,
         message_id -> Nullable<Text>,
         worker_id -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    delivery_attempts (id) {
+        id -> BigInt,
+        delivery_id -> BigInt,
+        at -> Timestamp,
+        reply -> Text,
+        temporary -> Bool,
     }
 }
 
@@ -214,6 +226,7 @@ diesel::joinable!(invitations -> members (member_id));
 diesel::joinable!(invitation_links -> invitations (invitation_id));
 diesel::joinable!(deliveries -> invitations (invitation_id));
 diesel::joinable!(deliveries -> members (member_id));
+diesel::joinable!(delivery_attempts -> deliveries (delivery_id));
 diesel::joinable!(import_rows -> imports (import_id));
 diesel::joinable!(import_email_tallies -> imports (import_id));
 
@@ -235,6 +248,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     invitations,
     invitation_links,
     deliveries,
+    delivery_attempts,
     import_rows,
     import_email_tallies,
     workspace_daily_emails,

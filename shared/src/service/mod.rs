@@ -11,6 +11,7 @@ pub mod imports;
 pub mod results;
 pub mod retention;
 pub mod support;
+pub mod timeline;
 pub mod tokens;
 
 use std::path::PathBuf;

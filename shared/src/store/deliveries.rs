@@ -594,6 +594,51 @@ macro_rules! record_set {
     };
 }
 
+/// The unsuccessful attempts of the outcomes `$from` lists (`$id`, `$error` and the new `$state`
+/// of each), added to `delivery_attempts` at `$at`: those that left the email `pending` (tried
+/// again) or `failed`, with an error to show, while the email has fewer than [`KEPT_ATTEMPTS`].
+/// An accepted send adds nothing: the delivery's `sent_at` and `last_reply` are its attempt.
+///
+/// A macro for the reason `record_set!` is one.
+macro_rules! keep_attempts {
+    ($id:literal, $at:literal, $error:literal, $state:literal, $from:literal) => {
+        concat!(
+            "INSERT INTO delivery_attempts (delivery_id, at, reply, temporary) SELECT ",
+            $id,
+            ", ",
+            $at,
+            ", ",
+            $error,
+            ", ",
+            $state,
+            " = 'pending' FROM ",
+            $from,
+            " WHERE ",
+            $state,
+            " IN ('pending', 'failed') AND ",
+            $error,
+            " IS NOT NULL AND (SELECT count(*) FROM delivery_attempts x WHERE x.delivery_id = ",
+            $id,
+            ") < 50"
+        )
+    };
+}
+
+/// Most unsuccessful attempts kept per email (the 50 in [`keep_attempts!`]): retries within
+/// `EMAIL_RETRY_WINDOW`, each support retry and every pause of an outage add attempts, so their
+/// number has no bound of its own. The email's `attempts` still counts them all.
+pub const KEPT_ATTEMPTS: i64 = 50;
+
+/// [`keep_attempts!`] on SQLite, whose group commit is an update and this insert in one
+/// transaction: `$1` is the JSON array of the written outcomes, `$2` the time.
+const KEEP_ATTEMPTS_SQLITE: &str = keep_attempts!(
+    "json_extract(value, '$.id')",
+    "$2",
+    "json_extract(value, '$.error')",
+    "json_extract(value, '$.state')",
+    "json_each($1)"
+);
+
 /// The group commit on PostgreSQL: one statement that writes the outcomes and adds what left
 /// `unsent` to the imports' tallies (`$3` is the tally shard, `$4` the deliveries' ids).
 ///
@@ -615,14 +660,16 @@ pub const RECORD_PG: &str = concat!(
      next_at timestamp, reply text, error text) \
      WHERE d.id = ANY($4::bigint[]) AND d.id = v.id AND d.claim = v.claim \
      AND d.state = (SELECT 'sending'::text) \
-     RETURNING d.id, d.import_id, d.state), \
+     RETURNING d.id, d.import_id, d.state, v.error), \
      t AS (INSERT INTO import_email_tallies AS t (import_id, shard, unsent, sent, failed) \
      SELECT import_id, $3, -count(*), count(*) FILTER (WHERE state = 'sent'), \
      count(*) FILTER (WHERE state = 'failed') \
      FROM u WHERE import_id IS NOT NULL AND state IN ('sent', 'failed') GROUP BY import_id \
      ON CONFLICT (import_id, shard) DO UPDATE SET unsent = t.unsent + excluded.unsent, \
-     sent = t.sent + excluded.sent, failed = t.failed + excluded.failed) \
-     SELECT import_id, state FROM u"
+     sent = t.sent + excluded.sent, failed = t.failed + excluded.failed), \
+     a AS (",
+    keep_attempts!("u.id", "$2::timestamp", "u.error", "u.state", "u"),
+    ") SELECT id, import_id, state FROM u"
 );
 const RECORD_SQLITE: &str = concat!(
     "UPDATE deliveries SET ",
@@ -638,6 +685,8 @@ const RECORD_SQLITE: &str = concat!(
 /// A delivery whose outcome was written, and its new state.
 #[derive(QueryableByName)]
 struct WrittenRow {
+    #[diesel(sql_type = BigInt)]
+    id: DeliveryId,
     #[diesel(sql_type = Nullable<BigInt>)]
     import_id: Option<ImportId>,
     #[diesel(sql_type = Text)]
@@ -668,8 +717,9 @@ pub fn record(conn: &mut DbConn, outcomes: &[Recorded]) -> QueryResult<Written> 
             statement(RECORD_PG, params).load::<WrittenRow>(c)?.len()
         }
         DbConn::Sqlite(c) => c.immediate_transaction(|c| {
-            let params = (param::<Text, _>(json), param::<Text, _>(now));
+            let params = (param::<Text, _>(json), param::<Text, _>(now.clone()));
             let written = statement(RECORD_SQLITE, params).load::<WrittenRow>(c)?;
+            keep_attempts_sqlite(c, &rows, &written, now)?;
             // Every written outcome left `sending`.
             let changes = written.iter().map(|row| {
                 let moved = Tally::moved(DeliveryState::Sending, row.state, 1);
@@ -685,6 +735,29 @@ pub fn record(conn: &mut DbConn, outcomes: &[Recorded]) -> QueryResult<Written> 
         written,
         fenced_out: outcomes.len() - written,
     })
+}
+
+/// Adds the unsuccessful attempts among the `written` outcomes of `rows` to `delivery_attempts`
+/// at `now` (see [`keep_attempts!`]); when every send was accepted, no statement runs.
+fn keep_attempts_sqlite(
+    c: &mut diesel::SqliteConnection,
+    rows: &[OutcomeRow<'_>],
+    written: &[WrittenRow],
+    now: String,
+) -> QueryResult<()> {
+    let written: std::collections::HashSet<DeliveryId> = written.iter().map(|w| w.id).collect();
+    let unsuccessful: Vec<&OutcomeRow<'_>> = rows
+        .iter()
+        .filter(|r| r.state != DeliveryState::Sent.as_str() && r.error.is_some())
+        .filter(|r| written.contains(&r.id))
+        .collect();
+    if unsuccessful.is_empty() {
+        return Ok(());
+    }
+    let json = serde_json::to_string(&unsuccessful).expect("outcomes serialise");
+    let params = (param::<Text, _>(json), param::<Text, _>(now));
+    statement(KEEP_ATTEMPTS_SQLITE, params).execute(c)?;
+    Ok(())
 }
 
 /// Renewal on PostgreSQL: rows locked meanwhile are left out. A group commit locks the same rows
@@ -798,4 +871,20 @@ pub fn unsent(conn: &mut DbConn) -> QueryResult<(i64, Option<NaiveDateTime>)> {
             .first(c)?;
         Ok((count, oldest))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_statements_keep_as_many_attempts_as_documented() {
+        let cap = format!("< {KEPT_ATTEMPTS}");
+        assert!(
+            KEEP_ATTEMPTS_SQLITE.ends_with(&cap),
+            "{KEEP_ATTEMPTS_SQLITE}"
+        );
+        #[cfg(feature = "postgres")]
+        assert!(RECORD_PG.contains(&format!("{cap})")), "{RECORD_PG}");
+    }
 }

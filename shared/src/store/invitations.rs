@@ -81,6 +81,8 @@ struct LinkRow {
     accepted_at: Option<NaiveDateTime>,
     #[diesel(select_expression = invitations::revoked_at)]
     revoked_at: Option<NaiveDateTime>,
+    #[diesel(select_expression = invitations::opened_at)]
+    opened_at: Option<NaiveDateTime>,
     #[diesel(select_expression = members::id)]
     member_id: MemberId,
     #[diesel(select_expression = members::status)]
@@ -136,6 +138,26 @@ pub fn lookup(conn: &mut DbConn, token: &str) -> QueryResult<Lookup> {
     let hash = tokens::hash(token);
     let row = on_conn!(conn, |c| link_row(c, &hash))?;
     Ok(decide(row))
+}
+
+/// Resolves a token as its page is opened: [`lookup`], and for a valid link whose invitation was
+/// never opened, the first opening recorded (`opened_at`, shown on the member's timeline). Once
+/// recorded, an opening writes nothing; the update is conditional, so two first openings at once
+/// record one.
+pub fn open(conn: &mut DbConn, token: &str) -> QueryResult<Lookup> {
+    let hash = tokens::hash(token);
+    on_conn!(conn, |c| {
+        let row = link_row(c, &hash)?;
+        let unopened = row.as_ref().is_some_and(|(r, _)| r.opened_at.is_none());
+        let lookup = decide(row);
+        if let (true, Lookup::Valid(view, _)) = (unopened, &lookup) {
+            diesel::update(invitations::table.find(view.invitation_id))
+                .filter(invitations::opened_at.is_null())
+                .set(invitations::opened_at.eq(Some(now())))
+                .execute(c)?;
+        }
+        Ok(lookup)
+    })
 }
 
 fn decide(row: Option<(LinkRow, Option<String>)>) -> Lookup {

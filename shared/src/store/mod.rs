@@ -17,6 +17,7 @@ pub mod members;
 pub mod rows;
 pub mod support;
 pub mod tallies;
+pub mod timeline;
 pub mod upgrades;
 pub mod workers;
 

@@ -19,7 +19,7 @@ use crate::db::schema::{
 use crate::domain::invitee::{InvalidRow, NewInvitee};
 use crate::domain::role::Role;
 use crate::ids::{AccountId, GroupId, ImportId, InvitationId, MemberId, WorkspaceId};
-use crate::status::{DeliveryState, MemberStatus, RowOutcome};
+use crate::status::{DeliveryState, InvitationCause, MemberStatus, RowOutcome};
 use crate::store::members::invitee_status;
 use crate::store::tallies::{Tally, add_tally};
 use crate::store::{now, storable};
@@ -630,6 +630,7 @@ fn insert_invitations<C: BackendConnection>(
             (
                 invitations::member_id.eq(*m),
                 invitations::created_at.eq(now),
+                invitations::cause.eq(InvitationCause::Import),
             )
         })
         .collect();

@@ -37,7 +37,7 @@ use crate::db::schema::{
 };
 use crate::domain::role::Role;
 use crate::ids::{ImportId, InvitationId, MemberId, WorkspaceId};
-use crate::status::{DeliveryState, MemberStatus};
+use crate::status::{DeliveryState, InvitationCause, MemberStatus};
 use crate::store::invitations::invitations_of;
 use crate::store::members::{self as member_store, MemberView, invitee_status};
 use crate::store::now;
@@ -358,10 +358,11 @@ fn cancel_deliveries<C: BackendConnection>(
     Ok(())
 }
 
-/// A new invitation for the member and its pending delivery, due now, under `import`.
+/// A new invitation for the member, made by `cause`, and its pending delivery, due now, under
+/// `import`.
 fn invite_again<C: BackendConnection>(
     c: &mut C,
-    member: MemberId,
+    (member, cause): (MemberId, InvitationCause),
     import: Option<ImportId>,
     now: NaiveDateTime,
 ) -> QueryResult<()> {
@@ -370,6 +371,7 @@ fn invite_again<C: BackendConnection>(
             .values((
                 invitations::member_id.eq(member),
                 invitations::created_at.eq(now),
+                invitations::cause.eq(cause),
             ))
             .returning(invitations::id),
     )?;
@@ -453,9 +455,8 @@ pub fn resend(
     edition: Edition,
     limits: SupportLimits,
 ) -> QueryResult<ResendOutcome> {
-    let open = |status| matches!(status, MemberStatus::Invited | MemberStatus::Requested);
     Ok(
-        match invite_anew(conn, (workspace, member), (edition, limits), open)? {
+        match invite_anew(conn, (workspace, member), (edition, limits), Anew::resend())? {
             Anew::Queued(view) => ResendOutcome::Queued(view),
             Anew::Refused(MemberStatus::Active) => ResendOutcome::AlreadyActive,
             Anew::Refused(_) => ResendOutcome::Archived,
@@ -502,6 +503,7 @@ pub fn invitation_link(
                 .values((
                     invitations::member_id.eq(member),
                     invitations::created_at.eq(now),
+                    invitations::cause.eq(InvitationCause::InvitationLink),
                 ))
                 .returning(invitations::id)
                 .get_result::<InvitationId>(c)?,
@@ -578,9 +580,13 @@ pub fn unarchive(
     edition: Edition,
     limits: SupportLimits,
 ) -> QueryResult<UnarchiveOutcome> {
-    let archived = |status| status == MemberStatus::Archived;
     Ok(
-        match invite_anew(conn, (workspace, member), (edition, limits), archived)? {
+        match invite_anew(
+            conn,
+            (workspace, member),
+            (edition, limits),
+            Anew::unarchive(),
+        )? {
             Anew::Queued(view) => UnarchiveOutcome::Queued(view),
             Anew::Refused(_) => UnarchiveOutcome::NotArchived,
             Anew::Limited(limited) => UnarchiveOutcome::Limited(limited),
@@ -601,14 +607,33 @@ enum Anew {
     NotFound,
 }
 
+/// Which statuses may be invited anew, and what the new invitation is then recorded as made by.
+type Admits = (fn(MemberStatus) -> bool, InvitationCause);
+
+impl Anew {
+    /// A resend: for a member who has not accepted yet.
+    fn resend() -> Admits {
+        let open = |status| matches!(status, MemberStatus::Invited | MemberStatus::Requested);
+        (open, InvitationCause::Resend)
+    }
+
+    /// An unarchive: for an archived member.
+    fn unarchive() -> Admits {
+        (
+            |status| status == MemberStatus::Archived,
+            InvitationCause::Unarchive,
+        )
+    }
+}
+
 /// When `allowed(status)` and the [`SupportLimits`] admit it: the member's status decided again by
-/// [`invitee_status`], their unsent emails cancelled, and a new invitation with a pending delivery
-/// due now (under their import).
+/// [`invitee_status`], their unsent emails cancelled, and a new invitation made by `cause` with a
+/// pending delivery due now (under their import).
 fn invite_anew(
     conn: &mut DbConn,
     (workspace, member): (WorkspaceId, MemberId),
     (edition, limits): (Edition, SupportLimits),
-    allowed: fn(MemberStatus) -> bool,
+    (allowed, cause): Admits,
 ) -> QueryResult<Anew> {
     let now = now();
     let step: QueryResult<Step> = write_transaction!(&mut *conn, |c| {
@@ -623,7 +648,7 @@ fn invite_anew(
         }
         set_status(c, member, invitee_status(edition, state.activated), now)?;
         cancel_deliveries(c, member, &UNSENT)?;
-        invite_again(c, member, state.import_id, now)?;
+        invite_again(c, (member, cause), state.import_id, now)?;
         Ok(Step::Done)
     });
     Ok(match step? {

@@ -1,6 +1,7 @@
 //! Members: the paginated list with filters, one member, and the support actions on a member.
 
 pub mod archive;
+pub mod events;
 pub mod invitation_link;
 pub mod resend;
 
