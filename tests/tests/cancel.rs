@@ -111,7 +111,10 @@ async fn cancelling_mid_send_lets_at_most_the_pool_size_through_per_worker(stack
     assert_eq!(states.get("sending"), None, "{states:?}");
     assert_eq!(states.get("failed"), None, "{states:?}");
     let sent = states.get("sent").copied().unwrap_or(0);
-    assert_eq!(sent, accepted_after as i64, "each sent email was accepted once");
+    assert_eq!(
+        sent, accepted_after as i64,
+        "each sent email was accepted once"
+    );
     assert!(
         states.get("cancelled").copied().unwrap_or(0) > 0,
         "{states:?}"

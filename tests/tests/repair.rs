@@ -66,7 +66,14 @@ async fn the_rows_to_fix_come_in_the_uploads_own_columns_and_uploading_them_fixe
 
     assert_eq!(
         header,
-        ["Team", "Email", "User Role", "Notes", "First Name", "reason"]
+        [
+            "Team",
+            "Email",
+            "User Role",
+            "Notes",
+            "First Name",
+            "reason"
+        ]
     );
     let cells: Vec<Vec<&str>> = rows
         .iter()
@@ -100,9 +107,16 @@ async fn the_rows_to_fix_come_in_the_uploads_own_columns_and_uploading_them_fixe
     expected.sort();
     assert_eq!(member_emails(&app).await, expected);
     let ada = app.member("ada@example.com").await;
-    assert_eq!(ada["first_name"], "Ada", "the already invited row changed nothing");
+    assert_eq!(
+        ada["first_name"], "Ada",
+        "the already invited row changed nothing"
+    );
     assert_eq!(ada["role"], "Admin", "{ada}");
-    assert_eq!(app.emails().len(), 4, "ada and dora once, then bob and carl");
+    assert_eq!(
+        app.emails().len(),
+        4,
+        "ada and dora once, then bob and carl"
+    );
     let (header_again, again) = read_csv(&rows_to_fix(&app, second).await);
     assert_eq!(header_again, header, "the new reason replaces the old one");
     assert_eq!(again.len(), 1, "only the duplicate is left: {again:?}");
@@ -119,14 +133,20 @@ async fn an_unknown_outcome_is_refused_and_another_workspaces_import_is_not_foun
         .get(&format!("/imports/{id}/results?outcome=invalid,broken"))
         .await;
     let theirs = app
-        .get(&format!("/imports/{}/results?outcome=invalid", other.import))
+        .get(&format!(
+            "/imports/{}/results?outcome=invalid",
+            other.import
+        ))
         .await;
 
     assert_eq!(unknown.status(), 422);
     let body: Value = unknown.json().await.unwrap();
     assert_eq!(body["error"]["code"], "invalid_filter", "{body}");
     assert!(
-        body["error"]["message"].as_str().unwrap().contains("broken"),
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("broken"),
         "{body}"
     );
     assert_eq!(theirs.status(), 404);

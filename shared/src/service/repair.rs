@@ -44,7 +44,9 @@ pub fn parse_outcomes(list: &str) -> std::result::Result<Vec<RowOutcome>, String
     for name in list.split(',').map(str::trim) {
         let outcome = RowOutcome::parse(name).ok_or_else(|| {
             let shown: String = name.chars().take(40).collect();
-            format!("unknown outcome `{shown}`: use invited, skipped or invalid, separated by commas")
+            format!(
+                "unknown outcome `{shown}`: use invited, skipped or invalid, separated by commas"
+            )
         })?;
         if !outcomes.contains(&outcome) {
             outcomes.push(outcome);

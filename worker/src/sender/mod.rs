@@ -604,7 +604,6 @@ impl Engine {
     }
 }
 
-
 fn log_panic(finished: Result<(), tokio::task::JoinError>) {
     if let Err(e) = finished
         && e.is_panic()
