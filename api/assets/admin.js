@@ -816,7 +816,7 @@
     for (const key of ['sent', 'pending', 'failed']) setText($(`.emails-${key}`, card), num(emails[key]));
 
     const progress = $('.import-progress', card);
-    if (status === 'completed' || status === 'failed') {
+    if (status === 'completed' || status === 'failed' || status === 'cancelled') {
       const max = Math.max(total, processed, 1);
       progress.max = max;
       progress.value = status === 'completed' ? max : Math.min(processed, max);
@@ -890,7 +890,7 @@
     const rows = data.rows || {};
     const emails = data.emails || {};
     const pending = num(emails.pending);
-    if (data.status === 'failed') return '—';
+    if (data.status === 'failed' || data.status === 'cancelled') return '—';
     if (data.status === 'completed' && pending === 0) return 'Done';
     if (data.status === 'queued' || samples.length < 2) return '—';
     const first = samples[0];
