@@ -29,10 +29,11 @@ use tokio::sync::broadcast;
 
 use crate::ids::ImportId;
 
-/// How long an engine remembers a cancelled import, and how far back its fallback reads: a
-/// delivery claimed before the cancel and held longer than this (through a mail server outage
-/// of an hour) is no longer recognised.
-pub const LOOKBACK: Duration = Duration::from_secs(3600);
+/// How long an engine remembers a cancelled import, and how far back its fallback reads. Longer
+/// than the longest wait between two attempts of a send (an hour, with jitter): an email given
+/// back to `pending` at the very moment of the cancel (its outcome recorded concurrently with the
+/// cancel's transaction) comes back to some engine within that wait, which then cancels it.
+pub const LOOKBACK: Duration = Duration::from_secs(3 * 3600);
 
 /// How often each engine reads the recently cancelled imports from the database, in case it
 /// missed a notice.
