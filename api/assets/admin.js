@@ -822,7 +822,7 @@
     for (const key of ['sent', 'pending', 'failed']) setText($(`.emails-${key}`, card), num(emails[key]));
 
     const progress = $('.import-progress', card);
-    if (status === 'completed' || status === 'failed') {
+    if (status === 'completed' || status === 'failed' || status === 'cancelled') {
       const max = Math.max(total, processed, 1);
       progress.max = max;
       progress.value = status === 'completed' ? max : Math.min(processed, max);
@@ -856,13 +856,26 @@
     }
 
     const actions = $('.import-actions', card);
-    let retry = $('button[data-action="retry"]', actions);
-    if (num(emails.failed) > 0 && !retry) {
-      retry = el('button', { type: 'button', 'data-action': 'retry', class: 'button-primary' }, 'Retry failed sends');
-      actions.append(retry);
-    } else if (num(emails.failed) === 0 && retry) {
-      if (document.activeElement === retry) $('button[data-action="results"]', actions).focus();
-      retry.remove();
+    toggleAction(actions, 'retry', num(emails.failed) > 0, () =>
+      el('button', { type: 'button', 'data-action': 'retry', class: 'button-primary' }, 'Retry failed sends'),
+    );
+    const toFix = num(rows.invalid) + num(rows.skipped) > 0 && !data.upload_deleted_at;
+    toggleAction(actions, 'fix', toFix, () =>
+      el('button', { type: 'button', 'data-action': 'fix', title: 'The rows not invited, as uploaded, with a reason column: fix them and upload the file again' }, 'Download rows to fix'),
+    );
+    toggleAction(actions, 'cancel', IMPORT_RUNNING.has(status), () =>
+      el('button', { type: 'button', 'data-action': 'cancel', class: 'button-danger' }, 'Cancel import'),
+    );
+  }
+
+  /** Shows the action button `name` of a card while `wanted` holds (made by `make`), else removes it. */
+  function toggleAction(actions, name, wanted, make) {
+    const button = $(`button[data-action="${name}"]`, actions);
+    if (wanted && !button) {
+      actions.append(make());
+    } else if (!wanted && button) {
+      if (document.activeElement === button) $('button[data-action="results"]', actions).focus();
+      button.remove();
     }
   }
 
@@ -883,7 +896,7 @@
     const rows = data.rows || {};
     const emails = data.emails || {};
     const pending = num(emails.pending);
-    if (data.status === 'failed') return '—';
+    if (data.status === 'failed' || data.status === 'cancelled') return '—';
     if (data.status === 'completed' && pending === 0) return 'Done';
     if (data.status === 'queued' || samples.length < 2) return '—';
     const first = samples[0];
@@ -925,11 +938,26 @@
           await toggleProblems(card, id, button);
         } else if (action === 'retry') {
           await retryFailed(id);
+        } else if (action === 'fix') {
+          await download(`/imports/${id}/results?outcome=invalid,skipped`, `import-${id}-rows-to-fix.csv`);
+          say(`The rows of import ${id} not invited are downloaded as import-${id}-rows-to-fix.csv: fix them and upload that file again`);
+        } else if (action === 'cancel') {
+          await cancelImport(id, card);
         }
       } catch (error) {
         report(error);
       }
     });
+  }
+
+  async function cancelImport(id, card) {
+    const name = $('.import-title', card).textContent;
+    const question = `Cancel the import of ${name}? No more rows are applied and its unsent emails are cancelled; people already invited stay invited.`;
+    if (!window.confirm(question)) return;
+    const data = await apiJson(`/imports/${id}/cancel`, { method: 'POST' });
+    const r = data.rows || {};
+    say(`Import of ${name} cancelled: ${num(r.invited)} invited, ${num(data.emails && data.emails.sent)} emails sent before the cancel`);
+    upsertImport(data, { quiet: true });
   }
 
   async function retryFailed(id) {

@@ -18,8 +18,8 @@ use invite_shared::queue::JobQueue;
 use invite_shared::service::imports::{self as import_service, Upload};
 use invite_shared::service::support::{self, Limited, ResendOutcome, RetryOutcome};
 use invite_shared::service::tokens::{self as token_service, RevokeOutcome};
-use invite_shared::service::{audit, results};
-use invite_shared::status::ImportStatus;
+use invite_shared::service::{audit, repair, results};
+use invite_shared::status::{ImportStatus, RowOutcome};
 use invite_shared::store::audit::Actor;
 use invite_shared::store::auth;
 use invite_shared::store::imports::{self, CancelOutcome, EmailCounts, Import, Stored};
@@ -151,18 +151,33 @@ pub struct ImportSummary {
     pub emails: EmailCounts,
     /// Where the results CSV was written.
     pub results: PathBuf,
+    /// Where the rows to fix were written, when `--outcome` asked for them and the upload was
+    /// still stored.
+    pub rows_to_fix: Option<PathBuf>,
 }
 
-/// `import FILE --workspace SLUG [--dry-run]`: stores the file, runs workers in this process until
-/// the import has finished and its emails are settled, writes the results CSV, and returns the
-/// summary. A dry run validates and reports every row but writes no member and sends nothing.
+/// How `import` runs and what it writes besides the results.
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// Validate every row and write the results, but invite no one and send nothing.
+    pub dry_run: bool,
+    /// Also write the rows with these outcomes in the file's own columns plus `reason`, to fix
+    /// and import again (the repair loop).
+    pub outcomes: Option<Vec<RowOutcome>>,
+}
+
+/// `import FILE --workspace SLUG [--dry-run] [--outcome LIST]`: stores the file, runs workers in
+/// this process until the import has finished and its emails are settled, writes the results CSV
+/// (and the rows to fix with `--outcome`), and returns the summary. A dry run validates and
+/// reports every row but writes no member and sends nothing.
 pub async fn import(
     settings: Arc<Settings>,
     db: Db,
     file: &Path,
     slug: &str,
-    dry_run: bool,
+    options: ImportOptions,
 ) -> anyhow::Result<ImportSummary> {
+    let ImportOptions { dry_run, outcomes } = options;
     let queue = JobQueue::connect(&settings).await?;
     first_start(&settings, &db).await?;
     let owned = slug.to_owned();
@@ -219,16 +234,33 @@ pub async fn import(
     workers.await.context("the workers panicked")??;
     let (import, emails) = result?;
 
-    let results = settings
-        .data_dir
-        .join("results")
-        .join(format!("import-{id}-results.csv"));
-    results::write_file(&db, id, &results).await?;
+    let (results, rows_to_fix) = write_results(&settings, &db, &import, outcomes).await?;
     Ok(ImportSummary {
         import,
         emails,
         results,
+        rows_to_fix,
     })
+}
+
+/// Writes the results file of a finished import under `{DATA_DIR}/results/`, and its rows to fix
+/// when `outcomes` asks for them (none when its upload is no longer stored).
+async fn write_results(
+    settings: &Settings,
+    db: &Db,
+    import: &Import,
+    outcomes: Option<Vec<RowOutcome>>,
+) -> anyhow::Result<(PathBuf, Option<PathBuf>)> {
+    let id = import.id;
+    let folder = settings.data_dir.join("results");
+    let results = folder.join(format!("import-{id}-results.csv"));
+    results::write_file(db, id, &results).await?;
+    let Some(outcomes) = outcomes else {
+        return Ok((results, None));
+    };
+    let fix = folder.join(format!("import-{id}-rows-to-fix.csv"));
+    let written = repair::write_file(db, import, outcomes, &fix).await?;
+    Ok((results, written.then_some(fix)))
 }
 
 /// Follows an import until it has finished and no email is pending, showing progress.
@@ -323,9 +355,16 @@ pub async fn retry(
 
 /// `cancel --workspace SLUG --import ID`: the import stops and its unsent emails are cancelled.
 /// Returns what to print; an unknown workspace or import is an error.
-pub async fn cancel(db: &Db, slug: &str, import: ImportId) -> anyhow::Result<String> {
+pub async fn cancel(
+    settings: &Settings,
+    db: &Db,
+    slug: &str,
+    import: ImportId,
+) -> anyhow::Result<String> {
     let workspace = workspace_id(db, slug).await?;
-    match import_service::cancel(db, (workspace, Actor::Operator), import).await? {
+    let queue = JobQueue::connect(settings).await?;
+    let operator = (workspace, Actor::Operator);
+    match import_service::cancel(db, &queue, operator, import).await? {
         CancelOutcome::Cancelled { emails } => {
             let noun = if emails == 1 { "email" } else { "emails" };
             Ok(format!(

@@ -39,6 +39,10 @@ enum Command {
         /// Validate every row and write the results file, but invite no one and send nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Also write the rows with these outcomes (comma-separated, e.g. `invalid,skipped`) in
+        /// the file's own columns plus `reason`, to fix and import again.
+        #[arg(long)]
+        outcome: Option<String>,
     },
     /// Queue every failed send of an import again (twin of `POST …/imports/{id}/retry`).
     Retry {
@@ -225,9 +229,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             file,
             workspace,
             dry_run,
+            outcome,
         } => {
             let outbox = settings.smtp_url.is_none().then(|| settings.outbox_dir());
-            let summary = commands::import(settings, db, &file, &workspace, dry_run).await?;
+            let outcomes = outcome
+                .as_deref()
+                .map(invite_shared::service::repair::parse_outcomes)
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
+            let options = commands::ImportOptions { dry_run, outcomes };
+            let summary = commands::import(settings, db, &file, &workspace, options).await?;
             Ok(print_summary(&summary, outbox))
         }
         Command::Retry { workspace, import } => {
@@ -238,7 +249,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cancel { workspace, import } => {
             println!(
                 "{}",
-                commands::cancel(&db, &workspace, ImportId(import)).await?
+                commands::cancel(&settings, &db, &workspace, ImportId(import)).await?
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -288,6 +299,9 @@ fn print_summary(summary: &commands::ImportSummary, outbox: Option<PathBuf>) -> 
         summary.emails.failed,
         summary.results.display(),
     );
+    if let Some(fix) = &summary.rows_to_fix {
+        println!("  rows to fix: {}", fix.display());
+    }
     if let Some(outbox) = outbox {
         println!("  outbox: {}", outbox.display());
     }

@@ -93,6 +93,39 @@ fn the_import_command_completes_the_sample_with_no_configuration() {
 }
 
 #[test]
+fn the_import_command_writes_the_rows_to_fix_in_the_files_own_columns() {
+    let dir = tempfile::tempdir().unwrap();
+
+    let output = invite_api(dir.path())
+        .arg("import")
+        .arg(repo_file("examples/people.csv"))
+        .args(["--workspace", "demo", "--outcome", "invalid,skipped"])
+        .output()
+        .unwrap();
+    let unknown = invite_api(dir.path())
+        .arg("import")
+        .arg(repo_file("examples/people.csv"))
+        .args(["--workspace", "demo", "--outcome", "invalid,lost"])
+        .output()
+        .unwrap();
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    let fix = dir.path().join("data/results/import-1-rows-to-fix.csv");
+    assert!(stdout.contains("rows to fix:"), "{stdout}");
+    let text = std::fs::read_to_string(fix).unwrap();
+    assert_eq!(
+        text.lines().next(),
+        Some("First Name,Last Name,Email,User Role,Group,Metadata,reason")
+    );
+    let rows = csv::Reader::from_reader(text.as_bytes()).records().count();
+    assert_eq!(rows, 6, "the five invalid rows and the duplicate: {text}");
+    assert!(!unknown.status.success());
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(stderr.contains("unknown outcome `lost`"), "{stderr}");
+}
+
+#[test]
 fn a_dry_run_import_of_a_workbook_reports_every_row_and_sends_nothing() {
     let dir = tempfile::tempdir().unwrap();
 

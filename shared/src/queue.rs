@@ -11,7 +11,9 @@ use apalis_redis::{ConnectionManager, RedisStorage};
 use apalis_sqlite::{SqlitePool, SqliteStorage};
 use secrecy::ExposeSecret as _;
 
+use crate::cancels;
 use crate::config::Settings;
+use crate::ids::ImportId;
 use crate::jobs::{ProcessImport, SendInvites};
 
 /// Queue names under the deployment's key prefix.
@@ -31,7 +33,21 @@ pub struct Queues<I, S> {
     pub sends: S,
     /// The deployment's key prefix (`QUEUE_PREFIX`) the queues are named under.
     pub prefix: String,
+    /// Where cancel notices are published and heard ([`cancels`]).
+    pub notices: Notices,
 }
+
+/// How cancel notices travel ([`cancels`]).
+#[derive(Clone)]
+pub enum Notices {
+    /// Redis pub/sub, to every process of the deployment; the client opens the subscriptions.
+    Redis(redis::Client),
+    /// A channel within this process, shared by every queue opened on the same embedded file.
+    Local(tokio::sync::broadcast::Sender<ImportId>),
+}
+
+/// The ids of cancelled imports as notices bring them, until the subscription ends.
+pub type CancelNotices = futures::stream::BoxStream<'static, ImportId>;
 
 /// The queue in use.
 #[derive(Clone)]
@@ -71,8 +87,8 @@ impl JobQueue {
         // says so) within a second, not after a wait of up to 3.2 s that outlasts a ping.
         let reconnect =
             redis::aio::ConnectionManagerConfig::new().set_max_delay(Duration::from_millis(500));
-        let conn = redis::Client::open(url)
-            .context("the Redis URL")?
+        let client = redis::Client::open(url).context("the Redis URL")?;
+        let conn = client
             .get_connection_manager_with_config(reconnect)
             .await
             .context("connecting to Redis")?;
@@ -88,6 +104,7 @@ impl JobQueue {
             imports: RedisStorage::new(conn.clone()).with_config(config("process_import")),
             sends: RedisStorage::new(conn.clone()).with_config(config("send_invites")),
             prefix: prefix.to_owned(),
+            notices: Notices::Redis(client),
         };
         Ok(JobQueue::Redis(queues, conn))
     }
@@ -123,6 +140,7 @@ impl JobQueue {
             imports: SqliteStorage::new(&pool).with_config(config("process_import")),
             sends: SqliteStorage::new(&pool).with_config(config("send_invites")),
             prefix: prefix.to_owned(),
+            notices: Notices::Local(cancels::local_channel(path)),
         }))
     }
 
@@ -154,6 +172,81 @@ impl JobQueue {
             }
         })
         .await
+    }
+
+    /// Tells every send engine of the deployment that import `id` was cancelled ([`cancels`]).
+    pub async fn announce_cancel(&self, id: ImportId) -> anyhow::Result<()> {
+        match self {
+            JobQueue::Redis(q, conn) => {
+                let channel = cancels::channel(&q.prefix);
+                within_deadline(async {
+                    let mut conn = conn.clone();
+                    redis::cmd("PUBLISH")
+                        .arg(channel)
+                        .arg(id.0)
+                        .query_async::<i64>(&mut conn)
+                        .await
+                        .context("publishing a cancel notice on Redis")
+                        .map(drop)
+                })
+                .await
+            }
+            // No subscriber yet (no engine runs in this process) is no error: there is no one
+            // to tell.
+            JobQueue::Sqlite(q) => {
+                if let Notices::Local(channel) = &q.notices {
+                    let _ = channel.send(id);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Subscribes to the deployment's cancel notices. The stream ends when the subscription is
+    /// lost (Redis went away); the caller subscribes again and reads what it missed from the
+    /// database.
+    pub async fn cancel_notices(&self) -> anyhow::Result<CancelNotices> {
+        use futures::StreamExt as _;
+        let (prefix, notices) = match self {
+            JobQueue::Redis(q, _) => (&q.prefix, &q.notices),
+            JobQueue::Sqlite(q) => (&q.prefix, &q.notices),
+        };
+        match notices {
+            Notices::Redis(client) => {
+                let channel = cancels::channel(prefix);
+                let pubsub = within_deadline(async {
+                    let mut pubsub = client
+                        .get_async_pubsub()
+                        .await
+                        .context("connecting to Redis for cancel notices")?;
+                    pubsub
+                        .subscribe(channel)
+                        .await
+                        .context("subscribing to cancel notices")?;
+                    Ok(pubsub)
+                })
+                .await?;
+                let ids = pubsub
+                    .into_on_message()
+                    .filter_map(|msg| async move { msg.get_payload::<i64>().ok().map(ImportId) });
+                Ok(ids.boxed())
+            }
+            Notices::Local(channel) => {
+                let receiver = channel.subscribe();
+                let ids = futures::stream::unfold(receiver, |mut receiver| async move {
+                    use tokio::sync::broadcast::error::RecvError;
+                    loop {
+                        match receiver.recv().await {
+                            Ok(id) => return Some((id, receiver)),
+                            // Missed notices are read from the database by the fallback.
+                            Err(RecvError::Lagged(_)) => continue,
+                            Err(RecvError::Closed) => return None,
+                        }
+                    }
+                });
+                Ok(ids.boxed())
+            }
+        }
     }
 
     /// Checks that the queue answers (readiness).

@@ -21,6 +21,7 @@ on_both_stacks!(
     pages_load_nothing_from_outside_the_service,
     revoking_the_pages_own_token_asks_first_and_signs_the_page_out,
     an_international_address_is_shown_as_written_and_a_refused_one_with_its_reason,
+    an_import_is_cancelled_from_its_card_and_its_rows_to_fix_are_downloaded,
 );
 
 /// The README's sample file: twelve people to invite, then six rows a spreadsheet gets wrong
@@ -505,6 +506,67 @@ async fn an_international_address_is_shown_as_written_and_a_refused_one_with_its
     let shown = browser.page_text().await;
     assert!(shown.contains("zed\\u{200b}@example.com"), "{shown}");
     assert!(shown.contains("U+200B ZERO WIDTH SPACE"), "{shown}");
+}
+
+async fn an_import_is_cancelled_from_its_card_and_its_rows_to_fix_are_downloaded(stack: Stack) {
+    let app = TestApp::spawn_without_workers(stack).await;
+    let finished = app.upload_ok(std::fs::read(SAMPLE).unwrap()).await;
+    app.process_without_sending(finished).await;
+    let queued = app.upload_ok(people_csv(3)).await;
+    let browser = Browser::start(
+        stack,
+        "an_import_is_cancelled_from_its_card_and_its_rows_to_fix_are_downloaded",
+    )
+    .await;
+    sign_in(&browser, &app).await;
+    browser.click("#tab-add").await;
+    let (queued_card, finished_card) = (import(&queued.to_string()), import(&finished.to_string()));
+    let cancel = format!("{queued_card} button[data-action=\"cancel\"]");
+    browser.wait_for(&cancel).await;
+    browser.screenshot("cancel-offered").await;
+    browser
+        .execute(
+            "window.asked = []; window.confirm = (m) => { window.asked.push(m); return true; };",
+            vec![],
+        )
+        .await;
+
+    browser.click(&cancel).await;
+    browser
+        .wait_for_exact(&format!("{queued_card} .import-status"), "cancelled")
+        .await;
+    browser.wait_for_count(&cancel, |n| n == 0).await;
+    browser.screenshot("cancelled").await;
+    let asked = browser.execute("return window.asked;", vec![]).await;
+    assert_eq!(asked.as_array().unwrap().len(), 1, "asked first: {asked}");
+    let now = app.get_json(&format!("/imports/{queued}")).await;
+    assert_eq!(now["status"], "cancelled", "{now}");
+    let finished_cancel = format!("{finished_card} button[data-action=\"cancel\"]");
+    assert_eq!(
+        browser.count(&finished_cancel).await,
+        0,
+        "a finished import has none"
+    );
+
+    browser
+        .click(&format!("{finished_card} button[data-action=\"fix\"]"))
+        .await;
+    let file = browser
+        .wait_for_download(&format!("import-{finished}-rows-to-fix.csv"))
+        .await;
+    let text = std::fs::read_to_string(file).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("First Name,Last Name,Email,User Role,Group,Metadata,reason"),
+        "{text}"
+    );
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    assert_eq!(
+        reader.records().count(),
+        6,
+        "the six rows not invited: {text}"
+    );
 }
 
 async fn open_emailed_link(browser: &Browser, app: &TestApp, address: &str) {

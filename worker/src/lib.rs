@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use apalis::prelude::*;
+use invite_shared::cancels::CancelledImports;
 use invite_shared::config::Settings;
 use invite_shared::db::Db;
 use invite_shared::email::Mailer;
@@ -53,6 +54,9 @@ pub struct Deps {
     pub activity: Arc<jobs::Activity>,
     /// This process's registration, under which it claims work.
     pub liveness: Arc<liveness::Liveness>,
+    /// The imports this process knows to be cancelled: its send engine gives their claimed
+    /// emails back as `cancelled` instead of sending them ([`invite_shared::cancels`]).
+    pub cancelled: Arc<CancelledImports>,
 }
 
 impl Deps {
@@ -87,6 +91,7 @@ impl Deps {
                 settings.worker_dead_after,
                 settings.worker_heartbeat_interval,
             )),
+            cancelled: Arc::default(),
         })
     }
 }

@@ -70,6 +70,7 @@ diesel::table! {
         dry_run -> Bool,
         upload_deleted_at -> Nullable<Timestamp>,
         worker_id -> Nullable<BigInt>,
+        cancelled_at -> Nullable<Timestamp>,
     }
 }
 

@@ -104,10 +104,14 @@ pub async fn create(
 }
 
 /// Cancels an import of `workspace` (see [`imports::cancel`]); a cancellation is audited and
-/// counted in `invites_imports_total{status="cancelled"}`, a repeat changes nothing.
+/// counted in `invites_imports_total{status="cancelled"}`, a repeat changes nothing in the
+/// database. Either way every send engine is told (see [`crate::cancels`]) before this returns, so
+/// that the emails they claimed ahead are given back rather than sent; a repeat tells them again,
+/// in case the first notice could not be published.
 #[tracing::instrument(skip_all, fields(%workspace, import_id = %id))]
 pub async fn cancel(
     db: &Db,
+    queue: &JobQueue,
     (workspace, actor): (WorkspaceId, Actor),
     id: ImportId,
 ) -> Result<CancelOutcome> {
@@ -115,6 +119,15 @@ pub async fn cancel(
         .run(move |c| Ok(imports::cancel(c, workspace, id)?))
         .await
         .step("cancelling the import")?;
+    if outcome == CancelOutcome::NotFound {
+        return Ok(outcome);
+    }
+    if let Err(e) = queue.announce_cancel(id).await {
+        tracing::warn!(
+            error = format!("{e:#}"),
+            "the cancel notice could not be published; the send engines read the cancel from the database within seconds"
+        );
+    }
     if let CancelOutcome::Cancelled { emails } = outcome {
         tracing::info!(emails_cancelled = emails, "import cancelled");
         let status = ImportStatus::Cancelled.as_str();

@@ -97,7 +97,7 @@ fn encode(rows: impl Iterator<Item = [String; 7]>) -> Vec<u8> {
 }
 
 /// Prefixes `'` to a cell that starts with `= + - @`, tab or CR (CSV injection).
-fn neutralise(cell: &str) -> Cow<'_, str> {
+pub(crate) fn neutralise(cell: &str) -> Cow<'_, str> {
     match cell.chars().next() {
         Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}").into(),
         _ => cell.into(),

@@ -59,6 +59,8 @@ pub struct Claimed {
     pub id: DeliveryId,
     /// The claim that holds it.
     pub claim: ClaimToken,
+    /// Its import, if it belongs to one: what a cancel notice names.
+    pub import_id: Option<ImportId>,
     /// Attempts so far, this one included.
     pub attempts: i32,
     /// When it was first tried (start of its retry window).
@@ -107,6 +109,9 @@ pub enum SendOutcome {
         /// Why, when the server said something.
         error: Option<String>,
     },
+    /// Never delivered to the server, or not accepted by it, because its import was cancelled:
+    /// `cancelled`, and the attempt does not count.
+    Cancelled,
 }
 
 /// One outcome to record: which delivery, under which claim, and how its send ended.
@@ -463,6 +468,7 @@ impl ClaimSql for diesel::SqliteConnection {
 struct ClaimedRow {
     id: DeliveryId,
     invitation_id: InvitationId,
+    import_id: Option<ImportId>,
     attempts: i32,
     /// Set by the claim statement that made this attempt.
     #[diesel(select_expression = deliveries::first_attempt_at.assume_not_null())]
@@ -503,6 +509,7 @@ fn to_claimed(
     Claimed {
         id,
         claim,
+        import_id: row.import_id,
         attempts: row.attempts,
         first_attempt_at: row.first_attempt_at,
         // Set by the claim statement; a fallback keeps a row written by hand sendable.
@@ -541,6 +548,7 @@ impl<'a> OutcomeRow<'a> {
             SendOutcome::Released { at: t, error } => {
                 (DeliveryState::Pending, 1, at(t), None, error.as_ref())
             }
+            SendOutcome::Cancelled => (DeliveryState::Cancelled, 1, None, None, None),
         };
         OutcomeRow {
             id: r.id,
@@ -664,7 +672,8 @@ pub const RECORD_PG: &str = concat!(
      t AS (INSERT INTO import_email_tallies AS t (import_id, shard, unsent, sent, failed) \
      SELECT import_id, $3, -count(*), count(*) FILTER (WHERE state = 'sent'), \
      count(*) FILTER (WHERE state = 'failed') \
-     FROM u WHERE import_id IS NOT NULL AND state IN ('sent', 'failed') GROUP BY import_id \
+     FROM u WHERE import_id IS NOT NULL AND state IN ('sent', 'failed', 'cancelled') \
+     GROUP BY import_id \
      ON CONFLICT (import_id, shard) DO UPDATE SET unsent = t.unsent + excluded.unsent, \
      sent = t.sent + excluded.sent, failed = t.failed + excluded.failed), \
      a AS (",
@@ -694,8 +703,8 @@ struct WrittenRow {
 }
 
 /// Records many outcomes in one statement and transaction (a group commit). Each is written only
-/// if its delivery is still `sending` under the claim it names; what leaves `sending` for `sent`
-/// or `failed` is added to its import's tallies.
+/// if its delivery is still `sending` under the claim it names; what leaves `sending` for `sent`,
+/// `failed` or `cancelled` is added to its import's tallies.
 pub fn record(conn: &mut DbConn, outcomes: &[Recorded]) -> QueryResult<Written> {
     if outcomes.is_empty() {
         return Ok(Written::default());

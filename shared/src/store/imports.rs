@@ -501,6 +501,7 @@ pub fn cancel(
         }
         let stop = diesel::update(imports::table.find(id)).set((
             imports::status.eq(ImportStatus::Cancelled),
+            imports::cancelled_at.eq(Some(now)),
             imports::claim.eq(None::<i64>),
             imports::lease_until.eq(None::<NaiveDateTime>),
         ));
@@ -512,6 +513,21 @@ pub fn cancel(
         let emails = cancel_unsent(c, id)?;
         Ok(CancelOutcome::Cancelled { emails })
     })
+}
+
+/// The imports cancelled at or after `since`, at most `limit` of them, latest first: what a send
+/// engine reads every few seconds in case it missed a cancel's notice (docs/product.md, Imports).
+pub fn cancelled_since(
+    conn: &mut DbConn,
+    since: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<ImportId>> {
+    on_conn!(conn, |c| imports::table
+        .filter(imports::cancelled_at.ge(since))
+        .order(imports::cancelled_at.desc())
+        .limit(limit)
+        .select(imports::id)
+        .load(c))
 }
 
 /// Cancels the import's `pending` and `failed` emails, taking them off its tallies.
@@ -666,6 +682,25 @@ struct RowResult {
     outcome: RowOutcome,
     reason: Option<String>,
     member_id: Option<MemberId>,
+}
+
+/// A page of the rows of an import whose outcome is one of `outcomes`, in row order after row
+/// `after`: each row's number and reason (what the file of rows to fix carries).
+pub fn rows_with_outcomes(
+    conn: &mut DbConn,
+    id: ImportId,
+    outcomes: &[RowOutcome],
+    after: i64,
+    limit: i64,
+) -> QueryResult<Vec<(i64, Option<String>)>> {
+    on_conn!(conn, |c| import_rows::table
+        .filter(import_rows::import_id.eq(id))
+        .filter(import_rows::row_number.gt(after))
+        .filter(import_rows::outcome.eq_any(outcomes))
+        .order(import_rows::row_number)
+        .limit(limit)
+        .select((import_rows::row_number, import_rows::reason))
+        .load(c))
 }
 
 /// A page of results in row order, after row `after`. The email columns are those of the latest

@@ -49,7 +49,10 @@ pub fn decide(
     };
     let result = match &outcome {
         SendOutcome::Sent { .. } => "sent",
-        SendOutcome::RetryAt { .. } | SendOutcome::Released { .. } => "retried",
+        // Never decided here: a cancelled import's outcome replaces the decision afterwards.
+        SendOutcome::RetryAt { .. } | SendOutcome::Released { .. } | SendOutcome::Cancelled => {
+            "retried"
+        }
         SendOutcome::Failed { .. } => "failed",
     };
     metrics::counter!(m::EMAILS_TOTAL, "result" => result).increment(1);

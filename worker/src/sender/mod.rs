@@ -16,11 +16,17 @@
 //! nothing, and every claimed delivery it reaches is given back instead of handed to the mail
 //! server, fenced by its claim, since another worker may be sending it already.
 //!
+//! A cancelled import's claimed emails are given back as `cancelled` instead of sent: every
+//! engine hears of a cancel at once ([`cancels`], [`invite_shared::cancels`]) and looks the
+//! import up in memory right before each hand-over, so once a cancel has answered only the sends
+//! already handed to the mail server (at most `SMTP_POOL_SIZE`) go out.
+//!
 //! A send's slot is freed only once its outcome is committed, so sends in flight *or unrecorded*
 //! never exceed `SMTP_POOL_SIZE`: that bounds what a crash can repeat. A graceful shutdown stops
 //! claiming, puts every claimed delivery not yet handed to the transport back to `pending`, lets
 //! sends in flight finish within `SMTP_TIMEOUT`, and records everything before it returns.
 
+mod cancels;
 mod decide;
 mod limiter;
 
@@ -63,8 +69,12 @@ pub async fn run(deps: Deps, stop: CancellationToken) -> anyhow::Result<()> {
     let recorder = tokio::spawn(engine.clone().record_loop(done_rx, give_up.clone()));
     let renewer = tokio::spawn(engine.clone().renew_loop(give_up.clone()));
     let dispatcher = tokio::spawn(engine.clone().dispatch_loop(jobs_rx, done_tx, stop.clone()));
+    let heard = CancellationToken::new();
+    let listener = tokio::spawn(cancels::run(engine.deps.clone(), heard.clone()));
     engine.claim_loop(jobs_tx, &stop).await;
     dispatcher.await?;
+    heard.cancel();
+    listener.await?;
     // Everything is decided now; a database that stays down for another send deadline makes the
     // rest wait for their leases to lapse, when any worker sends them again.
     let deadline = engine.deps.settings.smtp_timeout;
@@ -265,7 +275,7 @@ impl Engine {
             let slot = tokio::select! {
                 biased;
                 _ = stop.cancelled() => {
-                    release(job, &done);
+                    self.release(job, &done);
                     break;
                 }
                 slot = self.slots.clone().acquire_owned() => {
@@ -284,7 +294,7 @@ impl Engine {
         // Stopping: nothing still queued was handed to the transport. The claimer drops its end
         // of the channel once it has seen `stop`, which ends this loop.
         while let Some(job) = jobs.recv().await {
-            release(job, &done);
+            self.release(job, &done);
         }
         let in_flight = async {
             while let Some(finished) = sends.join_next().await {
@@ -319,21 +329,20 @@ impl Engine {
             worker,
             held,
         } = job;
-        let ready = tokio::select! {
-            biased;
-            _ = stop.cancelled() => false,
-            ready = self.ready(&stop) => ready,
-        };
-        // Checked last before the hand-over: past it, the send is in flight.
+        // A cancelled import's email waits for no rate slot.
+        let ready = !self.is_cancelled(&claimed)
+            && tokio::select! {
+                biased;
+                _ = stop.cancelled() => false,
+                ready = self.ready(&stop) => ready,
+            };
+        // Checked last before the hand-over (both in memory): past it, the send is in flight.
         let ours = ready && self.deps.liveness.holds(Some(worker));
         if ready && !ours {
             tracing::debug!("gave back a claimed send: this worker's registration lapsed");
         }
-        let outcome = if !ours {
-            SendOutcome::Released {
-                at: now(),
-                error: None,
-            }
+        let outcome = if !ours || self.is_cancelled(&claimed) {
+            self.give_back(&claimed)
         } else {
             tokio::select! {
                 biased;
@@ -419,7 +428,36 @@ impl Engine {
             Err(SendError::Unavailable { .. }) => self.pause.trip(),
             Err(_) => {}
         }
-        decide::decide(&self.deps.settings, claimed, result, now())
+        match decide::decide(&self.deps.settings, claimed, result, now()) {
+            // An email that would go back to `pending` for a later attempt of an import cancelled
+            // meanwhile is cancelled: the cancel already cancelled every other unsent one.
+            SendOutcome::RetryAt { .. } | SendOutcome::Released { .. }
+                if self.is_cancelled(claimed) =>
+            {
+                SendOutcome::Cancelled
+            }
+            outcome => outcome,
+        }
+    }
+
+    /// Whether the claimed email's import is known to be cancelled (a lookup in memory).
+    fn is_cancelled(&self, claimed: &Claimed) -> bool {
+        claimed
+            .import_id
+            .is_some_and(|import| self.deps.cancelled.contains(import))
+    }
+
+    /// What a claimed email that was never handed to the transport becomes: `cancelled` when its
+    /// import is, else `pending` again. Either is fenced by its claim when recorded.
+    fn give_back(&self, claimed: &Claimed) -> SendOutcome {
+        if self.is_cancelled(claimed) {
+            SendOutcome::Cancelled
+        } else {
+            SendOutcome::Released {
+                at: now(),
+                error: None,
+            }
+        }
     }
 
     /// Writes outcomes as they arrive, each write taking everything that finished meanwhile.
@@ -547,26 +585,23 @@ impl Engine {
         }
     }
 
+    /// Gives a delivery that was never handed to the transport back ([`Engine::give_back`]).
+    fn release(&self, job: Job, done: &UnboundedSender<Done>) {
+        let recorded = Recorded {
+            id: job.claimed.id,
+            claim: job.claimed.claim,
+            outcome: self.give_back(&job.claimed),
+        };
+        let _ = done.send(Done {
+            recorded,
+            _held: job.held,
+            _slot: None,
+        });
+    }
+
     fn lock_claims(&self) -> std::sync::MutexGuard<'_, HashMap<ClaimToken, usize>> {
         self.claims.lock().unwrap_or_else(PoisonError::into_inner)
     }
-}
-
-/// Gives a delivery that was never handed to the transport back to `pending`.
-fn release(job: Job, done: &UnboundedSender<Done>) {
-    let recorded = Recorded {
-        id: job.claimed.id,
-        claim: job.claimed.claim,
-        outcome: SendOutcome::Released {
-            at: now(),
-            error: None,
-        },
-    };
-    let _ = done.send(Done {
-        recorded,
-        _held: job.held,
-        _slot: None,
-    });
 }
 
 fn log_panic(finished: Result<(), tokio::task::JoinError>) {

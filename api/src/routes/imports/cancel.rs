@@ -40,7 +40,7 @@ pub async fn handle(
     Valid(Path((_ws, id))): Valid<Path<(String, i64)>>,
 ) -> Result<Json<ImportJson>, ApiError> {
     let id = ImportId(id);
-    if cancel(&state.db, admin.audit(), id).await? == CancelOutcome::NotFound {
+    if cancel(&state.db, &state.queue, admin.audit(), id).await? == CancelOutcome::NotFound {
         return Err(ApiError::NotFound("import"));
     }
     let view = super::load(&state.db, admin.workspace_id, id).await?;

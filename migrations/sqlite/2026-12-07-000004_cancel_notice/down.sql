@@ -1,0 +1,2 @@
+DROP INDEX imports_cancelled_at;
+ALTER TABLE imports DROP COLUMN cancelled_at;
