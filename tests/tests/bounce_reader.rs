@@ -216,3 +216,42 @@ async fn with_idle_a_message_arriving_after_the_reader_started_is_read_without_p
     cancel.cancel();
     reader.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_to_retry_is_fetched_again_and_one_too_large_is_never_fetched() {
+    if !dovecot::runnable() {
+        return;
+    }
+    let imap = Dovecot::start(None);
+    let mut huge = OUT_OF_OFFICE.to_vec();
+    huge.extend(std::iter::repeat_n(b'x', 1024 * 1024 + 1));
+    imap.append("INBOX", &huge).await;
+    let report = include_bytes!("../../shared/src/bounce/fixtures/postfix.eml");
+    imap.append("INBOX", report).await;
+    let url = MailboxUrl::parse(&imap.url()).unwrap();
+    let mut reader = MailboxReader::new(url, Duration::from_secs(1));
+
+    let pass = reader
+        .read_once(|_, raw| async move {
+            assert!(
+                raw.len() < 1024 * 1024,
+                "the large message is never fetched"
+            );
+            Outcome::Retry
+        })
+        .await
+        .unwrap();
+    assert_eq!((pass.oversized, pass.processed, pass.retry), (1, 0, true));
+    assert_eq!(imap.count("INBOX").await, 2);
+
+    let pass = reader
+        .read_once(|_, raw| async move {
+            assert!(matches!(parse(&raw), Report::Dsn(_)));
+            Outcome::Processed
+        })
+        .await
+        .unwrap();
+    assert_eq!((pass.oversized, pass.processed, pass.retry), (0, 1, false));
+    assert_eq!(imap.count("INBOX").await, 1, "the large message stays");
+    assert_eq!(imap.count("Processed").await, 1);
+}

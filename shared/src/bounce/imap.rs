@@ -76,12 +76,21 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug> Io for T {}
 
 type Session = async_imap::Session<Box<dyn Io>>;
 
+/// What the server offers, from its `CAPABILITY` answer after signing in.
+#[derive(Debug, Clone, Copy, Default)]
+struct Offers {
+    idle: bool,
+    moves: bool,
+    uidplus: bool,
+}
+
 /// Reads one bounce mailbox.
 #[derive(Debug)]
 pub struct MailboxReader {
     url: MailboxUrl,
     poll_interval: Duration,
     cursor: Cursor,
+    offers: Offers,
 }
 
 impl MailboxReader {
@@ -91,6 +100,7 @@ impl MailboxReader {
             url,
             poll_interval,
             cursor: Cursor::default(),
+            offers: Offers::default(),
         }
     }
 
@@ -135,7 +145,7 @@ impl MailboxReader {
         F: FnMut(Uid, Vec<u8>) -> Fut + Send,
         Fut: Future<Output = Outcome> + Send,
     {
-        let (mut session, _) = self.open().await?;
+        let mut session = self.open().await?;
         let pass = self.drain(&mut session, None, &mut handle).await?;
         within(session.logout(), "logging out").await?;
         Ok(pass)
@@ -152,14 +162,14 @@ impl MailboxReader {
         F: FnMut(Uid, Vec<u8>) -> Fut + Send,
         Fut: Future<Output = Outcome> + Send,
     {
-        let (mut session, idle) = self.open().await?;
+        let mut session = self.open().await?;
         loop {
             let pass = self.drain(&mut session, Some(cancel), handle).await?;
             *healthy = true;
             if cancel.is_cancelled() {
                 break;
             }
-            if idle && !pass.retry {
+            if self.offers.idle && !pass.retry {
                 let (back, cancelled) = idle_wait(session, cancel).await?;
                 session = back;
                 if cancelled {
@@ -173,9 +183,9 @@ impl MailboxReader {
         Ok(())
     }
 
-    /// Connects, signs in, makes sure the processed folder exists and selects the folder.
-    /// Returns the session and whether the server offers IDLE.
-    async fn open(&mut self) -> anyhow::Result<(Session, bool)> {
+    /// Connects, signs in, learns what the server offers, makes sure the processed folder
+    /// exists and selects the folder.
+    async fn open(&mut self) -> anyhow::Result<Session> {
         let mut session = within(connect(&self.url), "connecting and signing in").await?;
         let capabilities = within(session.capabilities(), "asking for capabilities").await?;
         // Fails when it exists already: any other failure shows when a message is moved.
@@ -187,7 +197,12 @@ impl MailboxReader {
                 next_uid: 1,
             };
         }
-        Ok((session, capabilities.has_str("IDLE")))
+        self.offers = Offers {
+            idle: capabilities.has_str("IDLE"),
+            moves: capabilities.has_str("MOVE"),
+            uidplus: capabilities.has_str("UIDPLUS"),
+        };
+        Ok(session)
     }
 
     /// Reads batches until none is left (or the callback asks to retry, or `cancel` fires).
@@ -276,16 +291,15 @@ impl MailboxReader {
             .map(Uid::to_string)
             .collect::<Vec<_>>()
             .join(",");
-        let capabilities = session.capabilities().await?;
         let folder = &self.url.processed;
-        if capabilities.has_str("MOVE") {
+        if self.offers.moves {
             session.uid_mv(&set, folder).await?;
             return Ok(());
         }
         session.uid_copy(&set, folder).await?;
         let stored = session.uid_store(&set, "+FLAGS.SILENT (\\Deleted)").await?;
         stored.try_collect::<Vec<_>>().await?;
-        if capabilities.has_str("UIDPLUS") {
+        if self.offers.uidplus {
             session
                 .uid_expunge(&set)
                 .await?
