@@ -236,6 +236,16 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn every_delivery_reads_back_and_any_text_is_refused_or_read(id in 0..i64::MAX, text in ".{0,80}") {
+            let paths = paths();
+            proptest::prop_assert_eq!(paths.delivery(&paths.address(DeliveryId(id))), Ok(DeliveryId(id)));
+            let _ = paths.delivery(&text);
+            let _ = paths.delivery(&format!("bounces+{text}@bounce.example.com"));
+        }
+    }
+
     #[test]
     fn a_bad_bounce_address_or_short_key_is_refused() {
         for address in [

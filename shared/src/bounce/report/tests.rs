@@ -168,11 +168,27 @@ fn an_out_of_office_reply_is_not_a_report() {
 
 #[test]
 fn delivered_recipients_are_left_out() {
-    let raw = String::from_utf8_lossy(fixture!("postfix.eml")).replace(
-        "Action: failed\r\nStatus: 5.1.1",
-        "Action: delivered\r\nStatus: 2.0.0",
-    );
+    let raw = String::from_utf8_lossy(fixture!("postfix.eml"))
+        .replace("Action: failed", "Action: delivered")
+        .replace("Status: 5.1.1", "Status: 2.0.0");
     assert!(dsn(raw.as_bytes()).recipients.is_empty());
+}
+
+#[test]
+fn without_an_action_the_status_says_what_happened() {
+    let raw = String::from_utf8_lossy(fixture!("postfix.eml"))
+        .replace("Action: failed", "X-Note: no action");
+    let recipient = only_recipient(&dsn(raw.as_bytes())).clone();
+    assert_eq!(
+        (recipient.action, recipient.class),
+        (Action::Failed, StatusClass::Permanent)
+    );
+    let raw = raw.replace("Status: 5.1.1", "Status: 4.2.2");
+    let recipient = only_recipient(&dsn(raw.as_bytes())).clone();
+    assert_eq!(
+        (recipient.action, recipient.class),
+        (Action::Delayed, StatusClass::Temporary)
+    );
 }
 
 #[test]
