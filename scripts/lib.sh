@@ -29,3 +29,15 @@ keep_system_postfix_off() {
     as_root postfix stop
   fi
 }
+
+# keep_system_dovecot_off: the dovecot-imapd package enables the system-wide Dovecot (and starts it
+# where service starts are allowed); tests run instances of their own from scratch folders, so the
+# system one is disabled and, if it is running, stopped: nothing listens on 143 or 993.
+keep_system_dovecot_off() {
+  if command -v systemctl >/dev/null; then
+    as_root systemctl disable dovecot.service dovecot.socket >/dev/null 2>&1 || true
+    if [ -d /run/systemd/system ]; then as_root systemctl stop dovecot.service dovecot.socket >/dev/null 2>&1 || true; fi
+  fi
+  if command -v update-rc.d >/dev/null; then as_root update-rc.d dovecot disable >/dev/null 2>&1 || true; fi
+  if [ -f /run/dovecot/master.pid ]; then as_root /usr/sbin/dovecot stop >/dev/null 2>&1 || true; fi
+}

@@ -14,6 +14,8 @@ use ipnet::IpNet;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 
+use crate::bounce::{MailboxUrl, ReturnPaths};
+
 /// Which product edition runs: decides whether invitees without an account are `requested`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -244,6 +246,19 @@ pub struct Settings {
     pub http_max_connections: usize,
     /// Largest body of every route but the upload (JSON bodies), in bytes (413 beyond).
     pub json_body_limit: usize,
+
+    // The bounce reader (docs/product.md, "Bounces and complaints").
+    /// The address each email's return path is made under (`bounces@bounce.example.com` gives
+    /// `bounces+{delivery}-{tag}@bounce.example.com`); unset means no per-delivery return paths.
+    pub bounce_address: Option<String>,
+    /// The key of the return paths' tags (at least 16 bytes); required with `bounce_address`.
+    pub bounce_key: Option<SecretString>,
+    /// The mailbox bounces arrive in (`imaps://user:password@host/INBOX?processed=Processed`);
+    /// unset means no bounce reader. Requires `bounce_address`.
+    pub bounce_imap_url: Option<SecretString>,
+    /// How often the bounce reader looks for new mail when the server offers no IDLE.
+    #[serde(with = "humantime_serde")]
+    pub bounce_poll_interval: Duration,
 }
 
 impl Default for Settings {
@@ -302,6 +317,11 @@ impl Default for Settings {
             http_body_min_rate_grace: Duration::from_secs(10),
             http_max_connections: 1024,
             json_body_limit: 16 * 1024,
+
+            bounce_address: None,
+            bounce_key: None,
+            bounce_imap_url: None,
+            bounce_poll_interval: Duration::from_secs(60),
         }
     }
 }
@@ -352,6 +372,7 @@ impl Settings {
             "EMAIL_RATE_PER_SEC must be at least 1 (leave it unset for no cap)"
         );
         self.validate_http()?;
+        self.validate_bounces()?;
         anyhow::ensure!(
             self.public_url.starts_with("http://") || self.public_url.starts_with("https://"),
             "PUBLIC_URL must be an http(s) URL"
@@ -390,6 +411,47 @@ impl Settings {
             "WORKBOOK_CONVERSION_MEMORY must be at least {MIN_CONVERSION_MEMORY} bytes (64 MiB)"
         );
         Ok(())
+    }
+
+    fn validate_bounces(&self) -> anyhow::Result<()> {
+        self.return_paths()?;
+        self.bounce_mailbox()?;
+        anyhow::ensure!(
+            !self.bounce_poll_interval.is_zero(),
+            "BOUNCE_POLL_INTERVAL must be longer than 0"
+        );
+        Ok(())
+    }
+
+    /// The per-delivery return paths, when `BOUNCE_ADDRESS` is set (with its `BOUNCE_KEY`).
+    pub fn return_paths(&self) -> anyhow::Result<Option<ReturnPaths>> {
+        let Some(address) = &self.bounce_address else {
+            anyhow::ensure!(
+                self.bounce_key.is_none(),
+                "BOUNCE_KEY is set without BOUNCE_ADDRESS"
+            );
+            return Ok(None);
+        };
+        let key = self
+            .bounce_key
+            .as_ref()
+            .context("BOUNCE_ADDRESS needs BOUNCE_KEY (at least 16 bytes)")?;
+        Ok(Some(ReturnPaths::new(
+            address,
+            key.expose_secret().as_bytes(),
+        )?))
+    }
+
+    /// The bounce mailbox, when `BOUNCE_IMAP_URL` is set (with `BOUNCE_ADDRESS`).
+    pub fn bounce_mailbox(&self) -> anyhow::Result<Option<MailboxUrl>> {
+        let Some(url) = &self.bounce_imap_url else {
+            return Ok(None);
+        };
+        anyhow::ensure!(
+            self.bounce_address.is_some(),
+            "BOUNCE_IMAP_URL needs BOUNCE_ADDRESS, whose return paths name the bounced emails"
+        );
+        Ok(Some(MailboxUrl::parse(url.expose_secret())?))
     }
 
     /// The database URL in force: the configured one or the embedded SQLite file.
@@ -431,6 +493,39 @@ mod tests {
             s.invitation_url("abc"),
             "http://localhost:8080/invitations/abc"
         );
+    }
+
+    #[test]
+    fn the_bounce_settings_go_together_and_are_checked() {
+        let with = |address: Option<&str>, key: Option<&str>, url: Option<&str>| Settings {
+            bounce_address: address.map(str::to_owned),
+            bounce_key: key.map(SecretString::from),
+            bounce_imap_url: url.map(SecretString::from),
+            ..Settings::default()
+        };
+        let key = Some("sixteen bytes or more");
+        let address = Some("bounces@bounce.example.com");
+        let url = Some("imaps://u:secret@imap.example.com/INBOX");
+        assert!(with(None, None, None).validate().is_ok());
+        assert!(with(address, key, url).validate().is_ok());
+        let ok = with(address, key, url);
+        assert!(ok.return_paths().unwrap().is_some());
+        assert_eq!(ok.bounce_mailbox().unwrap().unwrap().folder, "INBOX");
+        for (settings, says) in [
+            (with(address, None, None), "BOUNCE_KEY"),
+            (with(address, Some("short"), None), "BOUNCE_KEY"),
+            (with(None, key, None), "BOUNCE_KEY"),
+            (with(Some("no-at-sign"), key, None), "BOUNCE_ADDRESS"),
+            (with(None, None, url), "BOUNCE_ADDRESS"),
+            (
+                with(address, key, Some("imap://u:secret@example.com/?tls=none")),
+                "BOUNCE_IMAP_URL",
+            ),
+        ] {
+            let error = format!("{:#}", settings.validate().unwrap_err());
+            assert!(error.contains(says), "{error}");
+            assert!(!error.contains("secret"), "{error}");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Types and services shared by the API and the workers: configuration, domain types, the store,
 //! job payloads, the mailer, metric names, and the service layer the routes and the CLI call.
 
+pub mod bounce;
 pub mod cancels;
 pub mod config;
 pub mod db;

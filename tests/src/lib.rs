@@ -12,6 +12,8 @@ pub mod hostile;
 
 pub mod postfix;
 
+pub mod dovecot;
+
 /// The value of the series `name{labels}` (spelled exactly as rendered) in a `/metrics` text, if
 /// exported.
 pub fn metric_value(metrics: &str, series: &str) -> Option<f64> {

@@ -3,6 +3,12 @@
 //! setup. It delivers the test domains into a Maildir in the same folder (the `virtual` agent,
 //! which writes `Delivered-To` with the envelope recipient) and sends nothing anywhere else;
 //! what it logs goes to a file there too (`maillog_file`, written by `postlogd`).
+//!
+//! Started with a bounce domain ([`Postfix::start_bouncing`]), it delivers only that domain's
+//! bounce mailbox (`bounces@DOMAIN`, and `bounces+…@DOMAIN` through the `+` delimiter) and
+//! accepts mail for unknown users of the test domains, then returns it to its envelope sender
+//! in a delivery status notification of its own: a VERP return path at the bounce domain puts
+//! Postfix's DSN into the Maildir, which `invite_tests::dovecot` serves over IMAP.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -46,10 +52,23 @@ pub struct Postfix {
     running: bool,
 }
 
+/// The local part of the bounce mailbox of [`Postfix::start_bouncing`].
+pub const BOUNCE_LOCAL: &str = "bounces";
+
 impl Postfix {
     /// Writes a configuration into a new scratch folder, starts Postfix from it (SMTPUTF8 offered
     /// or not) and waits until its port accepts connections.
     pub fn start(smtputf8: bool) -> Postfix {
+        Postfix::start_with(smtputf8, None)
+    }
+
+    /// Starts Postfix (SMTPUTF8 offered) delivering only `bounces@bounce_domain` into its
+    /// Maildir, and bouncing mail to every other user of its domains with a DSN of its own.
+    pub fn start_bouncing(bounce_domain: &str) -> Postfix {
+        Postfix::start_with(true, Some(bounce_domain))
+    }
+
+    fn start_with(smtputf8: bool, bounce_domain: Option<&str>) -> Postfix {
         assert!(
             Path::new(POSTFIX).is_file(),
             "{POSTFIX} is missing: install Debian's postfix (scripts/test does)"
@@ -63,7 +82,7 @@ impl Postfix {
             port: free_port(),
             running: false,
         };
-        postfix.write_config(smtputf8);
+        postfix.write_config(smtputf8, bounce_domain);
         postfix.control("start");
         postfix.running = true;
         postfix.wait_accepting();
@@ -73,6 +92,11 @@ impl Postfix {
     /// `smtp://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// The folder holding the Maildir (`Maildir/`), owned by `nobody`.
+    pub fn mail_root(&self) -> PathBuf {
+        self.path("mail")
     }
 
     /// What Postfix has logged so far.
@@ -111,7 +135,7 @@ impl Postfix {
     }
 
     /// `main.cf` and `master.cf` in `etc/`, and the folders they name.
-    fn write_config(&self, smtputf8: bool) {
+    fn write_config(&self, smtputf8: bool, bounce_domain: Option<&str>) {
         let root = self.dir.path();
         // The delivery agent runs as `nobody` and must reach the Maildir below.
         set_mode(root, 0o755);
@@ -120,7 +144,11 @@ impl Postfix {
         }
         chown(&self.path("data"), "postfix:");
         chown(&self.path("mail"), &format!("{MAILBOX_ID}:{MAILBOX_ID}"));
-        std::fs::write(self.path("etc/main.cf"), main_cf(root, smtputf8)).expect("main.cf");
+        std::fs::write(
+            self.path("etc/main.cf"),
+            main_cf(root, smtputf8, bounce_domain),
+        )
+        .expect("main.cf");
         std::fs::write(self.path("etc/master.cf"), master_cf(self.port)).expect("master.cf");
     }
 
@@ -212,11 +240,20 @@ fn delivered_message(raw: &str) -> ReceivedMessage {
 }
 
 /// The instance's `main.cf`: every path in `root`, listening on loopback only, delivering the
-/// test domains into `root/mail/Maildir/` and refusing to send anything elsewhere.
-fn main_cf(root: &Path, smtputf8: bool) -> String {
-    let root = root.display();
+/// test domains (or only the bounce mailbox) into `root/mail/Maildir/` and refusing to send
+/// anything elsewhere.
+fn main_cf(root: &Path, smtputf8: bool, bounce_domain: Option<&str>) -> String {
     let yes_no = if smtputf8 { "yes" } else { "no" };
-    let domains = DOMAINS.join(", ");
+    let mut domains = DOMAINS.join(", ");
+    let mut mailboxes = "static:Maildir/".to_owned();
+    let mut bouncing = String::new();
+    if let Some(domain) = bounce_domain {
+        domains = format!("{domains}, {domain}");
+        mailboxes = format!("inline:{{ {BOUNCE_LOCAL}@{domain}=Maildir/ }}");
+        // Unknown users are accepted, then bounced by the `virtual` agent ("unknown user").
+        bouncing = "recipient_delimiter = +\nsmtpd_reject_unlisted_recipient = no\n".to_owned();
+    }
+    let root = root.display();
     format!(
         "compatibility_level = 3.6
 config_directory = {root}/etc
@@ -240,11 +277,11 @@ biff = no
 smtputf8_enable = {yes_no}
 virtual_mailbox_domains = {domains}
 virtual_mailbox_base = {root}/mail
-virtual_mailbox_maps = static:Maildir/
+virtual_mailbox_maps = {mailboxes}
 virtual_uid_maps = static:{MAILBOX_ID}
 virtual_gid_maps = static:{MAILBOX_ID}
 default_transport = error:this instance delivers to its test domains only
-"
+{bouncing}"
     )
 }
 
