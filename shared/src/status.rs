@@ -138,6 +138,17 @@ stored_enum!(
     }
 );
 
+stored_enum!(
+    /// Which email an invitation sends: the first invitation (and a resend's), or a reminder
+    /// (`docs/product.md`, "Reminders"), each with its own template.
+    InvitationKind {
+        /// The invitation email.
+        Invitation = "invitation",
+        /// The reminder email, sent to a member who has not accepted yet.
+        Reminder = "reminder",
+    }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,5 +165,8 @@ mod tests {
         }
         assert_eq!(DeliveryState::parse("sent"), Some(DeliveryState::Sent));
         assert_eq!(ImportStatus::parse("nope"), None);
+        for kind in [InvitationKind::Invitation, InvitationKind::Reminder] {
+            assert_eq!(InvitationKind::parse(kind.as_str()), Some(kind));
+        }
     }
 }

@@ -96,6 +96,8 @@ diesel::table! {
         first_name -> Nullable<Text>,
         last_name -> Nullable<Text>,
         last_support_action_at -> Nullable<Timestamp>,
+        last_reminded_at -> Nullable<Timestamp>,
+        reminder_count -> Integer,
     }
 }
 
@@ -113,6 +115,7 @@ diesel::table! {
         accepted_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         revoked_at -> Nullable<Timestamp>,
+        kind -> Text,
     }
 }
 
