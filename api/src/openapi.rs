@@ -165,6 +165,7 @@ mod tests {
             ("POST", "/api/v1/workspaces/{ws}/imports/{id}/cancel"),
             ("GET", "/api/v1/workspaces/{ws}/members"),
             ("GET", "/api/v1/workspaces/{ws}/members/{id}"),
+            ("POST", "/api/v1/workspaces/{ws}/members/remind"),
             ("POST", "/api/v1/workspaces/{ws}/members/{id}/resend"),
             (
                 "POST",

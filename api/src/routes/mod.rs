@@ -57,6 +57,7 @@ fn api(shared: OpenApi) -> ApiRoutes {
         .routes(routes!(imports::retry::handle))
         .routes(routes!(imports::cancel::handle))
         .routes(routes!(members::list))
+        .routes(routes!(members::remind::handle))
         .routes(routes!(members::get))
         .routes(routes!(members::resend::handle))
         .routes(routes!(members::invitation_link::handle))
