@@ -2,8 +2,10 @@
 //! per member, fresh links, workspace lines, and two calls at once.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use chrono::{SecondsFormat, Utc};
+use diesel::connection::SimpleConnection as _;
 use diesel::prelude::*;
 use invite_shared::db::schema::invitation_links;
 use invite_shared::on_conn;
@@ -285,4 +287,55 @@ async fn a_filter_that_cannot_be_read_is_refused_in_words(stack: Stack) {
     assert_eq!(unknown.1["error"]["code"], "invalid_request");
     app.settled(import).await;
     assert!(reminders(&app).is_empty());
+}
+
+/// Members the scale check below invites straight into the ledger.
+const MANY: u64 = 100_000;
+
+/// A scale check, run by hand (`cargo nextest run -p invite-tests --test remind --run-ignored
+/// only --no-capture`): reminding 100,000 members goes page by page and reminds each once; it
+/// prints how long the call took. No worker runs, so the reminders stay pending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a scale check: about a minute on PostgreSQL"]
+async fn reminding_a_hundred_thousand_members_goes_page_by_page() {
+    for stack in [Stack::Postgres, Stack::Sqlite] {
+        let app = TestApp::spawn_with(stack, |s| {
+            s.http_request_timeout = std::time::Duration::from_secs(600)
+        })
+        .await;
+        let sql = many_members_sql(stack);
+        app.db
+            .run(move |conn| Ok(on_conn!(conn, |c| c.batch_execute(&sql))?))
+            .await
+            .unwrap();
+
+        let started = Instant::now();
+        let counts = remind_ok(&app, json!({ "status": "invited" })).await;
+        let took = started.elapsed();
+
+        assert_eq!(counts, (MANY, 0));
+        println!(
+            "{stack:?}: {MANY} members reminded in {:.1} s ({:.0} a second)",
+            took.as_secs_f64(),
+            MANY as f64 / took.as_secs_f64()
+        );
+    }
+}
+
+/// SQL inviting [`MANY`] members into workspace `acme` (no email sent for them).
+fn many_members_sql(stack: Stack) -> String {
+    let series = match stack {
+        Stack::Postgres => format!("SELECT generate_series(1, {MANY}) AS n"),
+        Stack::Sqlite => format!(
+            "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < {MANY}) \
+             SELECT n FROM s"
+        ),
+    };
+    format!(
+        "INSERT INTO accounts (email, created_at) SELECT 'many' || n || '@example.com', \
+         CURRENT_TIMESTAMP FROM ({series}) AS g; \
+         INSERT INTO members (workspace_id, account_id, role, status, created_at, updated_at) \
+         SELECT w.id, a.id, 'end_user', 'invited', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP \
+         FROM accounts a, workspaces w WHERE w.slug = 'acme' AND a.email LIKE 'many%';"
+    )
 }

@@ -334,16 +334,21 @@ fn lock_workspace<C: BackendConnection>(c: &mut C, workspace: WorkspaceId) -> Qu
 }
 
 /// Cancels the members' deliveries in the given states, taking them off their imports' tallies.
+///
+/// The invitations are read first and the deliveries then found by their invitation ids: given
+/// the subquery instead, PostgreSQL planned a scan of every delivery while its statistics lagged
+/// behind a growing table (reminding 100,000 members slowed to 0.1–0.2 s a page of 500).
 pub(crate) fn cancel_deliveries<C: BackendConnection>(
     c: &mut C,
     members: &[MemberId],
     states: &[DeliveryState],
 ) -> QueryResult<()> {
+    let invitations: Vec<InvitationId> = c.load(invitations_of(members))?;
     for &state in states {
         let imports: Vec<Option<ImportId>> = c.load(
             diesel::update(
                 deliveries::table
-                    .filter(deliveries::invitation_id.eq_any(invitations_of(members)))
+                    .filter(deliveries::invitation_id.eq_any(&invitations))
                     .filter(deliveries::state.eq(state)),
             )
             .set(deliveries::state.eq(DeliveryState::Cancelled))
