@@ -272,6 +272,9 @@ async fn a_filter_that_cannot_be_read_is_refused_in_words(stack: Stack) {
     let email_status = remind(&app, json!({ "email_status": "lost" })).await;
     let time = remind(&app, json!({ "invited_before": "last week" })).await;
     let unknown = remind(&app, json!({ "statuses": ["invited"] })).await;
+    let fraction = remind(&app, json!({ "import": 1.5 })).await;
+    // JSON Schema's `integer` admits a number written with a zero fraction.
+    let whole = remind(&app, json!({ "import": 1.0, "status": "active" })).await;
 
     for (answer, names) in [
         (&status, "status `pending`"),
@@ -285,6 +288,8 @@ async fn a_filter_that_cannot_be_read_is_refused_in_words(stack: Stack) {
     }
     assert_eq!(unknown.0, 422, "{unknown:?}");
     assert_eq!(unknown.1["error"]["code"], "invalid_request");
+    assert_eq!(fraction.0, 422, "{fraction:?}");
+    assert_eq!(whole.0, 202, "{whole:?}");
     app.settled(import).await;
     assert!(reminders(&app).is_empty());
 }

@@ -7,7 +7,8 @@ use axum::http::StatusCode;
 use invite_shared::service::reminders::{self, FilterText};
 use invite_shared::status::{DeliveryState, MemberStatus};
 use invite_shared::store::members::MemberFilter;
-use serde::{Deserialize, Serialize};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::AppState;
 use crate::auth::Admin;
@@ -30,11 +31,34 @@ pub struct RemindFilter {
     #[schema(value_type = Option<DeliveryState>)]
     pub email_status: Option<String>,
     /// Only members created by this import (another workspace's import chooses nobody).
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(value_type = Option<i64>)]
     pub import: Option<i64>,
     /// Only members invited before this time (RFC 3339, e.g. `2026-12-01T00:00:00Z`): when their
     /// membership was created.
     #[schema(value_type = Option<String>, format = DateTime, example = "2026-12-01T00:00:00Z")]
     pub invited_before: Option<String>,
+}
+
+/// An id written as a JSON number without a fraction, `3` or `3.0`: JSON Schema's `integer`, which
+/// the document promises, admits both, while serde's `i64` refuses the second.
+fn whole_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Number {
+        Int(i64),
+        Float(f64),
+    }
+    // `i64::MAX as f64` rounds up to 2^63, itself out of range: hence `<`.
+    let range = (i64::MIN as f64)..(i64::MAX as f64);
+    match Option::<Number>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(Number::Int(n)) => Ok(Some(n)),
+        Some(Number::Float(x)) if x.fract() == 0.0 && range.contains(&x) => Ok(Some(x as i64)),
+        Some(Number::Float(x)) => Err(D::Error::custom(format!(
+            "import: {x} is not an import id (a whole number)"
+        ))),
+    }
 }
 
 /// What a remind call did.
