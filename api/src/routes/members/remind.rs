@@ -49,12 +49,13 @@ fn whole_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64
         Int(i64),
         Float(f64),
     }
-    // `i64::MAX as f64` rounds up to 2^63, itself out of range: hence `<`.
-    let range = (i64::MIN as f64)..(i64::MAX as f64);
+    // The ends round to ±2^63 as floats, which a number just outside the range rounds to as well:
+    // both are left out.
+    let within = |x: f64| x > i64::MIN as f64 && x < i64::MAX as f64;
     match Option::<Number>::deserialize(deserializer)? {
         None => Ok(None),
         Some(Number::Int(n)) => Ok(Some(n)),
-        Some(Number::Float(x)) if x.fract() == 0.0 && range.contains(&x) => Ok(Some(x as i64)),
+        Some(Number::Float(x)) if x.fract() == 0.0 && within(x) => Ok(Some(x as i64)),
         Some(Number::Float(x)) => Err(D::Error::custom(format!(
             "import: {x} is not an import id (a whole number)"
         ))),
