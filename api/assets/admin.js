@@ -534,6 +534,40 @@
     });
   }
 
+  /** What the Remind button says it does before it does it, for the current status filter. */
+  function remindQuestion(filter) {
+    const who = filter ? `every ${MEMBER_STATUS[filter].toLowerCase()} member` : 'every member who has not accepted yet';
+    return (
+      `Send a reminder email to ${who}?\n\n` +
+      'Each gets a new invitation link, so expired links are renewed; the link sent earlier keeps working. ' +
+      'Members reminded recently, or reminded the most times allowed, are skipped, as are active and archived ones. ' +
+      'The emails go out over the next minutes.'
+    );
+  }
+
+  /** Reminds the members matching the status filter, after asking; says how many were reminded. */
+  async function remindMembers(button) {
+    const filter = state.members.filter;
+    if (filter === 'active' || filter === 'archived') return;
+    if (!window.confirm(remindQuestion(filter))) return;
+    await withBusy(button, async () => {
+      try {
+        const body = JSON.stringify(filter ? { status: filter } : {});
+        const done = await apiJson('/members/remind', { method: 'POST', body, headers: { 'Content-Type': 'application/json' } });
+        say(`${plural(Number(done.reminded) || 0, 'member', 'members')} reminded, ${Number(done.skipped) || 0} skipped`);
+        loadMembers();
+      } catch (error) {
+        report(error);
+      }
+    });
+  }
+
+  /** Remind only makes sense where the filter can show members who have not accepted. */
+  function renderRemindButton() {
+    const filter = state.members.filter;
+    $('#members-remind').hidden = filter === 'active' || filter === 'archived';
+  }
+
   async function refreshMemberRow(row, id) {
     try {
       const member = await apiJson(`/members/${encodeURIComponent(id)}`);
@@ -1366,8 +1400,10 @@
     $('#status-filter').addEventListener('change', (event) => {
       state.members.filter = event.currentTarget.value;
       state.members.cursor = null;
+      renderRemindButton();
       loadMembers();
     });
+    $('#members-remind').addEventListener('click', (event) => remindMembers(event.currentTarget));
     $('#members-refresh').addEventListener('click', () => loadMembers());
     $('#members-more').addEventListener('click', (event) => withBusy(event.currentTarget, () => loadMembers({ more: true })));
     membersBody.addEventListener('click', onMemberAction);
@@ -1391,5 +1427,6 @@
 
   wire();
   state.members.filter = $('#status-filter').value;
+  renderRemindButton();
   resumeSession();
 })();

@@ -16,6 +16,7 @@ use invite_shared::intake;
 use invite_shared::intake::workbook::child::Converter;
 use invite_shared::queue::JobQueue;
 use invite_shared::service::imports::{self as import_service, Upload};
+use invite_shared::service::reminders::{self, FilterText};
 use invite_shared::service::support::{self, Limited, ResendOutcome, RetryOutcome};
 use invite_shared::service::tokens::{self as token_service, RevokeOutcome};
 use invite_shared::service::{audit, repair, results};
@@ -415,6 +416,32 @@ pub async fn resend(
             anyhow::bail!("member {member} not found in workspace `{slug}`")
         }
     }
+}
+
+/// `remind --workspace SLUG [--status S] [--email-status E] [--invited-before T] [--import N]`:
+/// reminder emails to the matching members who have not accepted yet. Returns what to print; an
+/// unknown workspace or a filter that cannot be read is an error.
+pub async fn remind(
+    settings: &Settings,
+    db: &Db,
+    slug: &str,
+    filter: &FilterText,
+) -> anyhow::Result<String> {
+    let filter = filter.parse()?;
+    let workspace = workspace_id(db, slug).await?;
+    let queue = JobQueue::connect(settings).await?;
+    let done =
+        reminders::remind(db, &queue, settings, (workspace, Actor::Operator), filter).await?;
+    let mut line = format!(
+        "workspace `{slug}`: {} reminded, {} skipped",
+        done.reminded, done.skipped
+    );
+    if done.reminded > 0
+        && let Some(note) = who_sends(settings)
+    {
+        line = format!("{line}\n{note}");
+    }
+    Ok(line)
 }
 
 /// An address as the CLI shows it: the local part only (`ada@…`), enough to recognise the person.

@@ -1,6 +1,6 @@
 //! `invite-api`: the HTTP API (`serve`, the default), `import` of one file, `migrate`,
-//! `token create`/`list`/`revoke`, the support twins `retry`, `cancel` and `resend`, and
-//! `openapi`.
+//! `token create`/`list`/`revoke`, the support twins `retry`, `cancel`, `resend` and `remind`,
+//! and `openapi`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,6 +13,7 @@ use invite_shared::db::Db;
 use invite_shared::domain::email::InviteeEmail;
 use invite_shared::ids::{ImportId, MemberId};
 use invite_shared::intake::workbook::child;
+use invite_shared::service::reminders::FilterText;
 use invite_shared::status::ImportStatus;
 use invite_shared::store::auth;
 use invite_worker::runtime;
@@ -72,6 +73,25 @@ enum Command {
         /// The member's id.
         #[arg(long)]
         member: i64,
+    },
+    /// Send a reminder email to the members matching the filters who have not accepted yet, within
+    /// REMIND_COOLDOWN and REMIND_MAX (twin of `POST …/members/remind`); prints the counts.
+    Remind {
+        /// The workspace's slug.
+        #[arg(long)]
+        workspace: String,
+        /// Only members with this status (`invited`, `requested`; others are skipped).
+        #[arg(long)]
+        status: Option<String>,
+        /// Only members whose latest email is in this state (`pending`, `sent`, `failed`, …).
+        #[arg(long)]
+        email_status: Option<String>,
+        /// Only members invited before this time (RFC 3339, e.g. `2026-12-01T00:00:00Z`).
+        #[arg(long)]
+        invited_before: Option<String>,
+        /// Only members created by this import.
+        #[arg(long)]
+        import: Option<i64>,
     },
     /// Print a workspace's audit log, newest first: who uploaded, retried, resent, copied a link,
     /// archived or changed tokens (twin of `GET …/audit`).
@@ -165,6 +185,7 @@ async fn start(cli: Cli) -> ExitCode {
                 | Command::Retry { .. }
                 | Command::Cancel { .. }
                 | Command::Resend { .. }
+                | Command::Remind { .. }
                 | Command::Audit { .. }
         )
     );
@@ -196,6 +217,7 @@ fn check_workspace(command: &Command) -> anyhow::Result<()> {
     | Command::Retry { workspace, .. }
     | Command::Cancel { workspace, .. }
     | Command::Resend { workspace, .. }
+    | Command::Remind { workspace, .. }
     | Command::Audit { workspace, .. } = command
     {
         anyhow::ensure!(
@@ -256,6 +278,25 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Resend { workspace, member } => {
             let done = commands::resend(&settings, &db, &workspace, MemberId(member)).await?;
             println!("{done}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Remind {
+            workspace,
+            status,
+            email_status,
+            invited_before,
+            import,
+        } => {
+            let filter = FilterText {
+                status,
+                email_status,
+                import,
+                invited_before,
+            };
+            println!(
+                "{}",
+                commands::remind(&settings, &db, &workspace, &filter).await?
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit { workspace, limit } => {

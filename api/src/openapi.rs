@@ -166,6 +166,7 @@ mod tests {
             ("GET", "/api/v1/workspaces/{ws}/members"),
             ("GET", "/api/v1/workspaces/{ws}/members/{id}"),
             ("GET", "/api/v1/workspaces/{ws}/members/{id}/events"),
+            ("POST", "/api/v1/workspaces/{ws}/members/remind"),
             ("POST", "/api/v1/workspaces/{ws}/members/{id}/resend"),
             (
                 "POST",

@@ -394,3 +394,56 @@ async fn legacy_tokens_are_listed_and_revoked_by_operators_only() {
     let entry = format!("\toperator (CLI)\ttoken_revoke\ttoken {id}");
     assert!(audit.lines().any(|l| l.ends_with(&entry)), "{audit}");
 }
+
+#[tokio::test]
+async fn the_remind_command_reminds_the_matching_members_once_and_prints_the_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = imported(dir.path());
+    let bob = member_id(&db, "person1@example.com").await;
+    let remind = ["remind", "--workspace", "demo", "--status", "invited"];
+
+    let first = run(dir.path(), &remind);
+    let again = run(dir.path(), &remind);
+
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert!(
+        text(&first.stdout).contains("workspace `demo`: 3 reminded, 0 skipped"),
+        "{}",
+        text(&first.stdout)
+    );
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert!(
+        text(&again.stdout).contains("workspace `demo`: 0 reminded, 3 skipped"),
+        "within REMIND_COOLDOWN: {}",
+        text(&again.stdout)
+    );
+    assert_eq!(
+        deliveries_of(&db, bob).await,
+        vec![("sent".to_owned(), 1), ("pending".to_owned(), 0)],
+        "one reminder waits for the workers of `serve`"
+    );
+}
+
+#[tokio::test]
+async fn the_remind_command_refuses_a_filter_it_cannot_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let _db = imported(dir.path());
+
+    let output = run(
+        dir.path(),
+        &[
+            "remind",
+            "--workspace",
+            "demo",
+            "--invited-before",
+            "yesterday",
+        ],
+    );
+
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("invited_before `yesterday` is not an RFC 3339 time"),
+        "{}",
+        text(&output.stderr)
+    );
+}

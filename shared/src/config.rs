@@ -168,6 +168,11 @@ pub struct Settings {
     /// Support-initiated emails (resends, unarchive re-invitations) one workspace may queue per UTC
     /// day; 0 means no limit.
     pub support_emails_per_day: u32,
+    /// Least time between two reminders to one member, counted from their last reminder.
+    #[serde(with = "humantime_serde")]
+    pub remind_cooldown: Duration,
+    /// Most reminders one member gets; 0 means reminders are off.
+    pub remind_max: u32,
     /// How long the stored file of a finished import is kept before housekeeping deletes it (its
     /// counts and per-row results stay).
     #[serde(with = "humantime_serde")]
@@ -291,6 +296,8 @@ impl Default for Settings {
             imports_in_flight: 10,
             member_action_cooldown: Duration::from_secs(60),
             support_emails_per_day: 0,
+            remind_cooldown: Duration::from_secs(3 * 24 * 3600),
+            remind_max: 3,
             upload_retention: Duration::from_secs(30 * 24 * 3600),
             import_chunk_rows: 1000,
             send_batch_size: 50,

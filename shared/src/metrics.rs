@@ -43,6 +43,12 @@ pub const UPLOAD_BYTES: &str = "invites_upload_bytes";
 /// Counter of requests answered 429, by `limit` (`auth_failures`, `uploads`, `imports_in_flight`,
 /// `member_cooldown`, `workspace_daily_quota`).
 pub const RATE_LIMITED_TOTAL: &str = "invites_rate_limited_total";
+/// Members a remind call went through, by `result`: `reminded` (a reminder email queued) or
+/// `skipped` (matched but not eligible: accepted, archived, within `REMIND_COOLDOWN` of their last
+/// reminder, or at `REMIND_MAX`).
+pub const REMINDERS_TOTAL: &str = "invites_reminders_total";
+/// The `result` values of [`REMINDERS_TOTAL`].
+pub const REMINDER_RESULTS: [&str; 2] = ["reminded", "skipped"];
 /// Workbook conversions by `result`: `converted`, `refused` (in words: too large, unreadable),
 /// `exhausted` (the child ran out of memory or time), `busy` (no free slot) or `failed` (the
 /// child could not be run or set up: the server's fault).
@@ -189,6 +195,11 @@ pub fn describe() {
     export_at_zero(EMAILS_TOTAL, "result", &EMAIL_RESULTS);
     export_at_zero(SMTP_REPLIES_TOTAL, "class", &SMTP_REPLY_CLASSES);
     export_at_zero(RATE_LIMITED_TOTAL, "limit", &RATE_LIMITS);
+    describe_counter!(
+        REMINDERS_TOTAL,
+        "Members matched by remind calls, by result (reminded or skipped)"
+    );
+    export_at_zero(REMINDERS_TOTAL, "result", &REMINDER_RESULTS);
     export_at_zero(
         WORKBOOK_CONVERSIONS_TOTAL,
         "result",

@@ -137,6 +137,8 @@ stored_enum!(
         Unarchive = "unarchive",
         /// A link minted for an admin to copy, for a member without an open invitation.
         InvitationLink = "invitation_link",
+        /// A reminder to a member who has not accepted yet (`docs/product.md`, "Reminders").
+        Reminder = "reminder",
     }
 );
 
@@ -151,6 +153,28 @@ stored_enum!(
         Invalid = "invalid",
     }
 );
+
+stored_enum!(
+    /// Which email an invitation sends: the first invitation (and a resend's), or a reminder
+    /// (`docs/product.md`, "Reminders"), each with its own template.
+    InvitationKind {
+        /// The invitation email.
+        Invitation = "invitation",
+        /// The reminder email, sent to a member who has not accepted yet.
+        Reminder = "reminder",
+    }
+);
+
+impl InvitationKind {
+    /// The email an invitation made for `cause` sends: a reminder's, or the invitation's (for
+    /// every other cause, and for invitations made before causes were recorded).
+    pub fn of(cause: Option<InvitationCause>) -> InvitationKind {
+        match cause {
+            Some(InvitationCause::Reminder) => InvitationKind::Reminder,
+            _ => InvitationKind::Invitation,
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -168,5 +192,8 @@ mod tests {
         }
         assert_eq!(DeliveryState::parse("sent"), Some(DeliveryState::Sent));
         assert_eq!(ImportStatus::parse("nope"), None);
+        for kind in [InvitationKind::Invitation, InvitationKind::Reminder] {
+            assert_eq!(InvitationKind::parse(kind.as_str()), Some(kind));
+        }
     }
 }

@@ -22,6 +22,7 @@ on_both_stacks!(
     revoking_the_pages_own_token_asks_first_and_signs_the_page_out,
     an_international_address_is_shown_as_written_and_a_refused_one_with_its_reason,
     an_import_is_cancelled_from_its_card_and_its_rows_to_fix_are_downloaded,
+    the_remind_button_asks_first_then_reminds_the_filtered_members_and_says_how_many,
 );
 
 /// The README's sample file: twelve people to invite, then six rows a spreadsheet gets wrong
@@ -690,4 +691,56 @@ fn link_token(app: &TestApp, address: &str) -> String {
     let emails = emails_to(app, address);
     let email = emails.first().expect("an email to the invitee");
     app.token_in(&email.text_body())
+}
+
+async fn the_remind_button_asks_first_then_reminds_the_filtered_members_and_says_how_many(
+    stack: Stack,
+) {
+    let app = TestApp::spawn(stack).await;
+    let id = app.upload_ok(people_csv(3)).await;
+    app.settled(id).await;
+    let browser = Browser::start(
+        stack,
+        "the_remind_button_asks_first_then_reminds_the_filtered_members_and_says_how_many",
+    )
+    .await;
+    sign_in(&browser, &app).await;
+    browser
+        .wait_for_count("#members-table tbody tr[data-member-id]", |n| n == 4)
+        .await;
+    browser.select("#status-filter", "invited").await;
+    browser
+        .wait_for_count("#members-table tbody tr[data-member-id]", |n| n == 3)
+        .await;
+    browser
+        .execute(
+            "window.asked = []; window.confirm = (m) => { window.asked.push(m); return false; };",
+            vec![],
+        )
+        .await;
+
+    browser.click("#members-remind").await;
+    let asked = browser.execute("return window.asked;", vec![]).await;
+    assert!(
+        asked[0].as_str().unwrap().contains("every invited member"),
+        "{asked}"
+    );
+    browser
+        .execute("window.confirm = () => true;", vec![])
+        .await;
+    browser.click("#members-remind").await;
+
+    browser
+        .wait_for_text("#message", |t| t.contains("3 members reminded, 0 skipped"))
+        .await;
+    browser.screenshot("reminded").await;
+    app.settled(id).await;
+    let reminders = app
+        .emails()
+        .into_iter()
+        .filter(|m| m.subject().starts_with("Reminder: "))
+        .count();
+    assert_eq!(reminders, 3, "declined: nothing; confirmed: one each");
+    browser.select("#status-filter", "active").await;
+    browser.wait_for("#members-remind[hidden]").await;
 }

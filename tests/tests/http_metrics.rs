@@ -38,6 +38,7 @@ async fn made_up_methods_and_paths_add_no_series_and_closed_label_sets_start_at_
         r#"invites_emails_total{result="failed"}"#,
         r#"invites_smtp_replies_total{class="5xx"}"#,
         r#"invites_rate_limited_total{limit="uploads"}"#,
+        r#"invites_reminders_total{result="skipped"}"#,
     ] {
         assert_eq!(value(&at_start, series), Some(0.0), "{series}\n{at_start}");
     }

@@ -57,6 +57,7 @@ fn api(shared: OpenApi) -> ApiRoutes {
         .routes(routes!(imports::retry::handle))
         .routes(routes!(imports::cancel::handle))
         .routes(routes!(members::list))
+        .routes(routes!(members::remind::handle))
         .routes(routes!(members::get))
         .routes(routes!(members::events::list))
         .routes(routes!(members::resend::handle))

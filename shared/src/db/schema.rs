@@ -97,6 +97,8 @@ diesel::table! {
         first_name -> Nullable<Text>,
         last_name -> Nullable<Text>,
         last_support_action_at -> Nullable<Timestamp>,
+        last_reminded_at -> Nullable<Timestamp>,
+        reminder_count -> Integer,
     }
 }
 

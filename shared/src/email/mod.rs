@@ -420,11 +420,13 @@ mod tests {
     };
 
     use super::*;
+    use crate::status::InvitationKind;
 
     const LINK: &str = "https://invite.example.com/invitations/abc_DEF-123";
 
     fn invitation(to: &str) -> InvitationEmail {
         InvitationEmail {
+            kind: InvitationKind::Invitation,
             workspace: "Acme Research".to_owned(),
             inviter: "Grace Hopper".to_owned(),
             first_name: Some("Ada".to_owned()),
@@ -634,6 +636,22 @@ mod tests {
     fn the_invitation_email_on_the_wire() {
         let from: Mailbox = "Bulk Invite <no-reply@example.com>".parse().unwrap();
         let untrusted = InvitationEmail {
+            workspace: "Acme & Søn <Research>".to_owned(),
+            inviter: "Grace \"Amazing\" Hopper".to_owned(),
+            first_name: Some("<img src=x onerror=alert(1)> Zoë".to_owned()),
+            ..invitation("zoe@example.com")
+        };
+
+        let message = build_message(&from, &untrusted, "0123abcd").unwrap();
+
+        insta::assert_snapshot!(wire_text(&message));
+    }
+
+    #[test]
+    fn the_reminder_email_on_the_wire() {
+        let from: Mailbox = "Bulk Invite <no-reply@example.com>".parse().unwrap();
+        let untrusted = InvitationEmail {
+            kind: InvitationKind::Reminder,
             workspace: "Acme & Søn <Research>".to_owned(),
             inviter: "Grace \"Amazing\" Hopper".to_owned(),
             first_name: Some("<img src=x onerror=alert(1)> Zoë".to_owned()),

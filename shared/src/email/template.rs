@@ -1,27 +1,59 @@
-//! The invitation email's content: the templates in `templates/invitation/` and their rendering.
+//! The emails' content: the templates in `templates/invitation/` and `templates/reminder/`, and
+//! their rendering.
 
 use chrono::{DateTime, Utc};
 
-// Compiled in so a deployed binary can never run with a missing or mismatched template folder.
-const SUBJECT: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../templates/invitation/subject.txt"
-));
-const BODY_TEXT: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../templates/invitation/body.txt"
-));
-const BODY_HTML: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../templates/invitation/body.html"
-));
+use crate::status::InvitationKind;
+
+/// The three parts of one email's template.
+struct Template {
+    subject: &'static str,
+    text: &'static str,
+    html: &'static str,
+}
+
+/// Compiles in the templates of `templates/{folder}/`, so a deployed binary can never run with a
+/// missing or mismatched template folder. A macro because `include_str!` needs a literal path.
+macro_rules! template {
+    ($folder:literal) => {
+        Template {
+            subject: include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../templates/",
+                $folder,
+                "/subject.txt"
+            )),
+            text: include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../templates/",
+                $folder,
+                "/body.txt"
+            )),
+            html: include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../templates/",
+                $folder,
+                "/body.html"
+            )),
+        }
+    };
+}
+
+/// The invitation email, sent by an import, a resend or an unarchive.
+const INVITATION: Template = template!("invitation");
+
+/// The reminder email (`docs/product.md`, "Reminders"): its own subject and wording, the same
+/// values and the same escaping.
+const REMINDER: Template = template!("reminder");
 
 /// Greeting name used when the CSV row gave no first name, so "Hi {{first_name}}," still reads well.
 const ANONYMOUS_GREETING: &str = "there";
 
-/// Everything an invitation email says; `render` turns it into subject and bodies.
+/// Everything an invitation or reminder email says; `render` turns it into subject and bodies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvitationEmail {
+    /// Which email: the invitation, or a reminder of it.
+    pub kind: InvitationKind,
     /// Display name of the workspace the invitee joins.
     pub workspace: String,
     /// Display name of the admin who sent the invitation.
@@ -48,8 +80,12 @@ pub struct Rendered {
 }
 
 impl InvitationEmail {
-    /// Fills the compiled-in templates with this invitation's values.
+    /// Fills the compiled-in templates of this email's kind with its values.
     pub fn render(&self) -> Rendered {
+        let template = match self.kind {
+            InvitationKind::Invitation => &INVITATION,
+            InvitationKind::Reminder => &REMINDER,
+        };
         let first_name = self
             .first_name
             .as_deref()
@@ -65,14 +101,14 @@ impl InvitationEmail {
             ("expires", expires.as_str()),
         ];
 
-        let subject = substitute(SUBJECT.trim(), &values, |value, out| {
+        let subject = substitute(template.subject.trim(), &values, |value, out| {
             out.push_str(&single_line(value))
         });
         Rendered {
             // A value may itself end in whitespace once newlines became spaces.
             subject: subject.trim().to_owned(),
-            text: substitute(BODY_TEXT, &values, |value, out| out.push_str(value)),
-            html: substitute(BODY_HTML, &values, escape_html),
+            text: substitute(template.text, &values, |value, out| out.push_str(value)),
+            html: substitute(template.html, &values, escape_html),
         }
     }
 }
@@ -137,6 +173,7 @@ mod tests {
 
     fn invitation() -> InvitationEmail {
         InvitationEmail {
+            kind: InvitationKind::Invitation,
             workspace: "Acme Research".to_owned(),
             inviter: "Grace Hopper".to_owned(),
             first_name: Some("Ada".to_owned()),
@@ -232,5 +269,52 @@ mod tests {
         .render();
 
         assert!(rendered.text.contains("join the {{link}} workspace"));
+    }
+
+    fn reminder() -> InvitationEmail {
+        InvitationEmail {
+            kind: InvitationKind::Reminder,
+            ..invitation()
+        }
+    }
+
+    #[test]
+    fn a_reminder_says_it_is_one_in_its_subject_and_bodies_and_fills_every_placeholder() {
+        let rendered = reminder().render();
+        let invitation = invitation().render();
+
+        assert_eq!(
+            rendered.subject,
+            "Reminder: Grace Hopper invited you to join Acme Research"
+        );
+        assert_ne!(rendered.text, invitation.text);
+        assert_ne!(rendered.html, invitation.html);
+        for part in [&rendered.subject, &rendered.text, &rendered.html] {
+            assert!(!part.contains("{{"), "placeholder left in:\n{part}");
+        }
+        for body in [&rendered.text, &rendered.html] {
+            assert!(body.contains("Hi Ada,"));
+            assert!(body.contains("A reminder:"));
+            assert!(body.contains("https://invite.example.com/invitations/abc_DEF-123"));
+            assert!(body.contains("3 December 2026 15:04 UTC"));
+        }
+    }
+
+    #[test]
+    fn a_reminder_escapes_every_value_in_html_and_keeps_its_subject_on_one_line() {
+        let rendered = InvitationEmail {
+            workspace: "<b>Acme</b>\r\nBcc: victim@example.com".to_owned(),
+            inviter: "Tom & \"Jerry\"".to_owned(),
+            first_name: Some("<img src=x onerror=alert(1)>".to_owned()),
+            ..reminder()
+        }
+        .render();
+
+        assert!(!rendered.html.contains("<b>Acme"));
+        assert!(!rendered.html.contains("<img"));
+        assert!(rendered.html.contains("&lt;img src=x onerror=alert(1)&gt;"));
+        assert!(rendered.html.contains("Tom &amp; &quot;Jerry&quot;"));
+        assert!(!rendered.subject.chars().any(char::is_control));
+        assert!(rendered.subject.starts_with("Reminder: "));
     }
 }

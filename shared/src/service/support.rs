@@ -216,7 +216,7 @@ pub async fn unarchive(
 }
 
 /// Tells the senders there is work; a failure only delays the email until the next housekeeping.
-async fn wake(queue: &JobQueue, import_id: Option<ImportId>) {
+pub(crate) async fn wake(queue: &JobQueue, import_id: Option<ImportId>) {
     if let Err(e) = queue.push_send(SendInvites { import_id }).await {
         tracing::warn!(
             error = format!("{e:#}"),

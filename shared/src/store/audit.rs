@@ -36,6 +36,8 @@ pub enum Action {
     UploadDelete,
     /// An import was cancelled: its rows stopped and its unsent emails were cancelled.
     ImportCancel,
+    /// The members matching a filter were sent reminders (one entry per call).
+    Remind,
 }
 
 impl Action {
@@ -53,6 +55,7 @@ impl Action {
             Action::TokenRevoke => "token_revoke",
             Action::UploadDelete => "upload_delete",
             Action::ImportCancel => "import_cancel",
+            Action::Remind => "remind",
         }
     }
 }
@@ -76,6 +79,13 @@ pub enum Target {
     Member(MemberId),
     /// An API token, by id.
     Token(TokenId),
+    /// The members a remind call went through, counted: never who they are.
+    Reminded {
+        /// Members reminded.
+        reminded: u64,
+        /// Members matched but not eligible.
+        skipped: u64,
+    },
 }
 
 impl Target {
@@ -84,6 +94,9 @@ impl Target {
             Target::Import(id) => format!("import {id}"),
             Target::Member(id) => format!("member {id}"),
             Target::Token(id) => format!("token {id}"),
+            Target::Reminded { reminded, skipped } => {
+                format!("members: {reminded} reminded, {skipped} skipped")
+            }
         }
     }
 }

@@ -22,10 +22,12 @@ use serde::Serialize;
 
 use crate::db::DbConn;
 use crate::db::backend::{BackendConnection, columns};
-use crate::db::schema::{accounts, deliveries, invitation_links, members, workers, workspaces};
+use crate::db::schema::{
+    accounts, deliveries, invitation_links, invitations, members, workers, workspaces,
+};
 use crate::db::statement::{param, statement};
 use crate::ids::{AccountId, DeliveryId, ImportId, InvitationId, WorkerId, WorkspaceId};
-use crate::status::DeliveryState;
+use crate::status::{DeliveryState, InvitationCause, InvitationKind};
 use crate::store::members::InvitedBy;
 use crate::store::now;
 use crate::store::tallies::{self, Tally, add_tally};
@@ -67,6 +69,8 @@ pub struct Claimed {
     pub first_attempt_at: NaiveDateTime,
     /// The local part of its Message-ID, the same on every attempt.
     pub message_id: String,
+    /// Which email it sends: the invitation, or a reminder.
+    pub kind: InvitationKind,
     /// The invitee's address.
     pub to: String,
     /// The invitee's first name, as their membership of the workspace gives it, if it does.
@@ -220,6 +224,7 @@ fn load_claimed<C: BackendConnection>(
 ) -> QueryResult<Vec<Claimed>> {
     let rows: Vec<ClaimedRow> = c.load(
         deliveries::table
+            .inner_join(invitations::table)
             .inner_join(
                 members::table
                     .inner_join(accounts::table)
@@ -474,6 +479,8 @@ struct ClaimedRow {
     #[diesel(select_expression = deliveries::first_attempt_at.assume_not_null())]
     first_attempt_at: NaiveDateTime,
     message_id: Option<String>,
+    #[diesel(select_expression = invitations::cause)]
+    cause: Option<InvitationCause>,
     #[diesel(select_expression = accounts::email)]
     to: String,
     /// As the member's own workspace's file gave it.
@@ -514,6 +521,7 @@ fn to_claimed(
         first_attempt_at: row.first_attempt_at,
         // Set by the claim statement; a fallback keeps a row written by hand sendable.
         message_id: row.message_id.unwrap_or_else(|| format!("delivery-{id}")),
+        kind: InvitationKind::of(row.cause),
         to: row.to,
         first_name: row.first_name,
         inviter: inviter.unwrap_or_else(|| row.workspace.clone()),

@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use crate::config::Edition;
 use crate::db::DbConn;
 use crate::db::backend::{BackendConnection, columns};
-use crate::db::schema::{accounts, deliveries, groups, invitations, member_groups, members};
+use crate::db::schema::{accounts, deliveries, groups, member_groups, members};
 use crate::domain::role::Role;
 use crate::ids::{AccountId, ImportId, MemberId, WorkspaceId};
 use crate::on_conn;
@@ -34,6 +34,8 @@ pub struct MemberFilter {
     pub email_status: Option<DeliveryState>,
     /// Only members created by this import.
     pub import: Option<ImportId>,
+    /// Only members invited (their membership created) before this time.
+    pub invited_before: Option<NaiveDateTime>,
     /// Only members with an id greater than this (the page cursor).
     pub after: Option<MemberId>,
     /// Only the member with this id.
@@ -84,26 +86,26 @@ struct MemberRow {
     created_at: NaiveDateTime,
 }
 
-/// A page of members in id order, `limit` long.
-pub fn list(
-    conn: &mut DbConn,
-    workspace: WorkspaceId,
-    filter: &MemberFilter,
-    limit: i64,
-) -> QueryResult<Vec<MemberView>> {
-    on_conn!(conn, |c| {
-        let mut query = members::table
-            .inner_join(accounts::table)
-            .filter(members::workspace_id.eq(workspace))
-            .order(members::id)
-            .limit(limit)
-            .select(MemberRow::as_select())
-            .into_boxed();
+/// `$query`, a boxed select from `members` joined with `accounts`, narrowed to the members of
+/// `$workspace` that the [`MemberFilter`] `$filter` lets through. The member list and reminders
+/// (`crate::store::reminders`) choose members by this one definition.
+///
+/// A macro because a boxed query names its backend in its type, so a function taking one would
+/// have to be written once per backend; this is expanded inside each arm of `on_conn!` or
+/// `write_transaction!` instead, where the backend is known.
+macro_rules! filtered_members {
+    ($query:expr, $workspace:expr, $filter:expr) => {{
+        use $crate::db::schema::{deliveries, invitations, members};
+        let filter: &$crate::store::members::MemberFilter = $filter;
+        let mut query = $query.filter(members::workspace_id.eq($workspace));
         if let Some(status) = filter.status {
             query = query.filter(members::status.eq(status));
         }
         if let Some(import) = filter.import {
             query = query.filter(members::import_id.eq(import));
+        }
+        if let Some(before) = filter.invited_before {
+            query = query.filter(members::created_at.lt(before));
         }
         if let Some(id) = filter.id {
             query = query.filter(members::id.eq(id));
@@ -126,7 +128,26 @@ pub fn list(
                 .select(deliveries::member_id);
             query = query.filter(members::id.eq_any(latest_in_state));
         }
-        let rows: Vec<MemberRow> = query.load(c)?;
+        query
+    }};
+}
+pub(crate) use filtered_members;
+
+/// A page of members in id order, `limit` long.
+pub fn list(
+    conn: &mut DbConn,
+    workspace: WorkspaceId,
+    filter: &MemberFilter,
+    limit: i64,
+) -> QueryResult<Vec<MemberView>> {
+    on_conn!(conn, |c| {
+        let query = members::table
+            .inner_join(accounts::table)
+            .order(members::id)
+            .limit(limit)
+            .select(MemberRow::as_select())
+            .into_boxed();
+        let rows: Vec<MemberRow> = filtered_members!(query, workspace, filter).load(c)?;
         let ids: Vec<MemberId> = rows.iter().map(|r| r.id).collect();
         let groups_of = group_names(c, &ids)?;
         let email_of = latest_emails(c, &ids)?;

@@ -14,6 +14,7 @@ pub mod groups;
 pub mod imports;
 pub mod invitations;
 pub mod members;
+pub mod reminders;
 pub mod rows;
 pub mod support;
 pub mod tallies;

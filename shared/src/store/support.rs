@@ -46,10 +46,10 @@ use crate::tokens;
 use crate::write_transaction;
 
 /// Statuses of a member who has not accepted yet: the ones support may re-invite.
-const OPEN: [MemberStatus; 2] = [MemberStatus::Invited, MemberStatus::Requested];
+pub(crate) const OPEN: [MemberStatus; 2] = [MemberStatus::Invited, MemberStatus::Requested];
 
 /// Delivery states of an email not on its way: what a resend or an unarchive replaces.
-const UNSENT: [DeliveryState; 2] = [DeliveryState::Pending, DeliveryState::Failed];
+pub(crate) const UNSENT: [DeliveryState; 2] = [DeliveryState::Pending, DeliveryState::Failed];
 
 /// The limits a support action on one member is held to.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -333,17 +333,22 @@ fn lock_workspace<C: BackendConnection>(c: &mut C, workspace: WorkspaceId) -> Qu
     )
 }
 
-/// Cancels the member's deliveries in the given states, taking them off their imports' tallies.
-fn cancel_deliveries<C: BackendConnection>(
+/// Cancels the members' deliveries in the given states, taking them off their imports' tallies.
+///
+/// The invitations are read first and the deliveries then found by their invitation ids: given
+/// the subquery instead, PostgreSQL planned a scan of every delivery while its statistics lagged
+/// behind a growing table (reminding 100,000 members slowed to 0.1–0.2 s a page of 500).
+pub(crate) fn cancel_deliveries<C: BackendConnection>(
     c: &mut C,
-    member: MemberId,
+    members: &[MemberId],
     states: &[DeliveryState],
 ) -> QueryResult<()> {
+    let invitations: Vec<InvitationId> = c.load(invitations_of(members))?;
     for &state in states {
         let imports: Vec<Option<ImportId>> = c.load(
             diesel::update(
                 deliveries::table
-                    .filter(deliveries::invitation_id.eq_any(invitations_of(&[member])))
+                    .filter(deliveries::invitation_id.eq_any(&invitations))
                     .filter(deliveries::state.eq(state)),
             )
             .set(deliveries::state.eq(DeliveryState::Cancelled))
@@ -555,7 +560,7 @@ pub fn archive(
         )
         .set(invitations::revoked_at.eq(Some(now)))
         .execute(c)?;
-        cancel_deliveries(c, member, &[DeliveryState::Pending])?;
+        cancel_deliveries(c, &[member], &[DeliveryState::Pending])?;
         Ok(Step::Done)
     });
     let step = step?;
@@ -647,7 +652,7 @@ fn invite_anew(
             return Ok(Step::Limited(limited));
         }
         set_status(c, member, invitee_status(edition, state.activated), now)?;
-        cancel_deliveries(c, member, &UNSENT)?;
+        cancel_deliveries(c, &[member], &UNSENT)?;
         invite_again(c, (member, cause), state.import_id, now)?;
         Ok(Step::Done)
     });

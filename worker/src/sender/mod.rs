@@ -400,6 +400,7 @@ impl Engine {
         claimed: &Claimed,
     ) -> Result<invite_shared::email::SendReceipt, SendError> {
         let email = InvitationEmail {
+            kind: claimed.kind,
             workspace: claimed.workspace.clone(),
             inviter: claimed.inviter.clone(),
             first_name: claimed.first_name.clone(),

@@ -3,6 +3,7 @@
 pub mod archive;
 pub mod events;
 pub mod invitation_link;
+pub mod remind;
 pub mod resend;
 
 use axum::Json;
@@ -130,7 +131,7 @@ pub async fn list(
             .transpose()?,
         import: query.import.map(ImportId),
         after: query.cursor.map(MemberId),
-        id: None,
+        ..MemberFilter::default()
     };
     let limit = query.limit.unwrap_or(100).clamp(1, MAX_PAGE);
     let page = state

@@ -1,0 +1,2 @@
+ALTER TABLE members DROP COLUMN reminder_count;
+ALTER TABLE members DROP COLUMN last_reminded_at;
