@@ -1,6 +1,6 @@
 //! `invite-api`: the HTTP API (`serve`, the default), `import` of one file, `migrate`,
-//! `token create`/`list`/`revoke`, the support twins `retry`, `cancel` and `resend`, and
-//! `openapi`.
+//! `token create`/`list`/`revoke`, the support twins `retry`, `cancel` and `resend`, `members`
+//! and `audit`, and `openapi`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -76,6 +76,22 @@ enum Command {
         #[arg(long)]
         workspace: String,
         /// Most entries to print.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Print a workspace's members, in id order: id, address, name, status and the latest email's
+    /// status (twin of `GET …/members`).
+    Members {
+        /// The workspace's slug.
+        #[arg(long)]
+        workspace: String,
+        /// Only members whose address or name contains this text, ignoring case and accents.
+        #[arg(long)]
+        search: Option<String>,
+        /// Only members with this status: invited, requested, active or archived.
+        #[arg(long)]
+        status: Option<String>,
+        /// Most members to print (1-1000).
         #[arg(long, default_value_t = 100)]
         limit: i64,
     },
@@ -162,6 +178,7 @@ async fn start(cli: Cli) -> ExitCode {
                 | Command::Cancel { .. }
                 | Command::Resend { .. }
                 | Command::Audit { .. }
+                | Command::Members { .. }
         )
     );
     runtime::init_tracing(if quiet { "warn" } else { "info" });
@@ -192,7 +209,8 @@ fn check_workspace(command: &Command) -> anyhow::Result<()> {
     | Command::Retry { workspace, .. }
     | Command::Cancel { workspace, .. }
     | Command::Resend { workspace, .. }
-    | Command::Audit { workspace, .. } = command
+    | Command::Audit { workspace, .. }
+    | Command::Members { workspace, .. } = command
     {
         anyhow::ensure!(
             valid_slug(workspace),
@@ -252,6 +270,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "{}",
                 commands::audit(&db, &workspace, limit.clamp(1, 10_000)).await?
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Members {
+            workspace,
+            search,
+            status,
+            limit,
+        } => {
+            let query = commands::MembersQuery {
+                search,
+                status,
+                limit: limit.clamp(1, 1000),
+            };
+            println!("{}", commands::members(&db, &workspace, query).await?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {

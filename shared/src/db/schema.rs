@@ -96,6 +96,7 @@ diesel::table! {
         first_name -> Nullable<Text>,
         last_name -> Nullable<Text>,
         last_support_action_at -> Nullable<Timestamp>,
+        search_text -> Text,
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod imports;
+pub mod members;
 pub mod results;
 pub mod retention;
 pub mod support;

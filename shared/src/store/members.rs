@@ -5,15 +5,19 @@ use std::collections::{HashMap, HashSet};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use diesel::dsl::sql;
+use diesel::sql_types::{Bool, Text};
+
 use crate::config::Edition;
 use crate::db::DbConn;
 use crate::db::backend::{BackendConnection, columns};
 use crate::db::schema::{accounts, deliveries, groups, invitations, member_groups, members};
 use crate::domain::role::Role;
+use crate::domain::search::{SearchTerm, member_text};
 use crate::ids::{AccountId, ImportId, MemberId, WorkspaceId};
-use crate::on_conn;
 use crate::status::{DeliveryState, MemberStatus};
 use crate::store::invitations::invitations_of;
+use crate::{on_conn, write_transaction};
 
 /// The status an invitation gives: `requested` on cloud for a person who never activated an
 /// account anywhere, `invited` otherwise (`docs/product.md`, "Members and statuses").
@@ -38,6 +42,9 @@ pub struct MemberFilter {
     pub after: Option<MemberId>,
     /// Only the member with this id.
     pub id: Option<MemberId>,
+    /// Only members whose address or names contain this term, folded (`docs/product.md`,
+    /// "Finding a member").
+    pub search: Option<SearchTerm>,
 }
 
 /// A member as the API lists it.
@@ -91,6 +98,7 @@ pub fn list(
     filter: &MemberFilter,
     limit: i64,
 ) -> QueryResult<Vec<MemberView>> {
+    let full_text = matches!(conn, DbConn::Sqlite(_));
     on_conn!(conn, |c| {
         let mut query = members::table
             .inner_join(accounts::table)
@@ -110,6 +118,27 @@ pub fn list(
         }
         if let Some(after) = filter.after {
             query = query.filter(members::id.gt(after));
+        }
+        if let Some(term) = &filter.search {
+            // SQLite cannot index `LIKE '%…%'`: there its trigram index answers a term of 3
+            // characters or more. PostgreSQL's trigram GIN index serves the pattern itself.
+            // Either way the workspace filter above keeps the search inside the workspace.
+            match trigram_phrase(term).filter(|_| full_text) {
+                Some(phrase) => {
+                    query = query.filter(
+                        sql::<Bool>(
+                            "members.id IN (SELECT rowid FROM members_search \
+                             WHERE members_search MATCH ",
+                        )
+                        .bind::<Text, _>(phrase)
+                        .sql(")"),
+                    );
+                }
+                None => {
+                    query =
+                        query.filter(members::search_text.like(like_pattern(term)).escape('\\'));
+                }
+            }
         }
         if let Some(state) = filter.email_status {
             // The latest delivery only, so the filter agrees with the `email_status` shown: a
@@ -131,6 +160,86 @@ pub fn list(
         let groups_of = group_names(c, &ids)?;
         let email_of = latest_emails(c, &ids)?;
         Ok(views(rows, groups_of, email_of))
+    })
+}
+
+/// `%term%` with the term's own `\`, `%` and `_` escaped by `\`: a substring, taken literally.
+fn like_pattern(term: &SearchTerm) -> String {
+    let mut pattern = String::with_capacity(term.as_str().len() + 2);
+    pattern.push('%');
+    for c in term.as_str().chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// The FTS5 query that finds `term` as a substring through the trigram index: the term as one
+/// quoted phrase (a `"` in it doubled, every other character literal); `None` for a term shorter
+/// than a trigram, which the index cannot answer.
+fn trigram_phrase(term: &SearchTerm) -> Option<String> {
+    (term.chars() >= 3).then(|| format!("\"{}\"", term.as_str().replace('"', "\"\"")))
+}
+
+/// A membership's id, address and names: what its search text is made of.
+type TextOf = (MemberId, String, Option<String>, Option<String>);
+
+/// Writes the search text of each membership of `sources`.
+fn write_search_texts<C: BackendConnection>(c: &mut C, sources: &[TextOf]) -> QueryResult<()> {
+    for (id, email, first, last) in sources {
+        let text = member_text(email, first.as_deref(), last.as_deref());
+        c.execute(diesel::update(members::table.find(*id)).set(members::search_text.eq(text)))?;
+    }
+    Ok(())
+}
+
+/// Rewrites the search text of every membership of `account`, whose address changed.
+pub fn refresh_search_texts(conn: &mut DbConn, account: AccountId) -> QueryResult<usize> {
+    on_conn!(conn, |c| {
+        let sources: Vec<TextOf> = c.load(
+            members::table
+                .inner_join(accounts::table)
+                .filter(members::account_id.eq(account))
+                .select((
+                    members::id,
+                    accounts::email,
+                    members::first_name,
+                    members::last_name,
+                )),
+        )?;
+        write_search_texts(c, &sources)?;
+        Ok(sources.len())
+    })
+}
+
+/// Fills the search text of up to `batch` memberships that have none, the first after `after` in
+/// id order, in one transaction; the last one filled and how many were (`None` when none was
+/// left).
+pub fn fill_search_texts(
+    conn: &mut DbConn,
+    after: MemberId,
+    batch: i64,
+) -> QueryResult<Option<(MemberId, usize)>> {
+    write_transaction!(conn, |c| {
+        let sources: Vec<TextOf> = c.load(
+            members::table
+                .inner_join(accounts::table)
+                .filter(members::id.gt(after))
+                .filter(members::search_text.eq(""))
+                .order(members::id)
+                .limit(batch)
+                .select((
+                    members::id,
+                    accounts::email,
+                    members::first_name,
+                    members::last_name,
+                )),
+        )?;
+        write_search_texts(c, &sources)?;
+        Ok(sources.last().map(|s| (s.0, sources.len())))
     })
 }
 
