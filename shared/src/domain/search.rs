@@ -120,7 +120,11 @@ mod tests {
     fn letters_without_a_decomposition_stay_and_other_scripts_fold_alike() {
         assert_eq!(fold("Łódź"), "łodz");
         assert_eq!(fold("Straße"), "straße");
-        assert_eq!(fold("Дмитрий"), "дмитрии", "й is и with a breve, folded like é");
+        assert_eq!(
+            fold("Дмитрий"),
+            "дмитрии",
+            "й is и with a breve, folded like é"
+        );
         assert_eq!(fold("李小龍"), "李小龍");
     }
 
