@@ -107,7 +107,7 @@ mod tests {
         assert_eq!(row(4, ""), "First4,Last4,person4@bench.example,Builder,,\n");
         assert_eq!(
             row(5, ""),
-            "First5,Müller5,person5@bench.example,Builder,,\n"
+            "First5,Müller5,person5@bench.example,End User,,\n"
         );
     }
 
