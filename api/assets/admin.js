@@ -51,7 +51,7 @@
 
   const state = {
     session: null, // {ws, token}
-    members: { filter: '', cursor: null, seq: 0, shown: 0 },
+    members: { filter: '', search: '', cursor: null, seq: 0, shown: 0, typing: null },
     file: null, // the File chosen or dropped
     uploading: false,
     lastUpload: null, // {file, dryRun, key}: the key is reused only after a network failure
@@ -420,6 +420,7 @@
     const seq = ++m.seq;
     const query = new URLSearchParams({ limit: String(MEMBERS_PAGE) });
     if (m.filter) query.set('status', m.filter);
+    if (m.search) query.set('q', m.search);
     if (more && m.cursor !== null) query.set('cursor', String(m.cursor));
     const table = $('#members-table');
     table.setAttribute('aria-busy', 'true');
@@ -439,11 +440,41 @@
     }
   }
 
+  /** Waits this long after the last keystroke before searching, so typing a name is one request. */
+  const SEARCH_DEBOUNCE_MS = 300;
+
+  /** Starts a search for the box's text once typing pauses (the API folds case and accents). */
+  function onSearchInput(event) {
+    const m = state.members;
+    clearTimeout(m.typing);
+    const text = event.currentTarget.value.trim();
+    m.typing = setTimeout(() => searchFor(text), SEARCH_DEBOUNCE_MS);
+  }
+
+  /** Enter searches at once; Escape clears the box and lists everyone. */
+  function onSearchKey(event) {
+    if (event.key !== 'Enter' && event.key !== 'Escape') return;
+    event.preventDefault();
+    clearTimeout(state.members.typing);
+    if (event.key === 'Escape') event.currentTarget.value = '';
+    searchFor(event.currentTarget.value.trim());
+  }
+
+  function searchFor(text) {
+    const m = state.members;
+    if (text === m.search) return;
+    m.search = text;
+    m.cursor = null;
+    loadMembers();
+  }
+
   function renderMembersFooter() {
     const m = state.members;
     const kind = m.filter ? `${MEMBER_STATUS[m.filter].toLowerCase()} ` : '';
     const more = m.cursor === null ? '' : ' (more to load)';
-    setText($('#members-count'), `${plural(m.shown, `${kind}member`, `${kind}members`)} shown${more}`);
+    const matching = m.search ? ` matching “${m.search}”` : '';
+    setText($('#members-count'), `${plural(m.shown, `${kind}member`, `${kind}members`)}${matching} shown${more}`);
+    setText($('#members-empty'), m.search ? `No ${kind}members match “${m.search}”.` : 'No members to show.');
     $('#members-empty').hidden = m.shown > 0;
     $('#members-more').hidden = m.cursor === null;
   }
@@ -1404,6 +1435,8 @@
       loadMembers();
     });
     $('#members-remind').addEventListener('click', (event) => remindMembers(event.currentTarget));
+    $('#members-search').addEventListener('input', onSearchInput);
+    $('#members-search').addEventListener('keydown', onSearchKey);
     $('#members-refresh').addEventListener('click', () => loadMembers());
     $('#members-more').addEventListener('click', (event) => withBusy(event.currentTarget, () => loadMembers({ more: true })));
     membersBody.addEventListener('click', onMemberAction);
@@ -1428,5 +1461,6 @@
   wire();
   state.members.filter = $('#status-filter').value;
   renderRemindButton();
+  state.members.search = $('#members-search').value.trim();
   resumeSession();
 })();

@@ -1,5 +1,5 @@
 //! The `invite-api` subcommands that run the system: `serve`, `import` for one file, and the
-//! twins of admin routes (`retry`, `resend`, `token`, `audit`), which call the same functions of
+//! twins of admin routes (`retry`, `resend`, `token`, `audit`, `members`), which call the same functions of
 //! [`invite_shared::service`] as the routes and print their errors with the whole cause chain.
 
 use std::io::IsTerminal as _;
@@ -11,12 +11,15 @@ use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use invite_shared::config::Settings;
 use invite_shared::db::Db;
+use invite_shared::domain::email;
 use invite_shared::ids::{ImportId, MemberId, TokenId, WorkspaceId};
 use invite_shared::intake;
 use invite_shared::intake::workbook::child::Converter;
 use invite_shared::queue::JobQueue;
 use invite_shared::service::imports::{self as import_service, Upload};
-use invite_shared::service::reminders::{self, FilterText};
+use invite_shared::service::members as members_service;
+use invite_shared::service::members::FilterText;
+use invite_shared::service::reminders;
 use invite_shared::service::support::{self, Limited, ResendOutcome, RetryOutcome};
 use invite_shared::service::tokens::{self as token_service, RevokeOutcome};
 use invite_shared::service::{audit, repair, results};
@@ -24,6 +27,7 @@ use invite_shared::status::{ImportStatus, RowOutcome};
 use invite_shared::store::audit::Actor;
 use invite_shared::store::auth;
 use invite_shared::store::imports::{self, CancelOutcome, EmailCounts, Import, Stored};
+use invite_shared::store::members::MemberView;
 use invite_worker::{Deps, runtime};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -585,4 +589,62 @@ pub async fn audit(db: &Db, slug: &str, limit: i64) -> anyhow::Result<String> {
         })
         .collect();
     Ok(lines.join("\n"))
+}
+
+/// What `members` lists.
+#[derive(Debug, Default)]
+pub struct MembersQuery {
+    /// Part of an address or name (`--search`).
+    pub search: Option<String>,
+    /// A membership status (`--status`).
+    pub status: Option<String>,
+    /// Most members to print.
+    pub limit: i64,
+}
+
+/// `members --workspace SLUG [--search TEXT] [--status S]`: the workspace's members in id order,
+/// one per line (id, address, name, status, latest email's status), by the service function
+/// `GET …/members` calls.
+pub async fn members(db: &Db, slug: &str, query: MembersQuery) -> anyhow::Result<String> {
+    let workspace = workspace_id(db, slug).await?;
+    let text = FilterText {
+        status: query.status,
+        q: query.search,
+        ..FilterText::default()
+    };
+    let filter = text.parse()?;
+    let page = members_service::page(db, workspace, filter, query.limit).await?;
+    if page.members.is_empty() {
+        return Ok("no members".to_owned());
+    }
+    let mut lines = vec!["id\temail\tname\tstatus\temail status".to_owned()];
+    lines.extend(page.members.iter().map(member_line));
+    if page.next_cursor.is_some() {
+        lines.push(format!(
+            "(the first {}; narrow the search or raise --limit for more)",
+            query.limit
+        ));
+    }
+    Ok(lines.join("\n"))
+}
+
+/// One member's line of `members`; a name or email status it lacks is `-`. Tabs and line breaks
+/// in a name (a CSV cell may hold them) become spaces, so every member stays one line.
+fn member_line(m: &MemberView) -> String {
+    let name: Vec<&str> = [m.first_name.as_deref(), m.last_name.as_deref()]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .collect();
+    let name = name.join(" ").replace(['\t', '\n', '\r'], " ");
+    format!(
+        "{}\t{}\t{}\t{}\t{}",
+        m.id,
+        email::display(&m.email),
+        if name.is_empty() { "-" } else { &name },
+        m.status,
+        m.email_status
+            .map_or_else(|| "-".to_owned(), |s| s.to_string()),
+    )
 }

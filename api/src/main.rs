@@ -1,6 +1,6 @@
 //! `invite-api`: the HTTP API (`serve`, the default), `import` of one file, `migrate`,
 //! `token create`/`list`/`revoke`, the support twins `retry`, `cancel`, `resend` and `remind`,
-//! and `openapi`.
+//! `members` and `audit`, and `openapi`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,7 +13,7 @@ use invite_shared::db::Db;
 use invite_shared::domain::email::InviteeEmail;
 use invite_shared::ids::{ImportId, MemberId};
 use invite_shared::intake::workbook::child;
-use invite_shared::service::reminders::FilterText;
+use invite_shared::service::members::FilterText;
 use invite_shared::status::ImportStatus;
 use invite_shared::store::auth;
 use invite_worker::runtime;
@@ -92,6 +92,9 @@ enum Command {
         /// Only members created by this import.
         #[arg(long)]
         import: Option<i64>,
+        /// Only members whose address or name contains this (case and accents ignored).
+        #[arg(long)]
+        search: Option<String>,
     },
     /// Print a workspace's audit log, newest first: who uploaded, retried, resent, copied a link,
     /// archived or changed tokens (twin of `GET …/audit`).
@@ -100,6 +103,22 @@ enum Command {
         #[arg(long)]
         workspace: String,
         /// Most entries to print.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Print a workspace's members, in id order: id, address, name, status and the latest email's
+    /// status (twin of `GET …/members`).
+    Members {
+        /// The workspace's slug.
+        #[arg(long)]
+        workspace: String,
+        /// Only members whose address or name contains this text, ignoring case and accents.
+        #[arg(long)]
+        search: Option<String>,
+        /// Only members with this status: invited, requested, active or archived.
+        #[arg(long)]
+        status: Option<String>,
+        /// Most members to print (1-1000).
         #[arg(long, default_value_t = 100)]
         limit: i64,
     },
@@ -187,6 +206,7 @@ async fn start(cli: Cli) -> ExitCode {
                 | Command::Resend { .. }
                 | Command::Remind { .. }
                 | Command::Audit { .. }
+                | Command::Members { .. }
         )
     );
     runtime::init_tracing(if quiet { "warn" } else { "info" });
@@ -218,7 +238,8 @@ fn check_workspace(command: &Command) -> anyhow::Result<()> {
     | Command::Cancel { workspace, .. }
     | Command::Resend { workspace, .. }
     | Command::Remind { workspace, .. }
-    | Command::Audit { workspace, .. } = command
+    | Command::Audit { workspace, .. }
+    | Command::Members { workspace, .. } = command
     {
         anyhow::ensure!(
             valid_slug(workspace),
@@ -286,12 +307,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             email_status,
             invited_before,
             import,
+            search,
         } => {
             let filter = FilterText {
                 status,
                 email_status,
                 import,
                 invited_before,
+                q: search,
             };
             println!(
                 "{}",
@@ -304,6 +327,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "{}",
                 commands::audit(&db, &workspace, limit.clamp(1, 10_000)).await?
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Members {
+            workspace,
+            search,
+            status,
+            limit,
+        } => {
+            let query = commands::MembersQuery {
+                search,
+                status,
+                limit: limit.clamp(1, 1000),
+            };
+            println!("{}", commands::members(&db, &workspace, query).await?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {

@@ -23,6 +23,7 @@ on_both_stacks!(
     an_international_address_is_shown_as_written_and_a_refused_one_with_its_reason,
     an_import_is_cancelled_from_its_card_and_its_rows_to_fix_are_downloaded,
     the_remind_button_asks_first_then_reminds_the_filtered_members_and_says_how_many,
+    the_search_box_finds_members_as_one_types_with_the_status_filter,
 );
 
 /// The README's sample file: twelve people to invite, then six rows a spreadsheet gets wrong
@@ -385,6 +386,68 @@ async fn cloud_edition_shows_requested_and_invited(stack: Stack) {
         overflow.as_i64().is_some_and(|px| px <= 0),
         "the page is wider than a phone's screen by {overflow} px"
     );
+}
+
+/// The addresses the members table lists now.
+async fn listed(browser: &Browser) -> Vec<String> {
+    browser
+        .attributes("#members-table tbody tr[data-email]", "data-email")
+        .await
+}
+
+async fn the_search_box_finds_members_as_one_types_with_the_status_filter(stack: Stack) {
+    let app = TestApp::spawn(stack).await;
+    let csv = "First Name,Last Name,Email,User Role\nJosé,Álvarez,jose@example.com,End User\n\
+               Anne,Müller,anne@bücher.de,End User\nZoë,Muller,zoe@example.com,End User\n";
+    let id = app.upload_ok(csv.to_owned()).await;
+    app.settled(id).await;
+    let zoe = app.member_id("zoe@example.com").await;
+    assert_eq!(
+        app.post(&format!("/members/{zoe}/archive")).await.status(),
+        200
+    );
+    let browser = Browser::start(
+        stack,
+        "the_search_box_finds_members_as_one_types_with_the_status_filter",
+    )
+    .await;
+    sign_in(&browser, &app).await;
+    browser
+        .wait_for_count("#members-table tbody tr[data-email]", |n| n == 4)
+        .await;
+
+    browser.fill("#members-search", "MULLER").await;
+    browser
+        .wait_until("both Müllers listed", async || {
+            (listed(&browser).await == ["anne@bücher.de", "zoe@example.com"]).then_some(())
+        })
+        .await;
+    browser.screenshot("searched").await;
+    browser.select("#status-filter", "archived").await;
+    browser
+        .wait_until("the archived Muller only", async || {
+            (listed(&browser).await == ["zoe@example.com"]).then_some(())
+        })
+        .await;
+    browser.select("#status-filter", "").await;
+    browser.fill("#members-search", "jose").await;
+    browser
+        .wait_until("José, found without his accent", async || {
+            (listed(&browser).await == ["jose@example.com"]).then_some(())
+        })
+        .await;
+
+    browser.fill("#members-search", "nobody here").await;
+    let empty = browser
+        .wait_for_text("#members-empty", |t| t.contains("nobody here"))
+        .await;
+    assert!(empty.starts_with("No members match"), "{empty}");
+    browser.screenshot("no-match").await;
+    // Escape (WebDriver's key U+E00C) empties the box and lists everyone again.
+    browser.fill("#members-search", "\u{e00c}").await;
+    browser
+        .wait_for_count("#members-table tbody tr[data-email]", |n| n == 4)
+        .await;
 }
 
 async fn pages_load_nothing_from_outside_the_service(stack: Stack) {

@@ -99,6 +99,7 @@ diesel::table! {
         last_support_action_at -> Nullable<Timestamp>,
         last_reminded_at -> Nullable<Timestamp>,
         reminder_count -> Integer,
+        search_text -> Text,
     }
 }
 

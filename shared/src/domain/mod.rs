@@ -1,9 +1,10 @@
-//! Parsed, always-valid domain values: the CSV header, rows, emails and roles.
+//! Parsed, always-valid domain values: the CSV header, rows, emails, roles and search terms.
 
 pub mod email;
 pub mod header;
 pub mod invitee;
 pub mod role;
+pub mod search;
 
 pub use email::InviteeEmail;
 pub use header::{Column, Header, HeaderError, reader_builder, sniff_delimiter};

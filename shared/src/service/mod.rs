@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod imports;
+pub mod members;
 pub mod reminders;
 pub mod repair;
 pub mod results;

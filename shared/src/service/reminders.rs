@@ -10,74 +10,17 @@
 //! The pages run in a task of their own: a caller that gives up (a client that hangs up, a request
 //! past `HTTP_REQUEST_TIMEOUT`) stops neither them nor the audit entry.
 
-use chrono::DateTime;
-
 use crate::config::Settings;
 use crate::db::Db;
-use crate::ids::{ImportId, WorkspaceId};
+use crate::ids::WorkspaceId;
 use crate::metrics as m;
 use crate::queue::JobQueue;
 use crate::service::audit::record;
 use crate::service::support::wake;
 use crate::service::{Result, ServiceError, Step as _};
-use crate::status::{DeliveryState, MemberStatus};
 use crate::store::audit::{Action, Actor, Target};
 use crate::store::members::MemberFilter;
 use crate::store::reminders::{self as store, ReminderRules};
-
-/// A remind call's filters as a client writes them (the API's body, the CLI's options).
-#[derive(Debug, Clone, Default)]
-pub struct FilterText {
-    /// A member status (`invited`, `requested`, `active`, `archived`).
-    pub status: Option<String>,
-    /// The state of the member's latest email (`pending`, `sending`, `sent`, `failed`, `cancelled`).
-    pub email_status: Option<String>,
-    /// The import that created the members.
-    pub import: Option<i64>,
-    /// An RFC 3339 time: only members invited before it.
-    pub invited_before: Option<String>,
-}
-
-/// A filter that cannot be read; the message says which value and why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct InvalidFilter(pub String);
-
-impl FilterText {
-    /// The [`MemberFilter`] these texts ask for.
-    pub fn parse(&self) -> std::result::Result<MemberFilter, InvalidFilter> {
-        let unknown = |name: &str, value: &str| InvalidFilter(format!("unknown {name} `{value}`"));
-        let invited_before = self
-            .invited_before
-            .as_deref()
-            .map(|text| {
-                DateTime::parse_from_rfc3339(text.trim())
-                    .map(|at| at.naive_utc())
-                    .map_err(|_| {
-                        InvalidFilter(format!(
-                            "invited_before `{text}` is not an RFC 3339 time, such as \
-                             2026-12-01T00:00:00Z"
-                        ))
-                    })
-            })
-            .transpose()?;
-        Ok(MemberFilter {
-            status: self
-                .status
-                .as_deref()
-                .map(|s| MemberStatus::parse(s).ok_or_else(|| unknown("status", s)))
-                .transpose()?,
-            email_status: self
-                .email_status
-                .as_deref()
-                .map(|s| DeliveryState::parse(s).ok_or_else(|| unknown("email_status", s)))
-                .transpose()?,
-            import: self.import.map(ImportId),
-            invited_before,
-            ..MemberFilter::default()
-        })
-    }
-}
 
 /// What a remind call did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

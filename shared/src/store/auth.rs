@@ -8,6 +8,7 @@ use crate::db::DbConn;
 use crate::db::schema::{accounts, api_tokens, audit_events, members, workspaces};
 use crate::db::statement::{param, statement};
 use crate::domain::role::Role;
+use crate::domain::search::member_text;
 use crate::ids::{AccountId, TokenId, WorkspaceId};
 use crate::status::MemberStatus;
 use crate::store::audit::{Action, Actor, Target};
@@ -146,6 +147,13 @@ pub fn upsert_active_member(
     role: Role,
 ) -> QueryResult<()> {
     on_conn!(conn, |c| {
+        let email: String = accounts::table
+            .find(account)
+            .select(accounts::email)
+            .get_result(c)?;
+        // A new membership has no names: its address is what finds it. An existing one keeps its
+        // names, and so its text.
+        let search_text = member_text(&email, None, None);
         diesel::insert_into(members::table)
             .values((
                 members::workspace_id.eq(workspace),
@@ -154,6 +162,7 @@ pub fn upsert_active_member(
                 members::status.eq(MemberStatus::Active),
                 members::created_at.eq(now()),
                 members::updated_at.eq(now()),
+                members::search_text.eq(search_text),
             ))
             .on_conflict((members::workspace_id, members::account_id))
             .do_update()

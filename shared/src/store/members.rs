@@ -10,10 +10,11 @@ use crate::db::DbConn;
 use crate::db::backend::{BackendConnection, columns};
 use crate::db::schema::{accounts, deliveries, groups, member_groups, members};
 use crate::domain::role::Role;
+use crate::domain::search::{SearchTerm, member_text};
 use crate::ids::{AccountId, ImportId, MemberId, WorkspaceId};
-use crate::on_conn;
 use crate::status::{DeliveryState, MemberStatus};
 use crate::store::invitations::invitations_of;
+use crate::{on_conn, write_transaction};
 
 /// The status an invitation gives: `requested` on cloud for a person who never activated an
 /// account anywhere, `invited` otherwise (`docs/product.md`, "Members and statuses").
@@ -40,6 +41,9 @@ pub struct MemberFilter {
     pub after: Option<MemberId>,
     /// Only the member with this id.
     pub id: Option<MemberId>,
+    /// Only members whose address or names contain this term, folded (`docs/product.md`,
+    /// "Finding a member").
+    pub search: Option<SearchTerm>,
 }
 
 /// A member as the API lists it.
@@ -87,14 +91,15 @@ struct MemberRow {
 }
 
 /// `$query`, a boxed select from `members` joined with `accounts`, narrowed to the members of
-/// `$workspace` that the [`MemberFilter`] `$filter` lets through. The member list and reminders
+/// `$workspace` that the [`MemberFilter`] `$filter` lets through; `$full_text` says the connection
+/// is SQLite's, whose trigram index is a table of its own ([`full_text`]). The member list and reminders
 /// (`crate::store::reminders`) choose members by this one definition.
 ///
 /// A macro because a boxed query names its backend in its type, so a function taking one would
 /// have to be written once per backend; this is expanded inside each arm of `on_conn!` or
 /// `write_transaction!` instead, where the backend is known.
 macro_rules! filtered_members {
-    ($query:expr, $workspace:expr, $filter:expr) => {{
+    ($query:expr, $workspace:expr, $filter:expr, $full_text:expr) => {{
         use $crate::db::schema::{deliveries, invitations, members};
         let filter: &$crate::store::members::MemberFilter = $filter;
         let mut query = $query.filter(members::workspace_id.eq($workspace));
@@ -112,6 +117,27 @@ macro_rules! filtered_members {
         }
         if let Some(after) = filter.after {
             query = query.filter(members::id.gt(after));
+        }
+        if let Some(term) = &filter.search {
+            // SQLite cannot index `LIKE '%…%'`: there its trigram index answers a term of 3
+            // characters or more. PostgreSQL's trigram GIN index serves the pattern itself.
+            // Either way the workspace filter above keeps the search inside the workspace.
+            match $crate::store::members::trigram_phrase(term).filter(|_| $full_text) {
+                Some(phrase) => {
+                    query = query.filter(
+                        diesel::dsl::sql::<diesel::sql_types::Bool>(
+                            "members.id IN (SELECT rowid FROM members_search \
+                             WHERE members_search MATCH ",
+                        )
+                        .bind::<diesel::sql_types::Text, _>(phrase)
+                        .sql(")"),
+                    );
+                }
+                None => {
+                    let pattern = $crate::store::members::like_pattern(term);
+                    query = query.filter(members::search_text.like(pattern).escape('\\'));
+                }
+            }
         }
         if let Some(state) = filter.email_status {
             // The latest delivery only, so the filter agrees with the `email_status` shown: a
@@ -140,6 +166,7 @@ pub fn list(
     filter: &MemberFilter,
     limit: i64,
 ) -> QueryResult<Vec<MemberView>> {
+    let full_text = full_text(conn);
     on_conn!(conn, |c| {
         let query = members::table
             .inner_join(accounts::table)
@@ -147,11 +174,98 @@ pub fn list(
             .limit(limit)
             .select(MemberRow::as_select())
             .into_boxed();
-        let rows: Vec<MemberRow> = filtered_members!(query, workspace, filter).load(c)?;
+        let rows: Vec<MemberRow> =
+            filtered_members!(query, workspace, filter, full_text).load(c)?;
         let ids: Vec<MemberId> = rows.iter().map(|r| r.id).collect();
         let groups_of = group_names(c, &ids)?;
         let email_of = latest_emails(c, &ids)?;
         Ok(views(rows, groups_of, email_of))
+    })
+}
+
+/// Whether searches on `conn` go through the FTS5 trigram table (SQLite) rather than a pattern
+/// on `members.search_text`, which PostgreSQL's trigram GIN index serves.
+pub(crate) fn full_text(conn: &DbConn) -> bool {
+    matches!(conn, DbConn::Sqlite(_))
+}
+
+/// `%term%` with the term's own `\`, `%` and `_` escaped by `\`: a substring, taken literally.
+pub(crate) fn like_pattern(term: &SearchTerm) -> String {
+    let mut pattern = String::with_capacity(term.as_str().len() + 2);
+    pattern.push('%');
+    for c in term.as_str().chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// The FTS5 query that finds `term` as a substring through the trigram index: the term as one
+/// quoted phrase (a `"` in it doubled, every other character literal); `None` for a term shorter
+/// than a trigram, which the index cannot answer.
+pub(crate) fn trigram_phrase(term: &SearchTerm) -> Option<String> {
+    (term.chars() >= 3).then(|| format!("\"{}\"", term.as_str().replace('"', "\"\"")))
+}
+
+/// A membership's id, address and names: what its search text is made of.
+type TextOf = (MemberId, String, Option<String>, Option<String>);
+
+/// Writes the search text of each membership of `sources`.
+fn write_search_texts<C: BackendConnection>(c: &mut C, sources: &[TextOf]) -> QueryResult<()> {
+    for (id, email, first, last) in sources {
+        let text = member_text(email, first.as_deref(), last.as_deref());
+        c.execute(diesel::update(members::table.find(*id)).set(members::search_text.eq(text)))?;
+    }
+    Ok(())
+}
+
+/// Rewrites the search text of every membership of `account`, whose address changed.
+pub fn refresh_search_texts(conn: &mut DbConn, account: AccountId) -> QueryResult<usize> {
+    on_conn!(conn, |c| {
+        let sources: Vec<TextOf> = c.load(
+            members::table
+                .inner_join(accounts::table)
+                .filter(members::account_id.eq(account))
+                .select((
+                    members::id,
+                    accounts::email,
+                    members::first_name,
+                    members::last_name,
+                )),
+        )?;
+        write_search_texts(c, &sources)?;
+        Ok(sources.len())
+    })
+}
+
+/// Fills the search text of up to `batch` memberships that have none, the first after `after` in
+/// id order, in one transaction; the last one filled and how many were (`None` when none was
+/// left).
+pub fn fill_search_texts(
+    conn: &mut DbConn,
+    after: MemberId,
+    batch: i64,
+) -> QueryResult<Option<(MemberId, usize)>> {
+    write_transaction!(conn, |c| {
+        let sources: Vec<TextOf> = c.load(
+            members::table
+                .inner_join(accounts::table)
+                .filter(members::id.gt(after))
+                .filter(members::search_text.eq(""))
+                .order(members::id)
+                .limit(batch)
+                .select((
+                    members::id,
+                    accounts::email,
+                    members::first_name,
+                    members::last_name,
+                )),
+        )?;
+        write_search_texts(c, &sources)?;
+        Ok(sources.last().map(|s| (s.0, sources.len())))
     })
 }
 

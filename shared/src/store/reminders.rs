@@ -65,6 +65,7 @@ pub fn remind_page(
     (rules, limit): (ReminderRules, i64),
 ) -> QueryResult<Page> {
     let now = crate::store::now();
+    let full_text = crate::store::members::full_text(conn);
     write_transaction!(conn, |c| {
         let query = members::table
             .inner_join(accounts::table)
@@ -72,7 +73,7 @@ pub fn remind_page(
             .limit(limit)
             .select(members::id)
             .into_boxed();
-        let page: Vec<MemberId> = filtered_members!(query, workspace, filter).load(c)?;
+        let page: Vec<MemberId> = filtered_members!(query, workspace, filter, full_text).load(c)?;
         let reminded = stamp_eligible(c, (workspace, &page), rules, now)?;
         remind(c, &reminded, now)?;
         Ok(Page {

@@ -18,6 +18,7 @@ use crate::db::schema::{
 };
 use crate::domain::invitee::{InvalidRow, NewInvitee};
 use crate::domain::role::Role;
+use crate::domain::search::member_text;
 use crate::ids::{AccountId, GroupId, ImportId, InvitationId, MemberId, WorkspaceId};
 use crate::status::{DeliveryState, InvitationCause, MemberStatus, RowOutcome};
 use crate::store::members::invitee_status;
@@ -156,6 +157,9 @@ struct NewMember<'a> {
     invited_by: Option<AccountId>,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
+    /// What finds the member in a search, folded once here with the row (`docs/product.md`,
+    /// "Finding a member").
+    search_text: String,
 }
 
 impl<'a> NewMember<'a> {
@@ -182,6 +186,11 @@ impl<'a> NewMember<'a> {
             invited_by: Some(ctx.invited_by),
             created_at: now,
             updated_at: now,
+            search_text: member_text(
+                invitee.email.as_str(),
+                invitee.first_name.as_deref(),
+                invitee.last_name.as_deref(),
+            ),
         }
     }
 }

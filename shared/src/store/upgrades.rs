@@ -10,11 +10,19 @@ use diesel::sql_types::Bool;
 use crate::db::DbConn;
 use crate::db::schema::{accounts, data_upgrades};
 use crate::domain::email::InviteeEmail;
-use crate::ids::AccountId;
+use crate::ids::{AccountId, MemberId};
 use crate::on_conn;
+use crate::store::members;
 
 /// Addresses stored before they were stored canonically (NFC, the domain as an A-label).
 const CANONICAL_ADDRESSES: &str = "canonical_addresses";
+
+/// Memberships written before they carried the text a search finds them by.
+const MEMBER_SEARCH_TEXT: &str = "member_search_text";
+
+/// Memberships [`member_search_texts`] fills per transaction: short transactions, so the API and
+/// the workers go on while a large table is filled at start-up.
+const SEARCH_TEXT_BATCH: i64 = 1000;
 
 /// What [`canonical_addresses`] did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -40,7 +48,25 @@ pub fn run_pending(conn: &mut DbConn) -> QueryResult<()> {
         );
         forget(conn, CANONICAL_ADDRESSES)?;
     }
+    // After the addresses: the text holds the canonical address.
+    if is_pending(conn, MEMBER_SEARCH_TEXT)? {
+        let filled = member_search_texts(conn)?;
+        tracing::info!(filled, "memberships given the text a search finds them by");
+        forget(conn, MEMBER_SEARCH_TEXT)?;
+    }
     Ok(())
+}
+
+/// Fills the search text of every membership that has none (written before search existed), a
+/// batch per transaction in id order; how many were filled.
+pub fn member_search_texts(conn: &mut DbConn) -> QueryResult<usize> {
+    let mut after = MemberId(0);
+    let mut filled = 0;
+    while let Some((last, n)) = members::fill_search_texts(conn, after, SEARCH_TEXT_BATCH)? {
+        filled += n;
+        after = last;
+    }
+    Ok(filled)
 }
 
 fn is_pending(conn: &mut DbConn, name: &str) -> QueryResult<bool> {
@@ -100,7 +126,11 @@ fn rewrite(conn: &mut DbConn, id: AccountId, canonical: &str) -> QueryResult<boo
             .execute(c)
     });
     match updated {
-        Ok(n) => Ok(n == 1),
+        Ok(1) => {
+            members::refresh_search_texts(conn, id)?;
+            Ok(true)
+        }
+        Ok(_) => Ok(false),
         Err(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Ok(false),
         Err(other) => Err(other),
     }

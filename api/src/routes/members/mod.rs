@@ -9,7 +9,8 @@ pub mod resend;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use invite_shared::domain::email;
-use invite_shared::ids::{ImportId, MemberId};
+use invite_shared::ids::MemberId;
+use invite_shared::service::members::{self as members_service, FilterText, InvalidFilter};
 use invite_shared::service::support::Limited;
 use invite_shared::status::{DeliveryState, MemberStatus};
 use invite_shared::store::members::{self, MemberFilter, MemberView};
@@ -37,6 +38,11 @@ pub struct ListQuery {
     pub email_status: Option<String>,
     /// Only members created by this import.
     pub import: Option<i64>,
+    /// Only members whose address or first or last name contains this text, ignoring case and
+    /// accents (`jose` finds `José`, `bucher` finds `anne@bücher.de`); `%` and `_` are plain
+    /// characters. At most 200 characters; empty: no filter.
+    #[param(max_length = 200)]
+    pub q: Option<String>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<i64>,
     /// Page size, at most 500 (default 100).
@@ -89,8 +95,9 @@ pub struct MemberPage {
 
 /// List the workspace's members
 ///
-/// Filtered by status, by the state of their latest email or by import; a page at a time: pass
-/// `next_cursor` as `cursor` for the next page (`null` on the last).
+/// Filtered by status, by the state of their latest email, by import, or by `q`, part of their
+/// address or name (case- and accent-insensitive); a page at a time: pass `next_cursor` as
+/// `cursor` for the next page (`null` on the last).
 #[utoipa::path(
     get,
     path = "/api/v1/workspaces/{ws}/members",
@@ -103,7 +110,8 @@ pub struct MemberPage {
         (status = 400, response = BadRequest),
         (
             status = 422,
-            description = "An unknown `status` or `email_status`: `invalid_filter`.",
+            description = "An unknown `status` or `email_status`, or a `q` over 200 characters: \
+                           `invalid_filter`.",
             body = ErrorBody,
         ),
         AdminErrors,
@@ -114,38 +122,37 @@ pub async fn list(
     State(state): State<AppState>,
     Valid(Query(query)): Valid<Query<ListQuery>>,
 ) -> Result<Json<MemberPage>, ApiError> {
-    let invalid = |name: &str, value: &str| ApiError::Unprocessable {
-        code: "invalid_filter",
-        message: format!("unknown {name} `{value}`"),
-    };
-    let filter = MemberFilter {
-        status: query
-            .status
-            .as_deref()
-            .map(|s| MemberStatus::parse(s).ok_or_else(|| invalid("status", s)))
-            .transpose()?,
-        email_status: query
-            .email_status
-            .as_deref()
-            .map(|s| DeliveryState::parse(s).ok_or_else(|| invalid("email_status", s)))
-            .transpose()?,
-        import: query.import.map(ImportId),
-        after: query.cursor.map(MemberId),
-        ..MemberFilter::default()
-    };
+    let filter = list_filter(&query)?;
     let limit = query.limit.unwrap_or(100).clamp(1, MAX_PAGE);
-    let page = state
-        .db
-        .run(move |c| Ok(members::list(c, admin.workspace_id, &filter, limit)?))
-        .await?;
-    let next = (page.len() as i64 == limit)
-        .then(|| page.last().map(|m| m.id.0))
-        .flatten();
-    let members = page.into_iter().map(member_json).collect();
+    let page = members_service::page(&state.db, admin.workspace_id, filter, limit).await?;
     Ok(Json(MemberPage {
-        members,
-        next_cursor: next,
+        members: page.members.into_iter().map(member_json).collect(),
+        next_cursor: page.next_cursor.map(|id| id.0),
     }))
+}
+
+/// The store's filter of a list query; 422 `invalid_filter` for a value it cannot be.
+fn list_filter(query: &ListQuery) -> Result<MemberFilter, ApiError> {
+    let text = FilterText {
+        status: query.status.clone(),
+        email_status: query.email_status.clone(),
+        import: query.import,
+        q: query.q.clone(),
+        ..FilterText::default()
+    };
+    let filter = text.parse().map_err(invalid_filter)?;
+    Ok(MemberFilter {
+        after: query.cursor.map(MemberId),
+        ..filter
+    })
+}
+
+/// 422 `invalid_filter`, saying which filter value cannot be read and why.
+pub(crate) fn invalid_filter(e: InvalidFilter) -> ApiError {
+    ApiError::Unprocessable {
+        code: "invalid_filter",
+        message: e.to_string(),
+    }
 }
 
 /// Get a member

@@ -4,7 +4,8 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use invite_shared::service::reminders::{self, FilterText};
+use invite_shared::service::members::FilterText;
+use invite_shared::service::reminders;
 use invite_shared::status::{DeliveryState, MemberStatus};
 use invite_shared::store::members::MemberFilter;
 use serde::de::Error as _;
@@ -17,6 +18,7 @@ use crate::error::{
 };
 use crate::extract::Valid;
 use crate::routes::WorkspacePath;
+use crate::routes::members::invalid_filter;
 
 /// Body of `POST …/members/remind`: the member list's filters, all optional (`{}` chooses every
 /// member of the workspace).
@@ -38,6 +40,10 @@ pub struct RemindFilter {
     /// membership was created.
     #[schema(value_type = Option<String>, format = DateTime, example = "2026-12-01T00:00:00Z")]
     pub invited_before: Option<String>,
+    /// Only members whose address or name contains this, ignoring case and accents, as the
+    /// member list's `q`.
+    #[schema(max_length = 200)]
+    pub q: Option<String>,
 }
 
 /// An id written as a JSON number without a fraction, `3` or `3.0`: JSON Schema's `integer`, which
@@ -131,9 +137,7 @@ fn member_filter(body: RemindFilter) -> Result<MemberFilter, ApiError> {
         email_status: body.email_status,
         import: body.import,
         invited_before: body.invited_before,
+        q: body.q,
     };
-    text.parse().map_err(|e| ApiError::Unprocessable {
-        code: "invalid_filter",
-        message: e.to_string(),
-    })
+    text.parse().map_err(invalid_filter)
 }

@@ -106,6 +106,21 @@ impl Api {
         response.json().await.context("the import's JSON")
     }
 
+    /// A GET of `url` with the admin token and `query`, its JSON body; fails unless 200.
+    pub async fn get_json(&self, url: &str, query: &[(&str, &str)]) -> anyhow::Result<Value> {
+        let response = self
+            .client
+            .get(url)
+            .query(query)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        let status = response.status();
+        anyhow::ensure!(status.is_success(), "GET {url} answered {status}");
+        response.json().await.context("the answer's JSON")
+    }
+
     /// `GET …/imports/{id}/results`.
     pub async fn results(&self, id: i64) -> anyhow::Result<String> {
         let response = self

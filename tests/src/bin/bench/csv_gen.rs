@@ -27,7 +27,8 @@ impl CsvFile {
     }
 }
 
-/// `rows` invitees `person{i}@bench.example`; every third row carries `{"employee_id":i}`.
+/// `rows` invitees `person{i}@bench.example`; every third row carries `{"employee_id":i}`, every
+/// fifth an accented last name.
 pub fn people(rows: u64) -> anyhow::Result<CsvFile> {
     write(rows, "")
 }
@@ -70,7 +71,27 @@ fn row(i: u64, pad: &str) -> String {
     } else {
         String::new()
     };
-    format!("First{i},Last{i},person{i}@bench.example,{role},,{metadata}\n")
+    format!(
+        "First{i},{},person{i}@bench.example,{role},,{metadata}\n",
+        last_name(i)
+    )
+}
+
+/// Every fifth row's last name has an accent (`Müller5`), for the searches that fold it away.
+const ACCENTED_EVERY: u64 = 5;
+
+/// Row `i`'s last name: `Last{i}`, or `Müller{i}` on every [`ACCENTED_EVERY`]th row.
+pub fn last_name(i: u64) -> String {
+    if i.is_multiple_of(ACCENTED_EVERY) {
+        format!("Müller{i}")
+    } else {
+        format!("Last{i}")
+    }
+}
+
+/// The row at or before `i` whose last name has an accent.
+pub fn accented_row(i: u64) -> u64 {
+    i - i % ACCENTED_EVERY
 }
 
 #[cfg(test)]
@@ -84,6 +105,10 @@ mod tests {
             "First3,Last3,person3@bench.example,Admin,,\"{\"\"employee_id\"\":3}\"\n"
         );
         assert_eq!(row(4, ""), "First4,Last4,person4@bench.example,Builder,,\n");
+        assert_eq!(
+            row(5, ""),
+            "First5,Müller5,person5@bench.example,End User,,\n"
+        );
     }
 
     #[test]

@@ -12,8 +12,10 @@ use diesel::connection::SimpleConnection as _;
 use diesel::{Connection as _, PgConnection};
 use diesel_migrations::MigrationHarness as _;
 use invite_shared::db::PG_MIGRATIONS;
+use invite_shared::domain::search::member_text;
 
 use crate::cpu::{CpuUse, Snapshot};
+use crate::csv_gen;
 use crate::database::{self, FreshDatabase};
 use crate::procs;
 
@@ -33,7 +35,7 @@ const TABLES: [(&str, &str); 5] = [
     (
         "members",
         "members (id, workspace_id, account_id, first_name, last_name, role, status, metadata, \
-         import_id, invited_by, created_at, updated_at)",
+         import_id, invited_by, created_at, updated_at, search_text)",
     ),
     ("invitations", "invitations (id, member_id, created_at)"),
     (
@@ -96,13 +98,26 @@ fn write_files(dir: &Path, rows: u64) -> anyhow::Result<()> {
         } else {
             String::new()
         };
-        let (first, last) = (format!("First{i}"), format!("Last{i}"));
+        let (first, last) = (format!("First{i}"), csv_gen::last_name(i));
+        let search_text = member_text(&email, Some(&first), Some(&last));
         // The header is the file's row 1, so invitee `i` is on row `i + 2`: its id.
         let row_number = &id;
         let records: [&[&str]; 5] = [
             &[&id, &email, AT],
             &[
-                &id, "1", &id, &first, &last, role, "invited", &metadata, "1", "1", AT, AT,
+                &id,
+                "1",
+                &id,
+                &first,
+                &last,
+                role,
+                "invited",
+                &metadata,
+                "1",
+                "1",
+                AT,
+                AT,
+                &search_text,
             ],
             &[&id, &id, AT],
             &[&id, &id, &id, "1", "pending", "0", AT, AT],

@@ -15,6 +15,7 @@ mod floor;
 mod procs;
 mod product;
 mod report;
+mod search;
 mod server;
 mod setup;
 mod sink;

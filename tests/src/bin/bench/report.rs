@@ -378,6 +378,17 @@ fn server_notes(table: &mut Table, run: &ServerRun, rows: u64) {
         "counts: {}{repeats}",
         checks::describe_all(&run.checks)
     ));
+    let s = &run.search;
+    table.note(format!(
+        "member search after the emails, {} searches over the API one at a time (whole address, \
+         address prefix, part of a first name, accented last name typed without its accent): \
+         p50 {:.1} ms, p95 {:.1} ms, slowest {:.1} ms; {} found nobody",
+        s.searches,
+        s.p50.as_secs_f64() * 1000.0,
+        s.p95.as_secs_f64() * 1000.0,
+        s.max.as_secs_f64() * 1000.0,
+        s.empty
+    ));
     table.note(cpu_note(run, rows));
     table.note(budget_note(run, rows));
     let workers: Vec<String> = run.rss.workers.iter().map(|&k| kib_as_mib(k)).collect();

@@ -1,6 +1,6 @@
 //! One run of the product with N workers: a fresh database, Redis prefix and sink; the references
 //! (COPY, the schema floor, smtp-source) first; then upload → rows → emails, timed, counted,
-//! weighed, and their CPU time per process.
+//! weighed, and their CPU time per process; then member searches, timed.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -17,6 +17,7 @@ use crate::database::{self, FreshDatabase, RedisKeys};
 use crate::floor;
 use crate::procs::{self, Children};
 use crate::product::{self, Backends};
+use crate::search::{self, SEARCHES, SearchTimes};
 use crate::sink::{self, Sink, SourceRun};
 
 /// How long after the last expected email the sink is watched for repeats.
@@ -110,6 +111,8 @@ pub struct ServerRun {
     pub engines: Vec<EngineTimes>,
     /// CPU time from the upload to the last email, per kind of process.
     pub cpu: CpuUse,
+    /// The member searches made once every email was out.
+    pub search: SearchTimes,
 }
 
 impl ServerRun {
@@ -204,6 +207,8 @@ pub async fn run(
         workers: workers_started,
     };
     let measured = measure(&product, &sink, csv, &mut children).await?;
+    println!("{}: {SEARCHES} searches …", workers_name(workers));
+    let search = search::phase(&product.api.api, csv.rows).await?;
     Ok(ServerRun {
         workers,
         references,
@@ -213,6 +218,7 @@ pub async fn run(
         repeats: measured.repeats,
         engines: measured.engines,
         cpu: measured.cpu,
+        search,
         logged: product
             .logs()
             .iter()
