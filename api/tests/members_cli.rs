@@ -124,7 +124,7 @@ fn the_members_command_refuses_an_unknown_status_or_workspace() {
     );
     assert!(!output.status.success());
     assert!(
-        text(&output.stderr).contains("--status `asleep`"),
+        text(&output.stderr).contains("unknown status `asleep`"),
         "{}",
         text(&output.stderr)
     );
