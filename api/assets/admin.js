@@ -1348,6 +1348,7 @@
     resend: 'New invitation (resend)',
     unarchive: 'New invitation (unarchived)',
     invitation_link: 'New invitation for a copied link',
+    reminder: 'Reminder',
   };
   const SUPPORT_DONE = {
     resend: 'Resent',

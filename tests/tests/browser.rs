@@ -8,10 +8,10 @@
 use std::time::Duration;
 
 use invite_shared::config::Edition;
-use invite_tests::app::{Stack, TestApp, people_csv};
+use invite_tests::app::{Stack, TestApp, named_people_csv, people_csv};
 use invite_tests::browser::Browser;
 use invite_tests::on_both_stacks;
-use invite_tests::smtp::{ReceivedMessage, ReplyPlan};
+use invite_tests::smtp::{ReceivedMessage, ReplyPlan, SmtpServer};
 use serde_json::{Value, json};
 
 on_both_stacks!(
@@ -24,6 +24,7 @@ on_both_stacks!(
     an_import_is_cancelled_from_its_card_and_its_rows_to_fix_are_downloaded,
     the_remind_button_asks_first_then_reminds_the_filtered_members_and_says_how_many,
     the_search_box_finds_members_as_one_types_with_the_status_filter,
+    support_finds_one_person_among_ten_thousand_reads_their_history_reminds_and_cancels,
 );
 
 /// The README's sample file: twelve people to invite, then six rows a spreadsheet gets wrong
@@ -448,6 +449,117 @@ async fn the_search_box_finds_members_as_one_types_with_the_status_filter(stack:
     browser
         .wait_for_count("#members-table tbody tr[data-email]", |n| n == 4)
         .await;
+}
+
+/// Support's round in the page: one person found among 10,000 by part of a name typed without its
+/// accent, their history opened (the import row, two refusals with the server's reply, then the
+/// accepted attempt), everyone who has not accepted reminded, and an import uploaded by mistake
+/// cancelled from its card.
+async fn support_finds_one_person_among_ten_thousand_reads_their_history_reminds_and_cancels(
+    stack: Stack,
+) {
+    const GRACE: &str = "grace.hopper@navy.example";
+    // Grace's first two attempts are refused for now, over a real SMTP conversation on both stacks.
+    let smtp = SmtpServer::start().await;
+    smtp.reply_for(GRACE, ReplyPlan::TransientTimes(2));
+    let url = smtp.url();
+    let mut app = TestApp::spawn_with(stack, |s| s.smtp_url = Some(url.into())).await;
+    app.start_worker().await;
+    let mut csv = people_csv(9_999);
+    csv.push_str(&format!("Grace,Hoppér,{GRACE},End User\n"));
+    let id = app.upload_ok(csv).await;
+    let invited = app.settled(id).await;
+    assert_eq!(invited["emails"]["sent"], 10_000, "{invited}");
+    // An import uploaded by mistake, waiting for a worker when support sees it.
+    app.stop_workers().await;
+    let mistake = app.upload_ok(named_people_csv("mistake", 50)).await;
+    let browser = Browser::start(
+        stack,
+        "support_finds_one_person_among_ten_thousand_reads_their_history_reminds_and_cancels",
+    )
+    .await;
+    sign_in(&browser, &app).await;
+
+    browser.fill("#members-search", "hopper").await;
+    browser
+        .wait_until("only Grace listed", async || {
+            (listed(&browser).await == [GRACE]).then_some(())
+        })
+        .await;
+    browser.screenshot("found").await;
+
+    browser
+        .click(&format!(
+            "{} button[data-action=\"history\"]",
+            member(GRACE)
+        ))
+        .await;
+    let history = browser
+        .wait_until("the history down to the import row", async || {
+            let texts = browser.texts("#history-list .history-text").await;
+            let done = texts
+                .last()
+                .is_some_and(|t| t.starts_with(&format!("Added by import {id}")));
+            done.then_some(texts)
+        })
+        .await;
+    let replies = browser.texts("#history-list .history-reply").await;
+    browser.screenshot("history").await;
+    let attempts: Vec<&String> = history.iter().filter(|t| t.contains(" sent: ")).collect();
+    assert_eq!(attempts.len(), 3, "{history:?}");
+    assert!(
+        attempts[0].ends_with("accepted"),
+        "newest first: {history:?}"
+    );
+    assert!(
+        attempts[1..]
+            .iter()
+            .all(|t| t.ends_with("to be tried again")),
+        "{history:?}"
+    );
+    assert_eq!(
+        replies.iter().filter(|r| r.starts_with("451")).count(),
+        2,
+        "{replies:?}"
+    );
+    assert!(
+        history.last().unwrap().ends_with("row 10001"),
+        "{history:?}"
+    );
+    browser.click("#history-close").await;
+
+    // Everyone who has not accepted: the 10,000 invited; the admin is active.
+    browser.fill("#members-search", "\u{e00c}").await;
+    browser.select("#status-filter", "invited").await;
+    browser
+        .execute("window.confirm = () => true;", vec![])
+        .await;
+    browser.click("#members-remind").await;
+    browser
+        .wait_for_text("#message", |t| {
+            t.contains("10000 members reminded, 0 skipped")
+        })
+        .await;
+    browser.screenshot("reminded").await;
+
+    // The import uploaded by mistake, cancelled from its card.
+    browser.click("#tab-add").await;
+    let cancel = format!(
+        "{} button[data-action=\"cancel\"]",
+        import(&mistake.to_string())
+    );
+    browser.wait_for(&cancel).await;
+    browser.click(&cancel).await;
+    browser
+        .wait_for_exact(
+            &format!("{} .import-status", import(&mistake.to_string())),
+            "cancelled",
+        )
+        .await;
+    browser.screenshot("cancelled").await;
+    let cancelled = app.get_json(&format!("/imports/{mistake}")).await;
+    assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
+    assert_eq!(cancelled["rows"]["processed"], 0, "{cancelled}");
 }
 
 async fn pages_load_nothing_from_outside_the_service(stack: Stack) {
