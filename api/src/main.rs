@@ -265,9 +265,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let db = Db::for_settings(&settings)?;
     db.migrate().await?;
     match command {
-        Command::Serve => unreachable!("served above"),
-        Command::ConvertWorkbook { .. } => unreachable!("run before the runtime starts"),
-        Command::Openapi => unreachable!("printed above"),
         Command::Import {
             file,
             workspace,
@@ -284,22 +281,34 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let summary = commands::import(settings, db, &file, &workspace, options).await?;
             Ok(print_summary(&summary, outbox))
         }
-        Command::Retry { workspace, import } => {
-            let done = commands::retry(&settings, &db, &workspace, ImportId(import)).await?;
-            println!("{done}");
+        command => {
+            println!("{}", one_off(command, &settings, &db).await?);
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Runs a one-off command other than `import` and says what it did.
+async fn one_off(command: Command, settings: &Settings, db: &Db) -> anyhow::Result<String> {
+    Ok(match command {
+        Command::Serve
+        | Command::ConvertWorkbook { .. }
+        | Command::Openapi
+        | Command::Import { .. } => {
+            unreachable!("run before the database is opened, or by `run`")
+        }
+        Command::Retry { workspace, import } => {
+            commands::retry(settings, db, &workspace, ImportId(import))
+                .await?
+                .to_string()
         }
         Command::Cancel { workspace, import } => {
-            println!(
-                "{}",
-                commands::cancel(&settings, &db, &workspace, ImportId(import)).await?
-            );
-            Ok(ExitCode::SUCCESS)
+            commands::cancel(settings, db, &workspace, ImportId(import)).await?
         }
         Command::Resend { workspace, member } => {
-            let done = commands::resend(&settings, &db, &workspace, MemberId(member)).await?;
-            println!("{done}");
-            Ok(ExitCode::SUCCESS)
+            commands::resend(settings, db, &workspace, MemberId(member))
+                .await?
+                .to_string()
         }
         Command::Remind {
             workspace,
@@ -316,18 +325,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 invited_before,
                 q: search,
             };
-            println!(
-                "{}",
-                commands::remind(&settings, &db, &workspace, &filter).await?
-            );
-            Ok(ExitCode::SUCCESS)
+            commands::remind(settings, db, &workspace, &filter).await?
         }
         Command::Audit { workspace, limit } => {
-            println!(
-                "{}",
-                commands::audit(&db, &workspace, limit.clamp(1, 10_000)).await?
-            );
-            Ok(ExitCode::SUCCESS)
+            commands::audit(db, &workspace, limit.clamp(1, 10_000)).await?
         }
         Command::Members {
             workspace,
@@ -340,18 +341,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 status,
                 limit: limit.clamp(1, 1000),
             };
-            println!("{}", commands::members(&db, &workspace, query).await?);
-            Ok(ExitCode::SUCCESS)
+            commands::members(db, &workspace, query).await?
         }
-        Command::Migrate => {
-            println!("migrations applied");
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Token { action } => {
-            println!("{}", commands::token(&db, action_of(action)?).await?);
-            Ok(ExitCode::SUCCESS)
-        }
-    }
+        Command::Migrate => "migrations applied".to_owned(),
+        Command::Token { action } => commands::token(db, action_of(action)?).await?,
+    })
 }
 
 /// Prints what `import` did; success when the import completed.
