@@ -566,24 +566,30 @@
   }
 
   /** What the Remind button says it does before it does it, for the current status filter. */
-  function remindQuestion(filter) {
-    const who = filter ? `every ${MEMBER_STATUS[filter].toLowerCase()} member` : 'every member who has not accepted yet';
+  function remindQuestion(filter, search) {
+    let who = filter ? `every ${MEMBER_STATUS[filter].toLowerCase()} member` : 'every member who has not accepted yet';
+    if (search) who += ` matching “${search}”`;
     return (
       `Send a reminder email to ${who}?\n\n` +
       'Each gets a new invitation link, so expired links are renewed; the link sent earlier keeps working. ' +
-      'Members reminded recently, or reminded the most times allowed, are skipped, as are active and archived ones. ' +
+      'Members reminded recently or the most times allowed, those whose invitation has not gone out yet, and active and archived ones are skipped. ' +
       'The emails go out over the next minutes.'
     );
   }
 
-  /** Reminds the members matching the status filter, after asking; says how many were reminded. */
+  /** Reminds the members the list shows (status filter and search), after asking; says how many
+   *  were reminded. */
   async function remindMembers(button) {
     const filter = state.members.filter;
+    const search = state.members.search;
     if (filter === 'active' || filter === 'archived') return;
-    if (!window.confirm(remindQuestion(filter))) return;
+    if (!window.confirm(remindQuestion(filter, search))) return;
     await withBusy(button, async () => {
       try {
-        const body = JSON.stringify(filter ? { status: filter } : {});
+        const chosen = {};
+        if (filter) chosen.status = filter;
+        if (search) chosen.q = search;
+        const body = JSON.stringify(chosen);
         const done = await apiJson('/members/remind', { method: 'POST', body, headers: { 'Content-Type': 'application/json' } });
         say(`${plural(Number(done.reminded) || 0, 'member', 'members')} reminded, ${Number(done.skipped) || 0} skipped`);
         loadMembers();

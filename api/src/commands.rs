@@ -431,7 +431,7 @@ pub async fn remind(
     slug: &str,
     filter: &FilterText,
 ) -> anyhow::Result<String> {
-    let filter = filter.parse()?;
+    let filter = filter.parse_to_act()?;
     let workspace = workspace_id(db, slug).await?;
     let queue = JobQueue::connect(settings).await?;
     let done =

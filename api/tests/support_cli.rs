@@ -1,6 +1,6 @@
 //! The operators' commands, through the real `invite-api` binary on the embedded stack: the support
 //! twins of the admin routes (`retry --workspace WS --import ID`, `resend --workspace WS --member
-//! ID`) and `token create | list [--legacy] | revoke`.
+//! ID`, `members --workspace WS [--search TEXT]`) and `token create | list [--legacy] | revoke`.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -446,4 +446,110 @@ async fn the_remind_command_refuses_a_filter_it_cannot_read() {
         "{}",
         text(&output.stderr)
     );
+}
+
+/// Imports four people whose names and addresses `members --search` looks through into
+/// workspace `demo`.
+fn imported_to_search(dir: &Path) {
+    let csv = dir.join("people.csv");
+    std::fs::write(
+        &csv,
+        "First Name,Last Name,Email,User Role\nAnne,Müller,anne@bücher.de,Admin\n\
+         Annette,MULLER,annette@example.com,Builder\nJosé,Álvarez,jose@example.com,End User\n\
+         Zoë,Qi,zoe@example.com,End User\n",
+    )
+    .unwrap();
+    let output = run(
+        dir,
+        &["import", csv.to_str().unwrap(), "--workspace", "demo"],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+}
+
+/// The lines `members` printed after its header, and asserts that it succeeded.
+fn member_lines(dir: &Path, args: &[&str]) -> Vec<String> {
+    let mut all = vec!["members", "--workspace", "demo"];
+    all.extend_from_slice(args);
+    let output = run(dir, &all);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let out = text(&output.stdout);
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next(),
+        Some("id\temail\tname\tstatus\temail status"),
+        "{out}"
+    );
+    lines.map(str::to_owned).collect()
+}
+
+/// The address column of `lines`.
+fn addresses(lines: &[String]) -> Vec<&str> {
+    lines
+        .iter()
+        .map(|l| l.split('\t').nth(1).unwrap_or(l))
+        .collect()
+}
+
+#[test]
+fn the_members_command_finds_people_by_part_of_their_address_or_name() {
+    let dir = tempfile::tempdir().unwrap();
+    imported_to_search(dir.path());
+
+    let lines = member_lines(dir.path(), &["--search", "muller"]);
+    assert_eq!(addresses(&lines), ["anne@bücher.de", "annette@example.com"]);
+    let anne: Vec<&str> = lines[0].split('\t').collect();
+    assert!(anne[0].parse::<i64>().is_ok(), "the id first: {anne:?}");
+    assert_eq!(
+        &anne[1..],
+        ["anne@bücher.de", "Anne Müller", "invited", "sent"]
+    );
+
+    let jose = member_lines(dir.path(), &["--search", "JOSÉ"]);
+    assert_eq!(addresses(&jose), ["jose@example.com"]);
+}
+
+#[test]
+fn the_members_command_filters_by_status_and_stops_at_its_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    imported_to_search(dir.path());
+
+    let active = member_lines(dir.path(), &["--status", "active"]);
+    assert_eq!(
+        addresses(&active),
+        ["admin@localhost"],
+        "only the first start's admin has accepted"
+    );
+    let invited = member_lines(dir.path(), &["--status", "invited", "--search", "e"]);
+    assert_eq!(invited.len(), 4, "{invited:?}");
+
+    let first_two = member_lines(dir.path(), &["--search", "e", "--limit", "2"]);
+    assert_eq!(first_two.len(), 3, "two members and a note: {first_two:?}");
+    assert!(first_two[2].contains("--limit"), "{first_two:?}");
+
+    let none = run(
+        dir.path(),
+        &["members", "--workspace", "demo", "--search", "nobody"],
+    );
+    assert_eq!(text(&none.stdout).trim(), "no members");
+}
+
+#[test]
+fn the_members_command_refuses_an_unknown_status_or_workspace() {
+    let dir = tempfile::tempdir().unwrap();
+    imported_to_search(dir.path());
+
+    let output = run(
+        dir.path(),
+        &["members", "--workspace", "demo", "--status", "asleep"],
+    );
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("unknown status `asleep`"),
+        "{}",
+        text(&output.stderr)
+    );
+
+    let output = run(dir.path(), &["members", "--workspace", "nowhere"]);
+    assert!(!output.status.success());
+    assert!(text(&output.stderr).contains("workspace `nowhere` not found"));
 }

@@ -373,6 +373,11 @@ impl Settings {
                 && self.worker_dead_after >= self.worker_heartbeat_interval * 2,
             "WORKER_DEAD_AFTER must be at least twice WORKER_HEARTBEAT_INTERVAL, which must be longer than 0"
         );
+        // It is also PostgreSQL's `idle_in_transaction_session_timeout`, a 32-bit count of ms.
+        anyhow::ensure!(
+            self.worker_dead_after <= Duration::from_secs(24 * 3600),
+            "WORKER_DEAD_AFTER must be at most 1 day"
+        );
         anyhow::ensure!(self.smtp_pool_size > 0, "SMTP_POOL_SIZE must be at least 1");
         anyhow::ensure!(
             self.email_rate_per_sec != Some(0),

@@ -11,6 +11,7 @@ use serde_json::Value;
 on_both_stacks!(
     a_queued_import_cancelled_applies_no_row_and_a_second_cancel_answers_the_same,
     cancelling_mid_send_lets_at_most_the_pool_size_through_per_worker,
+    an_email_queued_on_purpose_after_a_cancel_goes_out,
 );
 
 async fn cancel(app: &TestApp, id: i64) -> Value {
@@ -123,4 +124,26 @@ async fn cancelling_mid_send_lets_at_most_the_pool_size_through_per_worker(stack
     assert_eq!(settled["emails"]["sent"], sent, "{settled}");
     assert_eq!(again, settled, "a repeat changes nothing");
     assert_eq!(again["finished_at"], cancelled["finished_at"]);
+}
+
+/// A cancel stops the import's own emails, never one support queues later for a member of it:
+/// a reminder is filed under the member's import, which the send engines know as cancelled.
+async fn an_email_queued_on_purpose_after_a_cancel_goes_out(stack: Stack) {
+    let app = TestApp::spawn(stack).await;
+    let id = app.upload_ok(people_csv(2)).await;
+    app.settled(id).await;
+    let before = accepted(&app, stack);
+    assert_eq!(cancel(&app, id).await["status"], "cancelled");
+
+    let reminded = app
+        .post_json("/members/remind", serde_json::json!({ "import": id }))
+        .await;
+    assert_eq!(reminded.status(), 202);
+    let import = app.settled(id).await;
+
+    assert_eq!(accepted(&app, stack), before + 2, "{import}");
+    for person in ["person0@example.com", "person1@example.com"] {
+        let latest = app.member(person).await;
+        assert_eq!(latest["email_status"], "sent", "{latest}");
+    }
 }

@@ -23,6 +23,7 @@ on_both_stacks!(
     a_member_whose_link_expired_gets_a_fresh_working_link,
     two_calls_at_once_remind_each_member_once,
     a_filter_that_cannot_be_read_is_refused_in_words,
+    a_member_whose_email_has_not_gone_out_yet_is_skipped,
 );
 
 /// The subject every reminder starts with.
@@ -275,11 +276,16 @@ async fn a_filter_that_cannot_be_read_is_refused_in_words(stack: Stack) {
     let fraction = remind(&app, json!({ "import": 1.5 })).await;
     // JSON Schema's `integer` admits a number written with a zero fraction.
     let whole = remind(&app, json!({ "import": 1.0, "status": "active" })).await;
+    // A search that searches for nothing chooses nobody rather than everyone.
+    let blank = remind(&app, json!({ "q": "  " })).await;
+    let invisible = remind(&app, json!({ "q": "\u{200b}" })).await;
 
     for (answer, names) in [
         (&status, "status `pending`"),
         (&email_status, "email_status `lost`"),
         (&time, "invited_before `last week`"),
+        (&blank, "q: nothing to search for"),
+        (&invisible, "q: nothing to search for"),
     ] {
         assert_eq!(answer.0, 422, "{answer:?}");
         assert_eq!(answer.1["error"]["code"], "invalid_filter");
@@ -292,6 +298,26 @@ async fn a_filter_that_cannot_be_read_is_refused_in_words(stack: Stack) {
     assert_eq!(whole.0, 202, "{whole:?}");
     app.settled(import).await;
     assert!(reminders(&app).is_empty());
+}
+
+/// A reminder follows an email that went out: while a member's invitation is still waiting for a
+/// worker, a remind skips them rather than sending both within seconds of each other.
+async fn a_member_whose_email_has_not_gone_out_yet_is_skipped(stack: Stack) {
+    let mut app = TestApp::spawn_without_workers(stack).await;
+    let waiting = app.upload_ok(people_csv(3)).await;
+    app.process_without_sending(waiting).await;
+
+    let before = remind_ok(&app, json!({ "import": waiting })).await;
+    app.start_worker().await;
+    app.settled(waiting).await;
+    let after = remind_ok(&app, json!({ "import": waiting })).await;
+    app.settled(waiting).await;
+
+    assert_eq!(before, (0, 3), "nothing has gone out yet");
+    assert_eq!(after, (3, 0), "sent: now they can be reminded");
+    let counts = reminders_by_address(&app);
+    assert_eq!(counts.len(), 3, "{counts:?}");
+    assert!(counts.values().all(|&n| n == 1), "{counts:?}");
 }
 
 /// Members the scale check below invites straight into the ledger.

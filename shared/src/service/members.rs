@@ -74,6 +74,21 @@ impl FilterText {
     }
 }
 
+impl FilterText {
+    /// [`FilterText::parse`] for an action on the members it chooses (a remind): a `q` that is
+    /// given but searches for nothing (spaces, marks or invisible characters only) is refused,
+    /// instead of choosing every member as the list does.
+    pub fn parse_to_act(&self) -> std::result::Result<MemberFilter, InvalidFilter> {
+        let filter = self.parse()?;
+        if self.q.is_some() && filter.search.is_none() {
+            return Err(InvalidFilter(
+                "q: nothing to search for; leave q out to choose every member".into(),
+            ));
+        }
+        Ok(filter)
+    }
+}
+
 /// A page of members, in id order.
 #[derive(Debug, Clone)]
 pub struct Page {

@@ -28,7 +28,8 @@ pub struct Reminded {
     /// Members sent a reminder.
     pub reminded: u64,
     /// Members the filter chose who were not eligible: accepted, archived, reminded within
-    /// `REMIND_COOLDOWN`, or reminded `REMIND_MAX` times already.
+    /// `REMIND_COOLDOWN`, reminded `REMIND_MAX` times already, or whose email has not gone out
+    /// yet.
     pub skipped: u64,
 }
 

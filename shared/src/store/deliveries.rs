@@ -61,7 +61,10 @@ pub struct Claimed {
     pub id: DeliveryId,
     /// The claim that holds it.
     pub claim: ClaimToken,
-    /// Its import, if it belongs to one: what a cancel notice names.
+    /// The import whose cancel stops it: the import that made its invitation. `None` for an email
+    /// a later support action made (a resend, an unarchive, a reminder), though it is filed under
+    /// the member's import: cancelling that import stops the import's own emails, never one
+    /// queued later on purpose.
     pub import_id: Option<ImportId>,
     /// Attempts so far, this one included.
     pub attempts: i32,
@@ -516,7 +519,10 @@ fn to_claimed(
     Claimed {
         id,
         claim,
-        import_id: row.import_id,
+        import_id: row.import_id.filter(|_| {
+            row.cause
+                .is_none_or(|cause| cause == InvitationCause::Import)
+        }),
         attempts: row.attempts,
         first_attempt_at: row.first_attempt_at,
         // Set by the claim statement; a fallback keeps a row written by hand sendable.

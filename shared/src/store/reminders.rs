@@ -96,6 +96,13 @@ fn stamp_eligible<C: BackendConnection>(
         return Ok(Vec::new());
     }
     let cooled = now - rules.cooldown;
+    // A reminder follows an email that went out: a member whose email is still waiting or being
+    // sent (an import's, claimed ahead under the rate cap, perhaps) would get both within
+    // seconds. They are skipped; a later remind reaches them.
+    let email_on_its_way = invitations::table
+        .inner_join(deliveries::table.on(deliveries::invitation_id.eq(invitations::id)))
+        .filter(invitations::member_id.eq(members::id))
+        .filter(deliveries::state.eq_any([DeliveryState::Pending, DeliveryState::Sending]));
     let max = i32::try_from(rules.max).unwrap_or(i32::MAX);
     c.load(
         diesel::update(
@@ -108,7 +115,8 @@ fn stamp_eligible<C: BackendConnection>(
                     members::last_reminded_at
                         .is_null()
                         .or(members::last_reminded_at.le(cooled)),
-                ),
+                )
+                .filter(diesel::dsl::not(diesel::dsl::exists(email_on_its_way))),
         )
         .set((
             members::last_reminded_at.eq(Some(now)),

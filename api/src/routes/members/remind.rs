@@ -74,7 +74,8 @@ pub struct RemindOutcome {
     /// Members sent a reminder email (queued, sent under the rate cap).
     pub reminded: u64,
     /// Members the filter chose who were not reminded: accepted, archived, reminded less than
-    /// `REMIND_COOLDOWN` ago, or reminded `REMIND_MAX` times already.
+    /// `REMIND_COOLDOWN` ago, reminded `REMIND_MAX` times already, or whose email has not gone
+    /// out yet (still waiting or being sent).
     pub skipped: u64,
 }
 
@@ -139,5 +140,5 @@ fn member_filter(body: RemindFilter) -> Result<MemberFilter, ApiError> {
         invited_before: body.invited_before,
         q: body.q,
     };
-    text.parse().map_err(invalid_filter)
+    text.parse_to_act().map_err(invalid_filter)
 }
