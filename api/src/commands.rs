@@ -431,8 +431,12 @@ pub async fn remind(
     slug: &str,
     filter: &FilterText,
 ) -> anyhow::Result<String> {
-    let filter = filter.parse_to_act()?;
     let workspace = workspace_id(db, slug).await?;
+    let Some(filter) = filter.parse_to_act()? else {
+        return Ok(format!(
+            "workspace `{slug}`: --search finds nothing to search for; nobody reminded"
+        ));
+    };
     let queue = JobQueue::connect(settings).await?;
     let done =
         reminders::remind(db, &queue, settings, (workspace, Actor::Operator), filter).await?;

@@ -75,17 +75,12 @@ impl FilterText {
 }
 
 impl FilterText {
-    /// [`FilterText::parse`] for an action on the members it chooses (a remind): a `q` that is
-    /// given but searches for nothing (spaces, marks or invisible characters only) is refused,
-    /// instead of choosing every member as the list does.
-    pub fn parse_to_act(&self) -> std::result::Result<MemberFilter, InvalidFilter> {
+    /// [`FilterText::parse`] for an action on the members it chooses (a remind): `None`, no
+    /// member, for a `q` that is given but searches for nothing (empty, or spaces, marks or
+    /// invisible characters only), where the list would show every member.
+    pub fn parse_to_act(&self) -> std::result::Result<Option<MemberFilter>, InvalidFilter> {
         let filter = self.parse()?;
-        if self.q.is_some() && filter.search.is_none() {
-            return Err(InvalidFilter(
-                "q: nothing to search for; leave q out to choose every member".into(),
-            ));
-        }
-        Ok(filter)
+        Ok((self.q.is_none() || filter.search.is_some()).then_some(filter))
     }
 }
 

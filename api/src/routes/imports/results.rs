@@ -26,6 +26,7 @@ use crate::routes::WorkspacePath;
 pub struct ResultsQuery {
     /// Outcomes to keep, comma-separated (`invalid,skipped`): then the file holds only those
     /// rows, in the upload's own columns plus `reason`, ready to fix and upload again.
+    #[param(pattern = r"^((invited|skipped|invalid)(,(invited|skipped|invalid))*)?$")]
     pub outcome: Option<String>,
 }
 
@@ -74,9 +75,11 @@ pub async fn handle(
     Valid(Query(query)): Valid<Query<ResultsQuery>>,
 ) -> Result<Response, ApiError> {
     let id = ImportId(id);
+    // An empty `outcome=` asks for no filter: the whole results file.
     let outcomes = query
         .outcome
         .as_deref()
+        .filter(|text| !text.is_empty())
         .map(repair::parse_outcomes)
         .transpose()
         .map_err(|message| ApiError::Unprocessable {

@@ -29,6 +29,9 @@ const MAX_CURSOR: usize = 64;
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     /// `next_cursor` of the previous page.
+    #[param(
+        pattern = r"^(-?[0-9]{1,18}\.(import|invitation|email|failed|sent|opened|accepted|audit)\.-?[0-9]{1,18})?$"
+    )]
     pub cursor: Option<String>,
     /// Events per page (1 to 500, default 100).
     pub limit: Option<i64>,
@@ -190,7 +193,13 @@ pub async fn list(
     Valid(Path((_ws, id))): Valid<Path<(String, i64)>>,
     Valid(Query(query)): Valid<Query<EventsQuery>>,
 ) -> Result<Json<EventPage>, ApiError> {
-    let cursor = query.cursor.as_deref().map(cursor).transpose()?;
+    // An empty `cursor=` is the first page, as no cursor is.
+    let cursor = query
+        .cursor
+        .as_deref()
+        .filter(|text| !text.is_empty())
+        .map(cursor)
+        .transpose()?;
     let limit = query.limit.unwrap_or(100).clamp(1, MAX_PAGE);
     let member = (admin.workspace_id, MemberId(id));
     let page = timeline::page(&state.db, member, cursor, limit)

@@ -115,7 +115,13 @@ pub async fn handle(
     State(state): State<AppState>,
     Valid(Json(body)): Valid<Json<RemindFilter>>,
 ) -> Result<(StatusCode, Json<RemindOutcome>), ApiError> {
-    let filter = member_filter(body)?;
+    let Some(filter) = member_filter(body)? else {
+        let nobody = RemindOutcome {
+            reminded: 0,
+            skipped: 0,
+        };
+        return Ok((StatusCode::ACCEPTED, Json(nobody)));
+    };
     let done = reminders::remind(
         &state.db,
         &state.queue,
@@ -131,8 +137,8 @@ pub async fn handle(
     Ok((StatusCode::ACCEPTED, Json(outcome)))
 }
 
-/// The filter the body asks for; 422 `invalid_filter` saying what it cannot read.
-fn member_filter(body: RemindFilter) -> Result<MemberFilter, ApiError> {
+/// The filter the body asks for (`None`: nobody); 422 `invalid_filter` saying what it cannot read.
+fn member_filter(body: RemindFilter) -> Result<Option<MemberFilter>, ApiError> {
     let text = FilterText {
         status: body.status,
         email_status: body.email_status,
