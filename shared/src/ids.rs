@@ -76,6 +76,10 @@ id_type!(
     DeliveryId
 );
 id_type!(
+    /// A bounce report's primary key (`bounce_reports`: one per report read that named an email).
+    BounceReportId
+);
+id_type!(
     /// A workspace group's primary key.
     GroupId
 );

@@ -123,6 +123,35 @@ stored_enum!(
         Failed = "failed",
         /// Not to be sent: the member was archived, or a resend replaced it.
         Cancelled = "cancelled",
+        /// Accepted by the mail server, then reported undeliverable (a `5.x.x` delivery status
+        /// notification read from the bounce mailbox).
+        Bounced = "bounced",
+        /// Delivered, then reported as abuse by its recipient or their provider.
+        Complained = "complained",
+    }
+);
+
+stored_enum!(
+    /// What a report read from the bounce mailbox said about an email (`bounce_reports.kind`).
+    ReportKind {
+        /// A permanent failure (`5.x.x`): the email is `bounced`.
+        Bounced = "bounced",
+        /// A temporary failure (`4.x.x`): the reporting server keeps trying; the email's state
+        /// stays as it was.
+        Delayed = "delayed",
+        /// An abuse report: the email is `complained`.
+        Complained = "complained",
+    }
+);
+
+stored_enum!(
+    /// Why a member's address gets no reminder or resend (`members.suppressed_reason`) until
+    /// support clears it or corrects the address.
+    SuppressionReason {
+        /// An email to it hard-bounced.
+        Bounced = "bounced",
+        /// Its recipient reported an email as abuse.
+        Complained = "complained",
     }
 );
 

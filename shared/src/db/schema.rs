@@ -100,6 +100,9 @@ diesel::table! {
         last_reminded_at -> Nullable<Timestamp>,
         reminder_count -> Integer,
         search_text -> Text,
+        suppressed_reason -> Nullable<Text>,
+        suppressed_at -> Nullable<Timestamp>,
+        address_changed_at -> Nullable<Timestamp>,
     }
 }
 
@@ -164,6 +167,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    bounce_reports (id) {
+        id -> BigInt,
+        digest -> Text,
+        delivery_id -> BigInt,
+        kind -> Text,
+        status -> Nullable<Text>,
+        diagnostic -> Nullable<Text>,
+        received_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     delivery_attempts (id) {
         id -> BigInt,
         delivery_id -> BigInt,
@@ -200,6 +215,8 @@ diesel::table! {
         unsent -> BigInt,
         sent -> BigInt,
         failed -> BigInt,
+        bounced -> BigInt,
+        complained -> BigInt,
     }
 }
 
@@ -231,6 +248,7 @@ diesel::joinable!(invitation_links -> invitations (invitation_id));
 diesel::joinable!(deliveries -> invitations (invitation_id));
 diesel::joinable!(deliveries -> members (member_id));
 diesel::joinable!(delivery_attempts -> deliveries (delivery_id));
+diesel::joinable!(bounce_reports -> deliveries (delivery_id));
 diesel::joinable!(import_rows -> imports (import_id));
 diesel::joinable!(import_email_tallies -> imports (import_id));
 
@@ -253,6 +271,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     invitation_links,
     deliveries,
     delivery_attempts,
+    bounce_reports,
     import_rows,
     import_email_tallies,
     workspace_daily_emails,

@@ -7,6 +7,7 @@
 //! operator reads the database's own words.
 
 pub mod audit;
+pub mod bounces;
 pub mod imports;
 pub mod members;
 pub mod reminders;

@@ -626,6 +626,10 @@ pub struct EmailCounts {
     pub sent: i64,
     /// Failed permanently or out of retries.
     pub failed: i64,
+    /// Sent, then reported undeliverable by a bounce.
+    pub bounced: i64,
+    /// Sent, then reported as abuse.
+    pub complained: i64,
 }
 
 /// An import's emails by state.
@@ -647,6 +651,8 @@ pub fn email_counts_of(
                 pending: tally.unsent,
                 sent: tally.sent,
                 failed: tally.failed,
+                bounced: tally.bounced,
+                complained: tally.complained,
             };
             (id, counts)
         })

@@ -12,7 +12,7 @@ use crate::db::schema::{accounts, deliveries, groups, member_groups, members};
 use crate::domain::role::Role;
 use crate::domain::search::{SearchTerm, member_text};
 use crate::ids::{AccountId, ImportId, MemberId, WorkspaceId};
-use crate::status::{DeliveryState, MemberStatus};
+use crate::status::{DeliveryState, MemberStatus, SuppressionReason};
 use crate::store::invitations::invitations_of;
 use crate::{on_conn, write_transaction};
 
@@ -69,6 +69,8 @@ pub struct MemberView {
     pub last_error: Option<String>,
     /// Send attempts of that email so far.
     pub email_attempts: Option<i32>,
+    /// Why reminders and resends to the member's address are refused, if they are.
+    pub suppressed: Option<SuppressionReason>,
     /// The import that created it.
     pub import_id: Option<ImportId>,
     /// Creation time.
@@ -86,6 +88,7 @@ struct MemberRow {
     last_name: Option<String>,
     role: Role,
     status: MemberStatus,
+    suppressed_reason: Option<SuppressionReason>,
     import_id: Option<ImportId>,
     created_at: NaiveDateTime,
 }
@@ -333,6 +336,7 @@ fn views(
                 email_status: email.as_ref().map(|e| e.state),
                 email_attempts: email.as_ref().map(|e| e.attempts),
                 last_error: email.and_then(|e| e.last_error),
+                suppressed: row.suppressed_reason,
                 import_id: row.import_id,
                 created_at: row.created_at,
             }

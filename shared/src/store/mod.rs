@@ -9,6 +9,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod bounces;
 pub mod deliveries;
 pub mod groups;
 pub mod imports;

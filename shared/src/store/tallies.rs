@@ -30,6 +30,10 @@ pub struct Tally {
     pub sent: i64,
     /// Failed permanently or out of retries.
     pub failed: i64,
+    /// Sent, then reported undeliverable.
+    pub bounced: i64,
+    /// Sent, then reported as abuse.
+    pub complained: i64,
 }
 
 impl Tally {
@@ -40,6 +44,8 @@ impl Tally {
             DeliveryState::Pending | DeliveryState::Sending => tally.unsent = n,
             DeliveryState::Sent => tally.sent = n,
             DeliveryState::Failed => tally.failed = n,
+            DeliveryState::Bounced => tally.bounced = n,
+            DeliveryState::Complained => tally.complained = n,
             DeliveryState::Cancelled => {}
         }
         tally
@@ -59,6 +65,8 @@ impl std::ops::Add for Tally {
             unsent: self.unsent + o.unsent,
             sent: self.sent + o.sent,
             failed: self.failed + o.failed,
+            bounced: self.bounced + o.bounced,
+            complained: self.complained + o.complained,
         }
     }
 }
@@ -71,6 +79,8 @@ impl std::ops::Sub for Tally {
             unsent: self.unsent - o.unsent,
             sent: self.sent - o.sent,
             failed: self.failed - o.failed,
+            bounced: self.bounced - o.bounced,
+            complained: self.complained - o.complained,
         }
     }
 }
@@ -111,6 +121,8 @@ pub(crate) fn add_tally<C: BackendConnection>(
                 t::unsent.eq(change.unsent),
                 t::sent.eq(change.sent),
                 t::failed.eq(change.failed),
+                t::bounced.eq(change.bounced),
+                t::complained.eq(change.complained),
             ))
             .on_conflict((t::import_id, t::shard))
             .do_update()
@@ -118,6 +130,8 @@ pub(crate) fn add_tally<C: BackendConnection>(
                 t::unsent.eq(t::unsent + diesel::upsert::excluded(t::unsent)),
                 t::sent.eq(t::sent + diesel::upsert::excluded(t::sent)),
                 t::failed.eq(t::failed + diesel::upsert::excluded(t::failed)),
+                t::bounced.eq(t::bounced + diesel::upsert::excluded(t::bounced)),
+                t::complained.eq(t::complained + diesel::upsert::excluded(t::complained)),
             )),
     )
 }
@@ -136,6 +150,8 @@ struct Shard {
     unsent: i64,
     sent: i64,
     failed: i64,
+    bounced: i64,
+    complained: i64,
 }
 
 /// The tallies of several imports (none for an import without deliveries).
@@ -151,6 +167,8 @@ pub fn of(conn: &mut DbConn, imports: &[ImportId]) -> QueryResult<HashMap<Import
             unsent: shard.unsent,
             sent: shard.sent,
             failed: shard.failed,
+            bounced: shard.bounced,
+            complained: shard.complained,
         };
         (Some(shard.import_id), tally)
     })))
@@ -168,23 +186,22 @@ mod tests {
             Tally {
                 unsent: -3,
                 sent: 3,
-                failed: 0
+                ..Tally::default()
             }
         );
         assert_eq!(
             Tally::moved(Failed, Pending, 2),
             Tally {
                 unsent: 2,
-                sent: 0,
-                failed: -2
+                failed: -2,
+                ..Tally::default()
             }
         );
         assert_eq!(
             Tally::moved(Failed, Cancelled, 1),
             Tally {
-                unsent: 0,
-                sent: 0,
-                failed: -1
+                failed: -1,
+                ..Tally::default()
             }
         );
         assert_eq!(Tally::moved(Pending, Sending, 5), Tally::default());

@@ -79,6 +79,10 @@ pub struct EmailTally {
     pub sent: i64,
     /// Failed for good; `POST …/imports/{id}/retry` sends them again.
     pub failed: i64,
+    /// Sent, then reported undeliverable by the recipient's server (a bounce).
+    pub bounced: i64,
+    /// Sent, then reported as abuse by the recipient or their provider.
+    pub complained: i64,
 }
 
 /// The import JSON (`docs/product.md`, "Imports"), with its email counts.
@@ -137,6 +141,8 @@ fn render(import: &Import, emails: EmailCounts) -> ImportJson {
             pending: emails.pending,
             sent: emails.sent,
             failed: emails.failed,
+            bounced: emails.bounced,
+            complained: emails.complained,
         },
     }
 }

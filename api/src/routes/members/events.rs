@@ -139,6 +139,10 @@ pub enum EmailState {
     Cancelled,
     /// Not sent: a later invitation (a resend, an unarchive) replaced it.
     Superseded,
+    /// Sent, then reported undeliverable (a bounce).
+    Bounced,
+    /// Sent, then reported as abuse.
+    Complained,
 }
 
 /// How a send attempt ended.
@@ -286,6 +290,8 @@ fn email_state(state: DeliveryState, superseded: bool) -> EmailState {
         DeliveryState::Sending => EmailState::Sending,
         DeliveryState::Sent => EmailState::Sent,
         DeliveryState::Failed => EmailState::Failed,
+        DeliveryState::Bounced => EmailState::Bounced,
+        DeliveryState::Complained => EmailState::Complained,
     }
 }
 
