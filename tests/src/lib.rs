@@ -14,6 +14,8 @@ pub mod postfix;
 
 pub mod dovecot;
 
+pub mod bounces;
+
 /// The value of the series `name{labels}` (spelled exactly as rendered) in a `/metrics` text, if
 /// exported.
 pub fn metric_value(metrics: &str, series: &str) -> Option<f64> {
