@@ -13,7 +13,9 @@ pub const IMPORT_DURATION: &str = "invites_import_duration_seconds";
 pub const ROWS_TOTAL: &str = "invites_rows_total";
 /// Failing fields of invalid rows, by `field`.
 pub const ROW_ERRORS_TOTAL: &str = "invites_row_errors_total";
-/// Send attempts, by `result` (sent | retried | failed).
+/// Invitation emails by what became of them, `result`: a send attempt `sent`, `retried` or
+/// `failed`, or a sent email reported `bounced` or `complained` from the bounce mailbox (once per
+/// email, however often the report is read).
 pub const EMAILS_TOTAL: &str = "invites_emails_total";
 /// Time of one SMTP send.
 pub const EMAIL_SEND_DURATION: &str = "invites_email_send_duration_seconds";
@@ -110,7 +112,7 @@ pub const ROW_ERROR_FIELDS: [&str; 8] = [
     "row",
 ];
 /// The `result` values of [`EMAILS_TOTAL`].
-pub const EMAIL_RESULTS: [&str; 3] = ["sent", "retried", "failed"];
+pub const EMAIL_RESULTS: [&str; 5] = ["sent", "retried", "failed", "bounced", "complained"];
 /// The `class` values of [`SMTP_REPLIES_TOTAL`]; `error` is a failure without a reply.
 pub const SMTP_REPLY_CLASSES: [&str; 4] = ["2xx", "4xx", "5xx", "error"];
 /// The `limit` values of [`RATE_LIMITED_TOTAL`].
@@ -138,7 +140,10 @@ pub fn describe() {
     describe_histogram!(IMPORT_DURATION, metrics::Unit::Seconds, "Import run time");
     describe_counter!(ROWS_TOTAL, "Rows processed, by outcome");
     describe_counter!(ROW_ERRORS_TOTAL, "Failing fields of invalid rows, by field");
-    describe_counter!(EMAILS_TOTAL, "Invitation send attempts, by result");
+    describe_counter!(
+        EMAILS_TOTAL,
+        "Invitation send attempts by result, and sent emails reported bounced or complained"
+    );
     describe_histogram!(
         EMAIL_SEND_DURATION,
         metrics::Unit::Seconds,

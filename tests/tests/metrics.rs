@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use invite_tests::app::{PATIENCE, Stack, TestApp, people_csv};
+use invite_tests::bounces::{BOUNCE, COMPLAINT, DELAY, MESSAGE_ID_ONLY, email_to, handle};
 use invite_tests::metric_value as value;
 use invite_tests::smtp::ReplyPlan;
 
@@ -13,6 +14,7 @@ use invite_tests::smtp::ReplyPlan;
 async fn metrics_count_what_happened_and_the_gauges_follow_a_backlog() {
     let exported = sends_retries_failures_rows_imports_and_requests_are_counted().await;
     the_dashboard_and_the_alerts_name_only_exported_metrics(&exported);
+    bounces_and_complaints_count_each_email_once().await;
     the_pending_gauges_count_a_backlog_while_it_is_being_sent().await;
 }
 
@@ -140,6 +142,34 @@ async fn sends_retries_failures_rows_imports_and_requests_are_counted() -> Strin
         "no workspace slug or address in a label\n{metrics}"
     );
     metrics
+}
+
+/// A bounce read twice counts once, and so does an email that two reports say bounced; a
+/// complaint about the bounced email counts as a complaint, a delay not at all.
+async fn bounces_and_complaints_count_each_email_once() {
+    let app = TestApp::spawn(Stack::Sqlite).await;
+    let id = app.upload_ok(people_csv(2)).await;
+    app.settled(id).await;
+    let bounced = r#"invites_emails_total{result="bounced"}"#;
+    let complained = r#"invites_emails_total{result="complained"}"#;
+    let before = app.metrics().await;
+    assert_eq!(value(&before, bounced), Some(0.0), "exported at 0");
+    assert_eq!(value(&before, complained), Some(0.0), "exported at 0");
+    let (first, second) = (
+        email_to(&app, "person0@example.com").await,
+        email_to(&app, "person1@example.com").await,
+    );
+
+    let report = BOUNCE.about(&first);
+    handle(&app, report.clone()).await;
+    handle(&app, report).await;
+    handle(&app, MESSAGE_ID_ONLY.about(&first)).await;
+    handle(&app, DELAY.about(&second)).await;
+    handle(&app, COMPLAINT.about(&first)).await;
+    let metrics = app.metrics().await;
+
+    assert_eq!(value(&metrics, bounced), Some(1.0), "{metrics}");
+    assert_eq!(value(&metrics, complained), Some(1.0), "{metrics}");
 }
 
 async fn the_pending_gauges_count_a_backlog_while_it_is_being_sent() {
