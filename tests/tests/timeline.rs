@@ -1,11 +1,13 @@
 //! A member's timeline (`GET …/members/{id}/events`) on both stacks, each sending over real SMTP
 //! to the test server, which answers as scripted: every invitation, email, send attempt with the
-//! server's reply, support action with its admin, the first opening of a link and the
-//! acceptance, newest first, a page at a time, and nothing of another workspace.
+//! server's reply, support action with its admin, report from the bounce mailbox, the first
+//! opening of a link and the acceptance, newest first, a page at a time, and nothing of another
+//! workspace.
 
 use std::time::Duration;
 
 use invite_tests::app::{Stack, TestApp};
+use invite_tests::bounces::{BOUNCE, DELAY, email_to, handle};
 use invite_tests::on_both_stacks;
 use invite_tests::smtp::{ReplyPlan, SmtpServer};
 use serde_json::Value;
@@ -14,6 +16,7 @@ on_both_stacks!(
     a_members_story_is_told_newest_first_with_every_reply_and_admin,
     pages_of_the_timeline_hold_every_event_exactly_once,
     another_workspaces_member_has_no_timeline_here,
+    a_delay_then_a_bounce_are_told_after_the_send,
 );
 
 const ADA: &str = "ada@example.com";
@@ -105,6 +108,7 @@ fn told(event: &Value) -> String {
         "resend" | "archive" | "unarchive" | "invitation_link" => {
             format!("{kind} by {}", text("actor"))
         }
+        "bounce_report" => format!("{} {}", text("report"), text("status")),
         _ => kind.to_owned(),
     }
 }
@@ -254,4 +258,39 @@ async fn another_workspaces_member_has_no_timeline_here(stack: Stack) {
     assert_eq!(bad_cursor.status(), 400);
     let body: Value = bad_cursor.json().await.unwrap();
     assert_eq!(body["error"]["code"], "invalid_request");
+}
+
+async fn a_delay_then_a_bounce_are_told_after_the_send(stack: Stack) {
+    let mut story = Story::start(stack).await;
+    let import = story.app.upload_ok(CSV).await;
+    story.send_all(import).await;
+    let ada = story.app.member_id(ADA).await;
+    let email = email_to(&story.app, ADA).await;
+    handle(&story.app, DELAY.about(&email)).await;
+    handle(&story.app, BOUNCE.about(&email)).await;
+
+    let events = story.events(ada).await;
+    let first = story.page(ada, "?limit=1").await;
+    let cursor = first["next_cursor"].as_str().unwrap().to_owned();
+    let second = story.page(ada, &format!("?limit=1&cursor={cursor}")).await;
+
+    let told: Vec<String> = events.iter().map(told).collect();
+    assert_eq!(
+        told,
+        [
+            "bounced 5.1.1",
+            "delayed 4.4.1",
+            "accepted 250",
+            "email bounced after 1",
+            "invited by import",
+            "imported people.csv row 3",
+        ]
+    );
+    assert_eq!(events[0]["email_id"], email.id);
+    assert_eq!(events[0]["diagnostic"], format!("unknown user: \"{ADA}\""));
+    let delay = events[1]["diagnostic"].as_str().unwrap();
+    assert!(delay.contains("Connection timed out"), "{delay}");
+    assert!(cursor.contains(".report."), "{cursor}");
+    assert_eq!(first["events"][0], events[0]);
+    assert_eq!(second["events"][0], events[1], "the page after a report");
 }

@@ -16,7 +16,8 @@ use crate::store::members::{self, MemberFilter, MemberView};
 pub struct FilterText {
     /// A member status (`invited`, `requested`, `active`, `archived`).
     pub status: Option<String>,
-    /// The state of the member's latest email (`pending`, `sending`, `sent`, `failed`, `cancelled`).
+    /// The state of the member's latest email (`pending`, `sending`, `sent`, `failed`, `cancelled`,
+    /// `bounced`, `complained`).
     pub email_status: Option<String>,
     /// The import that created the members.
     pub import: Option<i64>,

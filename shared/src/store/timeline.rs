@@ -3,8 +3,9 @@
 //!
 //! Each source is one query per page, bounded by the page size: the membership and its import
 //! row, the invitations, the emails, their unsuccessful attempts (`delivery_attempts`), their
-//! accepted attempts (`sent_at`), the first opening of a link, the acceptances and the member's
-//! support actions in the audit log. The rows are merged in memory by [`Position`] and the page
+//! accepted attempts (`sent_at`), the first opening of a link, the acceptances, the member's
+//! support actions in the audit log and the reports the bounce mailbox gave about the member's
+//! emails (`bounce_reports`). The rows are merged in memory by [`Position`] and the page
 //! cut at its size, so a page holds at most the sources' count times its size whatever the
 //! length of the story.
 
@@ -14,12 +15,14 @@ use diesel::prelude::*;
 use crate::db::DbConn;
 use crate::db::backend::BackendConnection;
 use crate::db::schema::{
-    accounts, audit_events, deliveries, delivery_attempts, import_rows, imports, invitations,
-    members,
+    accounts, audit_events, bounce_reports, deliveries, delivery_attempts, import_rows, imports,
+    invitations, members,
 };
-use crate::ids::{AuditEventId, DeliveryId, ImportId, InvitationId, MemberId, WorkspaceId};
+use crate::ids::{
+    AuditEventId, BounceReportId, DeliveryId, ImportId, InvitationId, MemberId, WorkspaceId,
+};
 use crate::on_conn;
-use crate::status::{DeliveryState, InvitationCause, RowOutcome};
+use crate::status::{DeliveryState, InvitationCause, ReportKind, RowOutcome};
 use crate::store::audit::{Action, Target};
 use crate::store::invitations::invitations_of;
 
@@ -44,10 +47,12 @@ pub enum Source {
     Accepted,
     /// A support action in the audit log.
     Audit,
+    /// A report from the bounce mailbox about one of the member's emails (`bounce_reports`).
+    Report,
 }
 
 impl Source {
-    const ALL: [Source; 8] = [
+    const ALL: [Source; 9] = [
         Source::Import,
         Source::Invitation,
         Source::Email,
@@ -56,6 +61,7 @@ impl Source {
         Source::Opened,
         Source::Accepted,
         Source::Audit,
+        Source::Report,
     ];
 
     /// Its name in a cursor.
@@ -69,6 +75,7 @@ impl Source {
             Source::Opened => "opened",
             Source::Accepted => "accepted",
             Source::Audit => "audit",
+            Source::Report => "report",
         }
     }
 
@@ -78,7 +85,7 @@ impl Source {
 }
 
 /// An event's place in the timeline: its time, then its [`Source`], then the id of its row in
-/// that source (member, invitation, delivery, attempt or audit entry id). No two events share
+/// that source (member, invitation, delivery, attempt, audit entry or report id). No two events share
 /// one, so pages cut between any two events, and an event is on exactly one page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Position {
@@ -194,6 +201,17 @@ pub enum What {
         /// The acting admin's stored address; `None` for an operator at the command line.
         actor: Option<String>,
     },
+    /// A report from the bounce mailbox about an email: a bounce, a delay or a complaint.
+    Report {
+        /// The email it is about.
+        email: DeliveryId,
+        /// What it reported.
+        kind: ReportKind,
+        /// The enhanced status code it gave (`5.1.1`), if any.
+        status: Option<String>,
+        /// The reporting server's diagnostic, in its words, if any.
+        diagnostic: Option<String>,
+    },
 }
 
 /// One event of the timeline.
@@ -245,7 +263,8 @@ pub fn page(
     Ok(events.map(|events| merge(events, before, limit)))
 }
 
-/// A position past every stored time, ordered after every source: where the first page starts.
+/// A position past every stored time, ordered after every source (the last of them is
+/// [`Source::Report`]): where the first page starts.
 /// Its year has four digits, as SQLite's stored times compare as text.
 fn newest() -> Position {
     let end = chrono::NaiveDate::from_ymd_opt(9999, 12, 31)
@@ -253,7 +272,7 @@ fn newest() -> Position {
         .expect("a valid date");
     Position {
         at: end,
-        source: Source::Audit,
+        source: Source::Report,
         id: i64::MAX,
     }
 }
@@ -303,6 +322,7 @@ impl Page {
         events.extend(self.opened(c)?);
         events.extend(self.accepted(c)?);
         events.extend(self.support(c)?);
+        events.extend(self.reports(c)?);
         Ok(Some(events))
     }
 
@@ -577,6 +597,63 @@ impl Page {
             })
             .collect())
     }
+
+    /// The reports the bounce mailbox gave about the member's emails, when each was read.
+    fn reports<C: BackendConnection>(&self, c: &mut C) -> QueryResult<Vec<Event>> {
+        let member = [self.member];
+        let of_member = deliveries::table
+            .filter(deliveries::invitation_id.eq_any(invitations_of(&member)))
+            .select(deliveries::id);
+        let rows: Vec<ReportRow> = c.load(
+            bounce_reports::table
+                .filter(bounce_reports::delivery_id.eq_any(of_member))
+                .filter(after!(
+                    bounce_reports::received_at,
+                    bounce_reports::id,
+                    self.bound(Source::Report)
+                ))
+                .order((
+                    bounce_reports::received_at.desc(),
+                    bounce_reports::id.desc(),
+                ))
+                .limit(self.limit)
+                .select((
+                    bounce_reports::id,
+                    bounce_reports::delivery_id,
+                    bounce_reports::received_at,
+                    bounce_reports::kind,
+                    bounce_reports::status,
+                    bounce_reports::diagnostic,
+                )),
+        )?;
+        Ok(rows.into_iter().map(report_event).collect())
+    }
+}
+
+/// A report as the timeline reads it: id, email, when it was read, kind, status, diagnostic.
+type ReportRow = (
+    BounceReportId,
+    DeliveryId,
+    NaiveDateTime,
+    ReportKind,
+    Option<String>,
+    Option<String>,
+);
+
+fn report_event((id, email, at, kind, status, diagnostic): ReportRow) -> Event {
+    Event {
+        position: Position {
+            at,
+            source: Source::Report,
+            id: id.0,
+        },
+        what: What::Report {
+            email,
+            kind,
+            status,
+            diagnostic,
+        },
+    }
 }
 
 /// An email as the timeline reads it: id, invitation, queued at, state, attempts, and whether a
@@ -729,5 +806,6 @@ mod tests {
         assert_eq!(cursor.bound_for(Source::Invitation), (at(1, 0), i64::MAX));
         assert_eq!(cursor.bound_for(Source::Email), (at(1, 0), 9));
         assert_eq!(cursor.bound_for(Source::Audit), (at(1, 0), i64::MIN));
+        assert_eq!(cursor.bound_for(Source::Report), (at(1, 0), i64::MIN));
     }
 }

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use invite_shared::domain::email;
 use invite_shared::ids::MemberId;
 use invite_shared::service::timeline;
-use invite_shared::status::{DeliveryState, InvitationCause};
+use invite_shared::status::{DeliveryState, InvitationCause, ReportKind};
 use invite_shared::store::timeline::{AttemptResult, Event, Position, SupportAction, What};
 use serde::{Deserialize, Serialize};
 
@@ -30,7 +30,7 @@ const MAX_CURSOR: usize = 64;
 pub struct EventsQuery {
     /// `next_cursor` of the previous page.
     #[param(
-        pattern = r"^(-?[0-9]{1,18}\.(import|invitation|email|failed|sent|opened|accepted|audit)\.-?[0-9]{1,18})?$"
+        pattern = r"^(-?[0-9]{1,18}\.(import|invitation|email|failed|sent|opened|accepted|audit|report)\.-?[0-9]{1,18})?$"
     )]
     pub cursor: Option<String>,
     /// Events per page (1 to 500, default 100).
@@ -120,6 +120,19 @@ pub enum EventKind {
         /// The admin's address, or `operator` for the command line.
         actor: String,
     },
+    /// A report about an email read from the bounce mailbox: the recipient's server gave up
+    /// (`bounced`), is still trying (`delayed`), or the recipient reported it as abuse
+    /// (`complained`).
+    BounceReport {
+        /// The email it is about.
+        email_id: i64,
+        /// What it reported.
+        report: ReportKind,
+        /// The enhanced status code it gave (`5.1.1`, `4.4.1`); `null` for a complaint.
+        status: Option<String>,
+        /// The reporting server's diagnostic, in its words; `null` for a complaint.
+        diagnostic: Option<String>,
+    },
 }
 
 /// Where an email stands.
@@ -171,9 +184,10 @@ pub struct EventPage {
 /// Read a member's timeline
 ///
 /// What happened to the member, newest first: the import row that made them, each invitation,
-/// each email with every send attempt and the mail server's reply, support actions with the
-/// acting admin, the first opening of a link and the acceptance. A page at a time: pass
-/// `next_cursor` as `cursor` for the next page. 404 for another workspace's member.
+/// each email with every send attempt and the mail server's reply, each bounce, delay or
+/// complaint reported about it, support actions with the acting admin, the first opening of a
+/// link and the acceptance. A page at a time: pass `next_cursor` as `cursor` for the next page.
+/// 404 for another workspace's member.
 #[utoipa::path(
     get,
     path = "/api/v1/workspaces/{ws}/members/{id}/events",
@@ -274,6 +288,17 @@ fn event_json(event: Event) -> EventJson {
             invitation_id: invitation.0,
         },
         What::Support { action, actor } => support_json(action, actor),
+        What::Report {
+            email,
+            kind,
+            status,
+            diagnostic,
+        } => EventKind::BounceReport {
+            email_id: email.0,
+            report: kind,
+            status,
+            diagnostic,
+        },
     };
     EventJson {
         at: Timestamp(event.position.at),

@@ -33,7 +33,8 @@ pub struct ListQuery {
     /// `invited`, `requested`, `active` or `archived`.
     #[param(value_type = Option<MemberStatus>)]
     pub status: Option<String>,
-    /// `pending`, `sending`, `sent`, `failed` or `cancelled`: the state of the latest email.
+    /// `pending`, `sending`, `sent`, `failed`, `cancelled`, `bounced` or `complained`: the state
+    /// of the latest email.
     #[param(value_type = Option<DeliveryState>)]
     pub email_status: Option<String>,
     /// Only members created by this import.
