@@ -13,7 +13,8 @@ pub const IMPORT_DURATION: &str = "invites_import_duration_seconds";
 pub const ROWS_TOTAL: &str = "invites_rows_total";
 /// Failing fields of invalid rows, by `field`.
 pub const ROW_ERRORS_TOTAL: &str = "invites_row_errors_total";
-/// Send attempts, by `result` (sent | retried | failed).
+/// Send attempts, by `result` (sent | retried | failed), and emails a report read from the bounce
+/// mailbox moved (bounced | complained).
 pub const EMAILS_TOTAL: &str = "invites_emails_total";
 /// Time of one SMTP send.
 pub const EMAIL_SEND_DURATION: &str = "invites_email_send_duration_seconds";
@@ -110,7 +111,20 @@ pub const ROW_ERROR_FIELDS: [&str; 8] = [
     "row",
 ];
 /// The `result` values of [`EMAILS_TOTAL`].
-pub const EMAIL_RESULTS: [&str; 3] = ["sent", "retried", "failed"];
+pub const EMAIL_RESULTS: [&str; 5] = ["sent", "retried", "failed", "bounced", "complained"];
+/// Messages of the bounce mailbox the bounce reader handled, by `result`: `recorded` (a report
+/// applied to its email), `duplicate` (a report recorded before, by this worker or another),
+/// `unmatched` (a report naming no email of ours), `not_a_report`, or `retry` (its email not yet
+/// recorded as sent, or the database unavailable: read again later).
+pub const BOUNCE_REPORTS_TOTAL: &str = "invites_bounce_reports_total";
+/// The `result` values of [`BOUNCE_REPORTS_TOTAL`].
+pub const BOUNCE_REPORT_RESULTS: [&str; 5] = [
+    "recorded",
+    "duplicate",
+    "unmatched",
+    "not_a_report",
+    "retry",
+];
 /// The `class` values of [`SMTP_REPLIES_TOTAL`]; `error` is a failure without a reply.
 pub const SMTP_REPLY_CLASSES: [&str; 4] = ["2xx", "4xx", "5xx", "error"];
 /// The `limit` values of [`RATE_LIMITED_TOTAL`].
@@ -205,6 +219,11 @@ pub fn describe() {
         "result",
         &WORKBOOK_CONVERSION_RESULTS,
     );
+    describe_counter!(
+        BOUNCE_REPORTS_TOTAL,
+        "Messages of the bounce mailbox handled by the bounce reader, by result"
+    );
+    export_at_zero(BOUNCE_REPORTS_TOTAL, "result", &BOUNCE_REPORT_RESULTS);
 }
 
 #[cfg(test)]
