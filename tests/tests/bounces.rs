@@ -15,8 +15,8 @@ use invite_shared::ids::DeliveryId;
 use invite_shared::on_conn;
 use invite_tests::app::{PATIENCE, Stack, TestApp, people_csv};
 use invite_tests::dovecot::{self, Dovecot};
-use invite_tests::on_both_stacks;
 use invite_tests::postfix::{BOUNCE_LOCAL, Postfix};
+use invite_tests::{metric_value, on_both_stacks};
 use secrecy::SecretString;
 use serde_json::Value;
 use tokio::time::Instant;
@@ -197,5 +197,14 @@ async fn a_real_mtas_bounce_marks_that_email_bounced_and_suppresses_its_member(s
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(imap.count("INBOX").await, 0);
+    // At least: under plain `cargo test` both stacks' tests share one process's counters.
+    let metrics = app.metrics().await;
+    for series in [
+        r#"invites_bounce_reports_total{result="recorded"}"#,
+        r#"invites_emails_total{result="bounced"}"#,
+    ] {
+        let counted = metric_value(&metrics, series).unwrap_or_default();
+        assert!(counted >= 1.0, "{series}: {counted}\n{metrics}");
+    }
     app.stop_workers().await;
 }
