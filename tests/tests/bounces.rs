@@ -206,5 +206,12 @@ async fn a_real_mtas_bounce_marks_that_email_bounced_and_suppresses_its_member(s
         let counted = metric_value(&metrics, series).unwrap_or_default();
         assert!(counted >= 1.0, "{series}: {counted}\n{metrics}");
     }
+    // The reader waits in IDLE now; shutdown takes it out at once.
+    let stopping = Instant::now();
     app.stop_workers().await;
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "the worker took {:?} to stop",
+        stopping.elapsed()
+    );
 }
