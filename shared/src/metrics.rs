@@ -113,6 +113,19 @@ pub const ROW_ERROR_FIELDS: [&str; 8] = [
 ];
 /// The `result` values of [`EMAILS_TOTAL`].
 pub const EMAIL_RESULTS: [&str; 5] = ["sent", "retried", "failed", "bounced", "complained"];
+/// Messages of the bounce mailbox the bounce reader handled, by `result`: `recorded` (a report
+/// applied to its email), `duplicate` (a report recorded before, by this worker or another),
+/// `unmatched` (a report naming no email of ours), `not_a_report`, or `retry` (its email not yet
+/// recorded as sent, or the database unavailable: read again later).
+pub const BOUNCE_REPORTS_TOTAL: &str = "invites_bounce_reports_total";
+/// The `result` values of [`BOUNCE_REPORTS_TOTAL`].
+pub const BOUNCE_REPORT_RESULTS: [&str; 5] = [
+    "recorded",
+    "duplicate",
+    "unmatched",
+    "not_a_report",
+    "retry",
+];
 /// The `class` values of [`SMTP_REPLIES_TOTAL`]; `error` is a failure without a reply.
 pub const SMTP_REPLY_CLASSES: [&str; 4] = ["2xx", "4xx", "5xx", "error"];
 /// The `limit` values of [`RATE_LIMITED_TOTAL`].
@@ -210,6 +223,11 @@ pub fn describe() {
         "result",
         &WORKBOOK_CONVERSION_RESULTS,
     );
+    describe_counter!(
+        BOUNCE_REPORTS_TOTAL,
+        "Messages of the bounce mailbox handled by the bounce reader, by result"
+    );
+    export_at_zero(BOUNCE_REPORTS_TOTAL, "result", &BOUNCE_REPORT_RESULTS);
 }
 
 #[cfg(test)]

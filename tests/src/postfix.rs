@@ -8,7 +8,9 @@
 //! bounce mailbox (`bounces@DOMAIN`, and `bounces+…@DOMAIN` through the `+` delimiter) and
 //! accepts mail for unknown users of the test domains, then returns it to its envelope sender
 //! in a delivery status notification of its own: a VERP return path at the bounce domain puts
-//! Postfix's DSN into the Maildir, which `invite_tests::dovecot` serves over IMAP.
+//! Postfix's DSN into the Maildir, which `invite_tests::dovecot` serves over IMAP. Started with
+//! mailboxes as well ([`Postfix::start_delivering`]), it delivers those addresses each into a
+//! Maildir of its own, as a recipient's server would, and bounces the rest.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -55,20 +57,29 @@ pub struct Postfix {
 /// The local part of the bounce mailbox of [`Postfix::start_bouncing`].
 pub const BOUNCE_LOCAL: &str = "bounces";
 
+/// The folder of the mail root holding the Maildirs of [`Postfix::start_delivering`]'s mailboxes.
+const PEOPLE: &str = "people";
+
 impl Postfix {
     /// Writes a configuration into a new scratch folder, starts Postfix from it (SMTPUTF8 offered
     /// or not) and waits until its port accepts connections.
     pub fn start(smtputf8: bool) -> Postfix {
-        Postfix::start_with(smtputf8, None)
+        Postfix::start_with(smtputf8, None, &[])
     }
 
     /// Starts Postfix (SMTPUTF8 offered) delivering only `bounces@bounce_domain` into its
     /// Maildir, and bouncing mail to every other user of its domains with a DSN of its own.
     pub fn start_bouncing(bounce_domain: &str) -> Postfix {
-        Postfix::start_with(true, Some(bounce_domain))
+        Postfix::start_with(true, Some(bounce_domain), &[])
     }
 
-    fn start_with(smtputf8: bool, bounce_domain: Option<&str>) -> Postfix {
+    /// As [`Postfix::start_bouncing`], and delivers each of `mailboxes` (addresses of its
+    /// domains) into a Maildir of its own ([`Postfix::delivered_to`]).
+    pub fn start_delivering(bounce_domain: &str, mailboxes: &[&str]) -> Postfix {
+        Postfix::start_with(true, Some(bounce_domain), mailboxes)
+    }
+
+    fn start_with(smtputf8: bool, bounce_domain: Option<&str>, mailboxes: &[&str]) -> Postfix {
         assert!(
             Path::new(POSTFIX).is_file(),
             "{POSTFIX} is missing: install Debian's postfix (scripts/test does)"
@@ -82,7 +93,7 @@ impl Postfix {
             port: free_port(),
             running: false,
         };
-        postfix.write_config(smtputf8, bounce_domain);
+        postfix.write_config(smtputf8, bounce_domain, mailboxes);
         postfix.control("start");
         postfix.running = true;
         postfix.wait_accepting();
@@ -124,6 +135,13 @@ impl Postfix {
         }
     }
 
+    /// How many messages the Maildir of `mailbox` (one of [`Postfix::start_delivering`]'s)
+    /// holds.
+    pub fn delivered_to(&self, mailbox: &str) -> usize {
+        let new = self.mail_root().join(PEOPLE).join(mailbox).join("new");
+        std::fs::read_dir(new).map_or(0, Iterator::count)
+    }
+
     /// Stops Postfix (`postfix -c DIR stop`), asserting it stopped.
     pub fn stop(mut self) {
         self.control("stop");
@@ -135,7 +153,7 @@ impl Postfix {
     }
 
     /// `main.cf` and `master.cf` in `etc/`, and the folders they name.
-    fn write_config(&self, smtputf8: bool, bounce_domain: Option<&str>) {
+    fn write_config(&self, smtputf8: bool, bounce_domain: Option<&str>, mailboxes: &[&str]) {
         let root = self.dir.path();
         // The delivery agent runs as `nobody` and must reach the Maildir below.
         set_mode(root, 0o755);
@@ -146,7 +164,7 @@ impl Postfix {
         chown(&self.path("mail"), &format!("{MAILBOX_ID}:{MAILBOX_ID}"));
         std::fs::write(
             self.path("etc/main.cf"),
-            main_cf(root, smtputf8, bounce_domain),
+            main_cf(root, smtputf8, bounce_domain, mailboxes),
         )
         .expect("main.cf");
         std::fs::write(self.path("etc/master.cf"), master_cf(self.port)).expect("master.cf");
@@ -240,16 +258,20 @@ fn delivered_message(raw: &str) -> ReceivedMessage {
 }
 
 /// The instance's `main.cf`: every path in `root`, listening on loopback only, delivering the
-/// test domains (or only the bounce mailbox) into `root/mail/Maildir/` and refusing to send
-/// anything elsewhere.
-fn main_cf(root: &Path, smtputf8: bool, bounce_domain: Option<&str>) -> String {
+/// test domains (or only the bounce mailbox, and `people`, each into `root/mail/people/ADDRESS/`)
+/// into `root/mail/Maildir/` and refusing to send anything elsewhere.
+fn main_cf(root: &Path, smtputf8: bool, bounce_domain: Option<&str>, people: &[&str]) -> String {
     let yes_no = if smtputf8 { "yes" } else { "no" };
     let mut domains = DOMAINS.join(", ");
     let mut mailboxes = "static:Maildir/".to_owned();
     let mut bouncing = String::new();
     if let Some(domain) = bounce_domain {
         domains = format!("{domains}, {domain}");
-        mailboxes = format!("inline:{{ {BOUNCE_LOCAL}@{domain}=Maildir/ }}");
+        let own: String = people
+            .iter()
+            .map(|address| format!(", {address}={PEOPLE}/{address}/"))
+            .collect();
+        mailboxes = format!("inline:{{ {BOUNCE_LOCAL}@{domain}=Maildir/{own} }}");
         // Unknown users are accepted, then bounced by the `virtual` agent ("unknown user").
         bouncing = "recipient_delimiter = +\nsmtpd_reject_unlisted_recipient = no\n".to_owned();
     }

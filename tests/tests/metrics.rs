@@ -112,6 +112,7 @@ async fn sends_retries_failures_rows_imports_and_requests_are_counted() -> Strin
         ("invites_oldest_pending_email_age_seconds", "gauge"),
         ("invites_imports_in_progress", "gauge"),
         ("invites_queue_jobs", "gauge"),
+        ("invites_bounce_reports_total", "counter"),
     ] {
         assert!(
             metrics.contains(&format!("# TYPE {name} {kind}")),

@@ -8,9 +8,11 @@
 //!   retries are scheduled per delivery in the database (`next_attempt_at`, exponential backoff
 //!   with jitter, up to `EMAIL_RETRY_WINDOW`), never by the queue.
 //!
-//! Beside the queue's workers, each process runs its send engine, its housekeeping timer and its
-//! heartbeat ([`liveness`]), under which it claims every email and import.
+//! Beside the queue's workers, each process runs its send engine, its housekeeping timer, its
+//! bounce reader ([`bounces`], with `BOUNCE_IMAP_URL`) and its heartbeat ([`liveness`]), under
+//! which it claims every email and import.
 
+pub mod bounces;
 pub mod gauges;
 pub mod housekeeping;
 pub mod jobs;
@@ -24,6 +26,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use apalis::prelude::*;
+use invite_shared::bounce::ReturnPaths;
 use invite_shared::cancels::CancelledImports;
 use invite_shared::config::Settings;
 use invite_shared::db::Db;
@@ -42,6 +45,9 @@ pub struct Deps {
     pub mailer: Arc<Mailer>,
     /// The `From` of invitation emails.
     pub from: Mailbox,
+    /// Each email's own envelope sender, when `BOUNCE_ADDRESS` is set: reports of its delivery
+    /// come back to it.
+    pub return_paths: Option<ReturnPaths>,
     /// Settings in force.
     pub settings: Arc<Settings>,
     /// The job queue, to wake the senders.
@@ -82,6 +88,7 @@ impl Deps {
             db,
             mailer: Arc::new(Deps::mailer(&settings)?),
             from,
+            return_paths: settings.return_paths()?,
             settings: settings.clone(),
             queue,
             shutdown: CancellationToken::new(),
@@ -141,6 +148,7 @@ pub async fn run(mut deps: Deps, shutdown: CancellationToken) -> anyhow::Result<
     let heartbeat = tokio::spawn(liveness::run(deps.clone(), registered.clone()));
     let sender = tokio::spawn(sender::run(deps.clone(), shutdown.clone()));
     let housekeeping = tokio::spawn(housekeeping::run(deps.clone(), shutdown.clone()));
+    let bounce_reader = tokio::spawn(bounces::run(deps.clone(), shutdown.clone()));
     tokio::spawn(gauges::run(
         deps.db.clone(),
         deps.queue.clone(),
@@ -151,6 +159,7 @@ pub async fn run(mut deps: Deps, shutdown: CancellationToken) -> anyhow::Result<
     let result = supervise_queue_workers(&deps, &shutdown).await;
     shutdown.cancel();
     housekeeping.await.context("housekeeping panicked")?;
+    bounce_reader.await.context("the bounce reader panicked")?;
     let sent = sender.await.context("the send engine panicked");
     registered.cancel();
     heartbeat.await.context("the heartbeat panicked")?;

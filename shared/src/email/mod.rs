@@ -20,6 +20,7 @@ use std::{
 
 use lettre::{
     Address, AsyncSmtpTransport, Message, Tokio1Executor,
+    address::Envelope,
     message::{Mailbox, MultiPart},
     transport::smtp::{self, response::Response},
 };
@@ -124,6 +125,9 @@ pub enum MailerError {
     /// The invitee's address is not a valid email address (the address is not repeated here).
     #[error("invalid recipient address")]
     Recipient(#[source] lettre::address::AddressError),
+    /// The return path made for the email is not a valid address.
+    #[error("invalid return path")]
+    ReturnPath(#[source] lettre::address::AddressError),
     /// lettre refused to assemble the message.
     #[error("cannot build the message")]
     Message(#[source] lettre::error::Error),
@@ -277,13 +281,23 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// Assembles the invitation as multipart/alternative (text, then HTML) from `from` to the invitee,
-/// with `Message-ID: <{message_id}@{the sender's domain}>`.
+/// with `Message-ID: <{message_id}@{the sender's domain}>`. A `return_path` (the email's own
+/// VERP address) is the SMTP envelope sender, where reports of its delivery go, while `From:`
+/// stays `from`; without one the envelope sender is `from`'s address.
 pub fn build_message(
     from: &Mailbox,
     email: &InvitationEmail,
     message_id: &str,
+    return_path: Option<&str>,
 ) -> Result<Message, MailerError> {
     let address: Address = email.to.parse().map_err(MailerError::Recipient)?;
+    let envelope = match return_path {
+        Some(path) => {
+            let sender: Address = path.parse().map_err(MailerError::ReturnPath)?;
+            Some(Envelope::new(Some(sender), vec![address.clone()]).map_err(MailerError::Message)?)
+        }
+        None => None,
+    };
     let name = email
         .first_name
         .as_deref()
@@ -291,7 +305,11 @@ pub fn build_message(
         .filter(|name| !name.is_empty())
         .map(str::to_owned);
     let rendered = email.render();
-    Message::builder()
+    let mut builder = Message::builder();
+    if let Some(envelope) = envelope {
+        builder = builder.envelope(envelope);
+    }
+    builder
         // Fixed per delivery, so a send repeated after a crash is recognisably the same message.
         .message_id(Some(format!("<{message_id}@{}>", from.email.domain())))
         .from(from.clone())
@@ -438,7 +456,7 @@ mod tests {
 
     fn message(to: &str) -> Message {
         let from: Mailbox = "Bulk Invite <no-reply@example.com>".parse().unwrap();
-        build_message(&from, &invitation(to), "0123abcd").unwrap()
+        build_message(&from, &invitation(to), "0123abcd", None).unwrap()
     }
 
     /// A fresh folder per test so parallel tests never see each other's files.
@@ -642,7 +660,7 @@ mod tests {
             ..invitation("zoe@example.com")
         };
 
-        let message = build_message(&from, &untrusted, "0123abcd").unwrap();
+        let message = build_message(&from, &untrusted, "0123abcd", None).unwrap();
 
         insta::assert_snapshot!(wire_text(&message));
     }
@@ -658,7 +676,7 @@ mod tests {
             ..invitation("zoe@example.com")
         };
 
-        let message = build_message(&from, &untrusted, "0123abcd").unwrap();
+        let message = build_message(&from, &untrusted, "0123abcd", None).unwrap();
 
         insta::assert_snapshot!(wire_text(&message));
     }
@@ -689,9 +707,44 @@ mod tests {
     fn build_message_rejects_an_invalid_recipient() {
         let from: Mailbox = "no-reply@example.com".parse().unwrap();
 
-        let result = build_message(&from, &invitation("not an address"), "x");
+        let result = build_message(&from, &invitation("not an address"), "x", None);
 
         assert!(matches!(result, Err(MailerError::Recipient(_))));
+    }
+
+    #[test]
+    fn a_return_path_is_the_envelope_sender_and_from_stays() {
+        let from: Mailbox = "Bulk Invite <no-reply@example.com>".parse().unwrap();
+        let path = "bounces+42-0123456789@bounce.example.com";
+
+        let message =
+            build_message(&from, &invitation("ada@example.com"), "x", Some(path)).unwrap();
+        let plain = build_message(&from, &invitation("ada@example.com"), "x", None).unwrap();
+
+        let sender = message.envelope().from().map(ToString::to_string);
+        assert_eq!(sender.as_deref(), Some(path));
+        let to: Vec<String> = message
+            .envelope()
+            .to()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(to, ["ada@example.com"]);
+        let wire = String::from_utf8(message.formatted()).unwrap();
+        assert!(
+            wire.contains("From: \"Bulk Invite\" <no-reply@example.com>"),
+            "{wire}"
+        );
+        assert!(
+            !wire.contains("bounces+"),
+            "the return path is no header: {wire}"
+        );
+        let sender = plain.envelope().from().map(ToString::to_string);
+        assert_eq!(sender.as_deref(), Some("no-reply@example.com"));
+        assert!(matches!(
+            build_message(&from, &invitation("ada@example.com"), "x", Some("not one")),
+            Err(MailerError::ReturnPath(_))
+        ));
     }
 
     #[tokio::test]

@@ -130,7 +130,7 @@ fn new_state(kind: ReportKind) -> Option<(DeliveryState, &'static [DeliveryState
     }
 }
 
-/// Moves the email to the state the report gives, keeping a bounce's diagnostic as its
+/// Moves the email to the state the report gives, keeping a bounce's status and diagnostic as its
 /// `last_error`, and its import's tallies with it; whether it moved.
 fn move_state<C: BackendConnection>(
     c: &mut C,
@@ -144,7 +144,7 @@ fn move_state<C: BackendConnection>(
         return Ok(false);
     }
     let error = match finding.kind {
-        ReportKind::Bounced => finding.diagnostic.clone().or(finding.status.clone()),
+        ReportKind::Bounced => last_error(finding),
         _ => None,
     };
     let update = diesel::update(
@@ -164,6 +164,18 @@ fn move_state<C: BackendConnection>(
         add_tally(c, import, Tally::moved(target.state, to, 1))?;
     }
     Ok(moved == 1)
+}
+
+/// A bounce as the email's `last_error`: its status code, then the server's diagnostic when that
+/// does not start with it already (`5.1.1 unknown user: …`, as a refused send reads `550 5.1.1 …`).
+fn last_error(finding: &Finding) -> Option<String> {
+    match (&finding.status, &finding.diagnostic) {
+        (Some(status), Some(diagnostic)) if !diagnostic.contains(status.as_str()) => {
+            Some(format!("{status} {diagnostic}"))
+        }
+        (_, Some(diagnostic)) => Some(diagnostic.clone()),
+        (status, None) => status.clone(),
+    }
 }
 
 /// Why a report of `kind` suppresses the address, if it does.
@@ -199,4 +211,44 @@ fn suppress<C: BackendConnection>(
             members::suppressed_at.eq(now),
         )),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bounce(status: Option<&str>, diagnostic: Option<&str>) -> Finding {
+        Finding {
+            digest: String::new(),
+            kind: ReportKind::Bounced,
+            status: status.map(str::to_owned),
+            diagnostic: diagnostic.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_bounces_last_error_has_its_status_once_and_the_servers_words() {
+        let postfix = bounce(Some("5.1.1"), Some("unknown user: \"ann@example.org\""));
+        assert_eq!(
+            last_error(&postfix).as_deref(),
+            Some("5.1.1 unknown user: \"ann@example.org\"")
+        );
+        let smtp = bounce(
+            Some("5.1.1"),
+            Some("550 5.1.1 <ann@example.org>: no such user"),
+        );
+        assert_eq!(
+            last_error(&smtp).as_deref(),
+            Some("550 5.1.1 <ann@example.org>: no such user")
+        );
+        assert_eq!(
+            last_error(&bounce(Some("5.0.0"), None)).as_deref(),
+            Some("5.0.0")
+        );
+        assert_eq!(
+            last_error(&bounce(None, Some("gone"))).as_deref(),
+            Some("gone")
+        );
+        assert_eq!(last_error(&bounce(None, None)), None);
+    }
 }

@@ -408,10 +408,20 @@ impl Engine {
             link: self.deps.settings.invitation_url(&claimed.token),
             expires_at: Utc.from_utc_datetime(&claimed.expires_at),
         };
-        let message = build_message(&self.deps.from, &email, &claimed.message_id).map_err(|e| {
-            SendError::Permanent {
-                reply: format!("the message could not be built: {e}"),
-            }
+        // One HMAC per email: its own return path, so a report of it names it.
+        let return_path = self
+            .deps
+            .return_paths
+            .as_ref()
+            .map(|p| p.address(claimed.id));
+        let message = build_message(
+            &self.deps.from,
+            &email,
+            &claimed.message_id,
+            return_path.as_deref(),
+        )
+        .map_err(|e| SendError::Permanent {
+            reply: format!("the message could not be built: {e}"),
         })?;
         let started = std::time::Instant::now();
         let result = self.deps.mailer.send(claimed.id, &message).await;
