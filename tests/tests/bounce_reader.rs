@@ -255,3 +255,42 @@ async fn a_message_to_retry_is_fetched_again_and_one_too_large_is_never_fetched(
     assert_eq!(imap.count("INBOX").await, 1, "the large message stays");
     assert_eq!(imap.count("Processed").await, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_to_retry_does_not_hold_back_those_after_it() {
+    if !dovecot::runnable() {
+        return;
+    }
+    let imap = Dovecot::start(None);
+    let report = include_bytes!("../../shared/src/bounce/fixtures/postfix.eml");
+    for _ in 0..3 {
+        imap.append("INBOX", report).await;
+    }
+    let url = MailboxUrl::parse(&imap.url()).unwrap();
+    let mut reader = MailboxReader::new(url, Duration::from_secs(1));
+
+    // The first message's email is not recorded as sent yet; the two after it are ready.
+    let pass = reader
+        .read_once(|uid, _| async move {
+            if uid == 1 {
+                Outcome::Retry
+            } else {
+                Outcome::Processed
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!((pass.processed, pass.retry), (2, true));
+    assert_eq!(imap.count("INBOX").await, 1, "only the one to retry waits");
+
+    let pass = reader
+        .read_once(|uid, _| async move {
+            assert_eq!(uid, 1, "only the message kept for later is fetched again");
+            Outcome::Processed
+        })
+        .await
+        .unwrap();
+    assert_eq!((pass.processed, pass.retry), (1, false));
+    assert_eq!(imap.count("INBOX").await, 0);
+    assert_eq!(imap.count("Processed").await, 3);
+}

@@ -28,6 +28,10 @@ pub const MAX_MESSAGE_BYTES: u32 = 1024 * 1024;
 /// Messages looked at per batch (one `UID FETCH` of their sizes, then one per message).
 const BATCH: usize = 50;
 
+/// Most messages a reader remembers to look at again ([`Outcome::Retry`]) while it reads on past
+/// them; past that many it stops at the next one until some are done.
+const MAX_LATER: usize = 1000;
+
 /// How long one IDLE lasts before it is re-issued (servers drop idle clients after 30 min).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
@@ -44,7 +48,8 @@ pub enum Outcome {
     Processed,
     /// Not a report: leave it where it is, and do not fetch it again.
     NotAReport,
-    /// Could not be handled now (the database is down): fetch it again on the next pass.
+    /// Could not be handled now (the database is down, or its email is not recorded as sent
+    /// yet): fetch it again on the next pass, and meanwhile read on past it.
     Retry,
 }
 
@@ -91,6 +96,8 @@ pub struct MailboxReader {
     poll_interval: Duration,
     cursor: Cursor,
     offers: Offers,
+    /// Messages behind the cursor to look at again on each pass ([`Outcome::Retry`]).
+    later: Vec<Uid>,
 }
 
 impl MailboxReader {
@@ -101,6 +108,7 @@ impl MailboxReader {
             poll_interval,
             cursor: Cursor::default(),
             offers: Offers::default(),
+            later: Vec::new(),
         }
     }
 
@@ -196,6 +204,7 @@ impl MailboxReader {
                 uid_validity: mailbox.uid_validity,
                 next_uid: 1,
             };
+            self.later.clear();
         }
         self.offers = Offers {
             idle: capabilities.has_str("IDLE"),
@@ -205,7 +214,8 @@ impl MailboxReader {
         Ok(session)
     }
 
-    /// Reads batches until none is left (or the callback asks to retry, or `cancel` fires).
+    /// Looks again at the messages kept for later, then reads batches until none is left (or
+    /// too many wait for later, or `cancel` fires).
     async fn drain<F, Fut>(
         &mut self,
         session: &mut Session,
@@ -216,7 +226,7 @@ impl MailboxReader {
         F: FnMut(Uid, Vec<u8>) -> Fut + Send,
         Fut: Future<Output = Outcome> + Send,
     {
-        let mut total = Pass::default();
+        let mut total = self.again(session, handle).await?;
         loop {
             while session.unsolicited_responses.try_recv().is_ok() {}
             let (pass, looked_at) = self.batch(session, cancel, handle).await?;
@@ -226,7 +236,8 @@ impl MailboxReader {
             total.retry |= pass.retry;
             let news = std::iter::from_fn(|| session.unsolicited_responses.try_recv().ok())
                 .any(|r| matches!(r, UnsolicitedResponse::Exists(_)));
-            let stop = pass.retry || cancel.is_some_and(CancellationToken::is_cancelled);
+            let full = self.later.len() >= MAX_LATER;
+            let stop = full || cancel.is_some_and(CancellationToken::is_cancelled);
             if stop || (looked_at < BATCH && !news) {
                 return Ok(total);
             }
@@ -267,6 +278,10 @@ impl MailboxReader {
                 match handle(uid, raw).await {
                     Outcome::Processed => processed.push(uid),
                     Outcome::NotAReport => pass.not_reports += 1,
+                    Outcome::Retry if self.later.len() < MAX_LATER => {
+                        pass.retry = true;
+                        self.later.push(uid);
+                    }
                     Outcome::Retry => {
                         pass.retry = true;
                         break;
@@ -281,6 +296,39 @@ impl MailboxReader {
         pass.processed = processed.len();
         self.cursor.next_uid = next_uid;
         Ok((pass, new.len()))
+    }
+
+    /// Hands the messages kept for later to the callback again, in UID order, moving the
+    /// processed ones; those it asks to retry again stay kept, those gone or not reports are
+    /// dropped.
+    async fn again<F, Fut>(&mut self, session: &mut Session, handle: &mut F) -> anyhow::Result<Pass>
+    where
+        F: FnMut(Uid, Vec<u8>) -> Fut + Send,
+        Fut: Future<Output = Outcome> + Send,
+    {
+        let mut pass = Pass::default();
+        let (mut processed, mut kept) = (Vec::new(), Vec::new());
+        // The list is replaced only once all are looked at: after an error it is kept whole.
+        for uid in self.later.clone() {
+            // `None` for a message another reader moved meanwhile.
+            let Some(raw) = within(fetch(session, uid), "fetching a message").await? else {
+                continue;
+            };
+            match handle(uid, raw).await {
+                Outcome::Processed => processed.push(uid),
+                Outcome::NotAReport => pass.not_reports += 1,
+                Outcome::Retry => {
+                    pass.retry = true;
+                    kept.push(uid);
+                }
+            }
+        }
+        if !processed.is_empty() {
+            within(self.move_processed(session, &processed), "moving").await?;
+        }
+        self.later = kept;
+        pass.processed = processed.len();
+        Ok(pass)
     }
 
     /// Moves messages to the processed folder: `UID MOVE` where offered, else copy, flag
