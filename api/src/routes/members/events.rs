@@ -66,7 +66,8 @@ pub enum EventKind {
     Invited {
         /// The invitation.
         invitation_id: i64,
-        /// What made it: `import`, `resend`, `unarchive` or `invitation_link`; `null` for an
+        /// What made it: `import`, `resend`, `unarchive`, `invitation_link`, `reminder` or
+        /// `address_change`; `null` for an
         /// invitation from before causes were recorded.
         cause: Option<InvitationCause>,
     },
@@ -117,6 +118,16 @@ pub enum EventKind {
     },
     /// The member was unarchived (and emailed a new link).
     Unarchive {
+        /// The admin's address, or `operator` for the command line.
+        actor: String,
+    },
+    /// The suppression of the member's address was cleared.
+    Unsuppress {
+        /// The admin's address, or `operator` for the command line.
+        actor: String,
+    },
+    /// The member's address was corrected (and a new link emailed to it).
+    AddressChange {
         /// The admin's address, or `operator` for the command line.
         actor: String,
     },
@@ -303,5 +314,7 @@ fn support_json(action: SupportAction, actor: Option<String>) -> EventKind {
         SupportAction::InvitationLink => EventKind::InvitationLink { actor },
         SupportAction::Archive => EventKind::Archive { actor },
         SupportAction::Unarchive => EventKind::Unarchive { actor },
+        SupportAction::Unsuppress => EventKind::Unsuppress { actor },
+        SupportAction::AddressChange => EventKind::AddressChange { actor },
     }
 }
