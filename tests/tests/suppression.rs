@@ -311,6 +311,11 @@ async fn a_correction_to_a_taken_or_invalid_address_or_of_an_active_member_is_re
     let taken = change(person0, "PERSON1@example.com").await;
     let unchanged = change(person0, "person0@EXAMPLE.com").await;
     let invalid = change(person0, "person0@@example.com").await;
+    let (missing, _) = answer(
+        app.post_json(&format!("/members/{person0}/email"), json!({}))
+            .await,
+    )
+    .await;
     let token = &tokens_to(&app, "person1@example.com")[0];
     app.accept_invitation(token).await;
     let active = change(person1, "someone.else@example.com").await;

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use invite_shared::domain::email::InviteeEmail;
 use invite_shared::ids::MemberId;
 use invite_shared::service::support::{self, ChangeEmailOutcome};
+use invite_shared::store::members;
 use serde::Deserialize;
 
 use crate::AppState;
@@ -23,8 +24,11 @@ use crate::routes::members::MemberJson;
 #[serde(deny_unknown_fields)]
 pub struct NewEmail {
     /// The corrected address, checked as an import checks an email cell.
-    #[schema(example = "ada@example.com", max_length = 1024)]
-    pub email: String,
+    // Optional to serde, so that a member of another workspace is 404 whatever the body says;
+    // required in the document, and refused as `invalid_email` when it is missing.
+    #[serde(default)]
+    #[schema(required = true, value_type = String, example = "ada@example.com", max_length = 1024)]
+    pub email: Option<String>,
 }
 
 /// Correct a member's address
@@ -74,16 +78,21 @@ pub async fn handle(
     Valid(Path((_ws, id))): Valid<Path<(String, i64)>>,
     Valid(Json(body)): Valid<Json<NewEmail>>,
 ) -> Result<(StatusCode, Json<MemberJson>), ApiError> {
-    let email = InviteeEmail::parse(&body.email).map_err(|message| ApiError::Unprocessable {
-        code: "invalid_email",
-        message,
-    })?;
+    let member = MemberId(id);
+    let email = match body.email.as_deref().map(InviteeEmail::parse) {
+        Some(Ok(email)) => email,
+        Some(Err(words)) => return Err(refused(&state, &admin, member, words).await),
+        None => {
+            let words = "`email` is required: the corrected address".to_owned();
+            return Err(refused(&state, &admin, member, words).await);
+        }
+    };
     let outcome = support::change_email(
         &state.db,
         &state.queue,
         &state.settings,
         admin.audit(),
-        (MemberId(id), email),
+        (member, email),
     )
     .await?;
     match outcome {
@@ -107,5 +116,23 @@ pub async fn handle(
         }),
         ChangeEmailOutcome::Limited(limited) => Err(super::limited(limited)),
         ChangeEmailOutcome::NotFound => Err(ApiError::NotFound("member")),
+    }
+}
+
+/// The answer to a body without a valid address: 404 for a member not in the workspace (as the
+/// action itself would answer), else 422 `invalid_email` in `words`.
+async fn refused(state: &AppState, admin: &Admin, member: MemberId, words: String) -> ApiError {
+    let workspace = admin.workspace_id;
+    let found = state
+        .db
+        .run(move |c| Ok(members::view(c, workspace, member)?))
+        .await;
+    match found {
+        Ok(Some(_)) => ApiError::Unprocessable {
+            code: "invalid_email",
+            message: words,
+        },
+        Ok(None) => ApiError::NotFound("member"),
+        Err(e) => e.into(),
     }
 }
