@@ -341,6 +341,7 @@ async fn a_correction_to_a_taken_or_invalid_address_or_of_an_active_member_is_re
         (active.0, &active.1["error"]["code"]),
         (409, &json!("member_active"))
     );
+    assert_eq!(missing, 422, "a body without an address");
     app.settled(import).await;
     assert_eq!(app.emails().len(), 2, "nothing sent");
     assert_eq!(
