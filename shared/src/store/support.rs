@@ -54,11 +54,12 @@ pub(crate) const UNSENT: [DeliveryState; 2] = [DeliveryState::Pending, DeliveryS
 /// The limits a support action on one member is held to.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SupportLimits {
-    /// Least time between two support actions (resend, unarchive, link) on one member; `None`
-    /// for no cooldown.
+    /// Least time between two support actions (resend, unarchive, link, address correction) on
+    /// one member; `None` for no cooldown.
     pub cooldown: Option<Duration>,
-    /// Most support-initiated emails (resends, unarchive re-invitations) a workspace may queue per
-    /// UTC day; `None` for no limit. They are counted either way.
+    /// Most support-initiated emails (resends, unarchive re-invitations, invitations to a corrected
+    /// address) a workspace may queue per UTC day; `None` for no limit. They are counted either
+    /// way.
     pub daily_emails: Option<u32>,
 }
 

@@ -257,7 +257,7 @@ fn limited(limited: Limited) -> ApiError {
             "member_cooldown",
             wait,
             format!(
-                "this member had a resend, unarchive or copied link less than \
+                "this member had a resend, unarchive, copied link or address correction less than \
                  MEMBER_ACTION_COOLDOWN ago; try again in {} s",
                 wait.as_secs()
             ),
@@ -265,8 +265,8 @@ fn limited(limited: Limited) -> ApiError {
         Limited::DailyQuota(wait) => too_many(
             "workspace_daily_quota",
             wait,
-            "this workspace has queued its SUPPORT_EMAILS_PER_DAY resend and unarchive emails for \
-             today (UTC); try again after midnight UTC"
+            "this workspace has queued its SUPPORT_EMAILS_PER_DAY resend, unarchive and address \
+             correction emails for today (UTC); try again after midnight UTC"
                 .into(),
         ),
     }
