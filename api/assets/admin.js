@@ -614,10 +614,8 @@
         const body = JSON.stringify(chosen);
         const done = await apiJson('/members/remind', { method: 'POST', body, headers: { 'Content-Type': 'application/json' } });
         const suppressed = Number(done.suppressed) || 0;
-        say(
-          `${plural(Number(done.reminded) || 0, 'member', 'members')} reminded, ${Number(done.skipped) || 0} skipped, ` +
-            `${suppressed} suppressed (their address bounced or complained: correct it or unsuppress it to reach them)`,
-        );
+        const why = suppressed ? ' (their address bounced or complained: correct it or unsuppress it to reach them)' : '';
+        say(`${plural(Number(done.reminded) || 0, 'member', 'members')} reminded, ${Number(done.skipped) || 0} skipped, ${suppressed} suppressed${why}`);
         loadMembers();
       } catch (error) {
         report(error);
