@@ -1000,6 +1000,18 @@ async fn support_sees_a_bounce_is_refused_a_resend_and_corrects_the_address(stac
     browser.screenshot("bounced").await;
 
     browser
+        .execute("window.confirm = () => true;", vec![])
+        .await;
+    browser.click("#members-remind").await;
+    browser
+        .wait_for_text("#message", |t| {
+            t.contains("0 members reminded, 0 skipped, 1 suppressed") && t.contains("bounced")
+        })
+        .await;
+    browser.screenshot("remind-suppressed").await;
+    browser.wait_for(&format!("{row} .badge-suppressed")).await;
+
+    browser
         .click(&format!("{row} button[data-action=\"resend\"]"))
         .await;
     browser
