@@ -46,12 +46,19 @@
     sent: 'Sent',
     failed: 'Failed',
     cancelled: 'Cancelled',
+    bounced: 'Bounced',
+    complained: 'Complained',
+  };
+  /** Why a member's address gets no more emails, as the suppressed badge's tooltip says it. */
+  const SUPPRESSED = {
+    bounced: 'An email to this address bounced: no resend or reminder goes to it until the address is corrected or unsuppressed',
+    complained: 'This address reported an email as abuse: no resend or reminder goes to it until the address is corrected or unsuppressed',
   };
   const IMPORT_RUNNING = new Set(['queued', 'processing']);
 
   const state = {
     session: null, // {ws, token}
-    members: { filter: '', search: '', cursor: null, seq: 0, shown: 0, typing: null },
+    members: { filter: '', emailFilter: '', search: '', cursor: null, seq: 0, shown: 0, typing: null },
     file: null, // the File chosen or dropped
     uploading: false,
     lastUpload: null, // {file, dryRun, key}: the key is reused only after a network failure
@@ -420,6 +427,7 @@
     const seq = ++m.seq;
     const query = new URLSearchParams({ limit: String(MEMBERS_PAGE) });
     if (m.filter) query.set('status', m.filter);
+    if (m.emailFilter) query.set('email_status', m.emailFilter);
     if (m.search) query.set('q', m.search);
     if (more && m.cursor !== null) query.set('cursor', String(m.cursor));
     const table = $('#members-table');
@@ -470,7 +478,8 @@
 
   function renderMembersFooter() {
     const m = state.members;
-    const kind = m.filter ? `${MEMBER_STATUS[m.filter].toLowerCase()} ` : '';
+    let kind = m.filter ? `${MEMBER_STATUS[m.filter].toLowerCase()} ` : '';
+    if (m.emailFilter) kind += `${EMAIL_STATUS[m.emailFilter].toLowerCase()}-email `;
     const more = m.cursor === null ? '' : ' (more to load)';
     const matching = m.search ? ` matching “${m.search}”` : '';
     setText($('#members-count'), `${plural(m.shown, `${kind}member`, `${kind}members`)}${matching} shown${more}`);
@@ -499,11 +508,14 @@
     const emailStatus = member.email_status ? String(member.email_status) : '';
     const emailLabel = emailStatus ? EMAIL_STATUS[emailStatus] || capitalise(emailStatus) : '—';
     const open = status === 'invited' || status === 'requested';
+    const suppressed = member.suppressed ? String(member.suppressed) : '';
     const actions = [];
     if (open) {
       actions.push(actionButton('resend', 'Resend', member));
       actions.push(actionButton('copy-link', 'Copy invitation link', member));
+      actions.push(actionButton('correct-email', 'Correct email…', member));
     }
+    if (suppressed) actions.push(actionButton('unsuppress', 'Unsuppress', member));
     if (status === 'archived') actions.push(actionButton('unarchive', 'Unarchive', member));
     else actions.push(actionButton('archive', 'Archive', member));
     actions.push(actionButton('history', 'History', member));
@@ -517,7 +529,10 @@
       cell('member-name', 'Name', fullName(member) || '—'),
       cell('member-email', 'Email', String(member.email)),
       cell('member-role', 'Role', String(member.role || ''), groups ? `Groups: ${groups}` : null),
-      cell('member-status', 'Status', el('span', { class: `badge badge-${knownStatus}` }, statusLabel)),
+      cell('member-status', 'Status', [
+        el('span', { class: `badge badge-${knownStatus}` }, statusLabel),
+        suppressed ? el('span', { class: 'badge badge-suppressed', title: SUPPRESSED[suppressed] || null }, 'Suppressed') : null,
+      ]),
       cell('member-email-status', 'Email status', el('span', { class: `email-${knownEmail}` }, emailLabel)),
       cell('member-last-error', 'Last error', member.last_error ? String(member.last_error) : ''),
       cell('member-actions', 'Actions', el('div', { class: 'row-actions' }, actions)),
@@ -549,9 +564,14 @@
           await openHistory(id, email, button);
           return;
         }
+        if (action === 'correct-email') {
+          openEmailDialog(row, id, email, button);
+          return;
+        }
         const member = await apiJson(`/members/${encodeURIComponent(id)}/${action}`, { method: 'POST' });
         replaceMemberRow(row, member, action === 'archive' ? 'unarchive' : action === 'unarchive' ? 'archive' : action);
         if (action === 'resend') say(`A new invitation link is on its way to ${email}`);
+        else if (action === 'unsuppress') say(`${email} is no longer suppressed: resends and reminders reach it again`);
         else if (action === 'archive') say(`${email} is archived: their invitation links no longer work`);
         else say(`${email} is ${MEMBER_STATUS[member.status] ? MEMBER_STATUS[member.status].toLowerCase() : 'invited'} again: a new invitation link is on its way`);
       } catch (error) {
@@ -572,7 +592,8 @@
     return (
       `Send a reminder email to ${who}?\n\n` +
       'Each gets a new invitation link, so expired links are renewed; the link sent earlier keeps working. ' +
-      'Members reminded recently or the most times allowed, those whose invitation has not gone out yet, and active and archived ones are skipped. ' +
+      'Members reminded recently or the most times allowed, those whose invitation has not gone out yet, and active and archived ones are skipped; ' +
+      'so are those whose address bounced or complained (counted as suppressed). ' +
       'The emails go out over the next minutes.'
     );
   }
@@ -588,10 +609,13 @@
       try {
         const chosen = {};
         if (filter) chosen.status = filter;
+        if (state.members.emailFilter) chosen.email_status = state.members.emailFilter;
         if (search) chosen.q = search;
         const body = JSON.stringify(chosen);
         const done = await apiJson('/members/remind', { method: 'POST', body, headers: { 'Content-Type': 'application/json' } });
-        say(`${plural(Number(done.reminded) || 0, 'member', 'members')} reminded, ${Number(done.skipped) || 0} skipped`);
+        const suppressed = Number(done.suppressed) || 0;
+        const why = suppressed ? ' (their address bounced or complained: correct it or unsuppress it to reach them)' : '';
+        say(`${plural(Number(done.reminded) || 0, 'member', 'members')} reminded, ${Number(done.skipped) || 0} skipped, ${suppressed} suppressed${why}`);
         loadMembers();
       } catch (error) {
         report(error);
@@ -1355,12 +1379,15 @@
     unarchive: 'New invitation (unarchived)',
     invitation_link: 'New invitation for a copied link',
     reminder: 'Reminder',
+    address_change: 'New invitation to the corrected address',
   };
   const SUPPORT_DONE = {
     resend: 'Resent',
     archive: 'Archived',
     unarchive: 'Unarchived',
     invitation_link: 'Invitation link copied',
+    unsuppress: 'Unsuppressed',
+    address_change: 'Address corrected',
   };
 
   /** What an event says, as text; `detail` (a mail server's reply) goes on a line of its own. */
@@ -1426,6 +1453,52 @@
     await loadHistory().catch(report);
   }
 
+  // ---------------------------------------------------------------- correcting an address
+
+  const emailDialog = $('#email-dialog');
+  const emailForm = $('#email-form');
+  const correcting = { row: null, id: null };
+
+  /** Opens the dialog to correct a member's address; focus returns to `opener` when it closes. */
+  function openEmailDialog(row, id, email, opener) {
+    correcting.row = row;
+    correcting.id = id;
+    setText($('#email-who'), `Now: ${email}`);
+    $('#email-input').value = email;
+    $('#email-error').hidden = true;
+    emailDialog.addEventListener('close', () => opener.isConnected && opener.focus(), { once: true });
+    emailDialog.showModal();
+    $('#email-input').select();
+  }
+
+  /** Sends the corrected address; a refusal is said in the dialog, in the API's words. */
+  async function onCorrectEmail(event) {
+    event.preventDefault();
+    const { row, id } = correcting;
+    const body = JSON.stringify({ email: $('#email-input').value });
+    await withBusy($('#email-save'), async () => {
+      try {
+        const member = await apiJson(`/members/${encodeURIComponent(id)}/email`, {
+          method: 'POST',
+          body,
+          headers: { 'Content-Type': 'application/json' },
+        });
+        emailDialog.close();
+        if (row.isConnected) replaceMemberRow(row, member, 'correct-email');
+        say(`The address is corrected: a new invitation link is on its way to ${member.email}`);
+      } catch (error) {
+        if (error instanceof ApiError && (error.status === 409 || error.status === 422 || error.status === 429)) {
+          const said = $('#email-error');
+          setText(said, describe(error));
+          said.hidden = false;
+        } else {
+          emailDialog.close();
+          report(error);
+        }
+      }
+    });
+  }
+
   // ---------------------------------------------------------------- start
 
   function wire() {
@@ -1441,6 +1514,13 @@
       renderRemindButton();
       loadMembers();
     });
+    $('#email-status-filter').addEventListener('change', (event) => {
+      state.members.emailFilter = event.currentTarget.value;
+      state.members.cursor = null;
+      loadMembers();
+    });
+    emailForm.addEventListener('submit', onCorrectEmail);
+    $('#email-cancel').addEventListener('click', () => emailDialog.close());
     $('#members-remind').addEventListener('click', (event) => remindMembers(event.currentTarget));
     $('#members-search').addEventListener('input', onSearchInput);
     $('#members-search').addEventListener('keydown', onSearchKey);
@@ -1467,6 +1547,7 @@
 
   wire();
   state.members.filter = $('#status-filter').value;
+  state.members.emailFilter = $('#email-status-filter').value;
   renderRemindButton();
   state.members.search = $('#members-search').value.trim();
   resumeSession();

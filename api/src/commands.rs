@@ -1,5 +1,6 @@
 //! The `invite-api` subcommands that run the system: `serve`, `import` for one file, and the
-//! twins of admin routes (`retry`, `resend`, `token`, `audit`, `members`), which call the same functions of
+//! twins of admin routes (`retry`, `resend`, `unsuppress`, `change-email`, `token`, `audit`,
+//! `members`), which call the same functions of
 //! [`invite_shared::service`] as the routes and print their errors with the whole cause chain.
 
 use std::io::IsTerminal as _;
@@ -11,7 +12,7 @@ use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use invite_shared::config::Settings;
 use invite_shared::db::Db;
-use invite_shared::domain::email;
+use invite_shared::domain::email::{self, InviteeEmail};
 use invite_shared::ids::{ImportId, MemberId, TokenId, WorkspaceId};
 use invite_shared::intake;
 use invite_shared::intake::workbook::child::Converter;
@@ -20,10 +21,12 @@ use invite_shared::service::imports::{self as import_service, Upload};
 use invite_shared::service::members as members_service;
 use invite_shared::service::members::FilterText;
 use invite_shared::service::reminders;
-use invite_shared::service::support::{self, Limited, ResendOutcome, RetryOutcome};
+use invite_shared::service::support::{
+    self, ChangeEmailOutcome, Limited, ResendOutcome, RetryOutcome, UnsuppressOutcome,
+};
 use invite_shared::service::tokens::{self as token_service, RevokeOutcome};
 use invite_shared::service::{audit, repair, results};
-use invite_shared::status::{ImportStatus, RowOutcome};
+use invite_shared::status::{ImportStatus, RowOutcome, SuppressionReason};
 use invite_shared::store::audit::Actor;
 use invite_shared::store::auth;
 use invite_shared::store::imports::{self, CancelOutcome, EmailCounts, Import, Stored};
@@ -409,14 +412,91 @@ pub async fn resend(
         ResendOutcome::Archived => anyhow::bail!(
             "member {member} is archived: unarchive them first (POST …/members/{member}/unarchive), which emails a new link"
         ),
-        // Operators are held to no support limit; a refusal would still be said in words.
-        ResendOutcome::Limited(limited) => {
-            let wait = match limited {
-                Limited::CoolingDown(wait) | Limited::DailyQuota(wait) => wait.as_secs(),
-            };
-            anyhow::bail!("member {member}: refused by the support limits; try again in {wait} s")
-        }
+        ResendOutcome::Suppressed(reason) => anyhow::bail!(
+            "member {member}: {}, so no more emails go to it: correct it (invite-api change-email), or unsuppress it (invite-api unsuppress) if it is right",
+            suppressed_words(reason)
+        ),
+        ResendOutcome::Limited(limited) => limited_refusal(member, limited),
         ResendOutcome::NotFound => {
+            anyhow::bail!("member {member} not found in workspace `{slug}`")
+        }
+    }
+}
+
+/// Why a member's address is suppressed, in words.
+fn suppressed_words(reason: SuppressionReason) -> &'static str {
+    match reason {
+        SuppressionReason::Bounced => "an email to their address bounced",
+        SuppressionReason::Complained => "their address reported an email as abuse",
+    }
+}
+
+/// The error of a member action its support limits refused. Operators are held to no support
+/// limit; a refusal would still be said in words.
+fn limited_refusal(member: MemberId, limited: Limited) -> anyhow::Result<String> {
+    let wait = match limited {
+        Limited::CoolingDown(wait) | Limited::DailyQuota(wait) => wait.as_secs(),
+    };
+    anyhow::bail!("member {member}: refused by the support limits; try again in {wait} s")
+}
+
+/// `unsuppress --workspace SLUG --member ID`: resends and reminders reach the member's address
+/// again. Returns what to print; an unknown workspace or member is an error.
+pub async fn unsuppress(db: &Db, slug: &str, member: MemberId) -> anyhow::Result<String> {
+    let workspace = workspace_id(db, slug).await?;
+    match support::unsuppress(db, (workspace, Actor::Operator), member).await? {
+        UnsuppressOutcome::Cleared(view) => Ok(format!(
+            "member {member} ({}): no longer suppressed; resends and reminders reach them again",
+            masked(&view.email)
+        )),
+        UnsuppressOutcome::NotSuppressed(view) => Ok(format!(
+            "member {member} ({}): not suppressed; nothing changed",
+            masked(&view.email)
+        )),
+        UnsuppressOutcome::NotFound => {
+            anyhow::bail!("member {member} not found in workspace `{slug}`")
+        }
+    }
+}
+
+/// `change-email --workspace SLUG --member ID --email NEW`: corrects the address of a member who
+/// has not accepted and emails a new invitation to it. Returns what to print; an unknown workspace
+/// or member, a member who is active or archived, or an address taken in the workspace is an
+/// error.
+pub async fn change_email(
+    settings: &Settings,
+    db: &Db,
+    slug: &str,
+    (member, email): (MemberId, InviteeEmail),
+) -> anyhow::Result<String> {
+    let workspace = workspace_id(db, slug).await?;
+    let queue = JobQueue::connect(settings).await?;
+    let operator = (workspace, Actor::Operator);
+    match support::change_email(db, &queue, settings, operator, (member, email)).await? {
+        ChangeEmailOutcome::Queued(view) => {
+            let mut line = format!(
+                "member {member} ({}): address corrected; a new invitation email is queued",
+                masked(&view.email)
+            );
+            if let Some(note) = who_sends(settings) {
+                line = format!("{line}\n{note}");
+            }
+            Ok(line)
+        }
+        ChangeEmailOutcome::AlreadyActive => anyhow::bail!(
+            "member {member} is active: their address is their account's, which only they can change"
+        ),
+        ChangeEmailOutcome::Archived => anyhow::bail!(
+            "member {member} is archived: unarchive them first, then correct their address"
+        ),
+        ChangeEmailOutcome::Unchanged => anyhow::bail!(
+            "member {member} has that address already; unsuppress it (invite-api unsuppress) if it is right"
+        ),
+        ChangeEmailOutcome::Taken => {
+            anyhow::bail!("another member of workspace `{slug}` has that address")
+        }
+        ChangeEmailOutcome::Limited(limited) => limited_refusal(member, limited),
+        ChangeEmailOutcome::NotFound => {
             anyhow::bail!("member {member} not found in workspace `{slug}`")
         }
     }
@@ -441,8 +521,8 @@ pub async fn remind(
     let done =
         reminders::remind(db, &queue, settings, (workspace, Actor::Operator), filter).await?;
     let mut line = format!(
-        "workspace `{slug}`: {} reminded, {} skipped",
-        done.reminded, done.skipped
+        "workspace `{slug}`: {} reminded, {} skipped, {} suppressed (their address bounced or complained)",
+        done.reminded, done.skipped, done.suppressed
     );
     if done.reminded > 0
         && let Some(note) = who_sends(settings)

@@ -1,5 +1,6 @@
 //! `invite-api`: the HTTP API (`serve`, the default), `import` of one file, `migrate`,
-//! `token create`/`list`/`revoke`, the support twins `retry`, `cancel`, `resend` and `remind`,
+//! `token create`/`list`/`revoke`, the support twins `retry`, `cancel`, `resend`, `unsuppress`,
+//! `change-email` and `remind`,
 //! `members` and `audit`, and `openapi`.
 
 use std::path::PathBuf;
@@ -73,6 +74,29 @@ enum Command {
         /// The member's id.
         #[arg(long)]
         member: i64,
+    },
+    /// Let resends and reminders reach a member's address again after a bounce or a complaint
+    /// (twin of `POST …/members/{id}/unsuppress`).
+    Unsuppress {
+        /// The workspace's slug.
+        #[arg(long)]
+        workspace: String,
+        /// The member's id.
+        #[arg(long)]
+        member: i64,
+    },
+    /// Correct the address of a member who has not accepted and email a new invitation to it
+    /// (twin of `POST …/members/{id}/email`).
+    ChangeEmail {
+        /// The workspace's slug.
+        #[arg(long)]
+        workspace: String,
+        /// The member's id.
+        #[arg(long)]
+        member: i64,
+        /// The corrected address.
+        #[arg(long)]
+        email: String,
     },
     /// Send a reminder email to the members matching the filters who have not accepted yet, within
     /// REMIND_COOLDOWN and REMIND_MAX (twin of `POST …/members/remind`); prints the counts.
@@ -204,6 +228,8 @@ async fn start(cli: Cli) -> ExitCode {
                 | Command::Retry { .. }
                 | Command::Cancel { .. }
                 | Command::Resend { .. }
+                | Command::Unsuppress { .. }
+                | Command::ChangeEmail { .. }
                 | Command::Remind { .. }
                 | Command::Audit { .. }
                 | Command::Members { .. }
@@ -237,6 +263,8 @@ fn check_workspace(command: &Command) -> anyhow::Result<()> {
     | Command::Retry { workspace, .. }
     | Command::Cancel { workspace, .. }
     | Command::Resend { workspace, .. }
+    | Command::Unsuppress { workspace, .. }
+    | Command::ChangeEmail { workspace, .. }
     | Command::Remind { workspace, .. }
     | Command::Audit { workspace, .. }
     | Command::Members { workspace, .. } = command
@@ -309,6 +337,17 @@ async fn one_off(command: Command, settings: &Settings, db: &Db) -> anyhow::Resu
             commands::resend(settings, db, &workspace, MemberId(member))
                 .await?
                 .to_string()
+        }
+        Command::Unsuppress { workspace, member } => {
+            commands::unsuppress(db, &workspace, MemberId(member)).await?
+        }
+        Command::ChangeEmail {
+            workspace,
+            member,
+            email,
+        } => {
+            let email = InviteeEmail::parse(&email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
+            commands::change_email(settings, db, &workspace, (MemberId(member), email)).await?
         }
         Command::Remind {
             workspace,

@@ -174,6 +174,8 @@ mod tests {
             ),
             ("POST", "/api/v1/workspaces/{ws}/members/{id}/archive"),
             ("POST", "/api/v1/workspaces/{ws}/members/{id}/unarchive"),
+            ("POST", "/api/v1/workspaces/{ws}/members/{id}/unsuppress"),
+            ("POST", "/api/v1/workspaces/{ws}/members/{id}/email"),
             ("POST", "/api/v1/workspaces/{ws}/groups"),
             ("GET", "/api/v1/workspaces/{ws}/groups"),
             ("GET", "/api/v1/workspaces/{ws}/tokens"),

@@ -161,12 +161,12 @@ pub struct Settings {
     pub uploads_per_minute: u32,
     /// Imports of a workspace queued or processing at once before further uploads get 429.
     pub imports_in_flight: u32,
-    /// Least time between two support actions (resend, unarchive, invitation link) on one member;
-    /// zero means no cooldown.
+    /// Least time between two support actions (resend, unarchive, invitation link, address
+    /// correction) on one member; zero means no cooldown.
     #[serde(with = "humantime_serde")]
     pub member_action_cooldown: Duration,
-    /// Support-initiated emails (resends, unarchive re-invitations) one workspace may queue per UTC
-    /// day; 0 means no limit.
+    /// Support-initiated emails (resends, unarchive re-invitations, invitations to a corrected
+    /// address) one workspace may queue per UTC day; 0 means no limit.
     pub support_emails_per_day: u32,
     /// Least time between two reminders to one member, counted from their last reminder.
     #[serde(with = "humantime_serde")]

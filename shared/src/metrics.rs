@@ -50,7 +50,7 @@ pub const RATE_LIMITED_TOTAL: &str = "invites_rate_limited_total";
 /// reminder, or at `REMIND_MAX`).
 pub const REMINDERS_TOTAL: &str = "invites_reminders_total";
 /// The `result` values of [`REMINDERS_TOTAL`].
-pub const REMINDER_RESULTS: [&str; 2] = ["reminded", "skipped"];
+pub const REMINDER_RESULTS: [&str; 3] = ["reminded", "skipped", "suppressed"];
 /// Workbook conversions by `result`: `converted`, `refused` (in words: too large, unreadable),
 /// `exhausted` (the child ran out of memory or time), `busy` (no free slot) or `failed` (the
 /// child could not be run or set up: the server's fault).
@@ -215,7 +215,8 @@ pub fn describe() {
     export_at_zero(RATE_LIMITED_TOTAL, "limit", &RATE_LIMITS);
     describe_counter!(
         REMINDERS_TOTAL,
-        "Members matched by remind calls, by result (reminded or skipped)"
+        "Members matched by remind calls, by result (reminded, skipped, or suppressed: not reminded \
+         because their address bounced or complained)"
     );
     export_at_zero(REMINDERS_TOTAL, "result", &REMINDER_RESULTS);
     export_at_zero(

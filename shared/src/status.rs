@@ -168,6 +168,8 @@ stored_enum!(
         InvitationLink = "invitation_link",
         /// A reminder to a member who has not accepted yet (`docs/product.md`, "Reminders").
         Reminder = "reminder",
+        /// Support corrected the member's address: an invitation to the new one.
+        AddressChange = "address_change",
     }
 );
 

@@ -7,7 +7,13 @@
 
 use std::time::Duration;
 
+use diesel::prelude::*;
 use invite_shared::config::Edition;
+use invite_shared::db::schema::deliveries;
+use invite_shared::ids::DeliveryId;
+use invite_shared::on_conn;
+use invite_shared::status::ReportKind;
+use invite_shared::store::bounces::{self, Finding, Named};
 use invite_tests::app::{Stack, TestApp, named_people_csv, people_csv};
 use invite_tests::browser::Browser;
 use invite_tests::on_both_stacks;
@@ -25,6 +31,7 @@ on_both_stacks!(
     the_remind_button_asks_first_then_reminds_the_filtered_members_and_says_how_many,
     the_search_box_finds_members_as_one_types_with_the_status_filter,
     support_finds_one_person_among_ten_thousand_reads_their_history_reminds_and_cancels,
+    support_sees_a_bounce_is_refused_a_resend_and_corrects_the_address,
 );
 
 /// The README's sample file: twelve people to invite, then six rows a spreadsheet gets wrong
@@ -918,4 +925,134 @@ async fn the_remind_button_asks_first_then_reminds_the_filtered_members_and_says
     assert_eq!(reminders, 3, "declined: nothing; confirmed: one each");
     browser.select("#status-filter", "active").await;
     browser.wait_for("#members-remind[hidden]").await;
+}
+
+/// A bounce's diagnostic, with markup that must show as text.
+const BOUNCE: &str = "550 5.1.1 <person0@example.com>: <b>no such user</b>";
+
+/// Records a bounce of the sent email of the member with `email`, as the bounce reader does.
+async fn bounce(app: &TestApp, email: &str) {
+    let member = app.member_id(email).await;
+    app.db
+        .run(move |conn| {
+            let delivery: i64 = on_conn!(conn, |c| deliveries::table
+                .filter(deliveries::member_id.eq(member))
+                .filter(deliveries::state.eq("sent"))
+                .select(deliveries::id)
+                .first(c))?;
+            let finding = Finding {
+                digest: format!("bounce-of-{delivery}"),
+                kind: ReportKind::Bounced,
+                status: Some("5.1.1".into()),
+                diagnostic: Some(BOUNCE.into()),
+            };
+            bounces::apply(conn, &Named::Delivery(DeliveryId(delivery)), &finding)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+}
+
+/// Support's round after a bounce: the bounced member found by their email's status, with the
+/// suppressed badge and the bounce's words as text; Resend refused in words; the address
+/// corrected in the dialog; the new invitation emailed to the new address, whose link works.
+async fn support_sees_a_bounce_is_refused_a_resend_and_corrects_the_address(stack: Stack) {
+    let app = TestApp::spawn(stack).await;
+    let id = app.upload_ok(people_csv(2)).await;
+    app.settled(id).await;
+    bounce(&app, "person0@example.com").await;
+    let browser = Browser::start(
+        stack,
+        "support_sees_a_bounce_is_refused_a_resend_and_corrects_the_address",
+    )
+    .await;
+    sign_in(&browser, &app).await;
+    browser
+        .wait_for_count("#members-table tbody tr[data-member-id]", |n| n == 3)
+        .await;
+
+    browser.select("#email-status-filter", "bounced").await;
+    browser
+        .wait_until("the bounced member only", async || {
+            (listed(&browser).await == ["person0@example.com"]).then_some(())
+        })
+        .await;
+    let row = member("person0@example.com");
+    browser
+        .wait_for_exact(&format!("{row} .badge-suppressed"), "Suppressed")
+        .await;
+    browser
+        .wait_for_exact(&format!("{row} .member-email-status"), "Bounced")
+        .await;
+    browser
+        .wait_for_exact(&format!("{row} .member-last-error"), BOUNCE)
+        .await;
+    assert_eq!(
+        browser.count(&format!("{row} .member-last-error b")).await,
+        0
+    );
+    assert_eq!(
+        browser
+            .count(&format!("{row} button[data-action=\"unsuppress\"]"))
+            .await,
+        1
+    );
+    browser.screenshot("bounced").await;
+
+    browser
+        .execute("window.confirm = () => true;", vec![])
+        .await;
+    browser.click("#members-remind").await;
+    browser
+        .wait_for_text("#message", |t| {
+            t.contains("0 members reminded, 0 skipped, 1 suppressed") && t.contains("bounced")
+        })
+        .await;
+    browser.screenshot("remind-suppressed").await;
+    browser.wait_for(&format!("{row} .badge-suppressed")).await;
+
+    browser
+        .click(&format!("{row} button[data-action=\"resend\"]"))
+        .await;
+    browser
+        .wait_for_text("#message", |t| {
+            t.contains("bounced") && t.contains("correct the address")
+        })
+        .await;
+    browser.screenshot("resend-refused").await;
+
+    browser
+        .click(&format!("{row} button[data-action=\"correct-email\"]"))
+        .await;
+    browser.wait_for("#email-dialog[open]").await;
+    browser.fill("#email-input", "person0@@example.com").await;
+    browser.click("#email-save").await;
+    browser
+        .wait_for_text("#email-error", |t| t.contains("not a valid email address"))
+        .await;
+    browser.screenshot("invalid-address").await;
+    browser
+        .fill("#email-input", "person0.fixed@example.com")
+        .await;
+    browser.screenshot("correcting").await;
+    browser.click("#email-save").await;
+    browser
+        .wait_for_text("#message", |t| {
+            t.contains("on its way to person0.fixed@example.com")
+        })
+        .await;
+    browser.select("#email-status-filter", "").await;
+    let fixed = member("person0.fixed@example.com");
+    browser.wait_for(&fixed).await;
+    assert_eq!(
+        browser.count(&format!("{fixed} .badge-suppressed")).await,
+        0
+    );
+    browser.screenshot("corrected").await;
+
+    app.settled(id).await;
+    assert_eq!(emails_to(&app, "person0.fixed@example.com").len(), 1);
+    assert_eq!(emails_to(&app, "person0@example.com").len(), 1);
+    open_emailed_link(&browser, &app, "person0.fixed@example.com").await;
+    browser.screenshot("new-link").await;
 }

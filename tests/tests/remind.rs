@@ -296,7 +296,10 @@ async fn a_filter_that_cannot_be_read_is_refused_in_words(stack: Stack) {
     assert_eq!(fraction.0, 422, "{fraction:?}");
     for nothing in [&blank, &invisible] {
         assert_eq!(nothing.0, 202, "{nothing:?}");
-        assert_eq!(nothing.1, json!({ "reminded": 0, "skipped": 0 }));
+        assert_eq!(
+            nothing.1,
+            json!({ "reminded": 0, "skipped": 0, "suppressed": 0 })
+        );
     }
     assert_eq!(whole.0, 202, "{whole:?}");
     app.settled(import).await;

@@ -365,7 +365,7 @@ async fn a_retry_sends_exactly_the_failed_emails_once_more(stack: Stack) {
     let import = app.settled(id).await;
     assert_eq!(
         import["emails"],
-        json!({"pending": 0, "sent": 4, "failed": 0})
+        json!({"pending": 0, "sent": 4, "failed": 0, "bounced": 0, "complained": 0})
     );
     for i in 0..4 {
         let address = format!("person{i}@example.com");

@@ -64,6 +64,8 @@ fn api(shared: OpenApi) -> ApiRoutes {
         .routes(routes!(members::invitation_link::handle))
         .routes(routes!(members::archive::archive))
         .routes(routes!(members::archive::unarchive))
+        .routes(routes!(members::unsuppress::handle))
+        .routes(routes!(members::change_email::handle))
         .routes(routes!(groups::create, groups::list))
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::revoke))

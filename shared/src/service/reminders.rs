@@ -31,6 +31,9 @@ pub struct Reminded {
     /// `REMIND_COOLDOWN`, reminded `REMIND_MAX` times already, or whose email has not gone out
     /// yet.
     pub skipped: u64,
+    /// Members the filter chose who have not accepted but whose address is suppressed (it
+    /// bounced or complained): counted apart from `skipped`.
+    pub suppressed: u64,
 }
 
 /// Reminds the members of `workspace` that `filter` chooses (see the module's overview). On a
@@ -53,11 +56,13 @@ pub async fn remind(
         tracing::info!(
             reminded = counts.reminded,
             skipped = counts.skipped,
+            suppressed = counts.suppressed,
             "reminders queued"
         );
         let target = Target::Reminded {
             reminded: counts.reminded,
             skipped: counts.skipped,
+            suppressed: counts.suppressed,
         };
         record(&db, (workspace, actor), Action::Remind, target).await;
         outcome.map(|()| counts)
@@ -99,8 +104,10 @@ async fn go_through(
         };
         counts.reminded += page.reminded;
         counts.skipped += page.skipped();
+        counts.suppressed += page.suppressed;
         metrics::counter!(m::REMINDERS_TOTAL, "result" => "reminded").increment(page.reminded);
         metrics::counter!(m::REMINDERS_TOTAL, "result" => "skipped").increment(page.skipped());
+        metrics::counter!(m::REMINDERS_TOTAL, "result" => "suppressed").increment(page.suppressed);
         match unannounced {
             None if page.reminded > 0 => {
                 wake(queue, None).await;

@@ -1,4 +1,5 @@
-//! Support tools: send failed emails again, resend, copy a link, archive and unarchive.
+//! Support tools: send failed emails again, resend, copy a link, archive and unarchive, and after
+//! a bounce, unsuppress an address or correct it.
 //!
 //! Each function runs one store action ([`crate::store::support`]) on a blocking thread, records it
 //! in the audit log and, when the action queued an email, wakes the senders with a `SendInvites`
@@ -11,6 +12,7 @@ use chrono::NaiveDateTime;
 
 use crate::config::{Edition, Settings};
 use crate::db::Db;
+use crate::domain::email::InviteeEmail;
 use crate::ids::{ImportId, MemberId, WorkspaceId};
 use crate::jobs::SendInvites;
 use crate::queue::JobQueue;
@@ -18,10 +20,12 @@ use crate::service::audit::record;
 use crate::service::{Result, Step as _};
 use crate::store::audit::{Action, Actor, Target};
 use crate::store::support as store;
+use crate::store::suppression;
 
 pub use crate::store::support::{
     ArchiveOutcome, Limited, ResendOutcome, RetryOutcome, SupportLimits, UnarchiveOutcome,
 };
+pub use crate::store::suppression::{ChangeEmailOutcome, UnsuppressOutcome};
 
 /// The [`SupportLimits`] `actor` is held to: an admin to `MEMBER_ACTION_COOLDOWN` and
 /// `SUPPORT_EMAILS_PER_DAY`; an operator at the command line, who runs the deployment, to neither
@@ -210,6 +214,59 @@ pub async fn unarchive(
             Target::Member(member),
         )
         .await;
+        wake(queue, view.import_id).await;
+    }
+    Ok(outcome)
+}
+
+/// Clears a member's suppressed address, so resends and reminders reach it again (see
+/// [`suppression::unsuppress`]); audited when it changed something.
+#[tracing::instrument(skip_all, fields(%workspace, member_id = %member))]
+pub async fn unsuppress(
+    db: &Db,
+    (workspace, actor): (WorkspaceId, Actor),
+    member: MemberId,
+) -> Result<UnsuppressOutcome> {
+    let outcome = db
+        .run(move |c| Ok(suppression::unsuppress(c, workspace, member)?))
+        .await
+        .step("clearing the suppression")?;
+    if let UnsuppressOutcome::Cleared(_) = &outcome {
+        tracing::info!("the member's address is no longer suppressed");
+        let target = Target::Member(member);
+        record(db, (workspace, actor), Action::Unsuppress, target).await;
+    }
+    Ok(outcome)
+}
+
+/// Corrects the address of a member who has not accepted and emails a new link to it, held to
+/// the limits of a resend (see [`suppression::change_email`]). The audit entry names the member,
+/// never an address.
+#[tracing::instrument(skip_all, fields(%workspace, member_id = %member))]
+pub async fn change_email(
+    db: &Db,
+    queue: &JobQueue,
+    settings: &Settings,
+    (workspace, actor): (WorkspaceId, Actor),
+    (member, email): (MemberId, InviteeEmail),
+) -> Result<ChangeEmailOutcome> {
+    let (edition, limits) = (settings.edition, limits_for(settings, actor));
+    let outcome = db
+        .run(move |c| {
+            let target = (workspace, member);
+            Ok(suppression::change_email(
+                c,
+                target,
+                &email,
+                (edition, limits),
+            )?)
+        })
+        .await
+        .step("correcting the member's address")?;
+    if let ChangeEmailOutcome::Queued(view) = &outcome {
+        tracing::info!("the member's address was corrected; a new invitation email is queued");
+        let target = Target::Member(member);
+        record(db, (workspace, actor), Action::AddressChange, target).await;
         wake(queue, view.import_id).await;
     }
     Ok(outcome)

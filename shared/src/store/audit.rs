@@ -28,6 +28,10 @@ pub enum Action {
     Archive,
     /// A member was unarchived (and emailed a new link).
     Unarchive,
+    /// A member's suppressed address was cleared for emails again.
+    Unsuppress,
+    /// A member's address was corrected (and a new link emailed to it).
+    AddressChange,
     /// An API token was created.
     TokenCreate,
     /// An API token was revoked.
@@ -51,6 +55,8 @@ impl Action {
             Action::InvitationLink => "invitation_link",
             Action::Archive => "archive",
             Action::Unarchive => "unarchive",
+            Action::Unsuppress => "unsuppress",
+            Action::AddressChange => "address_change",
             Action::TokenCreate => "token_create",
             Action::TokenRevoke => "token_revoke",
             Action::UploadDelete => "upload_delete",
@@ -79,12 +85,15 @@ pub enum Target {
     Member(MemberId),
     /// An API token, by id.
     Token(TokenId),
-    /// The members a remind call went through, counted: never who they are.
+    /// The members a remind call went through, counted: never who they are. The suppressed count
+    /// is written only when there were any.
     Reminded {
         /// Members reminded.
         reminded: u64,
         /// Members matched but not eligible.
         skipped: u64,
+        /// Members matched who have not accepted but whose address is suppressed.
+        suppressed: u64,
     },
 }
 
@@ -94,8 +103,17 @@ impl Target {
             Target::Import(id) => format!("import {id}"),
             Target::Member(id) => format!("member {id}"),
             Target::Token(id) => format!("token {id}"),
-            Target::Reminded { reminded, skipped } => {
-                format!("members: {reminded} reminded, {skipped} skipped")
+            Target::Reminded {
+                reminded,
+                skipped,
+                suppressed: 0,
+            } => format!("members: {reminded} reminded, {skipped} skipped"),
+            Target::Reminded {
+                reminded,
+                skipped,
+                suppressed,
+            } => {
+                format!("members: {reminded} reminded, {skipped} skipped, {suppressed} suppressed")
             }
         }
     }

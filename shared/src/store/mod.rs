@@ -18,6 +18,7 @@ pub mod members;
 pub mod reminders;
 pub mod rows;
 pub mod support;
+pub mod suppression;
 pub mod tallies;
 pub mod timeline;
 pub mod upgrades;

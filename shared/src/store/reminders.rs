@@ -45,14 +45,17 @@ pub struct Page {
     pub matched: u64,
     /// Of those, the members reminded.
     pub reminded: u64,
+    /// Of those, the members not reminded because their address is suppressed (it bounced or
+    /// complained) while they are still `invited` or `requested`.
+    pub suppressed: u64,
     /// The last member of the page, where the next one starts; `None` once none is left.
     pub last: Option<MemberId>,
 }
 
 impl Page {
-    /// Members chosen but not eligible.
+    /// Members chosen but not eligible for another reason than a suppressed address.
     pub fn skipped(&self) -> u64 {
-        self.matched - self.reminded
+        self.matched - self.reminded - self.suppressed
     }
 }
 
@@ -76,9 +79,11 @@ pub fn remind_page(
         let page: Vec<MemberId> = filtered_members!(query, workspace, filter, full_text).load(c)?;
         let reminded = stamp_eligible(c, (workspace, &page), rules, now)?;
         remind(c, &reminded, now)?;
+        let suppressed = count_suppressed(c, (workspace, &page))?;
         Ok(Page {
             matched: page.len() as u64,
             reminded: reminded.len() as u64,
+            suppressed,
             last: page.last().copied(),
         })
     })
@@ -110,6 +115,7 @@ fn stamp_eligible<C: BackendConnection>(
                 .filter(members::id.eq_any(page))
                 .filter(members::workspace_id.eq(workspace))
                 .filter(members::status.eq_any(OPEN))
+                .filter(members::suppressed_reason.is_null())
                 .filter(members::reminder_count.lt(max))
                 .filter(
                     members::last_reminded_at
@@ -125,6 +131,26 @@ fn stamp_eligible<C: BackendConnection>(
         ))
         .returning((members::id, members::import_id)),
     )
+}
+
+/// Of the members `page`, those still `invited` or `requested` whose address is suppressed: the
+/// ones a reminder would have reached but for a bounce or a complaint.
+fn count_suppressed<C: BackendConnection>(
+    c: &mut C,
+    (workspace, page): (WorkspaceId, &[MemberId]),
+) -> QueryResult<u64> {
+    if page.is_empty() {
+        return Ok(0);
+    }
+    let counted: i64 = c.get_result(
+        members::table
+            .filter(members::id.eq_any(page))
+            .filter(members::workspace_id.eq(workspace))
+            .filter(members::status.eq_any(OPEN))
+            .filter(members::suppressed_reason.is_not_null())
+            .count(),
+    )?;
+    Ok(counted as u64)
 }
 
 /// For each of the stamped members: their unsent email cancelled, and a reminder invitation with

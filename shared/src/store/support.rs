@@ -36,8 +36,8 @@ use crate::db::schema::{
     workspaces,
 };
 use crate::domain::role::Role;
-use crate::ids::{ImportId, InvitationId, MemberId, WorkspaceId};
-use crate::status::{DeliveryState, InvitationCause, MemberStatus};
+use crate::ids::{AccountId, ImportId, InvitationId, MemberId, WorkspaceId};
+use crate::status::{DeliveryState, InvitationCause, MemberStatus, SuppressionReason};
 use crate::store::invitations::invitations_of;
 use crate::store::members::{self as member_store, MemberView, invitee_status};
 use crate::store::now;
@@ -54,11 +54,12 @@ pub(crate) const UNSENT: [DeliveryState; 2] = [DeliveryState::Pending, DeliveryS
 /// The limits a support action on one member is held to.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SupportLimits {
-    /// Least time between two support actions (resend, unarchive, link) on one member; `None`
-    /// for no cooldown.
+    /// Least time between two support actions (resend, unarchive, link, address correction) on
+    /// one member; `None` for no cooldown.
     pub cooldown: Option<Duration>,
-    /// Most support-initiated emails (resends, unarchive re-invitations) a workspace may queue per
-    /// UTC day; `None` for no limit. They are counted either way.
+    /// Most support-initiated emails (resends, unarchive re-invitations, invitations to a corrected
+    /// address) a workspace may queue per UTC day; `None` for no limit. They are counted either
+    /// way.
     pub daily_emails: Option<u32>,
 }
 
@@ -90,6 +91,8 @@ pub enum ResendOutcome {
     AlreadyActive,
     /// The member is archived: unarchive them instead (that sends a new link).
     Archived,
+    /// The member's address bounced or complained: correct it or unsuppress it first.
+    Suppressed(SuppressionReason),
     /// Refused by the support limits; nothing changed.
     Limited(Limited),
     /// No such member in the workspace.
@@ -149,6 +152,8 @@ pub enum UnarchiveOutcome {
     Queued(Box<MemberView>),
     /// The member is not archived.
     NotArchived,
+    /// The member's address bounced or complained: unsuppress it first.
+    Suppressed(SuppressionReason),
     /// Refused by the support limits; nothing changed.
     Limited(Limited),
     /// No such member in the workspace.
@@ -163,6 +168,8 @@ enum Step {
     Refused(MemberStatus),
     /// The support limits refuse it.
     Limited(Limited),
+    /// The member's address is suppressed: no email goes to it.
+    Suppressed(SuppressionReason),
     /// The member is the workspace's last active admin.
     LastAdmin,
     /// No such member in the workspace.
@@ -172,8 +179,8 @@ enum Step {
 /// What a member action decides on.
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = members, check_for_backend(diesel::sqlite::Sqlite))]
-struct MemberState {
-    status: MemberStatus,
+pub(crate) struct MemberState {
+    pub(crate) status: MemberStatus,
     role: Role,
     /// When support last acted on the member (the cooldown's start).
     last_support_action_at: Option<NaiveDateTime>,
@@ -181,12 +188,16 @@ struct MemberState {
     #[diesel(select_expression = accounts::activated_at.is_not_null())]
     activated: bool,
     /// The import that created the membership.
-    import_id: Option<ImportId>,
+    pub(crate) import_id: Option<ImportId>,
+    /// Why emails to the member's address are refused, if they are.
+    pub(crate) suppressed_reason: Option<SuppressionReason>,
+    /// The person's account, whose address the emails go to.
+    pub(crate) account_id: AccountId,
 }
 
 /// Locks the member's row (a no-op update) and reads its [`MemberState`]; `None` when the member
 /// is not in the workspace.
-fn lock_member<C: BackendConnection>(
+pub(crate) fn lock_member<C: BackendConnection>(
     c: &mut C,
     workspace: WorkspaceId,
     member: MemberId,
@@ -210,7 +221,7 @@ fn lock_member<C: BackendConnection>(
 }
 
 /// Sets the (locked) member's status.
-fn set_status<C: BackendConnection>(
+pub(crate) fn set_status<C: BackendConnection>(
     c: &mut C,
     member: MemberId,
     to: MemberStatus,
@@ -225,7 +236,7 @@ fn set_status<C: BackendConnection>(
 /// Holds a support action on the (locked) member to `limits` and, when it may go ahead, counts it:
 /// the member's cooldown starts now and, for an action that emails (`emails`), the workspace's
 /// count of the day goes up by one. Refused, nothing is written.
-fn admit<C: BackendConnection>(
+pub(crate) fn admit<C: BackendConnection>(
     c: &mut C,
     (workspace, member): (WorkspaceId, MemberId),
     state: &MemberState,
@@ -365,7 +376,7 @@ pub(crate) fn cancel_deliveries<C: BackendConnection>(
 
 /// A new invitation for the member, made by `cause`, and its pending delivery, due now, under
 /// `import`.
-fn invite_again<C: BackendConnection>(
+pub(crate) fn invite_again<C: BackendConnection>(
     c: &mut C,
     (member, cause): (MemberId, InvitationCause),
     import: Option<ImportId>,
@@ -395,9 +406,10 @@ fn invite_again<C: BackendConnection>(
     Ok(())
 }
 
-/// Puts every `failed` send of the import whose member is still `invited`/`requested` (and whose
-/// invitation is neither accepted nor revoked) back to `pending`, due now, with a fresh retry
-/// window. `last_error` stays until the next outcome replaces it.
+/// Puts every `failed` send of the import whose member is still `invited`/`requested` with an
+/// address not suppressed (and whose invitation is neither accepted nor revoked) back to
+/// `pending`, due now, with a fresh retry window. A `bounced` or `complained` email is not
+/// `failed`: it is never sent again. `last_error` stays until the next outcome replaces it.
 pub fn retry_failed(
     conn: &mut DbConn,
     workspace: WorkspaceId,
@@ -422,7 +434,8 @@ pub fn retry_failed(
                     members::table
                         .filter(members::id.eq(deliveries::member_id))
                         .filter(members::workspace_id.eq(workspace))
-                        .filter(members::status.eq_any(OPEN)),
+                        .filter(members::status.eq_any(OPEN))
+                        .filter(members::suppressed_reason.is_null()),
                 ))
                 .filter(diesel::dsl::exists(
                     invitations::table
@@ -465,6 +478,7 @@ pub fn resend(
             Anew::Queued(view) => ResendOutcome::Queued(view),
             Anew::Refused(MemberStatus::Active) => ResendOutcome::AlreadyActive,
             Anew::Refused(_) => ResendOutcome::Archived,
+            Anew::Suppressed(reason) => ResendOutcome::Suppressed(reason),
             Anew::Limited(limited) => ResendOutcome::Limited(limited),
             Anew::NotFound => ResendOutcome::NotFound,
         },
@@ -594,6 +608,7 @@ pub fn unarchive(
         )? {
             Anew::Queued(view) => UnarchiveOutcome::Queued(view),
             Anew::Refused(_) => UnarchiveOutcome::NotArchived,
+            Anew::Suppressed(reason) => UnarchiveOutcome::Suppressed(reason),
             Anew::Limited(limited) => UnarchiveOutcome::Limited(limited),
             Anew::NotFound => UnarchiveOutcome::NotFound,
         },
@@ -606,6 +621,9 @@ enum Anew {
     Queued(Box<MemberView>),
     /// The member's status does not allow it.
     Refused(MemberStatus),
+    /// The member's address is suppressed: the email would go to an address that bounced or
+    /// complained.
+    Suppressed(SuppressionReason),
     /// The support limits refuse it.
     Limited(Limited),
     /// No such member in the workspace.
@@ -631,7 +649,8 @@ impl Anew {
     }
 }
 
-/// When `allowed(status)` and the [`SupportLimits`] admit it: the member's status decided again by
+/// When `allowed(status)`, the member's address is not suppressed and the [`SupportLimits`]
+/// admit it: the member's status decided again by
 /// [`invitee_status`], their unsent emails cancelled, and a new invitation made by `cause` with a
 /// pending delivery due now (under their import).
 fn invite_anew(
@@ -648,6 +667,9 @@ fn invite_anew(
         if !allowed(state.status) {
             return Ok(Step::Refused(state.status));
         }
+        if let Some(reason) = state.suppressed_reason {
+            return Ok(Step::Suppressed(reason));
+        }
         if let Some(limited) = admit(c, (workspace, member), &state, (limits, true), now)? {
             return Ok(Step::Limited(limited));
         }
@@ -662,6 +684,7 @@ fn invite_anew(
             None => Anew::NotFound,
         },
         Step::Refused(status) => Anew::Refused(status),
+        Step::Suppressed(reason) => Anew::Suppressed(reason),
         Step::Limited(limited) => Anew::Limited(limited),
         Step::LastAdmin | Step::NotFound => Anew::NotFound,
     })

@@ -234,14 +234,20 @@ pub enum SupportAction {
     Archive,
     /// Unarchived, with a new invitation email.
     Unarchive,
+    /// The suppression of the address cleared.
+    Unsuppress,
+    /// The address corrected, with a new invitation email to it.
+    AddressChange,
 }
 
 /// The audit log's actions the timeline shows, with what each is.
-const SUPPORT_ACTIONS: [(Action, SupportAction); 4] = [
+const SUPPORT_ACTIONS: [(Action, SupportAction); 6] = [
     (Action::Resend, SupportAction::Resend),
     (Action::InvitationLink, SupportAction::InvitationLink),
     (Action::Archive, SupportAction::Archive),
     (Action::Unarchive, SupportAction::Unarchive),
+    (Action::Unsuppress, SupportAction::Unsuppress),
+    (Action::AddressChange, SupportAction::AddressChange),
 ];
 
 /// The member's events that come after `before` (from the newest when `None`), newest first, at

@@ -59,7 +59,7 @@ pub async fn archive(
 ///
 /// Invites them again with a new link by email: they become `invited` (`requested` on cloud for
 /// a person who never activated an account). 200 with the member; 409 when the member is not
-/// archived; 429 with `Retry-After` within `MEMBER_ACTION_COOLDOWN` of the member's last support
+/// archived, and `suppressed` when their address bounced or complained (unsuppress it first); 429 with `Retry-After` within `MEMBER_ACTION_COOLDOWN` of the member's last support
 /// action, or once the workspace has queued `SUPPORT_EMAILS_PER_DAY` support emails in the UTC day.
 #[utoipa::path(
     post,
@@ -73,7 +73,8 @@ pub async fn archive(
         (status = 400, response = BadRequest),
         (
             status = 409,
-            description = "The member is not archived: `member_not_archived`.",
+            description = "The member is not archived (`member_not_archived`), or their address \
+                bounced or complained (`suppressed`): the new link would go to it.",
             body = ErrorBody,
         ),
         AdminErrors,
@@ -96,6 +97,11 @@ pub async fn unarchive(
     match outcome {
         UnarchiveOutcome::Queued(member) => Ok(Json(super::member_json(*member))),
         UnarchiveOutcome::Limited(limited) => Err(super::limited(limited)),
+        UnarchiveOutcome::Suppressed(reason) => Err(super::suppressed(
+            reason,
+            "unsuppress it first (POST …/members/{id}/unsuppress) if it is right, then unarchive; \
+             once they are invited again their address can be corrected",
+        )),
         UnarchiveOutcome::NotArchived => Err(ApiError::Conflict {
             code: "member_not_archived",
             message: "this member is not archived".into(),

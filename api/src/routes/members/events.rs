@@ -66,7 +66,8 @@ pub enum EventKind {
     Invited {
         /// The invitation.
         invitation_id: i64,
-        /// What made it: `import`, `resend`, `unarchive` or `invitation_link`; `null` for an
+        /// What made it: `import`, `resend`, `unarchive`, `invitation_link`, `reminder` or
+        /// `address_change`; `null` for an
         /// invitation from before causes were recorded.
         cause: Option<InvitationCause>,
     },
@@ -132,6 +133,16 @@ pub enum EventKind {
         status: Option<String>,
         /// The reporting server's diagnostic, in its words; `null` for a complaint.
         diagnostic: Option<String>,
+    },
+    /// The suppression of the member's address was cleared.
+    Unsuppress {
+        /// The admin's address, or `operator` for the command line.
+        actor: String,
+    },
+    /// The member's address was corrected (and a new link emailed to it).
+    AddressChange {
+        /// The admin's address, or `operator` for the command line.
+        actor: String,
     },
 }
 
@@ -328,5 +339,7 @@ fn support_json(action: SupportAction, actor: Option<String>) -> EventKind {
         SupportAction::InvitationLink => EventKind::InvitationLink { actor },
         SupportAction::Archive => EventKind::Archive { actor },
         SupportAction::Unarchive => EventKind::Unarchive { actor },
+        SupportAction::Unsuppress => EventKind::Unsuppress { actor },
+        SupportAction::AddressChange => EventKind::AddressChange { actor },
     }
 }

@@ -1,10 +1,12 @@
 //! Members: the paginated list with filters, one member, and the support actions on a member.
 
 pub mod archive;
+pub mod change_email;
 pub mod events;
 pub mod invitation_link;
 pub mod remind;
 pub mod resend;
+pub mod unsuppress;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -12,7 +14,7 @@ use invite_shared::domain::email;
 use invite_shared::ids::MemberId;
 use invite_shared::service::members::{self as members_service, FilterText, InvalidFilter};
 use invite_shared::service::support::Limited;
-use invite_shared::status::{DeliveryState, MemberStatus};
+use invite_shared::status::{DeliveryState, MemberStatus, SuppressionReason};
 use invite_shared::store::members::{self, MemberFilter, MemberView};
 use serde::{Deserialize, Serialize};
 
@@ -79,6 +81,10 @@ pub struct MemberJson {
     pub last_error: Option<String>,
     /// Send attempts of that email so far.
     pub email_attempts: Option<i32>,
+    /// `bounced` or `complained` when an email to the member's address bounced or drew a
+    /// complaint: resends and reminders skip the member until support corrects the address or
+    /// unsuppresses it; `null` otherwise.
+    pub suppressed: Option<SuppressionReason>,
     /// The import that created the membership.
     pub import_id: Option<i64>,
     /// When the membership was created.
@@ -205,6 +211,7 @@ pub fn member_json(m: MemberView) -> MemberJson {
         email_status: m.email_status.map(|s| s.to_string()),
         last_error: m.last_error,
         email_attempts: m.email_attempts,
+        suppressed: m.suppressed,
         import_id: m.import_id.map(|i| i.0),
         created_at: Timestamp(m.created_at),
     }
@@ -228,6 +235,21 @@ fn archived() -> ApiError {
     }
 }
 
+/// 409 `suppressed` for an action that would email a suppressed address, saying why and what to
+/// do instead (`remedy`).
+fn suppressed(reason: SuppressionReason, remedy: &str) -> ApiError {
+    let why = match reason {
+        SuppressionReason::Bounced => "an email to this member's address bounced",
+        SuppressionReason::Complained => {
+            "this member's address reported an email from this workspace as abuse"
+        }
+    };
+    ApiError::Conflict {
+        code: "suppressed",
+        message: format!("{why}, so no more emails go to it: {remedy}"),
+    }
+}
+
 /// The 429 of a support action its limits refused, counted by the limit that refused it.
 fn limited(limited: Limited) -> ApiError {
     match limited {
@@ -235,7 +257,7 @@ fn limited(limited: Limited) -> ApiError {
             "member_cooldown",
             wait,
             format!(
-                "this member had a resend, unarchive or copied link less than \
+                "this member had a resend, unarchive, copied link or address correction less than \
                  MEMBER_ACTION_COOLDOWN ago; try again in {} s",
                 wait.as_secs()
             ),
@@ -243,8 +265,8 @@ fn limited(limited: Limited) -> ApiError {
         Limited::DailyQuota(wait) => too_many(
             "workspace_daily_quota",
             wait,
-            "this workspace has queued its SUPPORT_EMAILS_PER_DAY resend and unarchive emails for \
-             today (UTC); try again after midnight UTC"
+            "this workspace has queued its SUPPORT_EMAILS_PER_DAY resend, unarchive and address \
+             correction emails for today (UTC); try again after midnight UTC"
                 .into(),
         ),
     }

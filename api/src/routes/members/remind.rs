@@ -77,6 +77,9 @@ pub struct RemindOutcome {
     /// `REMIND_COOLDOWN` ago, reminded `REMIND_MAX` times already, or whose email has not gone
     /// out yet (still waiting or being sent).
     pub skipped: u64,
+    /// Members the filter chose who have not accepted but whose address bounced or complained
+    /// (`suppressed`): not reminded until support corrects the address or unsuppresses it.
+    pub suppressed: u64,
 }
 
 /// Remind members who have not accepted
@@ -84,8 +87,9 @@ pub struct RemindOutcome {
 /// Every member the filter chooses who is still `invited` or `requested` gets a reminder email
 /// with a fresh link (valid `INVITE_TTL` from its sending; an expired link is thereby renewed),
 /// at most once per `REMIND_COOLDOWN` and `REMIND_MAX` times per member; their earlier unsent
-/// email is `cancelled`. The others are counted as `skipped`. Two calls at once remind a member
-/// once. **202** `{"reminded","skipped"}`; one `remind` entry in the audit log.
+/// email is `cancelled`. Those whose address bounced or complained are counted as `suppressed`,
+/// the rest as `skipped`. Two calls at once remind a member once. **202**
+/// `{"reminded","skipped","suppressed"}`; one `remind` entry in the audit log.
 #[utoipa::path(
     post,
     path = "/api/v1/workspaces/{ws}/members/remind",
@@ -119,6 +123,7 @@ pub async fn handle(
         let nobody = RemindOutcome {
             reminded: 0,
             skipped: 0,
+            suppressed: 0,
         };
         return Ok((StatusCode::ACCEPTED, Json(nobody)));
     };
@@ -133,6 +138,7 @@ pub async fn handle(
     let outcome = RemindOutcome {
         reminded: done.reminded,
         skipped: done.skipped,
+        suppressed: done.suppressed,
     };
     Ok((StatusCode::ACCEPTED, Json(outcome)))
 }

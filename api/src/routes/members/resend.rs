@@ -17,7 +17,8 @@ use crate::routes::members::MemberJson;
 ///
 /// Queues a new invitation with a new link by email for a member who has not accepted yet:
 /// **202** with the member. Their earlier unsent (`pending` or `failed`) email is `cancelled`;
-/// links already sent keep working. 409 for an active or archived member; 429 with `Retry-After`
+/// links already sent keep working. 409 for an active or archived member, and `suppressed` for
+/// a member whose address bounced or complained (correct it, or unsuppress it); 429 with `Retry-After`
 /// within `MEMBER_ACTION_COOLDOWN` of the member's last support action, or once the workspace has
 /// queued `SUPPORT_EMAILS_PER_DAY` support emails in the UTC day.
 #[utoipa::path(
@@ -32,8 +33,9 @@ use crate::routes::members::MemberJson;
         (status = 400, response = BadRequest),
         (
             status = 409,
-            description = "The member has accepted already (`member_active`) or is archived \
-                (`member_archived`).",
+            description = "The member has accepted already (`member_active`), is archived \
+                (`member_archived`), or their address bounced or complained (`suppressed`: \
+                correct the address or unsuppress it).",
             body = ErrorBody,
         ),
         AdminErrors,
@@ -59,6 +61,11 @@ pub async fn handle(
         }
         ResendOutcome::AlreadyActive => Err(super::already_active()),
         ResendOutcome::Archived => Err(super::archived()),
+        ResendOutcome::Suppressed(reason) => Err(super::suppressed(
+            reason,
+            "correct the address (POST …/members/{id}/email), or unsuppress it \
+             (POST …/members/{id}/unsuppress) if it is right",
+        )),
         ResendOutcome::Limited(limited) => Err(super::limited(limited)),
         ResendOutcome::NotFound => Err(ApiError::NotFound("member")),
     }
