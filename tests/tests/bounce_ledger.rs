@@ -28,6 +28,7 @@ on_both_stacks!(
     a_report_about_an_email_not_yet_sent_is_left_for_later,
     a_message_that_is_no_report_is_left_alone,
     a_report_about_an_address_since_corrected_suppresses_nothing,
+    a_bounce_cancels_the_email_its_member_still_had_queued,
 );
 
 const ANN: &str = "person0@example.com";
@@ -119,12 +120,14 @@ async fn a_permanent_failure_bounces_the_email_and_suppresses_its_member_once(st
 
     assert_eq!(handled, recorded(&sent, true));
     let diagnostic = format!("unknown user: \"{BOB}\"");
+    // The email's last error leads with the status, as a refused send's reply does.
+    let last_error = format!("5.1.1 {diagnostic}");
     let email = email_to(&app, BOB).await;
     assert_eq!(email.state, "bounced");
-    assert_eq!(email.last_error.as_deref(), Some(diagnostic.as_str()));
+    assert_eq!(email.last_error.as_deref(), Some(last_error.as_str()));
     let member = app.member(BOB).await;
     assert_eq!(member["email_status"], "bounced");
-    assert_eq!(member["last_error"], diagnostic.as_str());
+    assert_eq!(member["last_error"], last_error.as_str());
     assert_eq!(suppressed(&app, BOB).await.as_deref(), Some("bounced"));
     assert_eq!(suppressed(&app, ANN).await, None);
     let after_one = app.settled(import).await;
@@ -148,7 +151,7 @@ async fn a_permanent_failure_bounces_the_email_and_suppresses_its_member_once(st
     );
     assert_eq!(
         result_line(&app, import, BOB).await,
-        ("bounced".to_owned(), diagnostic.clone())
+        ("bounced".to_owned(), last_error.clone())
     );
     let listed = commands::members(
         &app.db,
@@ -214,7 +217,7 @@ async fn a_complaint_marks_a_sent_or_bounced_email_complained(stack: Stack) {
     assert!(
         bob.last_error
             .unwrap_or_default()
-            .starts_with("unknown user"),
+            .starts_with("5.1.1 unknown user"),
         "the bounce's diagnostic stays"
     );
     assert_eq!(suppressed(&app, ANN).await.as_deref(), Some("complained"));
@@ -363,4 +366,35 @@ fn the_fixtures_name_the_email_they_are_made_about() {
     }
     let forged = String::from_utf8(FORGED.forged_about(&email)).unwrap();
     assert!(forged.contains("bounces+7-0000000000@bounce.example.com"));
+}
+
+async fn a_bounce_cancels_the_email_its_member_still_had_queued(stack: Stack) {
+    let (mut app, import) = sent_to_three(stack).await;
+    let first = email_to(&app, BOB).await;
+    app.stop_workers().await;
+    let reminded = app
+        .post_json("/members/remind", serde_json::json!({}))
+        .await;
+    assert_eq!(reminded.status(), 202);
+    assert_eq!(
+        email_to(&app, BOB).await.state,
+        "pending",
+        "a reminder queued"
+    );
+
+    assert_eq!(
+        handle(&app, BOUNCE.about(&first)).await,
+        recorded(&first, true)
+    );
+    app.start_worker().await;
+    let settled = app.settled(import).await;
+
+    assert_eq!(email_to(&app, BOB).await.state, "cancelled", "{settled}");
+    assert_eq!(email_to(&app, ANN).await.state, "sent", "{settled}");
+    let reminders_to_bob = app
+        .emails()
+        .iter()
+        .filter(|m| m.subject().starts_with("Reminder: ") && m.rcpt_to[0] == BOB)
+        .count();
+    assert_eq!(reminders_to_bob, 0);
 }

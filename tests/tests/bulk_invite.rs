@@ -45,7 +45,7 @@ async fn a_2000_row_upload_invites_and_emails_every_row_once_with_working_links(
     );
     assert_eq!(
         import["emails"],
-        json!({"pending": 0, "sent": 2000, "failed": 0})
+        json!({"pending": 0, "sent": 2000, "failed": 0, "bounced": 0, "complained": 0})
     );
     let messages = app.emails();
     assert_eq!(messages.len(), 2000);
@@ -438,7 +438,7 @@ async fn a_transient_smtp_failure_is_retried_and_a_permanent_one_fails_with_the_
 
     assert_eq!(
         import["emails"],
-        json!({"pending": 0, "sent": 2, "failed": 1})
+        json!({"pending": 0, "sent": 2, "failed": 1, "bounced": 0, "complained": 0})
     );
     let failed = app.get_json("/members?email_status=failed").await;
     let failed = failed["members"].as_array().unwrap();

@@ -11,6 +11,7 @@ use crate::db::schema::{bounce_reports, deliveries, members};
 use crate::ids::{DeliveryId, ImportId, MemberId};
 use crate::status::{DeliveryState, ReportKind, SuppressionReason};
 use crate::store::now;
+use crate::store::support::{UNSENT, cancel_deliveries};
 use crate::store::tallies::{Tally, add_tally};
 use crate::write_transaction;
 
@@ -188,14 +189,15 @@ fn suppression(kind: ReportKind) -> Option<SuppressionReason> {
 }
 
 /// Suppresses the member's address, unless support corrected it after the email was sent (the
-/// report is then about the old one) or it is suppressed already.
+/// report is then about the old one) or it is suppressed already; a member it suppresses has their
+/// unsent emails (a reminder queued meanwhile, a failed one) cancelled.
 fn suppress<C: BackendConnection>(
     c: &mut C,
     target: &Target,
     reason: SuppressionReason,
     now: NaiveDateTime,
-) -> QueryResult<usize> {
-    c.execute(
+) -> QueryResult<()> {
+    let suppressed = c.execute(
         diesel::update(
             members::table
                 .filter(members::id.eq(target.member_id))
@@ -210,7 +212,11 @@ fn suppress<C: BackendConnection>(
             members::suppressed_reason.eq(reason),
             members::suppressed_at.eq(now),
         )),
-    )
+    )?;
+    if suppressed == 1 {
+        cancel_deliveries(c, &[target.member_id], &UNSENT)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
