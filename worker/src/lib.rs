@@ -8,8 +8,9 @@
 //!   retries are scheduled per delivery in the database (`next_attempt_at`, exponential backoff
 //!   with jitter, up to `EMAIL_RETRY_WINDOW`), never by the queue.
 //!
-//! Beside the queue's workers, each process runs its send engine, its housekeeping timer and its
-//! heartbeat ([`liveness`]), under which it claims every email and import.
+//! Beside the queue's workers, each process runs its send engine, its webhook sender
+//! ([`webhooks`]), its housekeeping timer and its heartbeat ([`liveness`]), under which it claims
+//! every email and import.
 
 pub mod gauges;
 pub mod housekeeping;
@@ -18,6 +19,7 @@ pub mod liveness;
 pub mod runtime;
 pub mod sender;
 pub mod server;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -141,6 +143,7 @@ pub async fn run(mut deps: Deps, shutdown: CancellationToken) -> anyhow::Result<
     let heartbeat = tokio::spawn(liveness::run(deps.clone(), registered.clone()));
     let sender = tokio::spawn(sender::run(deps.clone(), shutdown.clone()));
     let housekeeping = tokio::spawn(housekeeping::run(deps.clone(), shutdown.clone()));
+    let webhooks = tokio::spawn(webhooks::run(deps.clone(), shutdown.clone()));
     tokio::spawn(gauges::run(
         deps.db.clone(),
         deps.queue.clone(),
@@ -151,6 +154,7 @@ pub async fn run(mut deps: Deps, shutdown: CancellationToken) -> anyhow::Result<
     let result = supervise_queue_workers(&deps, &shutdown).await;
     shutdown.cancel();
     housekeeping.await.context("housekeeping panicked")?;
+    webhooks.await.context("the webhook sender panicked")?;
     let sent = sender.await.context("the send engine panicked");
     registered.cancel();
     heartbeat.await.context("the heartbeat panicked")?;

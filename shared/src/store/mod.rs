@@ -21,6 +21,7 @@ pub mod support;
 pub mod tallies;
 pub mod timeline;
 pub mod upgrades;
+pub mod webhooks;
 pub mod workers;
 
 use chrono::NaiveDateTime;
