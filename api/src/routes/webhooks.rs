@@ -312,7 +312,8 @@ pub async fn test(
 /// Replay a webhook delivery
 ///
 /// 202: the delivery is queued again, due now, with a new retry window; it carries the same
-/// `webhook-id`, so a receiver that saw it already can tell.
+/// `webhook-id`, so a receiver that saw it already can tell. 404 for a delivery of another
+/// endpoint, or one being sent this moment (its attempt is about to be logged).
 #[utoipa::path(
     post,
     path = "/api/v1/workspaces/{ws}/webhooks/{id}/deliveries/{delivery_id}/replay",

@@ -308,7 +308,8 @@ fn write_message<C: BackendConnection>(
 }
 
 /// Queues the workspace endpoint's delivery `delivery` again, due now, with a new retry window:
-/// the same message, so the same `webhook-id`. Whether the endpoint had that delivery.
+/// the same message, so the same `webhook-id`. Whether the endpoint had that delivery and it was
+/// not being sent (one being sent is left to its worker).
 pub fn replay(
     conn: &mut DbConn,
     workspace: WorkspaceId,
@@ -322,7 +323,8 @@ pub fn replay(
     let changed = diesel::update(
         webhook_deliveries::table
             .filter(webhook_deliveries::id.eq(delivery))
-            .filter(webhook_deliveries::endpoint_id.eq_any(ours)),
+            .filter(webhook_deliveries::endpoint_id.eq_any(ours))
+            .filter(webhook_deliveries::state.ne(WebhookDeliveryState::Sending)),
     )
     .set((
         webhook_deliveries::state.eq(WebhookDeliveryState::Pending),
