@@ -282,8 +282,8 @@ pub async fn log(
 
 /// Send a test event to a webhook endpoint
 ///
-/// 202: a `webhook.test` event is queued to this endpoint alone (disabled or not) and sent like
-/// every event; the delivery log shows how it went.
+/// 202: a `webhook.test` event is queued to this endpoint alone and sent like every event (to a
+/// disabled endpoint, once it is enabled); the delivery log shows how it went.
 #[utoipa::path(
     post,
     path = "/api/v1/workspaces/{ws}/webhooks/{id}/test",

@@ -242,8 +242,8 @@ fn subscribers<C: BackendConnection>(
 }
 
 /// Writes a `webhook.test` event about `data` to the outbox with a pending delivery to the
-/// workspace's endpoint `endpoint` alone, disabled or not; `None` when the workspace has no such
-/// endpoint.
+/// workspace's endpoint `endpoint` alone (a disabled one's waits until it is enabled); `None`
+/// when the workspace has no such endpoint.
 pub fn enqueue_test(
     conn: &mut DbConn,
     workspace: WorkspaceId,
