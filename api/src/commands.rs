@@ -1,6 +1,6 @@
 //! The `invite-api` subcommands that run the system: `serve`, `import` for one file, and the
-//! twins of admin routes (`retry`, `resend`, `unsuppress`, `change-email`, `token`, `audit`,
-//! `members`), which call the same functions of
+//! twins of admin routes (`retry`, `resend`, `unsuppress`, `change-email`, `token`, `webhook`,
+//! `audit`, `members`), which call the same functions of
 //! [`invite_shared::service`] as the routes and print their errors with the whole cause chain.
 
 use std::io::IsTerminal as _;
@@ -36,6 +36,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::{AppState, router};
+
+pub mod webhooks;
 
 /// `openapi`: the API's OpenAPI document, exactly as `GET /api/v1/openapi.json` serves it.
 pub fn openapi() -> String {
@@ -320,7 +322,7 @@ async fn watch(db: &Db, id: ImportId) -> anyhow::Result<(Import, EmailCounts)> {
 }
 
 /// The id of workspace `slug`; an error naming it when there is none.
-async fn workspace_id(db: &Db, slug: &str) -> anyhow::Result<WorkspaceId> {
+pub(crate) async fn workspace_id(db: &Db, slug: &str) -> anyhow::Result<WorkspaceId> {
     let owned = slug.to_owned();
     db.run(move |c| Ok(auth::find_workspace(c, &owned)?))
         .await?

@@ -15,6 +15,7 @@ use invite_shared::domain::email::InviteeEmail;
 use invite_shared::ids::{ImportId, MemberId};
 use invite_shared::intake::workbook::child;
 use invite_shared::service::members::FilterText;
+use invite_shared::service::webhooks::EndpointRequest;
 use invite_shared::status::ImportStatus;
 use invite_shared::store::auth;
 use invite_worker::runtime;
@@ -156,6 +157,11 @@ enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Manage a workspace's webhook endpoints (twins of `…/webhooks`).
+    Webhook {
+        #[command(subcommand)]
+        action: WebhookAction,
+    },
     /// Internal: converts the workbook on standard input to CSV on standard output under the
     /// limits given as JSON; `serve` and `import` run it as a child process.
     #[command(name = "convert-workbook", hide = true)]
@@ -163,6 +169,59 @@ enum Command {
         /// The conversion's limits, as JSON.
         limits: String,
     },
+}
+
+#[derive(Subcommand)]
+enum WebhookAction {
+    /// Create an endpoint; its signing secret (`whsec_…`) is printed alone on the last line, and
+    /// never again.
+    Create {
+        /// The workspace's slug.
+        #[arg(long)]
+        workspace: String,
+        /// Where events are POSTed (https, a public host unless WEBHOOK_ALLOW_PRIVATE).
+        #[arg(long)]
+        url: String,
+        /// The event types to receive, comma-separated (e.g. `import.completed,email.sent`).
+        #[arg(long, value_delimiter = ',', required = true)]
+        events: Vec<String>,
+        /// What it is for.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List a workspace's endpoints (never their secrets).
+    List {
+        /// The workspace's slug.
+        #[arg(long)]
+        workspace: String,
+    },
+    /// Delete an endpoint with its deliveries and their log.
+    Delete {
+        /// The workspace's slug.
+        #[arg(long)]
+        workspace: String,
+        /// The endpoint's id, as `webhook list` shows it.
+        id: i64,
+    },
+    /// Queue a `webhook.test` event to one endpoint.
+    Test {
+        /// The workspace's slug.
+        #[arg(long)]
+        workspace: String,
+        /// The endpoint's id, as `webhook list` shows it.
+        id: i64,
+    },
+}
+
+impl WebhookAction {
+    fn workspace(&self) -> &String {
+        match self {
+            WebhookAction::Create { workspace, .. }
+            | WebhookAction::List { workspace }
+            | WebhookAction::Delete { workspace, .. }
+            | WebhookAction::Test { workspace, .. } => workspace,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -247,6 +306,13 @@ async fn start(cli: Cli) -> ExitCode {
 
 /// A `--workspace` given to a command must be a slug.
 fn check_workspace(command: &Command) -> anyhow::Result<()> {
+    if let Command::Webhook { action } = command {
+        let workspace = action.workspace();
+        anyhow::ensure!(
+            valid_slug(workspace),
+            "--workspace must be 1-64 lower-case letters, digits or '-'"
+        );
+    }
     if let Command::Token {
         action:
             TokenAction::Create { workspace, .. }
@@ -384,7 +450,31 @@ async fn one_off(command: Command, settings: &Settings, db: &Db) -> anyhow::Resu
         }
         Command::Migrate => "migrations applied".to_owned(),
         Command::Token { action } => commands::token(db, action_of(action)?).await?,
+        Command::Webhook { action } => webhook(settings, db, action).await?,
     })
+}
+
+/// Runs a `webhook` subcommand.
+async fn webhook(settings: &Settings, db: &Db, action: WebhookAction) -> anyhow::Result<String> {
+    use commands::webhooks as w;
+    match action {
+        WebhookAction::Create {
+            workspace,
+            url,
+            events,
+            description,
+        } => {
+            let request = EndpointRequest {
+                url,
+                events,
+                description,
+            };
+            w::create(settings, db, &workspace, request).await
+        }
+        WebhookAction::List { workspace } => w::list(db, &workspace).await,
+        WebhookAction::Delete { workspace, id } => w::delete(db, &workspace, id).await,
+        WebhookAction::Test { workspace, id } => w::test(db, &workspace, id).await,
+    }
 }
 
 /// Prints what `import` did; success when the import completed.

@@ -52,6 +52,11 @@ pub const BEARER: &str = "bearer";
             name = "tokens",
             description = "The workspace's API tokens: list (never a secret), create, revoke."
         ),
+        (
+            name = "webhooks",
+            description = "Signed webhooks (Standard Webhooks): endpoints (the secret shown \
+                once), their delivery log, a test event, replay, and enabling a disabled one."
+        ),
         (name = "audit", description = "Who did what in the workspace."),
         (
             name = "invitations",
@@ -181,6 +186,16 @@ mod tests {
             ("GET", "/api/v1/workspaces/{ws}/tokens"),
             ("POST", "/api/v1/workspaces/{ws}/tokens"),
             ("DELETE", "/api/v1/workspaces/{ws}/tokens/{id}"),
+            ("GET", "/api/v1/workspaces/{ws}/webhooks"),
+            ("POST", "/api/v1/workspaces/{ws}/webhooks"),
+            ("DELETE", "/api/v1/workspaces/{ws}/webhooks/{id}"),
+            ("GET", "/api/v1/workspaces/{ws}/webhooks/{id}/deliveries"),
+            ("POST", "/api/v1/workspaces/{ws}/webhooks/{id}/test"),
+            (
+                "POST",
+                "/api/v1/workspaces/{ws}/webhooks/{id}/deliveries/{delivery_id}/replay",
+            ),
+            ("POST", "/api/v1/workspaces/{ws}/webhooks/{id}/enable"),
             ("GET", "/api/v1/workspaces/{ws}/audit"),
             ("GET", "/invitations/{token}"),
             ("POST", "/invitations/{token}/accept"),

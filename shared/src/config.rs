@@ -264,6 +264,22 @@ pub struct Settings {
     /// How often the bounce reader looks for new mail when the server offers no IDLE.
     #[serde(with = "humantime_serde")]
     pub bounce_poll_interval: Duration,
+
+    // Webhooks (docs/product.md, "Webhooks").
+    /// Allow webhook endpoints on private, loopback and link-local addresses, and plain `http`
+    /// (for tests and closed networks); off, only public `https` hosts are called.
+    pub webhook_allow_private: bool,
+    /// Deadline of one webhook POST, from connecting to the end of the answer.
+    #[serde(with = "humantime_serde")]
+    pub webhook_timeout: Duration,
+    /// How long a webhook delivery is retried before it is `failed`; an endpoint whose deliveries
+    /// all failed this long is disabled.
+    #[serde(with = "humantime_serde")]
+    pub webhook_retry_window: Duration,
+    /// Wait before the first retry of a webhook delivery; later waits double (with jitter), up to
+    /// one hour.
+    #[serde(with = "humantime_serde")]
+    pub webhook_retry_base_delay: Duration,
 }
 
 impl Default for Settings {
@@ -329,6 +345,11 @@ impl Default for Settings {
             bounce_key: None,
             bounce_imap_url: None,
             bounce_poll_interval: Duration::from_secs(60),
+
+            webhook_allow_private: false,
+            webhook_timeout: Duration::from_secs(10),
+            webhook_retry_window: Duration::from_secs(24 * 3600),
+            webhook_retry_base_delay: Duration::from_secs(10),
         }
     }
 }

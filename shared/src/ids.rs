@@ -91,3 +91,19 @@ id_type!(
     /// An audit log entry's primary key, the cursor of the log's pages.
     AuditEventId
 );
+id_type!(
+    /// A webhook endpoint's primary key.
+    WebhookEndpointId
+);
+id_type!(
+    /// A webhook message's primary key (the outbox: one per event).
+    WebhookMessageId
+);
+id_type!(
+    /// A webhook delivery's primary key (one per message and endpoint).
+    WebhookDeliveryId
+);
+id_type!(
+    /// A webhook delivery attempt's primary key, the cursor of the delivery log's pages.
+    WebhookAttemptId
+);

@@ -17,3 +17,4 @@ pub mod service;
 pub mod status;
 pub mod store;
 pub mod tokens;
+pub mod webhooks;

@@ -1,5 +1,6 @@
 //! Metric names and the few helpers that record them. Labels are small closed sets: never an email,
-//! token or id.
+//! token or id — except a webhook endpoint's id, bounded by 20 per workspace, which says whose
+//! receiver fails.
 
 use crate::status::{ImportStatus, RowOutcome};
 
@@ -58,6 +59,17 @@ pub const WORKBOOK_CONVERSIONS_TOTAL: &str = "invites_workbook_conversions_total
 /// The `result` values of [`WORKBOOK_CONVERSIONS_TOTAL`].
 pub const WORKBOOK_CONVERSION_RESULTS: [&str; 5] =
     ["converted", "refused", "exhausted", "busy", "failed"];
+
+/// Webhook delivery attempts by `endpoint` (the endpoint's id: never its URL) and `result`:
+/// `delivered` (2xx), `retried` (anything else, to be tried again) or `failed` (out of
+/// `WEBHOOK_RETRY_WINDOW`).
+pub const WEBHOOK_DELIVERIES_TOTAL: &str = "invites_webhook_deliveries_total";
+/// Time of one webhook POST, by `endpoint` (its id), whatever its answer.
+pub const WEBHOOK_LATENCY: &str = "invites_webhook_latency_seconds";
+/// Histogram buckets of [`WEBHOOK_LATENCY`]: 5 ms to 10 s (`WEBHOOK_TIMEOUT`'s default).
+pub const WEBHOOK_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 /// Histogram buckets of [`EMAIL_SEND_DURATION`]: 5 ms to 30 s.
 pub const SEND_BUCKETS: &[f64] = &[
@@ -219,6 +231,7 @@ pub fn describe() {
          because their address bounced or complained)"
     );
     export_at_zero(REMINDERS_TOTAL, "result", &REMINDER_RESULTS);
+    describe_webhooks();
     export_at_zero(
         WORKBOOK_CONVERSIONS_TOTAL,
         "result",
@@ -229,6 +242,21 @@ pub fn describe() {
         "Messages of the bounce mailbox handled by the bounce reader, by result"
     );
     export_at_zero(BOUNCE_REPORTS_TOTAL, "result", &BOUNCE_REPORT_RESULTS);
+}
+
+/// Registers the webhook sender's descriptions (their series exist per endpoint, so none is
+/// exported before its first attempt).
+fn describe_webhooks() {
+    use metrics::{describe_counter, describe_histogram};
+    describe_counter!(
+        WEBHOOK_DELIVERIES_TOTAL,
+        "Webhook delivery attempts, by endpoint id and result"
+    );
+    describe_histogram!(
+        WEBHOOK_LATENCY,
+        metrics::Unit::Seconds,
+        "Time of one webhook POST, by endpoint id"
+    );
 }
 
 #[cfg(test)]

@@ -207,6 +207,20 @@ impl InvitationKind {
     }
 }
 
+stored_enum!(
+    /// A webhook delivery's state (one message to one endpoint).
+    WebhookDeliveryState {
+        /// Waiting for its next attempt.
+        Pending = "pending",
+        /// Claimed by a worker, being sent.
+        Sending = "sending",
+        /// The endpoint answered 2xx.
+        Delivered = "delivered",
+        /// Not delivered within `WEBHOOK_RETRY_WINDOW`.
+        Failed = "failed",
+    }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -74,6 +74,16 @@ pub fn invite_api_binary() -> PathBuf {
     binary
 }
 
+/// Webhook receivers of tests run on the test's loopback, over plain HTTP, and retry quickly.
+fn loopback_webhooks(settings: Settings) -> Settings {
+    Settings {
+        webhook_allow_private: true,
+        webhook_timeout: Duration::from_secs(2),
+        webhook_retry_base_delay: Duration::from_millis(100),
+        ..settings
+    }
+}
+
 /// A TCP port of 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -208,7 +218,7 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
         let base = format!("http://{addr}");
-        let mut settings = Settings {
+        let mut settings = loopback_webhooks(Settings {
             public_url: base.clone(),
             api_addr: addr,
             send_poll_interval: Duration::from_millis(100),
@@ -218,7 +228,7 @@ impl TestApp {
             smtp_pool_size: 50,
             db_pool_size: 6,
             ..Settings::default()
-        };
+        });
         let backing = match stack {
             Stack::Postgres => {
                 let (database, database_url) =

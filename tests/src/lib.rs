@@ -16,6 +16,8 @@ pub mod dovecot;
 
 pub mod bounces;
 
+pub mod webhooks;
+
 /// The value of the series `name{labels}` (spelled exactly as rendered) in a `/metrics` text, if
 /// exported.
 pub fn metric_value(metrics: &str, series: &str) -> Option<f64> {

@@ -25,6 +25,7 @@ const B_CSV: &str = "First Name,Last Name,Email,User Role\n\
 const B_FILE: &str = "globex-secret-upload.csv";
 const B_GROUP: &str = "globex-secret-group";
 const B_TOKEN_NAME: &str = "globex-secret-token";
+const B_WEBHOOK: &str = "globex-secret-webhook";
 
 /// A's upload: the shared person, under A's names.
 const A_CSV: &str = "First Name,Last Name,Email,User Role\n\
@@ -37,6 +38,7 @@ struct Made {
     import: i64,
     member: i64,
     token_id: i64,
+    webhook: i64,
 }
 
 impl Made {
@@ -47,6 +49,7 @@ impl Made {
             "imports" => self.import,
             "members" => self.member,
             "tokens" => self.token_id,
+            "webhooks" => self.webhook,
             _ => panic!(
                 "{path}: this test has no `{kind}` id of each workspace; make one in \
                  `populate` and name it in `Made::id_for`"
@@ -66,6 +69,7 @@ fn b_secrets(b: &Made, b_token_prefix: &str) -> Vec<String> {
         B_FILE,
         B_GROUP,
         B_TOKEN_NAME,
+        B_WEBHOOK,
         b_token_prefix,
         &b.token,
         B,
@@ -93,6 +97,8 @@ impl Operation {
     fn concrete(&self, slug: &str, id: Option<i64>) -> String {
         let path = self.path.replace("{ws}", slug);
         let path = id.map_or(path.clone(), |id| path.replace("{id}", &id.to_string()));
+        // A delivery of the endpoint's own would do as well: the endpoint is what is refused.
+        let path = path.replace("{delivery_id}", "1");
         assert!(
             !path.contains('{'),
             "a parameter this test does not fill: {path}"
@@ -193,12 +199,19 @@ async fn populate(
     post_json(app, (slug, token), "/groups", json!({ "name": group_name })).await;
     let token_name = format!("{slug}-secret-token");
     let created = post_json(app, (slug, token), "/tokens", json!({ "name": token_name })).await;
+    let webhook = json!({
+        "url": format!("http://127.0.0.1:9/{slug}-secret-webhook"),
+        "events": ["member.archived"],
+        "description": format!("{slug}-secret-webhook"),
+    });
+    let webhook = post_json(app, (slug, token), "/webhooks", webhook).await;
     let made = Made {
         slug: slug.to_owned(),
         token: created["token"].as_str().unwrap().to_owned(),
         import,
         member,
         token_id: created["id"].as_i64().unwrap(),
+        webhook: webhook["id"].as_i64().unwrap(),
     };
     (made, created["prefix"].as_str().unwrap().to_owned())
 }
@@ -279,6 +292,16 @@ async fn assert_b_untouched(app: &TestApp, b: &Made) {
         .find(|t| t["id"] == b.token_id)
         .expect("B's token is listed by B");
     assert_eq!(token["revoked_at"], Value::Null, "B's token: {token}");
+    let webhooks = app
+        .get_in(b_auth, "/webhooks")
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(
+        webhooks["webhooks"][0]["id"], b.webhook,
+        "B's webhook is not deleted: {webhooks}"
+    );
     let import = app
         .get_in(b_auth, &format!("/imports/{}", b.import))
         .await

@@ -8,9 +8,10 @@
 //!   retries are scheduled per delivery in the database (`next_attempt_at`, exponential backoff
 //!   with jitter, up to `EMAIL_RETRY_WINDOW`), never by the queue.
 //!
-//! Beside the queue's workers, each process runs its send engine, its housekeeping timer, its
-//! bounce reader ([`bounces`], with `BOUNCE_IMAP_URL`) and its heartbeat ([`liveness`]), under
-//! which it claims every email and import.
+//! Beside the queue's workers, each process runs its send engine, its webhook sender
+//! ([`webhooks`]), its housekeeping timer, its bounce reader ([`bounces`], with
+//! `BOUNCE_IMAP_URL`) and its heartbeat ([`liveness`]), under which it claims every email and
+//! import.
 
 pub mod bounces;
 pub mod gauges;
@@ -20,6 +21,7 @@ pub mod liveness;
 pub mod runtime;
 pub mod sender;
 pub mod server;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -149,6 +151,7 @@ pub async fn run(mut deps: Deps, shutdown: CancellationToken) -> anyhow::Result<
     let sender = tokio::spawn(sender::run(deps.clone(), shutdown.clone()));
     let housekeeping = tokio::spawn(housekeeping::run(deps.clone(), shutdown.clone()));
     let bounce_reader = tokio::spawn(bounces::run(deps.clone(), shutdown.clone()));
+    let webhooks = tokio::spawn(webhooks::run(deps.clone(), shutdown.clone()));
     tokio::spawn(gauges::run(
         deps.db.clone(),
         deps.queue.clone(),
@@ -160,6 +163,7 @@ pub async fn run(mut deps: Deps, shutdown: CancellationToken) -> anyhow::Result<
     shutdown.cancel();
     housekeeping.await.context("housekeeping panicked")?;
     bounce_reader.await.context("the bounce reader panicked")?;
+    webhooks.await.context("the webhook sender panicked")?;
     let sent = sender.await.context("the send engine panicked");
     registered.cancel();
     heartbeat.await.context("the heartbeat panicked")?;

@@ -45,6 +45,7 @@ pub fn metrics_handle() -> PrometheusHandle {
                 buckets(m::IMPORT_DURATION, m::IMPORT_BUCKETS),
                 buckets(m::HTTP_REQUEST_DURATION, m::HTTP_BUCKETS),
                 buckets(m::UPLOAD_BYTES, m::UPLOAD_BUCKETS),
+                buckets(m::WEBHOOK_LATENCY, m::WEBHOOK_BUCKETS),
             ]
             .into_iter()
             .try_fold(PrometheusBuilder::new(), |builder, (matcher, buckets)| {

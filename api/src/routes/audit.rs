@@ -35,11 +35,13 @@ pub struct AuditEntry {
     /// The acting admin's email; `null` for an operator at the command line or the service itself.
     pub actor: Option<String>,
     /// `upload`, `dry_run`, `retry`, `resend`, `invitation_link`, `archive`, `unarchive`,
-    /// `token_create`, `token_revoke` or `upload_delete` (a stored file deleted after
-    /// `UPLOAD_RETENTION`).
+    /// `token_create`, `token_revoke`, `upload_delete` (a stored file deleted after
+    /// `UPLOAD_RETENTION`), `import_cancel`, `remind`, `webhook_create`, `webhook_delete`,
+    /// `webhook_test`, `webhook_replay` or `webhook_enable`.
     #[schema(example = "upload")]
     pub action: String,
-    /// What it acted on, by id (`import 12`, `member 34`, `token 5`): never a link or a token.
+    /// What it acted on, by id (`import 12`, `member 34`, `token 5`, `webhook 3`): never a link
+    /// or a token.
     #[schema(example = "import 12")]
     pub target: String,
     /// When.

@@ -8,6 +8,7 @@ pub mod imports;
 pub mod invitations;
 pub mod members;
 pub mod tokens;
+pub mod webhooks;
 
 use axum::Router;
 use axum::response::Redirect;
@@ -69,6 +70,12 @@ fn api(shared: OpenApi) -> ApiRoutes {
         .routes(routes!(groups::create, groups::list))
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::revoke))
+        .routes(routes!(webhooks::list, webhooks::create))
+        .routes(routes!(webhooks::delete))
+        .routes(routes!(webhooks::log))
+        .routes(routes!(webhooks::test))
+        .routes(routes!(webhooks::replay))
+        .routes(routes!(webhooks::enable))
         .routes(routes!(audit::list))
         .routes(routes!(invitations::show))
         .routes(routes!(invitations::accept))

@@ -237,6 +237,62 @@ diesel::table! {
 diesel::joinable!(api_tokens -> accounts (account_id));
 diesel::joinable!(api_tokens -> workspaces (workspace_id));
 diesel::joinable!(groups -> workspaces (workspace_id));
+diesel::table! {
+    webhook_endpoints (id) {
+        id -> BigInt,
+        workspace_id -> BigInt,
+        url -> Text,
+        description -> Text,
+        events -> Text,
+        secret -> Text,
+        created_at -> Timestamp,
+        disabled_at -> Nullable<Timestamp>,
+        disabled_reason -> Nullable<Text>,
+        failing_since -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    webhook_messages (id) {
+        id -> BigInt,
+        workspace_id -> BigInt,
+        msg_id -> Text,
+        event_type -> Text,
+        payload -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> BigInt,
+        message_id -> BigInt,
+        endpoint_id -> BigInt,
+        state -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        first_attempt_at -> Nullable<Timestamp>,
+        claim -> Nullable<BigInt>,
+        lease_until -> Nullable<Timestamp>,
+        last_status -> Nullable<Text>,
+        delivered_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_attempts (id) {
+        id -> BigInt,
+        delivery_id -> BigInt,
+        endpoint_id -> BigInt,
+        at -> Timestamp,
+        http_status -> Nullable<Integer>,
+        error -> Nullable<Text>,
+        latency_ms -> BigInt,
+        response -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(imports -> workspaces (workspace_id));
 diesel::joinable!(import_chunks -> imports (import_id));
 diesel::joinable!(members -> workspaces (workspace_id));
@@ -255,6 +311,12 @@ diesel::joinable!(import_email_tallies -> imports (import_id));
 diesel::joinable!(audit_events -> workspaces (workspace_id));
 diesel::joinable!(audit_events -> accounts (actor_account_id));
 diesel::joinable!(workspace_daily_emails -> workspaces (workspace_id));
+
+diesel::joinable!(webhook_endpoints -> workspaces (workspace_id));
+diesel::joinable!(webhook_messages -> workspaces (workspace_id));
+diesel::joinable!(webhook_deliveries -> webhook_messages (message_id));
+diesel::joinable!(webhook_deliveries -> webhook_endpoints (endpoint_id));
+diesel::joinable!(webhook_attempts -> webhook_deliveries (delivery_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
@@ -276,4 +338,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     import_email_tallies,
     workspace_daily_emails,
     workers,
+    webhook_endpoints,
+    webhook_messages,
+    webhook_deliveries,
+    webhook_attempts,
 );

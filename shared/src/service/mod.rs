@@ -17,6 +17,7 @@ pub mod retention;
 pub mod support;
 pub mod timeline;
 pub mod tokens;
+pub mod webhooks;
 
 use std::path::PathBuf;
 

@@ -7,7 +7,9 @@ use diesel::prelude::*;
 use crate::db::DbConn;
 use crate::db::backend::BackendConnection;
 use crate::db::schema::{accounts, audit_events};
-use crate::ids::{AccountId, AuditEventId, ImportId, MemberId, TokenId, WorkspaceId};
+use crate::ids::{
+    AccountId, AuditEventId, ImportId, MemberId, TokenId, WebhookEndpointId, WorkspaceId,
+};
 use crate::on_conn;
 use crate::store::now;
 
@@ -42,6 +44,16 @@ pub enum Action {
     ImportCancel,
     /// The members matching a filter were sent reminders (one entry per call).
     Remind,
+    /// A webhook endpoint was created.
+    WebhookCreate,
+    /// A webhook endpoint was deleted.
+    WebhookDelete,
+    /// A test event was queued to a webhook endpoint.
+    WebhookTest,
+    /// A webhook delivery was queued again.
+    WebhookReplay,
+    /// A disabled webhook endpoint was enabled again.
+    WebhookEnable,
 }
 
 impl Action {
@@ -62,6 +74,11 @@ impl Action {
             Action::UploadDelete => "upload_delete",
             Action::ImportCancel => "import_cancel",
             Action::Remind => "remind",
+            Action::WebhookCreate => "webhook_create",
+            Action::WebhookDelete => "webhook_delete",
+            Action::WebhookTest => "webhook_test",
+            Action::WebhookReplay => "webhook_replay",
+            Action::WebhookEnable => "webhook_enable",
         }
     }
 }
@@ -85,6 +102,8 @@ pub enum Target {
     Member(MemberId),
     /// An API token, by id.
     Token(TokenId),
+    /// A webhook endpoint, by id.
+    Webhook(WebhookEndpointId),
     /// The members a remind call went through, counted: never who they are. The suppressed count
     /// is written only when there were any.
     Reminded {
@@ -103,6 +122,7 @@ impl Target {
             Target::Import(id) => format!("import {id}"),
             Target::Member(id) => format!("member {id}"),
             Target::Token(id) => format!("token {id}"),
+            Target::Webhook(id) => format!("webhook {id}"),
             Target::Reminded {
                 reminded,
                 skipped,

@@ -14,7 +14,9 @@ use crate::ids::{AccountId, ImportId, MemberId, WorkerId, WorkspaceId};
 use crate::status::{DeliveryState, ImportStatus, RowOutcome};
 use crate::store::audit::{Action, Actor, Target, record_on};
 use crate::store::invitations::invitations_of;
+use crate::store::webhooks;
 use crate::store::{now, tallies};
+use crate::webhooks::EventType;
 use crate::{on_conn, write_transaction};
 
 /// Size of the pieces an upload is stored in; every piece but the last is exactly this long, so a
@@ -439,17 +441,27 @@ pub fn finish(
     status: ImportStatus,
     error: Option<&str>,
 ) -> QueryResult<()> {
-    on_conn!(conn, |c| {
-        diesel::update(imports::table.find(id))
-            .filter(imports::status.eq(ImportStatus::Processing))
-            .set((
-                imports::status.eq(status),
-                imports::error.eq(error),
-                imports::finished_at.eq(Some(now())),
-                imports::lease_until.eq(None::<NaiveDateTime>),
-            ))
-            .execute(c)
-            .map(drop)
+    write_transaction!(conn, |c| {
+        let finished: Vec<WorkspaceId> = c.load(
+            diesel::update(imports::table.find(id))
+                .filter(imports::status.eq(ImportStatus::Processing))
+                .set((
+                    imports::status.eq(status),
+                    imports::error.eq(error),
+                    imports::finished_at.eq(Some(now())),
+                    imports::lease_until.eq(None::<NaiveDateTime>),
+                ))
+                .returning(imports::workspace_id),
+        )?;
+        let Some(workspace) = finished.first() else {
+            return Ok(());
+        };
+        let event = match status {
+            ImportStatus::Failed => EventType::ImportFailed,
+            _ => EventType::ImportCompleted,
+        };
+        let data = serde_json::json!({"import_id": id, "status": status});
+        webhooks::enqueue(c, *workspace, event, data)
     })
 }
 
@@ -511,6 +523,12 @@ pub fn cancel(
             c.execute(diesel::update(imports::table.find(id)).set(ended))?;
         }
         let emails = cancel_unsent(c, id)?;
+        let data = serde_json::json!({
+            "import_id": id,
+            "status": ImportStatus::Cancelled,
+            "cancelled_emails": emails,
+        });
+        webhooks::enqueue(c, workspace, EventType::ImportCancelled, data)?;
         Ok(CancelOutcome::Cancelled { emails })
     })
 }

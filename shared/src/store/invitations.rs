@@ -11,7 +11,9 @@ use crate::ids::{AccountId, InvitationId, MemberId, WorkspaceId};
 use crate::status::MemberStatus;
 use crate::store::members::{InvitedBy, inviter_names};
 use crate::store::now;
+use crate::store::webhooks;
 use crate::tokens;
+use crate::webhooks::EventType;
 use crate::{on_conn, write_transaction};
 
 /// The ids of the invitations of `members`, as a subquery: deliveries are indexed by invitation
@@ -230,14 +232,15 @@ pub fn accept(conn: &mut DbConn, token: &str) -> QueryResult<Lookup> {
         diesel::update(invitations::table.find(view.invitation_id))
             .set(invitations::accepted_at.eq(Some(now)))
             .execute(c)?;
-        let account: AccountId = members::table
+        let (account, workspace): (AccountId, WorkspaceId) = members::table
             .find(member)
-            .select(members::account_id)
+            .select((members::account_id, members::workspace_id))
             .first(c)?;
         diesel::update(accounts::table.find(account))
             .filter(accounts::activated_at.is_null())
             .set(accounts::activated_at.eq(Some(now)))
             .execute(c)?;
+        webhooks::enqueue_member(c, workspace, EventType::MemberAccepted, *member)?;
         Ok(lookup)
     })
 }

@@ -22,6 +22,7 @@ pub mod suppression;
 pub mod tallies;
 pub mod timeline;
 pub mod upgrades;
+pub mod webhooks;
 pub mod workers;
 
 use chrono::NaiveDateTime;

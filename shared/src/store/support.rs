@@ -42,7 +42,9 @@ use crate::store::invitations::invitations_of;
 use crate::store::members::{self as member_store, MemberView, invitee_status};
 use crate::store::now;
 use crate::store::tallies::{self, Tally, add_tally};
+use crate::store::webhooks;
 use crate::tokens;
+use crate::webhooks::EventType;
 use crate::write_transaction;
 
 /// Statuses of a member who has not accepted yet: the ones support may re-invite.
@@ -575,6 +577,7 @@ pub fn archive(
         .set(invitations::revoked_at.eq(Some(now)))
         .execute(c)?;
         cancel_deliveries(c, &[member], &[DeliveryState::Pending])?;
+        webhooks::enqueue_member(c, workspace, EventType::MemberArchived, member)?;
         Ok(Step::Done)
     });
     let step = step?;
@@ -676,6 +679,9 @@ fn invite_anew(
         set_status(c, member, invitee_status(edition, state.activated), now)?;
         cancel_deliveries(c, &[member], &UNSENT)?;
         invite_again(c, (member, cause), state.import_id, now)?;
+        if cause == InvitationCause::Unarchive {
+            webhooks::enqueue_member(c, workspace, EventType::MemberUnarchived, member)?;
+        }
         Ok(Step::Done)
     });
     Ok(match step? {

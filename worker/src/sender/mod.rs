@@ -27,7 +27,7 @@
 //! sends in flight finish within `SMTP_TIMEOUT`, and records everything before it returns.
 
 mod cancels;
-mod decide;
+pub(crate) mod decide;
 mod limiter;
 
 use std::collections::HashMap;

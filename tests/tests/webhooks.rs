@@ -1,0 +1,253 @@
+//! Signed webhooks (docs/product.md, "Webhooks"), received by a server that verifies every
+//! request with the official Standard Webhooks Python library.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use invite_tests::app::{Stack, TestApp, free_port};
+use invite_tests::on_both_stacks;
+use invite_tests::webhooks::Receiver;
+use serde_json::{Value, json};
+
+on_both_stacks!(
+    a_test_event_arrives_signed_and_is_logged,
+    every_event_arrives_with_a_stable_id_through_an_outage_and_errors,
+    an_archive_and_an_import_are_reported,
+);
+
+/// Makes an endpoint at 127.0.0.1:`port` for `events`; its id and secret.
+async fn endpoint(app: &TestApp, port: u16, events: &[&str]) -> (i64, String) {
+    let body = json!({
+        "url": format!("http://127.0.0.1:{port}/hook"),
+        "events": events,
+        "description": "test receiver",
+    });
+    let response = app.post_json("/webhooks", body).await;
+    assert_eq!(response.status(), 201);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let created: Value = response.json().await.unwrap();
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"), "{created}");
+    (created["id"].as_i64().unwrap(), secret)
+}
+
+/// Every request the receiver got passed the official library's verification.
+fn all_verified(received: &[Value]) {
+    for entry in received {
+        assert_eq!(entry["verified"], true, "{entry}");
+    }
+}
+
+async fn a_test_event_arrives_signed_and_is_logged(stack: Stack) {
+    let app = TestApp::spawn(stack).await;
+    let port = free_port();
+    let (id, secret) = endpoint(&app, port, &["webhook.test"]).await;
+    let mut receiver = Receiver::new(&secret);
+    receiver.start(port, "200").await;
+
+    assert_eq!(
+        app.post(&format!("/webhooks/{id}/test")).await.status(),
+        202
+    );
+
+    let received = receiver.wait_for("the test event", |r| !r.is_empty()).await;
+    all_verified(&received);
+    assert_eq!(received.len(), 1, "{received:?}");
+    let event = &received[0]["body"];
+    assert_eq!(event["type"], "webhook.test");
+    assert_eq!(event["data"]["endpoint_id"], id);
+    assert_eq!(event["data"]["workspace"], app.workspace.as_str());
+    let webhook_id = received[0]["webhook_id"].as_str().unwrap();
+    assert!(webhook_id.starts_with("msg_"), "{webhook_id}");
+
+    let log = wait_for_log(&app, id, |a| a.iter().any(|a| a["state"] == "delivered")).await;
+    assert_eq!(log[0]["status"], 200, "{log:?}");
+    assert_eq!(log[0]["webhook_id"], webhook_id);
+    assert_eq!(log[0]["response"], "answered 200");
+    let listed = app.get_json("/webhooks").await;
+    assert_eq!(listed["webhooks"][0]["id"], id);
+    assert!(
+        !listed.to_string().contains(&secret[6..]),
+        "no secret in the list"
+    );
+    let audit = app.get_json("/audit").await.to_string();
+    assert!(
+        audit.contains("webhook_create") && audit.contains("webhook_test"),
+        "{audit}"
+    );
+}
+
+/// The endpoint's delivery log, once `done` says so.
+async fn wait_for_log(app: &TestApp, id: i64, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + invite_tests::app::PATIENCE;
+    loop {
+        let log = app.get_json(&format!("/webhooks/{id}/deliveries")).await;
+        let attempts = log["attempts"].as_array().cloned().unwrap_or_default();
+        if done(&attempts) {
+            return attempts;
+        }
+        assert!(std::time::Instant::now() < deadline, "the log: {log}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+async fn every_event_arrives_with_a_stable_id_through_an_outage_and_errors(stack: Stack) {
+    let app = TestApp::spawn(stack).await;
+    let port = free_port();
+    let (id, secret) = endpoint(&app, port, &["webhook.test"]).await;
+    let mut receiver = Receiver::new(&secret);
+    for _ in 0..3 {
+        assert_eq!(
+            app.post(&format!("/webhooks/{id}/test")).await.status(),
+            202
+        );
+    }
+
+    // Down: every delivery fails to connect at least once, and is kept for later.
+    let log = wait_for_log(&app, id, |a| {
+        a.iter()
+            .filter(|a| a["error"].is_string())
+            .filter_map(|a| a["delivery_id"].as_i64())
+            .collect::<BTreeSet<_>>()
+            .len()
+            == 3
+    })
+    .await;
+    assert!(log.iter().all(|a| a["state"] != "delivered"), "{log:?}");
+    let listed = app.get_json("/webhooks").await;
+    assert!(
+        listed["webhooks"][0]["failing_since"].is_string(),
+        "{listed}"
+    );
+
+    // Up, answering 500: each arrives, verified, and is retried.
+    receiver.start(port, "500").await;
+    let ids = |r: &[Value]| -> BTreeSet<String> {
+        r.iter()
+            .map(|e| e["webhook_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    receiver.wait_for("three 500s", |r| ids(r).len() == 3).await;
+
+    // Then 200: each is delivered, under the id it had all along.
+    receiver.answer("200");
+    let received = receiver
+        .wait_for("every event answered 200", |r| {
+            r.iter().filter(|e| e["answered"] == 200).count() >= 3
+                && ids(r).len() == 3
+                && ids(&r
+                    .iter()
+                    .filter(|e| e["answered"] == 200)
+                    .cloned()
+                    .collect::<Vec<_>>())
+                .len()
+                    == 3
+        })
+        .await;
+    all_verified(&received);
+    assert_eq!(
+        ids(&received).len(),
+        3,
+        "no new ids on retries: {received:?}"
+    );
+    let mut by_id: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for e in &received {
+        by_id
+            .entry(e["webhook_id"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(e["answered"].as_i64().unwrap());
+    }
+    for (webhook_id, answers) in &by_id {
+        assert_eq!(answers.first(), Some(&500), "{webhook_id}: {answers:?}");
+        assert_eq!(answers.last(), Some(&200), "{webhook_id}: {answers:?}");
+    }
+    let log = wait_for_log(&app, id, |a| {
+        a.iter().filter(|a| a["state"] == "delivered").count() >= 3
+    })
+    .await;
+    assert!(log.iter().any(|a| a["status"] == 500), "{log:?}");
+    let listed = app.get_json("/webhooks").await;
+    assert!(listed["webhooks"][0]["failing_since"].is_null(), "{listed}");
+
+    // A replay sends the delivered message again, with its id.
+    let delivery = log[0]["delivery_id"].as_i64().unwrap();
+    let replayed = app
+        .post(&format!("/webhooks/{id}/deliveries/{delivery}/replay"))
+        .await;
+    assert_eq!(replayed.status(), 202);
+    let before = received.len();
+    let again = receiver.wait_for("the replay", |r| r.len() > before).await;
+    assert_eq!(ids(&again).len(), 3, "the replay has its old id: {again:?}");
+}
+
+async fn an_archive_and_an_import_are_reported(stack: Stack) {
+    let app = TestApp::spawn(stack).await;
+    let port = free_port();
+    let events = ["import.completed", "member.archived", "member.accepted"];
+    let (_, secret) = endpoint(&app, port, &events).await;
+    let mut receiver = Receiver::new(&secret);
+    receiver.start(port, "200").await;
+
+    let csv = "First Name,Last Name,Email,User Role\nAda,Lovelace,ada@example.com,End User\n";
+    let import: Value = app.upload(csv).await.json().await.unwrap();
+    let import_id = import["id"].as_i64().unwrap();
+    app.wait_for_import(import_id, |i| i["status"] == "completed")
+        .await;
+    let member = app.member_id("ada@example.com").await;
+    assert_eq!(
+        app.post(&format!("/members/{member}/archive"))
+            .await
+            .status(),
+        200
+    );
+
+    let received = receiver.wait_for("two events", |r| r.len() >= 2).await;
+    all_verified(&received);
+    let types: BTreeSet<&str> = received
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        BTreeSet::from(["import.completed", "member.archived"])
+    );
+    let completed = received
+        .iter()
+        .find(|e| e["type"] == "import.completed")
+        .unwrap();
+    assert_eq!(completed["body"]["data"]["import_id"], import_id);
+    assert_eq!(completed["body"]["data"]["status"], "completed");
+    let archived = received
+        .iter()
+        .find(|e| e["type"] == "member.archived")
+        .unwrap();
+    assert_eq!(archived["body"]["data"]["member_id"], member);
+    assert_eq!(archived["body"]["data"]["email"], "ada@example.com");
+    assert_eq!(archived["body"]["data"]["status"], "archived");
+}
+
+/// Private, loopback and link-local targets are refused without `WEBHOOK_ALLOW_PRIVATE`, as is
+/// plain `http`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_targets_are_refused_with_words() {
+    let app = TestApp::spawn_with(Stack::Sqlite, |s| s.webhook_allow_private = false).await;
+    for url in [
+        "https://127.0.0.1/hook",
+        "https://10.0.0.1/hook",
+        "https://169.254.169.254/latest/meta-data",
+        "https://[::1]/hook",
+        "https://[::ffff:127.0.0.1]/hook",
+        "https://localhost:8443/hook",
+        "http://example.com/hook",
+        "ftp://example.com/hook",
+    ] {
+        let body = json!({"url": url, "events": ["webhook.test"]});
+        let response = app.post_json("/webhooks", body).await;
+        assert_eq!(response.status(), 422, "{url}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["code"], "invalid_url", "{url}: {error}");
+    }
+    let body = json!({"url": "https://localhost/hook", "events": ["email.opened"]});
+    let error: Value = app.post_json("/webhooks", body).await.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "invalid_events", "{error}");
+    assert_eq!(app.get_json("/webhooks").await["webhooks"], json!([]));
+}
