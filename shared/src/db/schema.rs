@@ -6,6 +6,7 @@ diesel::table! {
         slug -> Text,
         name -> Text,
         created_at -> Timestamp,
+        accept_redirect_url -> Nullable<Text>,
     }
 }
 
@@ -135,6 +136,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    acceptance_handovers (token_hash) {
+        token_hash -> Binary,
+        member_id -> BigInt,
+        accepted_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     audit_events (id) {
         id -> BigInt,
         workspace_id -> BigInt,
@@ -245,6 +256,7 @@ diesel::joinable!(member_groups -> members (member_id));
 diesel::joinable!(member_groups -> groups (group_id));
 diesel::joinable!(invitations -> members (member_id));
 diesel::joinable!(invitation_links -> invitations (invitation_id));
+diesel::joinable!(acceptance_handovers -> members (member_id));
 diesel::joinable!(deliveries -> invitations (invitation_id));
 diesel::joinable!(deliveries -> members (member_id));
 diesel::joinable!(delivery_attempts -> deliveries (delivery_id));
@@ -269,6 +281,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     member_groups,
     invitations,
     invitation_links,
+    acceptance_handovers,
     deliveries,
     delivery_attempts,
     bounce_reports,

@@ -38,6 +38,8 @@ pub enum Action {
     ImportCancel,
     /// The members matching a filter were sent reminders (one entry per call).
     Remind,
+    /// A workspace setting was changed (`PUT …/settings`, `invite-api settings`).
+    SettingsChange,
 }
 
 impl Action {
@@ -56,6 +58,7 @@ impl Action {
             Action::UploadDelete => "upload_delete",
             Action::ImportCancel => "import_cancel",
             Action::Remind => "remind",
+            Action::SettingsChange => "settings_change",
         }
     }
 }
@@ -79,6 +82,8 @@ pub enum Target {
     Member(MemberId),
     /// An API token, by id.
     Token(TokenId),
+    /// A workspace setting, by name (never its value).
+    Setting(&'static str),
     /// The members a remind call went through, counted: never who they are.
     Reminded {
         /// Members reminded.
@@ -94,6 +99,7 @@ impl Target {
             Target::Import(id) => format!("import {id}"),
             Target::Member(id) => format!("member {id}"),
             Target::Token(id) => format!("token {id}"),
+            Target::Setting(name) => format!("setting {name}"),
             Target::Reminded { reminded, skipped } => {
                 format!("members: {reminded} reminded, {skipped} skipped")
             }
