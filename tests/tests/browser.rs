@@ -397,23 +397,34 @@ async fn accepting_hands_over_to_the_workspaces_application_which_verifies_the_m
     let app = TestApp::spawn(stack).await;
     let (application, server) = application(app.base.clone()).await;
     let template = format!("{application}/welcome?member={{member_id}}&email={{email}}");
-    let set = app
-        .client
-        .put(app.url("/settings"))
-        .bearer_auth(&app.token)
-        .json(&json!({ "accept_redirect_url": template }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(set.status(), 200);
-    let csv = "First Name,Last Name,Email,User Role\nAda,<b>Lovelace</b>,ada@example.com,Builder\n";
-    let id = app.upload_ok(csv).await;
-    app.settled(id).await;
     let browser = Browser::start(
         stack,
         "accepting_hands_over_to_the_workspaces_application_which_verifies_the_member",
     )
     .await;
+    sign_in(&browser, &app).await;
+    browser.click("#tab-settings").await;
+    // The field is filled from the server first.
+    browser.wait_for("#settings-form[data-loaded]").await;
+    browser
+        .fill("#settings-redirect-url", "http://app.example.com/welcome")
+        .await;
+    browser.click("#settings-save").await;
+    browser
+        .wait_for_text("#message", |t| t.contains("https://"))
+        .await;
+    browser.screenshot("settings-refused").await;
+    browser.fill("#settings-redirect-url", &template).await;
+    browser.click("#settings-save").await;
+    browser
+        .wait_for_text("#message", |t| t.contains("Saved"))
+        .await;
+    browser.screenshot("settings-saved").await;
+    let saved = app.get_json("/settings").await;
+    assert_eq!(saved["accept_redirect_url"], template.as_str());
+    let csv = "First Name,Last Name,Email,User Role\nAda,<b>Lovelace</b>,ada@example.com,Builder\n";
+    let id = app.upload_ok(csv).await;
+    app.settled(id).await;
 
     open_emailed_link(&browser, &app, "ada@example.com").await;
     browser.screenshot("invitation").await;
