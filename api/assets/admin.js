@@ -388,6 +388,7 @@
     users: { tab: $('#tab-users'), panel: $('#panel-users') },
     add: { tab: $('#tab-add'), panel: $('#panel-add') },
     tokens: { tab: $('#tab-tokens'), panel: $('#panel-tokens') },
+    settings: { tab: $('#tab-settings'), panel: $('#panel-settings') },
   };
 
   function activateTab(name, { focus = true } = {}) {
@@ -401,6 +402,7 @@
     // The users' statuses change as imports run and emails go out: show them fresh.
     if (name === 'users') loadMembers();
     if (name === 'tokens') loadTokens();
+    if (name === 'settings') loadSettings();
   }
 
   function onTabKey(event) {
@@ -1499,6 +1501,51 @@
     });
   }
 
+  // ---------------------------------------------------------------- settings view
+
+  /** Shows the workspace's settings in the form; the field is read-only until they are in, so
+   * that nothing typed meanwhile is overwritten. */
+  async function loadSettings() {
+    if (!state.session) return;
+    const form = $('#settings-form');
+    const field = $('#settings-redirect-url');
+    form.setAttribute('aria-busy', 'true');
+    delete form.dataset.loaded;
+    field.readOnly = true;
+    try {
+      const settings = await apiJson('/settings');
+      field.value = settings.accept_redirect_url || '';
+      form.dataset.loaded = 'true';
+    } catch (error) {
+      report(error);
+    } finally {
+      field.readOnly = false;
+      form.removeAttribute('aria-busy');
+    }
+  }
+
+  /** Saves the form: an empty field clears the setting. The server checks the URL and says why
+   * it refuses one. */
+  async function onSaveSettings(event) {
+    event.preventDefault();
+    const url = $('#settings-redirect-url').value.trim();
+    await withBusy($('#settings-save'), async () => {
+      try {
+        const saved = await apiJson('/settings', {
+          method: 'PUT',
+          body: JSON.stringify({ accept_redirect_url: url === '' ? null : url }),
+          headers: { 'Content-Type': 'application/json' },
+        });
+        $('#settings-redirect-url').value = saved.accept_redirect_url || '';
+        say(saved.accept_redirect_url
+          ? 'Saved: people who accept are sent to your application'
+          : 'Saved: people who accept see this service\'s welcome page');
+      } catch (error) {
+        report(error);
+      }
+    });
+  }
+
   // ---------------------------------------------------------------- start
 
   function wire() {
@@ -1528,6 +1575,7 @@
     $('#members-more').addEventListener('click', (event) => withBusy(event.currentTarget, () => loadMembers({ more: true })));
     membersBody.addEventListener('click', onMemberAction);
     $('#tokens-refresh').addEventListener('click', () => loadTokens());
+    $('#settings-form').addEventListener('submit', onSaveSettings);
     tokensBody.addEventListener('click', onTokenAction);
     $('#template-download').addEventListener('click', onTemplate);
     fileInput.addEventListener('change', () => chooseFile(fileInput.files && fileInput.files[0]));

@@ -1,6 +1,6 @@
 //! The `invite-api` subcommands that run the system: `serve`, `import` for one file, and the
 //! twins of admin routes (`retry`, `resend`, `unsuppress`, `change-email`, `token`, `webhook`,
-//! `audit`, `members`), which call the same functions of
+//! `audit`, `members`, `settings`), which call the same functions of
 //! [`invite_shared::service`] as the routes and print their errors with the whole cause chain.
 
 use std::io::IsTerminal as _;
@@ -13,10 +13,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use invite_shared::config::Settings;
 use invite_shared::db::Db;
 use invite_shared::domain::email::{self, InviteeEmail};
+use invite_shared::domain::redirect::RedirectTemplate;
 use invite_shared::ids::{ImportId, MemberId, TokenId, WorkspaceId};
 use invite_shared::intake;
 use invite_shared::intake::workbook::child::Converter;
 use invite_shared::queue::JobQueue;
+use invite_shared::service::handover;
 use invite_shared::service::imports::{self as import_service, Upload};
 use invite_shared::service::members as members_service;
 use invite_shared::service::members::FilterText;
@@ -675,6 +677,44 @@ pub async fn audit(db: &Db, slug: &str, limit: i64) -> anyhow::Result<String> {
         })
         .collect();
     Ok(lines.join("\n"))
+}
+
+/// What `settings` does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SettingsChange {
+    /// Print the settings.
+    Show,
+    /// Check and save this `accept_redirect_url`.
+    Set(String),
+    /// Clear `accept_redirect_url`.
+    Clear,
+}
+
+/// `settings --workspace SLUG [--accept-redirect-url URL | --clear]`: changes the workspace's
+/// settings through the service function `PUT …/settings` calls (audited, as the operator), and
+/// prints them; a template the service cannot use is an error that says why.
+pub async fn settings(db: &Db, slug: &str, change: SettingsChange) -> anyhow::Result<String> {
+    let workspace = workspace_id(db, slug).await?;
+    let template = match change {
+        SettingsChange::Show => handover::redirect(db, workspace).await?,
+        SettingsChange::Set(raw) => {
+            let template = RedirectTemplate::parse(&raw)
+                .map_err(|e| anyhow::anyhow!("--accept-redirect-url: {e}"))?;
+            let operator = (workspace, Actor::Operator);
+            handover::set_redirect(db, operator, Some(template.clone())).await?;
+            Some(template)
+        }
+        SettingsChange::Clear => {
+            handover::set_redirect(db, (workspace, Actor::Operator), None).await?;
+            None
+        }
+    };
+    Ok(match template {
+        Some(template) => format!("accept_redirect_url: {}", template.as_str()),
+        None => {
+            "accept_redirect_url: none (accepting shows the service's own welcome page)".to_owned()
+        }
+    })
 }
 
 /// What `members` lists.

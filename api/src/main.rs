@@ -1,7 +1,6 @@
 //! `invite-api`: the HTTP API (`serve`, the default), `import` of one file, `migrate`,
 //! `token create`/`list`/`revoke`, the support twins `retry`, `cancel`, `resend`, `unsuppress`,
-//! `change-email` and `remind`,
-//! `members` and `audit`, and `openapi`.
+//! `change-email` and `remind`, `members`, `audit`, `webhook` and `settings`, and `openapi`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -146,6 +145,20 @@ enum Command {
         /// Most members to print (1-1000).
         #[arg(long, default_value_t = 100)]
         limit: i64,
+    },
+    /// Show or change a workspace's settings (twin of `GET`/`PUT …/settings`): with no option,
+    /// print them.
+    Settings {
+        /// The workspace's slug.
+        #[arg(long)]
+        workspace: String,
+        /// Where an accepted invitation sends the browser: a URL template with `{member_id}`,
+        /// `{email}`, `{workspace}`, to which the hand-over token is appended as `token=`.
+        #[arg(long, conflicts_with = "clear")]
+        accept_redirect_url: Option<String>,
+        /// Clear `accept_redirect_url`: accepting shows the service's own welcome page again.
+        #[arg(long)]
+        clear: bool,
     },
     /// Apply database migrations and exit.
     Migrate,
@@ -292,6 +305,7 @@ async fn start(cli: Cli) -> ExitCode {
                 | Command::Remind { .. }
                 | Command::Audit { .. }
                 | Command::Members { .. }
+                | Command::Settings { .. }
         )
     );
     runtime::init_tracing(if quiet { "warn" } else { "info" });
@@ -333,7 +347,8 @@ fn check_workspace(command: &Command) -> anyhow::Result<()> {
     | Command::ChangeEmail { workspace, .. }
     | Command::Remind { workspace, .. }
     | Command::Audit { workspace, .. }
-    | Command::Members { workspace, .. } = command
+    | Command::Members { workspace, .. }
+    | Command::Settings { workspace, .. } = command
     {
         anyhow::ensure!(
             valid_slug(workspace),
@@ -447,6 +462,18 @@ async fn one_off(command: Command, settings: &Settings, db: &Db) -> anyhow::Resu
                 limit: limit.clamp(1, 1000),
             };
             commands::members(db, &workspace, query).await?
+        }
+        Command::Settings {
+            workspace,
+            accept_redirect_url,
+            clear,
+        } => {
+            let change = match (accept_redirect_url, clear) {
+                (Some(url), _) => commands::SettingsChange::Set(url),
+                (None, true) => commands::SettingsChange::Clear,
+                (None, false) => commands::SettingsChange::Show,
+            };
+            commands::settings(db, &workspace, change).await?
         }
         Command::Migrate => "migrations applied".to_owned(),
         Command::Token { action } => commands::token(db, action_of(action)?).await?,

@@ -59,9 +59,19 @@ pub const BEARER: &str = "bearer";
         ),
         (name = "audit", description = "Who did what in the workspace."),
         (
+            name = "settings",
+            description = "The workspace's settings: where an accepted invitation hands over to \
+                the workspace's own application."
+        ),
+        (
             name = "invitations",
             description = "The invitee's link: public, JSON for API clients and pages for \
                 browsers."
+        ),
+        (
+            name = "acceptances",
+            description = "The hand-over token an accepted invitation brings to the workspace's \
+                application: public, the token is the capability, verified once."
         ),
         (
             name = "operations",
@@ -197,8 +207,11 @@ mod tests {
             ),
             ("POST", "/api/v1/workspaces/{ws}/webhooks/{id}/enable"),
             ("GET", "/api/v1/workspaces/{ws}/audit"),
+            ("GET", "/api/v1/workspaces/{ws}/settings"),
+            ("PUT", "/api/v1/workspaces/{ws}/settings"),
             ("GET", "/invitations/{token}"),
             ("POST", "/invitations/{token}/accept"),
+            ("GET", "/api/v1/acceptances/{token}"),
             ("GET", "/healthz"),
             ("GET", "/readyz"),
             ("GET", "/metrics"),

@@ -125,6 +125,10 @@ pub struct Settings {
     /// How long an invitation link stays valid after it is emailed.
     #[serde(with = "humantime_serde")]
     pub invite_ttl: Duration,
+    /// How long the hand-over token of an accepted invitation can be verified by the workspace's
+    /// application (`GET /api/v1/acceptances/{token}`).
+    #[serde(with = "humantime_serde")]
+    pub accept_handover_ttl: Duration,
     /// How long transient send failures are retried before the send is `failed`.
     #[serde(with = "humantime_serde")]
     pub email_retry_window: Duration,
@@ -294,6 +298,7 @@ impl Default for Settings {
             data_dir: PathBuf::from("data"),
             edition: Edition::SelfHosted,
             invite_ttl: Duration::from_secs(7 * 24 * 3600),
+            accept_handover_ttl: Duration::from_secs(10 * 60),
             email_retry_window: Duration::from_secs(24 * 3600),
             email_retry_base_delay: Duration::from_secs(30),
             email_from: "Bulk Invite <no-reply@localhost>".into(),

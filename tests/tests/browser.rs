@@ -1,7 +1,8 @@
 //! The pages in a real headless Chromium, on both stacks: an admin with nothing but a browser
 //! bulk-invites people from a CSV file and follows it through, an invitee accepts through the
-//! emailed link, the cloud edition tells requested from invited people, and no page loads anything
-//! from outside the service. Every step saves a screenshot under
+//! emailed link (and, where the workspace has an `accept_redirect_url`, lands on the workspace's
+//! own application, which verifies who they are), the cloud edition tells requested from invited
+//! people, and no page loads anything from outside the service. Every step saves a screenshot under
 //! `tests/screenshots/<stack>/<test>/`. Needs `chromedriver` and Chromium: `scripts/test`
 //! installs them.
 
@@ -32,6 +33,7 @@ on_both_stacks!(
     the_search_box_finds_members_as_one_types_with_the_status_filter,
     support_finds_one_person_among_ten_thousand_reads_their_history_reminds_and_cancels,
     support_sees_a_bounce_is_refused_a_resend_and_corrects_the_address,
+    accepting_hands_over_to_the_workspaces_application_which_verifies_the_member,
 );
 
 /// The README's sample file: twelve people to invite, then six rows a spreadsheet gets wrong
@@ -348,6 +350,116 @@ async fn the_emailed_link_opens_a_page_and_accepting_makes_the_member_active(sta
     sign_in(&browser, &app).await;
     expect_status(&browser, "person0@example.com", "Active").await;
     browser.screenshot("member-active").await;
+}
+
+/// A workspace's own application, as small as can be: `/welcome?token=…` verifies the hand-over
+/// token server-side with `GET /api/v1/acceptances/{token}` and greets the member by name,
+/// escaped. Listens on 127.0.0.1 until dropped; gives its base URL.
+async fn application(api_base: String) -> (String, tokio::task::JoinHandle<()>) {
+    use axum::extract::{Query, State};
+    use axum::response::Html;
+
+    async fn welcome(
+        State(api): State<String>,
+        Query(query): Query<std::collections::HashMap<String, String>>,
+    ) -> Html<String> {
+        let token = query.get("token").cloned().unwrap_or_default();
+        let url = format!("{api}/api/v1/acceptances/{token}");
+        let response = reqwest::get(url).await.unwrap();
+        if !response.status().is_success() {
+            return Html(format!("<h1>Not verified: {}</h1>", response.status()));
+        }
+        let member: Value = response.json().await.unwrap();
+        let name = format!(
+            "{} {}",
+            member["first_name"].as_str().unwrap_or_default(),
+            member["last_name"].as_str().unwrap_or_default()
+        );
+        Html(format!(
+            "<!doctype html><title>App</title><h1>Welcome, {}</h1><p id=\"role\">{}</p>",
+            escape(&name),
+            escape(member["role"].as_str().unwrap_or_default())
+        ))
+    }
+
+    fn escape(text: &str) -> String {
+        text.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    }
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let router = axum::Router::new()
+        .route("/welcome", axum::routing::get(welcome))
+        .with_state(api_base);
+    let server = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (base, server)
+}
+
+async fn accepting_hands_over_to_the_workspaces_application_which_verifies_the_member(
+    stack: Stack,
+) {
+    let app = TestApp::spawn(stack).await;
+    let (application, server) = application(app.base.clone()).await;
+    let template = format!("{application}/welcome?member={{member_id}}&email={{email}}");
+    let browser = Browser::start(
+        stack,
+        "accepting_hands_over_to_the_workspaces_application_which_verifies_the_member",
+    )
+    .await;
+    sign_in(&browser, &app).await;
+    browser.click("#tab-settings").await;
+    // The field is filled from the server first.
+    browser.wait_for("#settings-form[data-loaded]").await;
+    browser
+        .fill("#settings-redirect-url", "http://app.example.com/welcome")
+        .await;
+    browser.click("#settings-save").await;
+    browser
+        .wait_for_text("#message", |t| t.contains("https://"))
+        .await;
+    browser.screenshot("settings-refused").await;
+    browser.fill("#settings-redirect-url", &template).await;
+    browser.click("#settings-save").await;
+    browser
+        .wait_for_text("#message", |t| t.contains("Saved"))
+        .await;
+    browser.screenshot("settings-saved").await;
+    let saved = app.get_json("/settings").await;
+    assert_eq!(saved["accept_redirect_url"], template.as_str());
+    let csv = "First Name,Last Name,Email,User Role\nAda,<b>Lovelace</b>,ada@example.com,Builder\n";
+    let id = app.upload_ok(csv).await;
+    app.settled(id).await;
+
+    open_emailed_link(&browser, &app, "ada@example.com").await;
+    browser.screenshot("invitation").await;
+    browser.click("form[method=\"post\"] button").await;
+    let heading = browser
+        .wait_for_text("h1", |t| t.starts_with("Welcome") || t.starts_with("Not"))
+        .await;
+    browser.screenshot("application").await;
+
+    assert_eq!(heading, "Welcome, Ada <b>Lovelace</b>", "shown as text");
+    assert_eq!(
+        browser.count("h1 b").await,
+        0,
+        "the name's markup is not markup"
+    );
+    assert_eq!(browser.text("#role").await.as_deref(), Some("Builder"));
+    let url = browser.client().current_url().await.unwrap();
+    assert!(url.as_str().starts_with(&application), "{url}");
+    let member = app.member("ada@example.com").await;
+    assert_eq!(member["status"], "active");
+    assert!(
+        url.as_str().contains(&format!(
+            "member={}&email=ada%40example.com&token=",
+            member["id"]
+        )),
+        "{url}"
+    );
+    server.abort();
 }
 
 async fn cloud_edition_shows_requested_and_invited(stack: Stack) {

@@ -6,10 +6,12 @@ use askama::Template;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::header::{ACCEPT, CONTENT_TYPE, VARY};
+use axum::http::header::{ACCEPT, CONTENT_SECURITY_POLICY, CONTENT_TYPE, VARY};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use invite_shared::domain::email;
+use invite_shared::domain::redirect::RedirectTemplate;
+use invite_shared::service::handover;
 use invite_shared::status::MemberStatus;
 use invite_shared::store::invitations::{self, InvitationView, Lookup};
 use serde::Serialize;
@@ -18,6 +20,7 @@ use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Valid;
 use crate::routes::imports::{Timestamp, rfc3339};
+use crate::security::PAGE_POLICY;
 
 /// An invitation as its link shows it to an API client.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -44,6 +47,11 @@ pub struct AcceptedInvitation {
     pub email: String,
     /// `active`.
     pub status: MemberStatus,
+    /// Where a browser is sent next when the workspace hands over to its own application (its
+    /// `accept_redirect_url`, filled, with the hand-over token as the `token` query parameter);
+    /// absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redirect_url: Option<String>,
 }
 
 /// Show an invitation
@@ -111,15 +119,44 @@ pub async fn show(
             .await
     };
     answer(format, lookup, |view| match format {
-        Format::Html => render(StatusCode::OK, &InvitationPage::new(view, token)),
+        Format::Html => {
+            let policy = page_policy(view.accept_redirect_url.as_deref());
+            let mut page = render(StatusCode::OK, &InvitationPage::new(view, token));
+            page.headers_mut().insert(CONTENT_SECURITY_POLICY, policy);
+            page
+        }
         Format::Json => Json(invitation_json(view)).into_response(),
     })
 }
 
+/// The page's Content Security Policy: the pages' own, whose `form-action` also lets the accept
+/// form's redirect reach the workspace's application when it has one (browsers check a form's
+/// redirects against `form-action` too). An origin that is not plainly a scheme, host and port is
+/// left out rather than written into the header.
+fn page_policy(accept_redirect_url: Option<&str>) -> HeaderValue {
+    let origin = accept_redirect_url
+        .and_then(|url| RedirectTemplate::stored(url.to_owned()).origin())
+        .filter(|origin| {
+            origin
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".:/-[]".contains(&b))
+        });
+    let policy = match origin {
+        Some(origin) => PAGE_POLICY.replace(
+            "form-action 'self'",
+            &format!("form-action 'self' {origin}"),
+        ),
+        None => PAGE_POLICY.to_owned(),
+    };
+    HeaderValue::from_str(&policy).unwrap_or_else(|_| HeaderValue::from_static(PAGE_POLICY))
+}
+
 /// Accept an invitation
 ///
-/// The member becomes `active`; browsers get a welcome page. Takes no body (the page's form
-/// posts an empty one). JSON or HTML as for `GET /invitations/{token}`.
+/// The member becomes `active`; browsers get a welcome page, or, when the workspace has an
+/// `accept_redirect_url`, 303 to it with a hand-over token (`GET /api/v1/acceptances/{token}`
+/// verifies it), which JSON clients get as `redirect_url`. Takes no body (the page's form posts an
+/// empty one). JSON or HTML as for `GET /invitations/{token}`.
 #[utoipa::path(
     post,
     path = "/invitations/{token}/accept",
@@ -135,6 +172,13 @@ pub async fn show(
             status = 200,
             description = "Accepted: the member is `active`; for a browser, a welcome page.",
             content((AcceptedInvitation = "application/json"), (String = "text/html")),
+        ),
+        (
+            status = 303,
+            description = "Accepted, by a browser, in a workspace with an `accept_redirect_url`: \
+                on to the workspace's application, with the hand-over token.",
+            headers(("Location" = String, description = "The filled `accept_redirect_url` with \
+                `token=…` appended.")),
         ),
         (
             status = 404,
@@ -172,16 +216,19 @@ pub async fn accept(
     headers: HeaderMap,
 ) -> Response {
     let format = Format::negotiate(&headers);
-    let lookup = state
-        .db
-        .run(move |c| Ok(invitations::accept(c, &token)?))
-        .await;
-    answer(format, lookup, |view| match format {
-        Format::Html => render(StatusCode::OK, &WelcomePage::new(view)),
-        Format::Json => Json(AcceptedInvitation {
+    let ttl = state.settings.accept_handover_ttl;
+    let (lookup, redirect) = match handover::accept(&state.db, token, ttl).await {
+        Ok(accepted) => (Ok(accepted.lookup), accepted.redirect),
+        Err(error) => (Err(error), None),
+    };
+    answer(format, lookup, |view| match (format, redirect) {
+        (Format::Html, Some(url)) => Redirect::to(&url).into_response(),
+        (Format::Html, None) => render(StatusCode::OK, &WelcomePage::new(view)),
+        (Format::Json, redirect_url) => Json(AcceptedInvitation {
             workspace: view.workspace,
             email: email::display(&view.email),
             status: MemberStatus::Active,
+            redirect_url,
         })
         .into_response(),
     })
@@ -189,15 +236,15 @@ pub async fn accept(
 
 /// The answer to a lookup: `valid`'s for a usable link, else why not, in the client's format.
 /// Never stored by a cache: the URL carries the token.
-fn answer(
+fn answer<E: Into<ApiError>>(
     format: Format,
-    lookup: anyhow::Result<Lookup>,
+    lookup: Result<Lookup, E>,
     valid: impl FnOnce(InvitationView) -> Response,
 ) -> Response {
     let mut response = match lookup.map(usable) {
         Ok(Ok(view)) => valid(view),
         Ok(Err(refused)) => refused.answer(format),
-        Err(error) => failed(format, ApiError::from(error)),
+        Err(error) => failed(format, error.into()),
     };
     // `Cache-Control: no-store` comes with every answer under `/invitations/` (see `security`).
     let vary = HeaderValue::from_static("Accept");
@@ -575,6 +622,7 @@ mod tests {
                 .unwrap(),
             invitation_id: invite_shared::ids::InvitationId(1),
             inviter: inviter.map(str::to_owned),
+            accept_redirect_url: None,
         }
     }
 

@@ -1,5 +1,6 @@
 //! Routes grouped by resource.
 
+pub mod acceptances;
 pub mod assets;
 pub mod audit;
 pub mod groups;
@@ -7,6 +8,7 @@ pub mod health;
 pub mod imports;
 pub mod invitations;
 pub mod members;
+pub mod settings;
 pub mod tokens;
 pub mod webhooks;
 
@@ -77,8 +79,10 @@ fn api(shared: OpenApi) -> ApiRoutes {
         .routes(routes!(webhooks::replay))
         .routes(routes!(webhooks::enable))
         .routes(routes!(audit::list))
+        .routes(routes!(settings::get, settings::put))
         .routes(routes!(invitations::show))
         .routes(routes!(invitations::accept))
+        .routes(routes!(acceptances::verify))
         .routes(routes!(health::live))
         .routes(routes!(health::ready))
         .routes(routes!(health::metrics))

@@ -6,6 +6,7 @@ diesel::table! {
         slug -> Text,
         name -> Text,
         created_at -> Timestamp,
+        accept_redirect_url -> Nullable<Text>,
     }
 }
 
@@ -131,6 +132,16 @@ diesel::table! {
         invitation_id -> BigInt,
         expires_at -> Timestamp,
         created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    acceptance_handovers (token_hash) {
+        token_hash -> Binary,
+        member_id -> BigInt,
+        accepted_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
     }
 }
 
@@ -301,6 +312,7 @@ diesel::joinable!(member_groups -> members (member_id));
 diesel::joinable!(member_groups -> groups (group_id));
 diesel::joinable!(invitations -> members (member_id));
 diesel::joinable!(invitation_links -> invitations (invitation_id));
+diesel::joinable!(acceptance_handovers -> members (member_id));
 diesel::joinable!(deliveries -> invitations (invitation_id));
 diesel::joinable!(deliveries -> members (member_id));
 diesel::joinable!(delivery_attempts -> deliveries (delivery_id));
@@ -331,6 +343,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     member_groups,
     invitations,
     invitation_links,
+    acceptance_handovers,
     deliveries,
     delivery_attempts,
     bounce_reports,

@@ -3,6 +3,7 @@
 pub mod email;
 pub mod header;
 pub mod invitee;
+pub mod redirect;
 pub mod role;
 pub mod search;
 

@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod bounces;
+pub mod handover;
 pub mod imports;
 pub mod members;
 pub mod reminders;

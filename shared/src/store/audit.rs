@@ -54,6 +54,8 @@ pub enum Action {
     WebhookReplay,
     /// A disabled webhook endpoint was enabled again.
     WebhookEnable,
+    /// A workspace setting was changed (`PUT …/settings`, `invite-api settings`).
+    SettingsChange,
 }
 
 impl Action {
@@ -79,6 +81,7 @@ impl Action {
             Action::WebhookTest => "webhook_test",
             Action::WebhookReplay => "webhook_replay",
             Action::WebhookEnable => "webhook_enable",
+            Action::SettingsChange => "settings_change",
         }
     }
 }
@@ -104,6 +107,8 @@ pub enum Target {
     Token(TokenId),
     /// A webhook endpoint, by id.
     Webhook(WebhookEndpointId),
+    /// A workspace setting, by name (never its value).
+    Setting(&'static str),
     /// The members a remind call went through, counted: never who they are. The suppressed count
     /// is written only when there were any.
     Reminded {
@@ -122,6 +127,7 @@ impl Target {
             Target::Import(id) => format!("import {id}"),
             Target::Member(id) => format!("member {id}"),
             Target::Token(id) => format!("token {id}"),
+            Target::Setting(name) => format!("setting {name}"),
             Target::Webhook(id) => format!("webhook {id}"),
             Target::Reminded {
                 reminded,

@@ -9,6 +9,7 @@ use crate::db::schema::{accounts, invitation_links, invitations, members, worksp
 use crate::domain::role::Role;
 use crate::ids::{AccountId, InvitationId, MemberId, WorkspaceId};
 use crate::status::MemberStatus;
+use crate::store::handovers::{HandOver, NewHandover, hand_over};
 use crate::store::members::{InvitedBy, inviter_names};
 use crate::store::now;
 use crate::store::webhooks;
@@ -45,6 +46,9 @@ pub struct InvitationView {
     /// Who invited them: the admin's name as their membership of the same workspace gives it, or
     /// their address when it gives none; `None` when no admin of the workspace is on record.
     pub inviter: Option<String>,
+    /// The workspace's `accept_redirect_url`, where accepting hands over (its page's form may
+    /// post there, through the redirect).
+    pub accept_redirect_url: Option<String>,
 }
 
 /// Whether a link can be used.
@@ -97,6 +101,8 @@ struct LinkRow {
     invited_by: Option<AccountId>,
     #[diesel(select_expression = workspaces::name)]
     workspace: String,
+    #[diesel(select_expression = workspaces::accept_redirect_url)]
+    accept_redirect_url: Option<String>,
     #[diesel(select_expression = accounts::email)]
     email: String,
     /// As the member's own workspace's file gave it.
@@ -175,6 +181,7 @@ fn decide(row: Option<(LinkRow, Option<String>)>) -> Lookup {
             workspace,
             email,
             first_name,
+            accept_redirect_url,
             ..
         },
         inviter,
@@ -200,21 +207,28 @@ fn decide(row: Option<(LinkRow, Option<String>)>) -> Lookup {
                 expires_at,
                 invitation_id,
                 inviter,
+                accept_redirect_url,
             },
             member_id,
         ),
     }
 }
 
-/// Accepts a link: the member becomes `active` and the person's account activated. Returns the
-/// lookup that decided it (`Valid` when accepted now).
-pub fn accept(conn: &mut DbConn, token: &str) -> QueryResult<Lookup> {
+/// Accepts a link: the member becomes `active` and the person's account activated; when the
+/// member's workspace has an `accept_redirect_url`, `handover` is stored in the same transaction
+/// and where to hand over is returned too. Returns the lookup that decided it (`Valid` when
+/// accepted now).
+pub fn accept(
+    conn: &mut DbConn,
+    token: &str,
+    handover: &NewHandover,
+) -> QueryResult<(Lookup, Option<HandOver>)> {
     let hash = tokens::hash(token);
     let now = now();
     write_transaction!(conn, |c| {
         let lookup = decide(link_row(c, &hash)?);
         let Lookup::Valid(view, member) = &lookup else {
-            return Ok(lookup);
+            return Ok((lookup, None));
         };
         // Guarded on the current state, so two concurrent accepts make exactly one change.
         let changed = diesel::update(members::table.find(member))
@@ -225,9 +239,10 @@ pub fn accept(conn: &mut DbConn, token: &str) -> QueryResult<Lookup> {
             ))
             .execute(c)?;
         if changed == 0 {
-            return Ok(Lookup::AlreadyUsed {
+            let used = Lookup::AlreadyUsed {
                 workspace: view.workspace.clone(),
-            });
+            };
+            return Ok((used, None));
         }
         diesel::update(invitations::table.find(view.invitation_id))
             .set(invitations::accepted_at.eq(Some(now)))
@@ -241,6 +256,7 @@ pub fn accept(conn: &mut DbConn, token: &str) -> QueryResult<Lookup> {
             .set(accounts::activated_at.eq(Some(now)))
             .execute(c)?;
         webhooks::enqueue_member(c, workspace, EventType::MemberAccepted, *member)?;
-        Ok(lookup)
+        let hand_over = hand_over(c, *member, handover, now)?;
+        Ok((lookup, hand_over))
     })
 }

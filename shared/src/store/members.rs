@@ -273,7 +273,7 @@ pub fn fill_search_texts(
 }
 
 /// The names of the groups of each of the members `ids`, in name order.
-fn group_names<C: BackendConnection>(
+pub(crate) fn group_names<C: BackendConnection>(
     c: &mut C,
     ids: &[MemberId],
 ) -> QueryResult<HashMap<MemberId, Vec<String>>> {

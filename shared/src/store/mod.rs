@@ -12,6 +12,7 @@ pub mod auth;
 pub mod bounces;
 pub mod deliveries;
 pub mod groups;
+pub mod handovers;
 pub mod imports;
 pub mod invitations;
 pub mod members;
