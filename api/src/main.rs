@@ -468,17 +468,22 @@ async fn one_off(command: Command, settings: &Settings, db: &Db) -> anyhow::Resu
             accept_redirect_url,
             clear,
         } => {
-            let change = match (accept_redirect_url, clear) {
-                (Some(url), _) => commands::SettingsChange::Set(url),
-                (None, true) => commands::SettingsChange::Clear,
-                (None, false) => commands::SettingsChange::Show,
-            };
+            let change = settings_change(accept_redirect_url, clear);
             commands::settings(db, &workspace, change).await?
         }
         Command::Migrate => "migrations applied".to_owned(),
         Command::Token { action } => commands::token(db, action_of(action)?).await?,
         Command::Webhook { action } => webhook(settings, db, action).await?,
     })
+}
+
+/// What `settings` does: set the redirect, clear it, or (with neither) show the settings.
+fn settings_change(accept_redirect_url: Option<String>, clear: bool) -> commands::SettingsChange {
+    match (accept_redirect_url, clear) {
+        (Some(url), _) => commands::SettingsChange::Set(url),
+        (None, true) => commands::SettingsChange::Clear,
+        (None, false) => commands::SettingsChange::Show,
+    }
 }
 
 /// Runs a `webhook` subcommand.

@@ -165,26 +165,7 @@ pub fn describe() {
     describe_histogram!(IMPORT_DURATION, metrics::Unit::Seconds, "Import run time");
     describe_counter!(ROWS_TOTAL, "Rows processed, by outcome");
     describe_counter!(ROW_ERRORS_TOTAL, "Failing fields of invalid rows, by field");
-    describe_counter!(
-        EMAILS_TOTAL,
-        "Invitation send attempts by result, and sent emails reported bounced or complained"
-    );
-    describe_histogram!(
-        EMAIL_SEND_DURATION,
-        metrics::Unit::Seconds,
-        "Time of one send"
-    );
-    describe_histogram!(
-        EMAIL_RECORD_DURATION,
-        metrics::Unit::Seconds,
-        "Time of one group commit of send outcomes"
-    );
-    describe_counter!(SMTP_REPLIES_TOTAL, "SMTP replies, by class");
-    describe_counter!(
-        SMTP_PAUSES_TOTAL,
-        "Pauses of all sending because the mail server was unavailable"
-    );
-    metrics::counter!(SMTP_PAUSES_TOTAL).increment(0);
+    describe_emails();
     describe_gauge!(EMAILS_PENDING, "Deliveries waiting to be sent");
     describe_gauge!(
         WORKERS_ALIVE,
@@ -222,8 +203,6 @@ pub fn describe() {
     export_at_zero(IMPORTS_TOTAL, "status", &IMPORT_STATUSES);
     export_at_zero(ROWS_TOTAL, "outcome", &ROW_OUTCOMES);
     export_at_zero(ROW_ERRORS_TOTAL, "field", &ROW_ERROR_FIELDS);
-    export_at_zero(EMAILS_TOTAL, "result", &EMAIL_RESULTS);
-    export_at_zero(SMTP_REPLIES_TOTAL, "class", &SMTP_REPLY_CLASSES);
     export_at_zero(RATE_LIMITED_TOTAL, "limit", &RATE_LIMITS);
     describe_counter!(
         REMINDERS_TOTAL,
@@ -237,6 +216,34 @@ pub fn describe() {
         "result",
         &WORKBOOK_CONVERSION_RESULTS,
     );
+}
+
+/// Registers the descriptions of sending and of what became of the emails sent, and exports
+/// their closed label sets at 0.
+fn describe_emails() {
+    use metrics::{describe_counter, describe_histogram};
+    describe_counter!(
+        EMAILS_TOTAL,
+        "Invitation send attempts by result, and sent emails reported bounced or complained"
+    );
+    describe_histogram!(
+        EMAIL_SEND_DURATION,
+        metrics::Unit::Seconds,
+        "Time of one send"
+    );
+    describe_histogram!(
+        EMAIL_RECORD_DURATION,
+        metrics::Unit::Seconds,
+        "Time of one group commit of send outcomes"
+    );
+    describe_counter!(SMTP_REPLIES_TOTAL, "SMTP replies, by class");
+    describe_counter!(
+        SMTP_PAUSES_TOTAL,
+        "Pauses of all sending because the mail server was unavailable"
+    );
+    metrics::counter!(SMTP_PAUSES_TOTAL).increment(0);
+    export_at_zero(EMAILS_TOTAL, "result", &EMAIL_RESULTS);
+    export_at_zero(SMTP_REPLIES_TOTAL, "class", &SMTP_REPLY_CLASSES);
     describe_counter!(
         BOUNCE_REPORTS_TOTAL,
         "Messages of the bounce mailbox handled by the bounce reader, by result"
