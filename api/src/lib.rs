@@ -42,15 +42,21 @@ pub struct AppState {
     pub converter: Arc<invite_shared::intake::workbook::child::Converter>,
 }
 
-/// The span of a request; invitation tokens in paths are never logged.
+/// Paths that carry a secret after this prefix: an invitation's token, a hand-over's token.
+const SECRET_PATHS: [&str; 2] = ["/invitations/", "/api/v1/acceptances/"];
+
+/// The span of a request; the tokens in invitation and hand-over paths are never logged.
 fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
-    let path = request.uri().path();
-    let path = if path.starts_with("/invitations/") {
-        "/invitations/…"
-    } else {
-        path
-    };
-    tracing::info_span!("request", method = %request.method(), path)
+    let path = logged_path(request.uri().path());
+    tracing::info_span!("request", method = %request.method(), path = %path)
+}
+
+/// `path` as logged: a path of [`SECRET_PATHS`] ends in `…` after its prefix.
+fn logged_path(path: &str) -> std::borrow::Cow<'_, str> {
+    match SECRET_PATHS.iter().find(|prefix| path.starts_with(*prefix)) {
+        Some(prefix) => format!("{prefix}…").into(),
+        None => path.into(),
+    }
 }
 
 /// Every route of the API.
@@ -137,5 +143,21 @@ mod tests {
         assert_eq!(method_label(&Method::PATCH), "PATCH");
         let made_up = Method::from_bytes(b"M1").unwrap();
         assert_eq!(method_label(&made_up), "other");
+    }
+
+    #[test]
+    fn invitation_and_hand_over_tokens_are_not_logged() {
+        assert_eq!(
+            super::logged_path("/invitations/abc123/accept"),
+            "/invitations/…"
+        );
+        assert_eq!(
+            super::logged_path("/api/v1/acceptances/secret-token"),
+            "/api/v1/acceptances/…"
+        );
+        assert_eq!(
+            super::logged_path("/api/v1/workspaces/acme/members"),
+            "/api/v1/workspaces/acme/members"
+        );
     }
 }

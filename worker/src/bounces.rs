@@ -53,9 +53,10 @@ async fn outcome(deps: &Deps, paths: &ReturnPaths, failures: &OutageLog, raw: Ve
             classify(handled)
         }
         Err(e) => {
-            // The database's words, never the report's: it is read again on the next pass.
+            // The database's words, never the report's: the pass stops here, and this message
+            // and those after it are read again on the next one.
             failures.failed("recording bounce reports", &anyhow::Error::new(e));
-            ("retry", Outcome::Retry)
+            ("retry", Outcome::Unavailable)
         }
     };
     metrics::counter!(m::BOUNCE_REPORTS_TOTAL, "result" => result).increment(1);

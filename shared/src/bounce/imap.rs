@@ -48,9 +48,12 @@ pub enum Outcome {
     Processed,
     /// Not a report: leave it where it is, and do not fetch it again.
     NotAReport,
-    /// Could not be handled now (the database is down, or its email is not recorded as sent
-    /// yet): fetch it again on the next pass, and meanwhile read on past it.
+    /// Not ready yet (its email is not recorded as sent): fetch it again on the next pass, and
+    /// meanwhile read on past it.
     Retry,
+    /// Nothing can be handled now (the database is unavailable): stop this pass, and fetch this
+    /// message and those after it again on the next one.
+    Unavailable,
 }
 
 /// Where a reader is in its folder: the next UID to look at, valid for one UIDVALIDITY.
@@ -73,6 +76,9 @@ pub struct Pass {
     pub oversized: usize,
     /// Whether the callback asked for a message to be tried again.
     pub retry: bool,
+    /// Whether the pass stopped short of the newest message (the database unavailable, or too
+    /// many messages kept for later).
+    pub stalled: bool,
 }
 
 /// The byte stream under an IMAP session: TCP, or TLS over TCP.
@@ -226,7 +232,10 @@ impl MailboxReader {
         F: FnMut(Uid, Vec<u8>) -> Fut + Send,
         Fut: Future<Output = Outcome> + Send,
     {
-        let mut total = self.again(session, handle).await?;
+        let mut total = self.again(session, cancel, handle).await?;
+        if total.stalled {
+            return Ok(total);
+        }
         loop {
             while session.unsolicited_responses.try_recv().is_ok() {}
             let (pass, looked_at) = self.batch(session, cancel, handle).await?;
@@ -234,10 +243,11 @@ impl MailboxReader {
             total.not_reports += pass.not_reports;
             total.oversized += pass.oversized;
             total.retry |= pass.retry;
+            total.stalled |= pass.stalled;
             let news = std::iter::from_fn(|| session.unsolicited_responses.try_recv().ok())
                 .any(|r| matches!(r, UnsolicitedResponse::Exists(_)));
             let full = self.later.len() >= MAX_LATER;
-            let stop = full || cancel.is_some_and(CancellationToken::is_cancelled);
+            let stop = full || pass.stalled || cancel.is_some_and(CancellationToken::is_cancelled);
             if stop || (looked_at < BATCH && !news) {
                 return Ok(total);
             }
@@ -280,10 +290,13 @@ impl MailboxReader {
                     Outcome::NotAReport => pass.not_reports += 1,
                     Outcome::Retry if self.later.len() < MAX_LATER => {
                         pass.retry = true;
-                        self.later.push(uid);
+                        if !self.later.contains(&uid) {
+                            self.later.push(uid);
+                        }
                     }
-                    Outcome::Retry => {
+                    Outcome::Retry | Outcome::Unavailable => {
                         pass.retry = true;
+                        pass.stalled = true;
                         break;
                     }
                 }
@@ -301,7 +314,12 @@ impl MailboxReader {
     /// Hands the messages kept for later to the callback again, in UID order, moving the
     /// processed ones; those it asks to retry again stay kept, those gone or not reports are
     /// dropped.
-    async fn again<F, Fut>(&mut self, session: &mut Session, handle: &mut F) -> anyhow::Result<Pass>
+    async fn again<F, Fut>(
+        &mut self,
+        session: &mut Session,
+        cancel: Option<&CancellationToken>,
+        handle: &mut F,
+    ) -> anyhow::Result<Pass>
     where
         F: FnMut(Uid, Vec<u8>) -> Fut + Send,
         Fut: Future<Output = Outcome> + Send,
@@ -309,7 +327,12 @@ impl MailboxReader {
         let mut pass = Pass::default();
         let (mut processed, mut kept) = (Vec::new(), Vec::new());
         // The list is replaced only once all are looked at: after an error it is kept whole.
-        for uid in self.later.clone() {
+        let waiting = self.later.clone();
+        for (at, &uid) in waiting.iter().enumerate() {
+            if cancel.is_some_and(CancellationToken::is_cancelled) {
+                kept.extend_from_slice(&waiting[at..]);
+                break;
+            }
             // `None` for a message another reader moved meanwhile.
             let Some(raw) = within(fetch(session, uid), "fetching a message").await? else {
                 continue;
@@ -320,6 +343,12 @@ impl MailboxReader {
                 Outcome::Retry => {
                     pass.retry = true;
                     kept.push(uid);
+                }
+                Outcome::Unavailable => {
+                    pass.retry = true;
+                    pass.stalled = true;
+                    kept.extend_from_slice(&waiting[at..]);
+                    break;
                 }
             }
         }

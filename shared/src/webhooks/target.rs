@@ -71,6 +71,10 @@ fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
         Some("a multicast or broadcast address")
     } else if a == 100 && (64..128).contains(&b) {
         Some("a carrier-grade NAT address")
+    } else if (a == 192 && b == 0 && ip.octets()[2] == 0) || (a == 198 && (18..20).contains(&b)) {
+        Some("a special-purpose address")
+    } else if a >= 240 {
+        Some("a reserved address")
     } else {
         None
     }
@@ -88,11 +92,32 @@ fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
         Some("a link-local address")
     } else if ip.is_multicast() {
         Some("a multicast address")
+    } else if first & 0xffc0 == 0xfec0 {
+        Some("a site-local address")
+    } else if let Some(v4) = embedded_v4(ip) {
+        // NAT64 (`64:ff9b::/96`, `64:ff9b:1::/48`) and 6to4 (`2002::/16`) reach the IPv4
+        // address they carry: judged as that address.
+        forbidden_v4(v4)
+    } else if ip.segments()[..2] == [0x2001, 0] {
+        Some("a Teredo address")
     } else if let Some(v4) = ip.to_ipv4() {
         // IPv4-compatible (`::a.b.c.d`) addresses: judged as the IPv4 address they carry.
         forbidden_v4(v4)
     } else {
         None
+    }
+}
+
+/// The IPv4 address a NAT64 or 6to4 address forwards to (`0.0.0.0`, refused, for a NAT64
+/// address of another form than the well-known `64:ff9b::a.b.c.d`, such as `64:ff9b:1::/48`).
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let [s0, s1, s2, s3, s4, s5, s6, s7] = ip.segments();
+    let from = |high: u16, low: u16| Ipv4Addr::from((u32::from(high) << 16) | u32::from(low));
+    match (s0, s1) {
+        (0x0064, 0xff9b) if [s2, s3, s4, s5] == [0; 4] => Some(from(s6, s7)),
+        (0x0064, 0xff9b) => Some(Ipv4Addr::UNSPECIFIED),
+        (0x2002, _) => Some(from(s1, s2)),
+        _ => None,
     }
 }
 
@@ -185,6 +210,16 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
             "::ffff:10.0.0.1",
+            "64:ff9b::a00:5",
+            "64:ff9b::127.0.0.1",
+            "64:ff9b:1::a00:5",
+            "2002:a00:5::1",
+            "2002:7f00:1::1",
+            "2001:0:4136:e378::1",
+            "fec0::1",
+            "192.0.0.8",
+            "198.18.0.1",
+            "240.0.0.1",
         ] {
             assert!(refused(ip), "{ip} should be refused");
         }
@@ -199,6 +234,8 @@ mod tests {
             "1.1.1.1",
             "2606:4700:4700::1111",
             "::ffff:1.1.1.1",
+            "64:ff9b::101:101",
+            "2002:101:101::1",
         ] {
             assert!(!refused(ip), "{ip} should be allowed");
         }
