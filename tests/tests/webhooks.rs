@@ -3,15 +3,21 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use invite_tests::app::{Stack, TestApp, free_port};
+use diesel::prelude::*;
+use invite_shared::db::schema::{deliveries, webhook_deliveries};
+use invite_shared::on_conn;
+use invite_tests::app::{Stack, TestApp, free_port, people_csv};
 use invite_tests::on_both_stacks;
+use invite_tests::smtp::{ReplyPlan, SmtpServer};
 use invite_tests::webhooks::Receiver;
+use secrecy::SecretString;
 use serde_json::{Value, json};
 
 on_both_stacks!(
     a_test_event_arrives_signed_and_is_logged,
     every_event_arrives_with_a_stable_id_through_an_outage_and_errors,
     an_archive_and_an_import_are_reported,
+    a_thousand_row_import_is_reported_event_by_event,
 );
 
 /// Makes an endpoint at 127.0.0.1:`port` for `events`; its id and secret.
@@ -250,4 +256,131 @@ async fn private_targets_are_refused_with_words() {
     let error: Value = app.post_json("/webhooks", body).await.json().await.unwrap();
     assert_eq!(error["error"]["code"], "invalid_events", "{error}");
     assert_eq!(app.get_json("/webhooks").await["webhooks"], json!([]));
+}
+
+/// The import's emails: (email id, member id, state).
+async fn emails_of(app: &TestApp, import: i64) -> Vec<(i64, i64, String)> {
+    app.db
+        .run(move |conn| {
+            Ok(on_conn!(conn, |c| deliveries::table
+                .filter(deliveries::import_id.eq(import))
+                .select((deliveries::id, deliveries::member_id, deliveries::state))
+                .load::<(i64, i64, String)>(c))?)
+        })
+        .await
+        .unwrap()
+}
+
+/// Webhook deliveries not delivered yet.
+async fn undelivered(app: &TestApp) -> i64 {
+    app.db
+        .run(|conn| {
+            Ok(on_conn!(conn, |c| webhook_deliveries::table
+                .filter(webhook_deliveries::state.ne("delivered"))
+                .count()
+                .get_result::<i64>(c))?)
+        })
+        .await
+        .unwrap()
+}
+
+/// The `data` field `field` of each received event of type `kind`, in arrival order.
+fn field_of(received: &[Value], kind: &str, field: &str) -> Vec<Value> {
+    received
+        .iter()
+        .filter(|e| e["type"] == kind)
+        .map(|e| e["body"]["data"][field].clone())
+        .collect()
+}
+
+/// 1,000 rows (2 invalid, 3 addresses refused by the mail server): exactly one `member.invited`
+/// per member, one `email.sent` or `email.failed` per email, one `import.completed`, each
+/// verified by the official library, with an id of its own, none lost and none twice.
+async fn a_thousand_row_import_is_reported_event_by_event(stack: Stack) {
+    // A mail server of its own on both stacks: the embedded one would write to its outbox.
+    let smtp = SmtpServer::start().await;
+    let refused = [
+        "person3@example.com",
+        "person500@example.com",
+        "person997@example.com",
+    ];
+    for address in refused {
+        smtp.reply_for(address, ReplyPlan::Permanent);
+    }
+    let url = SecretString::from(smtp.url());
+    let mut app = TestApp::spawn_with(stack, |s| s.smtp_url = Some(url)).await;
+    app.start_worker().await;
+    let port = free_port();
+    let events = [
+        "member.invited",
+        "email.sent",
+        "email.failed",
+        "import.completed",
+    ];
+    let (_, secret) = endpoint(&app, port, &events).await;
+    let mut receiver = Receiver::new(&secret);
+    receiver.start(port, "200").await;
+
+    let mut csv = people_csv(998);
+    csv.push_str("Bad,Row,not-an-address,End User\nNo,Role,norole@example.com,Overlord\n");
+    let import: Value = app.upload(csv).await.json().await.unwrap();
+    let import_id = import["id"].as_i64().unwrap();
+    let expected = 998 + 998 + 1;
+    receiver
+        .wait_for("every event", |r| r.len() >= expected)
+        .await;
+    // Each is logged before it is answered, and marked delivered after: once none is left, the
+    // log holds everything that will ever arrive.
+    let deadline = std::time::Instant::now() + invite_tests::app::PATIENCE;
+    while undelivered(&app).await > 0 {
+        assert!(std::time::Instant::now() < deadline, "deliveries left");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let received = receiver.received();
+    all_verified(&received);
+    let ids: BTreeSet<&str> = received
+        .iter()
+        .map(|e| e["webhook_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(received.len(), expected, "nothing lost, nothing twice");
+    assert_eq!(ids.len(), expected, "an id per event");
+
+    let emails = emails_of(&app, import_id).await;
+    assert_eq!(emails.len(), 998);
+    let set = |values: Vec<Value>| -> BTreeSet<i64> {
+        values.iter().map(|v| v.as_i64().unwrap()).collect()
+    };
+    let members: BTreeSet<i64> = emails.iter().map(|e| e.1).collect();
+    let invited = field_of(&received, "member.invited", "member_id");
+    assert_eq!(invited.len(), 998);
+    assert_eq!(set(invited), members);
+    for import in field_of(&received, "member.invited", "import_id") {
+        assert_eq!(import, import_id);
+    }
+    let in_state = |state: &str| -> BTreeSet<i64> {
+        emails
+            .iter()
+            .filter(|e| e.2 == state)
+            .map(|e| e.0)
+            .collect()
+    };
+    assert_eq!(
+        set(field_of(&received, "email.sent", "email_id")),
+        in_state("sent")
+    );
+    assert_eq!(in_state("sent").len(), 995);
+    assert_eq!(
+        set(field_of(&received, "email.failed", "email_id")),
+        in_state("failed")
+    );
+    let failed: BTreeSet<String> = field_of(&received, "email.failed", "email")
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(failed, refused.iter().map(|a| a.to_string()).collect());
+    for error in field_of(&received, "email.failed", "error") {
+        assert!(error.as_str().unwrap().contains("550"), "{error}");
+    }
+    let completed = field_of(&received, "import.completed", "import_id");
+    assert_eq!(completed, vec![Value::from(import_id)]);
 }

@@ -63,8 +63,12 @@ async fn two_workers_together_never_send_more_than_the_rate_cap_in_any_second() 
     assert_eq!(import["emails"]["sent"], 250);
     let accepted = app.smtp().accepted_times();
     assert_eq!(accepted.len(), 250);
+    // The cap holds where each email is handed over; the server sees the end of each message a
+    // little later, by however long a loaded machine takes to schedule it, which can move a few
+    // of one second's emails next to the following second's: 10 are allowed for it. One cap per
+    // worker instead of a shared one would give about 100.
     let busiest = max_in_any_window(&accepted, Duration::from_secs(1));
-    assert!(busiest <= 50, "{busiest} emails in one second");
+    assert!(busiest <= 60, "{busiest} emails in one second");
     let span = *accepted.last().unwrap() - accepted[0];
     assert!(
         span >= Duration::from_secs(4),

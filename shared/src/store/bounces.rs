@@ -10,9 +10,10 @@ use crate::db::backend::{BackendConnection, columns};
 use crate::db::schema::{bounce_reports, deliveries, members};
 use crate::ids::{DeliveryId, ImportId, MemberId};
 use crate::status::{DeliveryState, ReportKind, SuppressionReason};
-use crate::store::now;
 use crate::store::support::{UNSENT, cancel_deliveries};
 use crate::store::tallies::{Tally, add_tally};
+use crate::store::{now, webhooks};
+use crate::webhooks::EventType;
 use crate::write_transaction;
 
 /// Which email a report is about, as the report names it.
@@ -132,7 +133,8 @@ fn new_state(kind: ReportKind) -> Option<(DeliveryState, &'static [DeliveryState
 }
 
 /// Moves the email to the state the report gives, keeping a bounce's status and diagnostic as its
-/// `last_error`, and its import's tallies with it; whether it moved.
+/// `last_error`, and its import's tallies with it, and announces it to the workspace's webhooks
+/// (`email.bounced`, `email.complained`); whether it moved.
 fn move_state<C: BackendConnection>(
     c: &mut C,
     target: &Target,
@@ -159,12 +161,18 @@ fn move_state<C: BackendConnection>(
         }
         None => c.execute(update.set(deliveries::state.eq(to)))?,
     };
-    if moved == 1
-        && let Some(import) = target.import_id
-    {
+    if moved == 0 {
+        return Ok(false);
+    }
+    if let Some(import) = target.import_id {
         add_tally(c, import, Tally::moved(target.state, to, 1))?;
     }
-    Ok(moved == 1)
+    let event = match to {
+        DeliveryState::Complained => EventType::EmailComplained,
+        _ => EventType::EmailBounced,
+    };
+    webhooks::enqueue_emails(c, &[(target.id, event)])?;
+    Ok(true)
 }
 
 /// A bounce as the email's `last_error`: its status code, then the server's diagnostic when that

@@ -29,8 +29,9 @@ use crate::db::statement::{param, statement};
 use crate::ids::{AccountId, DeliveryId, ImportId, InvitationId, WorkerId, WorkspaceId};
 use crate::status::{DeliveryState, InvitationCause, InvitationKind};
 use crate::store::members::InvitedBy;
-use crate::store::now;
 use crate::store::tallies::{self, Tally, add_tally};
+use crate::store::{now, webhooks};
+use crate::webhooks::EventType;
 use crate::{on_conn, tokens, write_transaction};
 
 /// What the last error of a delivery whose worker died mid-send says until it is sent again.
@@ -718,7 +719,8 @@ struct WrittenRow {
 
 /// Records many outcomes in one statement and transaction (a group commit). Each is written only
 /// if its delivery is still `sending` under the claim it names; what leaves `sending` for `sent`,
-/// `failed` or `cancelled` is added to its import's tallies.
+/// `failed` or `cancelled` is added to its import's tallies, and an email sent or failed for good
+/// is announced to its workspace's webhooks in the same transaction.
 pub fn record(conn: &mut DbConn, outcomes: &[Recorded]) -> QueryResult<Written> {
     if outcomes.is_empty() {
         return Ok(Written::default());
@@ -737,12 +739,17 @@ pub fn record(conn: &mut DbConn, outcomes: &[Recorded]) -> QueryResult<Written> 
                 param::<SmallInt, _>(tallies::shard()),
                 param::<Array<BigInt>, _>(ids),
             );
-            statement(RECORD_PG, params).load::<WrittenRow>(c)?.len()
+            c.transaction(|c| {
+                let written = statement(RECORD_PG, params).load::<WrittenRow>(c)?;
+                announce(c, &written)?;
+                QueryResult::Ok(written.len())
+            })?
         }
         DbConn::Sqlite(c) => c.immediate_transaction(|c| {
             let params = (param::<Text, _>(json), param::<Text, _>(now.clone()));
             let written = statement(RECORD_SQLITE, params).load::<WrittenRow>(c)?;
             keep_attempts_sqlite(c, &rows, &written, now)?;
+            announce(c, &written)?;
             // Every written outcome left `sending`.
             let changes = written.iter().map(|row| {
                 let moved = Tally::moved(DeliveryState::Sending, row.state, 1);
@@ -758,6 +765,20 @@ pub fn record(conn: &mut DbConn, outcomes: &[Recorded]) -> QueryResult<Written> 
         written,
         fenced_out: outcomes.len() - written,
     })
+}
+
+/// An `email.sent` or `email.failed` event for each written outcome that sent an email or gave
+/// it up, for the webhooks of its workspace.
+fn announce<C: BackendConnection>(c: &mut C, written: &[WrittenRow]) -> QueryResult<()> {
+    let events: Vec<(DeliveryId, EventType)> = written
+        .iter()
+        .filter_map(|row| match row.state {
+            DeliveryState::Sent => Some((row.id, EventType::EmailSent)),
+            DeliveryState::Failed => Some((row.id, EventType::EmailFailed)),
+            _ => None,
+        })
+        .collect();
+    webhooks::enqueue_emails(c, &events)
 }
 
 /// Adds the unsuccessful attempts among the `written` outcomes of `rows` to `delivery_attempts`

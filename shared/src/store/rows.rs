@@ -23,7 +23,8 @@ use crate::ids::{AccountId, GroupId, ImportId, InvitationId, MemberId, Workspace
 use crate::status::{DeliveryState, InvitationCause, MemberStatus, RowOutcome};
 use crate::store::members::invitee_status;
 use crate::store::tallies::{Tally, add_tally};
-use crate::store::{now, storable};
+use crate::store::{now, storable, webhooks};
+use crate::webhooks::EventType;
 use crate::write_transaction;
 
 /// Rows per multi-row statement: well under both backends' bind-parameter limits.
@@ -251,6 +252,7 @@ pub fn apply_chunk(
             insert_groups(c, invited.memberships)?;
             let deliveries = insert_invitations(c, ctx.import_id, &invited.members, now)?;
             insert_deliveries(c, ctx.import_id, &deliveries)?;
+            announce_invited(c, ctx, &invited.members)?;
         }
         record_outcomes(c, &outcomes.results)?;
         advance_checkpoint(c, ctx.import_id, &outcomes, &checkpoint)?;
@@ -679,6 +681,18 @@ fn insert_deliveries<C: BackendConnection>(
     let unsent = Tally::of(DeliveryState::Pending, new_deliveries.len() as i64);
     add_tally(c, import, unsent)?;
     Ok(())
+}
+
+/// A `member.invited` event for each new member, for the workspace's webhooks.
+fn announce_invited<C: BackendConnection>(
+    c: &mut C,
+    ctx: &ImportContext,
+    members: &[MemberId],
+) -> QueryResult<()> {
+    let mut extra = serde_json::Map::new();
+    extra.insert("import_id".into(), serde_json::json!(ctx.import_id));
+    let event = EventType::MemberInvited;
+    webhooks::enqueue_members(c, ctx.workspace_id, event, members, &extra)
 }
 
 /// Writes every row's outcome.
