@@ -33,6 +33,15 @@ use crate::write_transaction;
 /// Most endpoints one workspace may have.
 pub const MAX_ENDPOINTS: i64 = 20;
 
+/// When a disabled endpoint's pending deliveries are due: never, until it is enabled, which
+/// makes them due at once. Parked so far off, they lie beyond every claim's range of the index of
+/// due deliveries, however many pile up.
+fn parked() -> NaiveDateTime {
+    chrono::NaiveDate::from_ymd_opt(9999, 12, 31)
+        .and_then(|day| day.and_hms_opt(0, 0, 0))
+        .unwrap_or(NaiveDateTime::MAX)
+}
+
 /// Rows written per statement: well within both backends' limits on bound parameters.
 const STATEMENT_ROWS: usize = 1000;
 
@@ -167,24 +176,43 @@ pub fn delete_endpoint(
 }
 
 /// Enables the workspace's endpoint `id` again (its failure streak forgotten); whether it had it.
-/// Its deliveries left pending while it was disabled go out again.
+/// Its deliveries parked while it was disabled are due at once.
 pub fn enable_endpoint(
     conn: &mut DbConn,
     workspace: WorkspaceId,
     id: WebhookEndpointId,
 ) -> QueryResult<bool> {
-    let changed = diesel::update(
-        webhook_endpoints::table
-            .filter(webhook_endpoints::workspace_id.eq(workspace))
-            .filter(webhook_endpoints::id.eq(id)),
-    )
-    .set((
-        webhook_endpoints::disabled_at.eq(None::<NaiveDateTime>),
-        webhook_endpoints::disabled_reason.eq(None::<String>),
-        webhook_endpoints::failing_since.eq(None::<NaiveDateTime>),
-    ))
-    .execute(conn)?;
-    Ok(changed > 0)
+    write_transaction!(conn, |c| {
+        let changed = c.execute(
+            diesel::update(
+                webhook_endpoints::table
+                    .filter(webhook_endpoints::workspace_id.eq(workspace))
+                    .filter(webhook_endpoints::id.eq(id)),
+            )
+            .set((
+                webhook_endpoints::disabled_at.eq(None::<NaiveDateTime>),
+                webhook_endpoints::disabled_reason.eq(None::<String>),
+                webhook_endpoints::failing_since.eq(None::<NaiveDateTime>),
+            )),
+        )?;
+        if changed == 0 {
+            return Ok(false);
+        }
+        // Its parked deliveries are due now, each with a retry window of its own from now.
+        c.execute(
+            diesel::update(
+                webhook_deliveries::table
+                    .filter(webhook_deliveries::endpoint_id.eq(id))
+                    .filter(webhook_deliveries::state.eq(WebhookDeliveryState::Pending))
+                    .filter(webhook_deliveries::next_attempt_at.ge(parked())),
+            )
+            .set((
+                webhook_deliveries::next_attempt_at.eq(now()),
+                webhook_deliveries::first_attempt_at.eq(None::<NaiveDateTime>),
+            )),
+        )?;
+        Ok(true)
+    })
 }
 
 /// Writes `event` about `data` to the outbox of `workspace`, with a pending delivery to each of
@@ -459,6 +487,19 @@ fn write_messages<C: BackendConnection>(
         )?;
         ids.extend(inserted);
     }
+    let disabled: Vec<WebhookEndpointId> = c.load(
+        webhook_endpoints::table
+            .filter(webhook_endpoints::id.eq_any(endpoints))
+            .filter(webhook_endpoints::disabled_at.is_not_null())
+            .select(webhook_endpoints::id),
+    )?;
+    let due = |endpoint: &WebhookEndpointId| {
+        if disabled.contains(endpoint) {
+            parked()
+        } else {
+            at
+        }
+    };
     let deliveries: Vec<_> = ids
         .iter()
         .flat_map(|message| endpoints.iter().map(move |endpoint| (*message, *endpoint)))
@@ -468,7 +509,7 @@ fn write_messages<C: BackendConnection>(
                 webhook_deliveries::endpoint_id.eq(endpoint),
                 webhook_deliveries::state.eq(WebhookDeliveryState::Pending),
                 webhook_deliveries::attempts.eq(0),
-                webhook_deliveries::next_attempt_at.eq(at),
+                webhook_deliveries::next_attempt_at.eq(due(&endpoint)),
                 webhook_deliveries::created_at.eq(at),
             )
         })
