@@ -284,6 +284,9 @@ pub struct Settings {
     /// one hour.
     #[serde(with = "humantime_serde")]
     pub webhook_retry_base_delay: Duration,
+    /// How long webhook events and their delivery log are kept; at least `webhook_retry_window`.
+    #[serde(with = "humantime_serde")]
+    pub webhook_retention: Duration,
 }
 
 impl Default for Settings {
@@ -355,6 +358,7 @@ impl Default for Settings {
             webhook_timeout: Duration::from_secs(10),
             webhook_retry_window: Duration::from_secs(24 * 3600),
             webhook_retry_base_delay: Duration::from_secs(10),
+            webhook_retention: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -411,6 +415,7 @@ impl Settings {
         );
         self.validate_http()?;
         self.validate_bounces()?;
+        self.validate_webhooks()?;
         anyhow::ensure!(
             self.public_url.starts_with("http://") || self.public_url.starts_with("https://"),
             "PUBLIC_URL must be an http(s) URL"
@@ -457,6 +462,14 @@ impl Settings {
         anyhow::ensure!(
             !self.bounce_poll_interval.is_zero(),
             "BOUNCE_POLL_INTERVAL must be longer than 0"
+        );
+        Ok(())
+    }
+
+    fn validate_webhooks(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.webhook_retention >= self.webhook_retry_window,
+            "WEBHOOK_RETENTION must be at least WEBHOOK_RETRY_WINDOW, or events would be deleted while they are retried"
         );
         Ok(())
     }

@@ -3,7 +3,7 @@
 //! claims, enqueue imports that need a worker (their worker died, their job was lost or never
 //! enqueued), put sends of dead workers (or lapsed leases) back to `pending`, wake this process's sender for
 //! retries and wake-ups it was not told of, and delete the stored files of imports finished longer
-//! than `UPLOAD_RETENTION` ago. Together with the database as the
+//! than `UPLOAD_RETENTION` ago and webhook events older than `WEBHOOK_RETENTION`. Together with the database as the
 //! ledger, this re-creates every signal a queue that restarted empty has lost.
 
 use invite_shared::jobs::ProcessImport;
@@ -33,11 +33,12 @@ async fn once(deps: &Deps) -> anyhow::Result<()> {
     enqueued
 }
 
-/// Deletes one batch of uploads past `UPLOAD_RETENTION` and forgets past days' support-email
-/// counts.
+/// Deletes one batch of uploads past `UPLOAD_RETENTION` and of webhook events past
+/// `WEBHOOK_RETENTION`, expired hand-over tokens, and forgets past days' support-email counts.
 async fn tidy(deps: &Deps) -> anyhow::Result<()> {
     retention::delete_expired_uploads(&deps.db, deps.settings.upload_retention).await?;
     retention::forget_past_daily_counts(&deps.db).await?;
+    retention::prune_webhooks_and_handovers(&deps.db, deps.settings.webhook_retention).await?;
     Ok(())
 }
 

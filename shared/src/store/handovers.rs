@@ -220,3 +220,20 @@ fn acceptance<C: BackendConnection>(
         accepted_at,
     })))
 }
+
+/// Deletes up to `limit` hand-over tokens that expired before `before`; how many.
+pub fn prune(conn: &mut DbConn, before: NaiveDateTime, limit: i64) -> QueryResult<usize> {
+    let expired = acceptance_handovers::table
+        .filter(acceptance_handovers::expires_at.lt(before))
+        .order(acceptance_handovers::expires_at)
+        .limit(limit)
+        .select(acceptance_handovers::token_hash);
+    let hashes: Vec<Vec<u8>> = expired.load(conn)?;
+    if hashes.is_empty() {
+        return Ok(0);
+    }
+    diesel::delete(
+        acceptance_handovers::table.filter(acceptance_handovers::token_hash.eq_any(hashes)),
+    )
+    .execute(conn)
+}

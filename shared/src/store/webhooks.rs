@@ -839,3 +839,37 @@ fn track_streak<C: BackendConnection>(
     )?;
     Ok(disabled > 0)
 }
+
+/// Deletes up to `limit` events written before `before`, oldest first, with their deliveries and
+/// their log, except an event one of whose deliveries is being sent this moment; how many.
+pub fn prune(conn: &mut DbConn, before: NaiveDateTime, limit: i64) -> QueryResult<usize> {
+    write_transaction!(conn, |c| {
+        let sending = webhook_deliveries::table
+            .filter(webhook_deliveries::state.eq(WebhookDeliveryState::Sending))
+            .select(webhook_deliveries::message_id);
+        let old: Vec<WebhookMessageId> = c.load(
+            webhook_messages::table
+                .filter(webhook_messages::created_at.lt(before))
+                .filter(webhook_messages::id.ne_all(sending))
+                .order((webhook_messages::created_at, webhook_messages::id))
+                .limit(limit)
+                .select(webhook_messages::id),
+        )?;
+        if old.is_empty() {
+            return Ok(0);
+        }
+        // Children first, as `delete_endpoint` does.
+        let deliveries = webhook_deliveries::table
+            .filter(webhook_deliveries::message_id.eq_any(&old))
+            .select(webhook_deliveries::id);
+        c.execute(diesel::delete(
+            webhook_attempts::table.filter(webhook_attempts::delivery_id.eq_any(deliveries)),
+        ))?;
+        c.execute(diesel::delete(
+            webhook_deliveries::table.filter(webhook_deliveries::message_id.eq_any(&old)),
+        ))?;
+        c.execute(diesel::delete(
+            webhook_messages::table.filter(webhook_messages::id.eq_any(&old)),
+        ))
+    })
+}
