@@ -79,7 +79,6 @@ pub struct NewEndpoint {
 }
 
 /// A new endpoint with its signing key (as stored: base64), which is never read back to a caller.
-#[derive(Debug)]
 pub struct Created {
     /// The endpoint.
     pub endpoint: Endpoint,
@@ -611,7 +610,7 @@ pub fn attempts_page(
 }
 
 /// A claimed delivery with what its POST needs.
-#[derive(Debug, Clone, Queryable)]
+#[derive(Clone, Queryable)]
 pub struct Claimed {
     /// The delivery.
     pub id: WebhookDeliveryId,
@@ -872,4 +871,26 @@ pub fn prune(conn: &mut DbConn, before: NaiveDateTime, limit: i64) -> QueryResul
             webhook_messages::table.filter(webhook_messages::id.eq_any(&old)),
         ))
     })
+}
+
+/// Never the signing key: a debug print may reach a log.
+impl std::fmt::Debug for Created {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Created")
+            .field("endpoint", &self.endpoint)
+            .field("secret", &"…")
+            .finish()
+    }
+}
+
+/// Never the signing key, nor the body (it names a member): a debug print may reach a log.
+impl std::fmt::Debug for Claimed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Claimed")
+            .field("id", &self.id)
+            .field("endpoint", &self.endpoint)
+            .field("attempts", &self.attempts)
+            .field("msg_id", &self.msg_id)
+            .finish_non_exhaustive()
+    }
 }

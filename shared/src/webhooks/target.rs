@@ -158,25 +158,37 @@ pub async fn resolve(
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => tokio::net::lookup_host((host, port))
-            .await
-            .map_err(|e| Refused(format!("the host {host} could not be resolved: {e}")))?
-            .collect(),
+        Err(_) => lookup(host, port).await?,
     };
     if addrs.is_empty() {
         return Err(Refused(format!("the host {host} has no address")));
     }
-    if !allow_private
-        && let Some((addr, why)) = addrs
-            .iter()
-            .find_map(|a| forbidden(a.ip()).map(|why| (a, why)))
-    {
+    if !allow_private && let Some(why) = addrs.iter().find_map(|a| forbidden(a.ip())) {
+        // The address itself is not named: it would tell the deployment's internal names to
+        // whoever asks.
         return Err(Refused(format!(
-            "the host {host} resolves to {}, {why}; webhooks go to public addresses only",
-            addr.ip()
+            "the host {host} resolves to {why}; webhooks go to public addresses only"
         )));
     }
     Ok(addrs)
+}
+
+/// Longest wait for the system's resolver: a name server that never answers must not hold a
+/// request (or a send) for the resolver's own timeouts and retries.
+const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The addresses of the name `host`, within [`RESOLVE_TIMEOUT`]. The resolver's own error is not
+/// repeated: it may describe the deployment's network.
+async fn lookup(host: &str, port: u16) -> Result<Vec<SocketAddr>, Refused> {
+    let unresolved = || Refused(format!("the host {host} could not be resolved"));
+    match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host, port))).await {
+        Ok(Ok(addrs)) => Ok(addrs.collect()),
+        Ok(Err(_)) => Err(unresolved()),
+        Err(_) => Err(Refused(format!(
+            "the host {host} was not resolved within {} s",
+            RESOLVE_TIMEOUT.as_secs()
+        ))),
+    }
 }
 
 #[cfg(test)]
