@@ -257,6 +257,37 @@ async fn a_message_to_retry_is_fetched_again_and_one_too_large_is_never_fetched(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_kept_for_later_too_long_is_left_alone() {
+    if !dovecot::runnable() {
+        return;
+    }
+    let imap = Dovecot::start(None);
+    let report = include_bytes!("../../shared/src/bounce/fixtures/postfix.eml");
+    imap.append("INBOX", report).await;
+    let url = MailboxUrl::parse(&imap.url()).unwrap();
+    // Kept no time at all: the next pass finds it kept too long.
+    let mut reader = MailboxReader::new(url, Duration::from_secs(1)).retrying_for(Duration::ZERO);
+
+    let pass = reader
+        .read_once(|_, _| async { Outcome::Retry })
+        .await
+        .unwrap();
+    assert_eq!((pass.retry, pass.expired), (true, 0));
+
+    let pass = reader
+        .read_once(|uid, _| async move { panic!("message {uid} fetched again") })
+        .await
+        .unwrap();
+    assert_eq!((pass.processed, pass.retry, pass.expired), (0, false, 1));
+    let pass = reader
+        .read_once(|uid, _| async move { panic!("message {uid} fetched again") })
+        .await
+        .unwrap();
+    assert_eq!(pass.expired, 0, "forgotten");
+    assert_eq!(imap.count("INBOX").await, 1, "left where it is");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_to_retry_does_not_hold_back_those_after_it() {
     if !dovecot::runnable() {
         return;

@@ -8,7 +8,7 @@
 //! Messages the callback leaves alone are not fetched again: the reader remembers the next UID
 //! to look at per UIDVALIDITY ([`Cursor`]), which its owner may persist.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use async_imap::types::UnsolicitedResponse;
@@ -31,6 +31,11 @@ const BATCH: usize = 50;
 /// Most messages a reader remembers to look at again ([`Outcome::Retry`]) while it reads on past
 /// them; past that many it stops at the next one until some are done.
 const MAX_LATER: usize = 1000;
+
+/// How long a message kept for later is looked at again: a report about an email that is still
+/// not recorded as sent this long after it arrived (a forged or stray report naming a pending
+/// email) is then left alone like mail that is not a report.
+pub const RETRY_FOR: Duration = Duration::from_secs(60 * 60);
 
 /// How long one IDLE lasts before it is re-issued (servers drop idle clients after 30 min).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
@@ -76,6 +81,8 @@ pub struct Pass {
     pub oversized: usize,
     /// Whether the callback asked for a message to be tried again.
     pub retry: bool,
+    /// Messages kept for later longer than [`RETRY_FOR`], now left alone.
+    pub expired: usize,
     /// Whether the pass stopped short of the newest message (the database unavailable, or too
     /// many messages kept for later).
     pub stalled: bool,
@@ -102,8 +109,11 @@ pub struct MailboxReader {
     poll_interval: Duration,
     cursor: Cursor,
     offers: Offers,
-    /// Messages behind the cursor to look at again on each pass ([`Outcome::Retry`]).
-    later: Vec<Uid>,
+    /// Messages behind the cursor to look at again on each pass ([`Outcome::Retry`]), with
+    /// when each was first kept.
+    later: Vec<(Uid, Instant)>,
+    /// How long a message is kept for later ([`RETRY_FOR`]).
+    retry_for: Duration,
 }
 
 impl MailboxReader {
@@ -115,7 +125,13 @@ impl MailboxReader {
             cursor: Cursor::default(),
             offers: Offers::default(),
             later: Vec::new(),
+            retry_for: RETRY_FOR,
         }
+    }
+
+    /// The reader, keeping messages for later `retry_for` instead of [`RETRY_FOR`].
+    pub fn retrying_for(self, retry_for: Duration) -> MailboxReader {
+        MailboxReader { retry_for, ..self }
     }
 
     /// Starts from a cursor its owner kept, rather than from the folder's first message.
@@ -290,8 +306,8 @@ impl MailboxReader {
                     Outcome::NotAReport => pass.not_reports += 1,
                     Outcome::Retry if self.later.len() < MAX_LATER => {
                         pass.retry = true;
-                        if !self.later.contains(&uid) {
-                            self.later.push(uid);
+                        if !self.later.iter().any(|(kept, _)| *kept == uid) {
+                            self.later.push((uid, Instant::now()));
                         }
                     }
                     Outcome::Retry | Outcome::Unavailable => {
@@ -328,10 +344,18 @@ impl MailboxReader {
         let (mut processed, mut kept) = (Vec::new(), Vec::new());
         // The list is replaced only once all are looked at: after an error it is kept whole.
         let waiting = self.later.clone();
-        for (at, &uid) in waiting.iter().enumerate() {
+        for (at, &(uid, since)) in waiting.iter().enumerate() {
             if cancel.is_some_and(CancellationToken::is_cancelled) {
                 kept.extend_from_slice(&waiting[at..]);
                 break;
+            }
+            if since.elapsed() > self.retry_for {
+                tracing::warn!(
+                    uid,
+                    "bounce mailbox: a report about an email still not sent, left alone"
+                );
+                pass.expired += 1;
+                continue;
             }
             // `None` for a message another reader moved meanwhile.
             let Some(raw) = within(fetch(session, uid), "fetching a message").await? else {
@@ -342,7 +366,7 @@ impl MailboxReader {
                 Outcome::NotAReport => pass.not_reports += 1,
                 Outcome::Retry => {
                     pass.retry = true;
-                    kept.push(uid);
+                    kept.push((uid, since));
                 }
                 Outcome::Unavailable => {
                     pass.retry = true;
