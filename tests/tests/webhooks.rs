@@ -2,11 +2,14 @@
 //! request with the official Standard Webhooks Python library.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
-use invite_shared::db::schema::{deliveries, webhook_deliveries};
+use invite_shared::db::schema::{deliveries, webhook_attempts, webhook_deliveries};
 use invite_shared::on_conn;
-use invite_tests::app::{Stack, TestApp, free_port, people_csv};
+use invite_shared::store::deliveries::ClaimToken;
+use invite_shared::store::webhooks::{self as store, Claimed, Next, Recorded, Tried};
+use invite_tests::app::{PATIENCE, Stack, TestApp, free_port, people_csv};
 use invite_tests::on_both_stacks;
 use invite_tests::smtp::{ReplyPlan, SmtpServer};
 use invite_tests::webhooks::Receiver;
@@ -18,6 +21,9 @@ on_both_stacks!(
     every_event_arrives_with_a_stable_id_through_an_outage_and_errors,
     an_archive_and_an_import_are_reported,
     a_thousand_row_import_is_reported_event_by_event,
+    an_endpoint_failing_for_the_whole_window_is_disabled_until_enabled,
+    a_late_attempt_after_a_takeover_is_logged_and_leaves_the_streak_alone,
+    an_attempt_at_a_delivery_deleted_with_its_endpoint_records_nothing,
 );
 
 /// Makes an endpoint at 127.0.0.1:`port` for `events`; its id and secret.
@@ -229,6 +235,225 @@ async fn an_archive_and_an_import_are_reported(stack: Stack) {
     assert_eq!(archived["body"]["data"]["member_id"], member);
     assert_eq!(archived["body"]["data"]["email"], "ada@example.com");
     assert_eq!(archived["body"]["data"]["status"], "archived");
+}
+
+/// The endpoint as `GET …/webhooks` lists it, once `done` says so.
+async fn wait_for_endpoint(app: &TestApp, id: i64, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let listed = app.get_json("/webhooks").await;
+        let found = listed["webhooks"]
+            .as_array()
+            .and_then(|all| all.iter().find(|e| e["id"] == id))
+            .cloned()
+            .unwrap_or(Value::Null);
+        if done(&found) {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "the endpoint: {listed}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Pending webhook deliveries parked until their endpoint is enabled.
+async fn parked_deliveries(app: &TestApp) -> i64 {
+    let far = chrono::NaiveDate::from_ymd_opt(9999, 1, 1)
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap();
+    app.db
+        .run(move |conn| {
+            Ok(on_conn!(conn, |c| webhook_deliveries::table
+                .filter(webhook_deliveries::state.eq("pending"))
+                .filter(webhook_deliveries::next_attempt_at.ge(far))
+                .count()
+                .get_result::<i64>(c))?)
+        })
+        .await
+        .unwrap()
+}
+
+/// The `webhook-id`s the receiver got.
+fn webhook_ids(received: &[Value]) -> BTreeSet<String> {
+    received
+        .iter()
+        .filter_map(|e| e["webhook_id"].as_str())
+        .map(str::to_owned)
+        .collect()
+}
+
+async fn an_endpoint_failing_for_the_whole_window_is_disabled_until_enabled(stack: Stack) {
+    let mut app = TestApp::spawn_with(stack, |s| {
+        s.webhook_retry_window = Duration::from_secs(2);
+        s.webhook_retry_base_delay = Duration::from_millis(100);
+    })
+    .await;
+    app.start_worker().await;
+    let port = free_port();
+    let (id, secret) = endpoint(&app, port, &["webhook.test"]).await;
+    let mut receiver = Receiver::new(&secret);
+    receiver.start(port, "500").await;
+    let test = format!("/webhooks/{id}/test");
+    assert_eq!(app.post(&test).await.status(), 202);
+    // A second event, first tried after the streak began, keeps failing past the window however
+    // the first one's last attempt falls.
+    receiver.wait_for("a first 500", |r| !r.is_empty()).await;
+    assert_eq!(app.post(&test).await.status(), 202);
+
+    let disabled = wait_for_endpoint(&app, id, |e| e["disabled_at"].is_string()).await;
+    let reason = disabled["disabled_reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("failed for 2s"), "{disabled}");
+    let log = wait_for_log(&app, id, |a| {
+        a.last().is_some_and(|a| a["state"] == "failed")
+    })
+    .await;
+    assert!(log.iter().all(|a| a["status"] == 500), "{log:?}");
+    let before = receiver.received();
+    all_verified(&before);
+    assert!(before.iter().all(|e| e["answered"] == 500), "{before:?}");
+
+    receiver.answer("200");
+    // An event while it is disabled waits for it, parked where no claim looks.
+    assert_eq!(app.post(&test).await.status(), 202);
+    assert!(parked_deliveries(&app).await >= 1);
+    assert!(receiver.received().iter().all(|e| e["answered"] == 500));
+    let enabled = app.post(&format!("/webhooks/{id}/enable")).await;
+    assert_eq!(enabled.status(), 200);
+    wait_for_endpoint(&app, id, |e| e["disabled_at"].is_null()).await;
+
+    let old = webhook_ids(&before);
+    let received = receiver
+        .wait_for("the event that waited, delivered", |r| {
+            r.iter()
+                .any(|e| e["answered"] == 200 && !old.contains(e["webhook_id"].as_str().unwrap()))
+        })
+        .await;
+    all_verified(&received);
+    let new = webhook_ids(&received).difference(&old).count();
+    assert_eq!(new, 1, "one new event: {received:?}");
+    wait_for_endpoint(&app, id, |e| e["failing_since"].is_null()).await;
+}
+
+/// The app's due webhook deliveries, claimed for `lease`.
+async fn claim(app: &TestApp, lease: Duration) -> (ClaimToken, Vec<Claimed>) {
+    app.db
+        .run(move |c| Ok(store::claim(c, 10, lease)?))
+        .await
+        .unwrap()
+}
+
+/// An attempt at `delivery` under `claim` that was answered 500 and is to be retried in a minute.
+fn answered_500(claim: ClaimToken, delivery: &Claimed) -> Tried {
+    let at = invite_shared::store::now();
+    Tried {
+        id: delivery.id,
+        claim,
+        endpoint: delivery.endpoint,
+        at,
+        http_status: Some(500),
+        error: None,
+        latency_ms: 1,
+        response: Some("answered 500".into()),
+        next: Next::RetryAt(at + chrono::Duration::seconds(60)),
+    }
+}
+
+/// Records `tried`, an endpoint failing for `window` being disabled.
+async fn record(app: &TestApp, tried: Tried, window: Duration) -> anyhow::Result<Recorded> {
+    app.db
+        .run(move |c| Ok(store::record(c, &tried, window)?))
+        .await
+}
+
+/// A `webhook.test` event queued to a new endpoint of `app` (which runs no worker); the endpoint.
+async fn one_test_event(app: &TestApp) -> i64 {
+    let (id, _) = endpoint(app, free_port(), &["webhook.test"]).await;
+    assert_eq!(
+        app.post(&format!("/webhooks/{id}/test")).await.status(),
+        202
+    );
+    id
+}
+
+async fn a_late_attempt_after_a_takeover_is_logged_and_leaves_the_streak_alone(stack: Stack) {
+    let app = TestApp::spawn_without_workers(stack).await;
+    let id = one_test_event(&app).await;
+    // A lease that lapses at once: the next claim takes the delivery over.
+    let (late, claimed) = claim(&app, Duration::ZERO).await;
+    assert_eq!(claimed.len(), 1);
+    let deadline = Instant::now() + PATIENCE;
+    let (current, again) = loop {
+        let (current, again) = claim(&app, Duration::from_secs(60)).await;
+        if !again.is_empty() {
+            break (current, again);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the lapsed lease was not taken over"
+        );
+    };
+    assert_eq!(again[0].id, claimed[0].id);
+
+    // With no window at all, any failure the streak counted would disable the endpoint.
+    let recorded = record(&app, answered_500(late, &claimed[0]), Duration::ZERO).await;
+    assert_eq!(
+        recorded.unwrap(),
+        Recorded {
+            written: false,
+            disabled: false
+        }
+    );
+    let endpoint = wait_for_endpoint(&app, id, |e| e.is_object()).await;
+    assert!(endpoint["failing_since"].is_null(), "{endpoint}");
+    assert!(endpoint["disabled_at"].is_null(), "{endpoint}");
+    let log = wait_for_log(&app, id, |a| !a.is_empty()).await;
+    assert_eq!(log.len(), 1, "the late attempt is logged: {log:?}");
+    assert_eq!(log[0]["state"], "sending", "{log:?}");
+
+    // The attempt of the claim that holds the delivery is what counts.
+    let recorded = record(&app, answered_500(current, &again[0]), Duration::ZERO).await;
+    assert_eq!(
+        recorded.unwrap(),
+        Recorded {
+            written: true,
+            disabled: true
+        }
+    );
+}
+
+async fn an_attempt_at_a_delivery_deleted_with_its_endpoint_records_nothing(stack: Stack) {
+    let app = TestApp::spawn_without_workers(stack).await;
+    let id = one_test_event(&app).await;
+    let (token, claimed) = claim(&app, Duration::from_secs(60)).await;
+    assert_eq!(claimed.len(), 1);
+
+    let deleted = app
+        .client
+        .delete(app.url(&format!("/webhooks/{id}")))
+        .bearer_auth(&app.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    let recorded = record(&app, answered_500(token, &claimed[0]), Duration::ZERO).await;
+
+    assert_eq!(
+        recorded.expect("no error for a deleted endpoint"),
+        Recorded {
+            written: false,
+            disabled: false
+        }
+    );
+    let logged: i64 = app
+        .db
+        .run(|conn| {
+            Ok(on_conn!(conn, |c| webhook_attempts::table
+                .count()
+                .get_result(c))?)
+        })
+        .await
+        .unwrap();
+    assert_eq!(logged, 0, "nothing is logged for a deleted endpoint");
 }
 
 /// Private, loopback and link-local targets are refused without `WEBHOOK_ALLOW_PRIVATE`, as is

@@ -758,24 +758,51 @@ pub struct Recorded {
     pub disabled: bool,
 }
 
-/// Logs the attempt, writes its outcome (if the delivery is still held by its claim), and keeps
+/// Writes the attempt's outcome (if the delivery is still held by its claim), logs it, and keeps
 /// the endpoint's failure streak: cleared by a delivery, started by a failure, and an endpoint
 /// failing for `window` is disabled.
+///
+/// Only an attempt whose outcome was written moves the streak: a late one, whose lease lapsed
+/// and whose delivery another worker took over, is logged and changes nothing else. An attempt
+/// at a delivery deleted with its endpoint meanwhile records nothing.
 pub fn record(conn: &mut DbConn, tried: &Tried, window: Duration) -> QueryResult<Recorded> {
     write_transaction!(conn, |c| {
-        c.execute(diesel::insert_into(webhook_attempts::table).values((
-            webhook_attempts::delivery_id.eq(tried.id),
-            webhook_attempts::endpoint_id.eq(tried.endpoint),
-            webhook_attempts::at.eq(tried.at),
-            webhook_attempts::http_status.eq(tried.http_status),
-            webhook_attempts::error.eq(&tried.error),
-            webhook_attempts::latency_ms.eq(tried.latency_ms),
-            webhook_attempts::response.eq(&tried.response),
-        )))?;
+        // Either write holds the delivery's row until commit, so it cannot be deleted under the
+        // attempt logged next.
         let written = write_outcome(c, tried)? > 0;
-        let disabled = track_streak(c, tried, window)?;
+        if !written && !hold(c, tried.id)? {
+            return Ok(Recorded {
+                written: false,
+                disabled: false,
+            });
+        }
+        log_attempt(c, tried)?;
+        let disabled = written && track_streak(c, tried, window)?;
         Ok(Recorded { written, disabled })
     })
+}
+
+/// Holds the delivery's row for the rest of the transaction without changing it; whether it
+/// still exists.
+fn hold<C: BackendConnection>(c: &mut C, id: WebhookDeliveryId) -> QueryResult<bool> {
+    let touched = c.execute(
+        diesel::update(webhook_deliveries::table.filter(webhook_deliveries::id.eq(id)))
+            .set(webhook_deliveries::attempts.eq(webhook_deliveries::attempts)),
+    )?;
+    Ok(touched > 0)
+}
+
+/// Adds the attempt to the delivery log.
+fn log_attempt<C: BackendConnection>(c: &mut C, tried: &Tried) -> QueryResult<usize> {
+    c.execute(diesel::insert_into(webhook_attempts::table).values((
+        webhook_attempts::delivery_id.eq(tried.id),
+        webhook_attempts::endpoint_id.eq(tried.endpoint),
+        webhook_attempts::at.eq(tried.at),
+        webhook_attempts::http_status.eq(tried.http_status),
+        webhook_attempts::error.eq(&tried.error),
+        webhook_attempts::latency_ms.eq(tried.latency_ms),
+        webhook_attempts::response.eq(&tried.response),
+    )))
 }
 
 /// Writes the delivery's new state, fenced by its claim.
@@ -836,7 +863,22 @@ fn track_streak<C: BackendConnection>(
             webhook_endpoints::disabled_reason.eq(Some(reason)),
         )),
     )?;
+    if disabled > 0 {
+        park(c, tried.endpoint)?;
+    }
     Ok(disabled > 0)
+}
+
+/// Parks the endpoint's pending deliveries until it is enabled (see [`parked`]).
+fn park<C: BackendConnection>(c: &mut C, endpoint: WebhookEndpointId) -> QueryResult<usize> {
+    c.execute(
+        diesel::update(
+            webhook_deliveries::table
+                .filter(webhook_deliveries::endpoint_id.eq(endpoint))
+                .filter(webhook_deliveries::state.eq(WebhookDeliveryState::Pending)),
+        )
+        .set(webhook_deliveries::next_attempt_at.eq(parked())),
+    )
 }
 
 /// Deletes up to `limit` events written before `before`, oldest first, with their deliveries and
