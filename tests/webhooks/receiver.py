@@ -67,7 +67,8 @@ class Handler(BaseHTTPRequestHandler):
 
 
 class Server(ThreadingHTTPServer):
-    # A sender opens up to 20 connections at once; the default backlog of 5 would refuse some.
+    # A sender opens up to 20 connections at once; with the default backlog of 5 the kernel drops
+    # some attempts, which the sender then repeats a second later.
     request_queue_size = 128
 
 
