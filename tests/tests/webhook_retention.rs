@@ -59,7 +59,8 @@ async fn delivered_test_events(app: &TestApp, n: usize) -> Vec<i64> {
 async fn old_events_and_long_expired_handovers_are_deleted(stack: Stack) {
     let app = TestApp::spawn(stack).await;
     let messages = delivered_test_events(&app, 3).await;
-    // The first becomes old, the second old and being sent, the third stays recent.
+    // The first becomes old, the second old and being sent (under a live lease), the third stays
+    // recent.
     let (being_sent, recent) = (messages[1], messages[2]);
     let long_ago = now() - TimeDelta::days(31);
     app.db
@@ -71,7 +72,10 @@ async fn old_events_and_long_expired_handovers_are_deleted(stack: Stack) {
                 diesel::update(
                     webhook_deliveries::table.filter(webhook_deliveries::message_id.eq(being_sent)),
                 )
-                .set(webhook_deliveries::state.eq("sending"))
+                .set((
+                    webhook_deliveries::state.eq("sending"),
+                    webhook_deliveries::lease_until.eq(now() + TimeDelta::hours(1)),
+                ))
                 .execute(c)?;
                 let member: i64 = members::table.select(members::id).first(c)?;
                 for (hash, expired) in [(1u8, TimeDelta::days(2)), (2, TimeDelta::hours(1))] {

@@ -81,7 +81,8 @@ pub struct Pass {
     pub oversized: usize,
     /// Whether the callback asked for a message to be tried again.
     pub retry: bool,
-    /// Messages kept for later longer than [`RETRY_FOR`], now left alone.
+    /// Messages kept for later longer than [`RETRY_FOR`] and still not ready at a last look, now
+    /// left alone.
     pub expired: usize,
     /// Whether the pass stopped short of the newest message (the database unavailable, or too
     /// many messages kept for later).
@@ -349,14 +350,6 @@ impl MailboxReader {
                 kept.extend_from_slice(&waiting[at..]);
                 break;
             }
-            if since.elapsed() > self.retry_for {
-                tracing::warn!(
-                    uid,
-                    "bounce mailbox: a report about an email still not sent, left alone"
-                );
-                pass.expired += 1;
-                continue;
-            }
             // `None` for a message another reader moved meanwhile.
             let Some(raw) = within(fetch(session, uid), "fetching a message").await? else {
                 continue;
@@ -364,6 +357,14 @@ impl MailboxReader {
             match handle(uid, raw).await {
                 Outcome::Processed => processed.push(uid),
                 Outcome::NotAReport => pass.not_reports += 1,
+                // Kept too long: this was its last look.
+                Outcome::Retry if since.elapsed() > self.retry_for => {
+                    tracing::warn!(
+                        uid,
+                        "bounce mailbox: a report about an email still not sent, left alone"
+                    );
+                    pass.expired += 1;
+                }
                 Outcome::Retry => {
                     pass.retry = true;
                     kept.push((uid, since));

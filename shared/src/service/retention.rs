@@ -51,11 +51,17 @@ pub async fn forget_past_daily_counts(db: &Db) -> Result<usize> {
 /// hand-over tokens expired a day ago. Returns how many events were deleted.
 pub async fn prune_webhooks_and_handovers(db: &Db, retention: Duration) -> Result<usize> {
     let now = crate::store::now();
-    let before = now - chrono::TimeDelta::from_std(retention).unwrap_or(chrono::TimeDelta::MAX);
-    let events = db
-        .run(move |c| Ok(webhooks::prune(c, before, ROWS_BATCH)?))
-        .await
-        .step("deleting webhook events past their retention")?;
+    // A retention reaching before the calendar's start keeps everything.
+    let before = chrono::TimeDelta::from_std(retention)
+        .ok()
+        .and_then(|kept| now.checked_sub_signed(kept));
+    let events = match before {
+        Some(before) => db
+            .run(move |c| Ok(webhooks::prune(c, before, ROWS_BATCH)?))
+            .await
+            .step("deleting webhook events past their retention")?,
+        None => 0,
+    };
     let expired = now - EXPIRED_HANDOVERS_KEPT;
     db.run(move |c| Ok(handovers::prune(c, expired, ROWS_BATCH)?))
         .await

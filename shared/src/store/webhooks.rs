@@ -8,11 +8,13 @@
 //! in a `BEGIN IMMEDIATE` transaction. An outcome is written only while the delivery is still
 //! held by the claim that sent it. A delivery whose worker died is sent again: at least once.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use chrono::NaiveDateTime;
+use diesel::dsl::sql;
 use diesel::prelude::*;
+use diesel::sql_types::Bool;
 
 use crate::db::DbConn;
 use crate::db::backend::BackendConnection;
@@ -197,17 +199,18 @@ pub fn enable_endpoint(
         if changed == 0 {
             return Ok(false);
         }
-        // Its parked deliveries are due now, each with a retry window of its own from now.
+        // Its pending deliveries (parked, or retried by a send in flight when it was disabled)
+        // are due now, each with a retry window and backoff of its own from now.
         c.execute(
             diesel::update(
                 webhook_deliveries::table
                     .filter(webhook_deliveries::endpoint_id.eq(id))
-                    .filter(webhook_deliveries::state.eq(WebhookDeliveryState::Pending))
-                    .filter(webhook_deliveries::next_attempt_at.ge(parked())),
+                    .filter(webhook_deliveries::state.eq(WebhookDeliveryState::Pending)),
             )
             .set((
                 webhook_deliveries::next_attempt_at.eq(now()),
                 webhook_deliveries::first_attempt_at.eq(None::<NaiveDateTime>),
+                webhook_deliveries::attempts.eq(0),
             )),
         )?;
         Ok(true)
@@ -215,7 +218,7 @@ pub fn enable_endpoint(
 }
 
 /// Writes `event` about `data` to the outbox of `workspace`, with a pending delivery to each of
-/// its enabled endpoints subscribed to it; nothing at all when none is. Runs in the caller's
+/// its endpoints subscribed to it (parked for a disabled one); nothing at all when none is. Runs in the caller's
 /// transaction, so the event is written if and only if the change it reports is. One indexed
 /// read of the workspace's endpoints (at most [`MAX_ENDPOINTS`]) when nobody listens.
 pub(crate) fn enqueue<C: BackendConnection>(
@@ -292,13 +295,17 @@ pub(crate) fn enqueue_emails<C: BackendConnection>(
     if emails.is_empty() {
         return Ok(());
     }
+    if !email_events_wanted(c)? {
+        return Ok(());
+    }
     let ids: Vec<DeliveryId> = emails.iter().map(|(id, _)| *id).collect();
     let listening = email_subscribers(c, &ids)?;
     if listening.is_empty() {
         return Ok(());
     }
     let details = email_details(c, &ids, listening.keys())?;
-    let mut batches: HashMap<(WorkspaceId, EventType), Vec<serde_json::Value>> = HashMap::new();
+    // In workspace order, so that two transactions lock disabled endpoints in the same order.
+    let mut batches: BTreeMap<(WorkspaceId, EventType), Vec<serde_json::Value>> = BTreeMap::new();
     for &(id, event) in emails {
         let Some((workspace, data)) = details.get(&id) else {
             continue;
@@ -317,6 +324,19 @@ pub(crate) fn enqueue_emails<C: BackendConnection>(
         write_messages(c, workspace, event, data, &endpoints)?;
     }
     Ok(())
+}
+
+/// Whether any endpoint of the deployment subscribes to an `email.*` event: one read of the small
+/// table of endpoints, which spares an email's group commit everything else when none does.
+pub(crate) fn email_events_wanted<C: BackendConnection>(c: &mut C) -> QueryResult<bool> {
+    let any: Option<WebhookEndpointId> = c
+        .first(
+            webhook_endpoints::table
+                .filter(webhook_endpoints::events.like("%email.%"))
+                .select(webhook_endpoints::id),
+        )
+        .optional()?;
+    Ok(any.is_some())
 }
 
 /// The endpoints (with their subscriptions) of the workspaces whose members the emails `ids`
@@ -486,11 +506,16 @@ fn write_messages<C: BackendConnection>(
         )?;
         ids.extend(inserted);
     }
+    // Locked, not just read: an enable waits for this transaction, and then makes due what it
+    // parked (read alone, an enable in between would miss the parked rows, for good).
     let disabled: Vec<WebhookEndpointId> = c.load(
-        webhook_endpoints::table
-            .filter(webhook_endpoints::id.eq_any(endpoints))
-            .filter(webhook_endpoints::disabled_at.is_not_null())
-            .select(webhook_endpoints::id),
+        diesel::update(
+            webhook_endpoints::table
+                .filter(webhook_endpoints::id.eq_any(endpoints))
+                .filter(webhook_endpoints::disabled_at.is_not_null()),
+        )
+        .set(webhook_endpoints::disabled_at.eq(webhook_endpoints::disabled_at))
+        .returning(webhook_endpoints::id),
     )?;
     let due = |endpoint: &WebhookEndpointId| {
         if disabled.contains(endpoint) {
@@ -640,31 +665,45 @@ pub fn claim(
     let token = ClaimToken::new();
     let at = now();
     let until = at + lease;
-    let enabled = webhook_endpoints::table
-        .filter(webhook_endpoints::disabled_at.is_null())
-        .select(webhook_endpoints::id);
+    // Two reads, each an ordered range of its own partial index (the states are written out, so
+    // that SQLite, which cannot match a bound value to an index's condition, uses them too):
+    // one read of both, ordered, would sort every due delivery at each claim.
+    let enabled = || {
+        webhook_endpoints::table
+            .filter(webhook_endpoints::disabled_at.is_null())
+            .select(webhook_endpoints::id)
+    };
     let due = webhook_deliveries::table
-        .filter(webhook_deliveries::endpoint_id.eq_any(enabled))
-        .filter(
-            webhook_deliveries::state
-                .eq(WebhookDeliveryState::Pending)
-                .and(webhook_deliveries::next_attempt_at.le(at))
-                .or(webhook_deliveries::state
-                    .eq(WebhookDeliveryState::Sending)
-                    .and(webhook_deliveries::lease_until.lt(at))),
-        )
+        .filter(sql::<Bool>("webhook_deliveries.state = 'pending'"))
+        .filter(webhook_deliveries::next_attempt_at.le(at))
+        .filter(webhook_deliveries::endpoint_id.eq_any(enabled()))
         .order((webhook_deliveries::next_attempt_at, webhook_deliveries::id))
+        .limit(limit)
+        .select(webhook_deliveries::id);
+    let lapsed = webhook_deliveries::table
+        .filter(sql::<Bool>("webhook_deliveries.state = 'sending'"))
+        .filter(webhook_deliveries::lease_until.lt(at))
+        .filter(webhook_deliveries::endpoint_id.eq_any(enabled()))
+        .order(webhook_deliveries::lease_until)
         .limit(limit)
         .select(webhook_deliveries::id);
     let ids: Vec<WebhookDeliveryId> = match conn {
         #[cfg(feature = "postgres")]
         DbConn::Pg(c) => c.transaction(|c| {
-            let ids = due.for_update().skip_locked().load(c)?;
+            let mut ids = lapsed.for_update().skip_locked().load(c)?;
+            ids.extend(
+                due.for_update()
+                    .skip_locked()
+                    .load::<WebhookDeliveryId>(c)?,
+            );
+            ids.truncate(usize::try_from(limit).unwrap_or(0));
             take(c, &ids, token, (at, until))?;
             Ok::<_, diesel::result::Error>(ids)
         })?,
         DbConn::Sqlite(c) => c.immediate_transaction(|c| {
-            let ids = due.load(c)?;
+            let mut ids = lapsed.load(c)?;
+            ids.extend(due.load::<WebhookDeliveryId>(c)?);
+            ids.truncate(usize::try_from(limit).unwrap_or(0));
             take(c, &ids, token, (at, until))?;
             Ok::<_, diesel::result::Error>(ids)
         })?,
@@ -882,11 +921,14 @@ fn park<C: BackendConnection>(c: &mut C, endpoint: WebhookEndpointId) -> QueryRe
 }
 
 /// Deletes up to `limit` events written before `before`, oldest first, with their deliveries and
-/// their log, except an event one of whose deliveries is being sent this moment; how many.
+/// their log, except an event one of whose deliveries is being sent this moment (under a live
+/// lease); how many.
 pub fn prune(conn: &mut DbConn, before: NaiveDateTime, limit: i64) -> QueryResult<usize> {
     write_transaction!(conn, |c| {
+        // A send under a live lease is about to record its attempt; a lapsed one's worker died.
         let sending = webhook_deliveries::table
             .filter(webhook_deliveries::state.eq(WebhookDeliveryState::Sending))
+            .filter(webhook_deliveries::lease_until.ge(now()))
             .select(webhook_deliveries::message_id);
         let old: Vec<WebhookMessageId> = c.load(
             webhook_messages::table

@@ -12,7 +12,7 @@ use base64::Engine as _;
 use serde_json::json;
 
 /// A type of event an endpoint may subscribe to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum EventType {
     /// An import finished its rows.
     ImportCompleted,
