@@ -10,10 +10,11 @@
  *   API client          api()/apiJson(): bearer auth, JSON errors turned into sentences
  *   downloads           an authenticated GET saved as a file through an object URL
  *   sign in / out
- *   tabs                Users / Add users / API tokens, with arrow-key navigation
+ *   tabs                Users / Add users / API tokens / Settings / Webhooks, arrow keys move
  *   users view          member table, filter, paging, per-member actions, copy link
  *   history panel       one member's timeline in a dialog, newest first, a page at a time
  *   tokens view         the workspace's tokens; revoking the one this page uses asks first
+ *   webhooks view       endpoints, adding one (its secret shown once), test, log, replay, enable
  *   add users view      template, file picker + drop zone, dry run / upload
  *   imports view        one card per import, ETA from the rate between polls
  *   problems            streaming CSV parser of the results file, table of rows not invited
@@ -353,6 +354,9 @@
     $('#imports').replaceChildren();
     $('#members-table tbody').replaceChildren();
     tokensBody.replaceChildren();
+    webhooksBody.replaceChildren();
+    closeWebhookLog();
+    hideSecret();
     $('#copied-link').value = '';
     $('#copied-link-area').hidden = true;
     setText($('#signed-in-as'), '');
@@ -389,6 +393,7 @@
     add: { tab: $('#tab-add'), panel: $('#panel-add') },
     tokens: { tab: $('#tab-tokens'), panel: $('#panel-tokens') },
     settings: { tab: $('#tab-settings'), panel: $('#panel-settings') },
+    webhooks: { tab: $('#tab-webhooks'), panel: $('#panel-webhooks') },
   };
 
   function activateTab(name, { focus = true } = {}) {
@@ -403,6 +408,7 @@
     if (name === 'users') loadMembers();
     if (name === 'tokens') loadTokens();
     if (name === 'settings') loadSettings();
+    if (name === 'webhooks') loadWebhooks();
   }
 
   function onTabKey(event) {
@@ -1546,6 +1552,245 @@
     });
   }
 
+  // ---------------------------------------------------------------- webhooks view
+
+  /** The event types an endpoint can subscribe to, in the service's order. `webhook.test` is
+   * left out: a test event goes to the endpoint it is sent to, whatever it subscribes to. */
+  const WEBHOOK_EVENTS = [
+    'import.completed',
+    'import.failed',
+    'import.cancelled',
+    'member.invited',
+    'email.sent',
+    'email.failed',
+    'email.bounced',
+    'email.complained',
+    'member.accepted',
+    'member.archived',
+    'member.unarchived',
+  ];
+  const WEBHOOK_LOG_PAGE = 50;
+  const DELIVERY_STATE = { pending: 'Pending', sending: 'Sending', delivered: 'Delivered', failed: 'Failed' };
+  const webhooksBody = $('#webhooks-table tbody');
+  const webhookLogBody = $('#webhook-log-table tbody');
+  const webhookLog = { id: null, cursor: null, seq: 0 };
+
+  /** One checkbox a type in the form. */
+  function renderEventChoices() {
+    const choices = WEBHOOK_EVENTS.map((name) => {
+      const id = `webhook-event-${name.replace('.', '-')}`;
+      return el('label', { for: id }, el('input', { type: 'checkbox', id, name: 'events', value: name }), ' ', el('code', {}, name));
+    });
+    $('#webhook-events').replaceChildren(...choices);
+  }
+
+  /** An endpoint's state in words: Enabled, Failing since …, or Disabled: why. */
+  function webhookState(hook) {
+    if (hook.disabled_at) {
+      const why = hook.disabled_reason ? String(hook.disabled_reason) : `since ${formatTime(hook.disabled_at)}`;
+      return { key: 'disabled', text: `Disabled: ${why}` };
+    }
+    if (hook.failing_since) return { key: 'failing', text: `Failing since ${formatTime(hook.failing_since)}` };
+    return { key: 'enabled', text: 'Enabled' };
+  }
+
+  function webhookButton(action, text, label) {
+    return el('button', { type: 'button', class: 'button-small', 'data-action': action, 'aria-label': `${text}: ${label}` }, text);
+  }
+
+  /** One `<tr>` of the endpoints table; the URL, description and events go in as text. */
+  function webhookRow(hook) {
+    const url = String(hook.url || '');
+    const { key, text } = webhookState(hook);
+    const actions = [
+      webhookButton('test', 'Send test event', url),
+      webhookButton('log', 'Delivery log', url),
+      key === 'disabled' ? webhookButton('enable', 'Enable', url) : null,
+      webhookButton('delete', 'Delete', url),
+    ];
+    const events = (hook.events || []).map((name) => el('code', {}, String(name)));
+    return el(
+      'tr',
+      { 'data-webhook-id': String(hook.id), 'data-url': url, 'data-state': key, role: 'row' },
+      cell('webhook-url', 'URL', el('code', {}, url)),
+      cell('webhook-description', 'Description', String(hook.description || '') || '—'),
+      cell('webhook-events', 'Events', events.flatMap((e, i) => (i === 0 ? [e] : [', ', e]))),
+      cell(`webhook-state webhook-${key}`, 'State', text),
+      cell('webhook-actions', 'Actions', el('div', { class: 'row-actions' }, actions)),
+    );
+  }
+
+  async function loadWebhooks() {
+    if (!state.session) return;
+    const table = $('#webhooks-table');
+    table.setAttribute('aria-busy', 'true');
+    try {
+      const listed = await apiJson('/webhooks');
+      const rows = (listed.webhooks || []).map(webhookRow);
+      webhooksBody.replaceChildren(...rows);
+      $('#webhooks-empty').hidden = rows.length > 0;
+    } catch (error) {
+      report(error);
+    } finally {
+      table.removeAttribute('aria-busy');
+    }
+  }
+
+  /** Creates the endpoint; a refusal is said under the form in the API's words, and the secret
+   * is shown once, in a read-only field. */
+  async function onAddWebhook(event) {
+    event.preventDefault();
+    const said = $('#webhook-error');
+    said.hidden = true;
+    const events = Array.from(document.querySelectorAll('#webhook-events input:checked'), (box) => box.value);
+    const body = JSON.stringify({
+      url: $('#webhook-url').value.trim(),
+      description: $('#webhook-description').value.trim(),
+      events,
+    });
+    await withBusy($('#webhook-add'), async () => {
+      try {
+        const created = await apiJson('/webhooks', { method: 'POST', body, headers: { 'Content-Type': 'application/json' } });
+        showSecret(created);
+        $('#webhook-form').reset();
+        say('The endpoint is added: copy its signing secret now, it will not be shown again');
+        loadWebhooks();
+      } catch (error) {
+        if (error instanceof ApiError && (error.status === 422 || error.status === 400)) {
+          setText(said, describe(error));
+          said.hidden = false;
+        } else {
+          report(error);
+        }
+      }
+    });
+  }
+
+  function showSecret(created) {
+    setText($('#webhook-secret-of'), String(created.url || ''));
+    $('#webhook-secret').value = String(created.secret || '');
+    $('#webhook-secret-area').hidden = false;
+    $('#webhook-secret').select();
+    $('#webhook-secret-area').scrollIntoView({ block: 'nearest' });
+  }
+
+  function hideSecret() {
+    $('#webhook-secret').value = '';
+    setText($('#webhook-secret-of'), '');
+    $('#webhook-secret-area').hidden = true;
+  }
+
+  async function onWebhookAction(event) {
+    const button = event.target.closest('button[data-action]');
+    if (!button) return;
+    const row = button.closest('tr[data-webhook-id]');
+    const id = row.getAttribute('data-webhook-id');
+    const url = row.getAttribute('data-url');
+    const action = button.getAttribute('data-action');
+    if (action === 'log') {
+      await withBusy(button, () => openWebhookLog(id, url));
+      return;
+    }
+    if (action === 'delete' && !window.confirm(`Delete the endpoint ${url}? Its pending deliveries and its delivery log go with it.`)) {
+      return;
+    }
+    await withBusy(button, () => webhookAction(action, id, url));
+  }
+
+  /** Sends a test event, enables or deletes an endpoint, then shows the list afresh. */
+  async function webhookAction(action, id, url) {
+    const path = `/webhooks/${encodeURIComponent(id)}`;
+    try {
+      if (action === 'test') {
+        await api(`${path}/test`, { method: 'POST' });
+        say(`A test event is on its way to ${url}: the delivery log shows how it went`);
+        if (webhookLog.id === id) await loadWebhookLog();
+      } else if (action === 'enable') {
+        await api(`${path}/enable`, { method: 'POST' });
+        say(`${url} is enabled: its waiting deliveries go out again`);
+      } else if (action === 'delete') {
+        await api(path, { method: 'DELETE' });
+        if (webhookLog.id === id) closeWebhookLog();
+        say(`${url} is deleted`);
+      }
+    } catch (error) {
+      report(error);
+    }
+    await loadWebhooks();
+  }
+
+  /** One `<tr>` of the delivery log, every value as text. */
+  function attemptRow(attempt) {
+    const result = attempt.status !== null && attempt.status !== undefined ? `HTTP ${attempt.status}` : String(attempt.error || '—');
+    const stateKey = String(attempt.state || '');
+    const replay = el('button', { type: 'button', class: 'button-small', 'data-action': 'replay' }, 'Replay');
+    return el(
+      'tr',
+      { 'data-attempt-id': String(attempt.id), 'data-delivery-id': String(attempt.delivery_id), role: 'row' },
+      cell('attempt-at', 'Time', el('time', { datetime: String(attempt.at || '') }, formatTime(attempt.at))),
+      cell('attempt-event', 'Event', el('code', {}, String(attempt.event || ''))),
+      cell('attempt-webhook-id', 'Message id', el('code', {}, String(attempt.webhook_id || ''))),
+      cell('attempt-result', 'Status or error', result),
+      cell('attempt-latency', 'Latency', `${Number(attempt.latency_ms) || 0} ms`),
+      cell('attempt-response', 'Answer', attempt.response ? el('code', {}, String(attempt.response)) : '—'),
+      cell(`attempt-state attempt-${stateKey.replace(/[^a-z]/g, '')}`, 'State', DELIVERY_STATE[stateKey] || capitalise(stateKey)),
+      cell('attempt-actions', 'Actions', replay),
+    );
+  }
+
+  /** Loads the newest attempts (or, with `more`, the next page) of the open log. */
+  async function loadWebhookLog({ more = false } = {}) {
+    const seq = ++webhookLog.seq;
+    const params = new URLSearchParams({ limit: String(WEBHOOK_LOG_PAGE) });
+    if (more && webhookLog.cursor) params.set('cursor', String(webhookLog.cursor));
+    const page = await apiJson(`/webhooks/${encodeURIComponent(webhookLog.id)}/deliveries?${params}`);
+    if (seq !== webhookLog.seq) return; // another log was opened meanwhile
+    const rows = (page.attempts || []).map(attemptRow);
+    if (more) webhookLogBody.append(...rows);
+    else webhookLogBody.replaceChildren(...rows);
+    webhookLog.cursor = page.next_cursor || null;
+    $('#webhook-log-more').hidden = webhookLog.cursor === null;
+    $('#webhook-log-empty').hidden = webhookLogBody.children.length > 0;
+    $('#webhook-log-area').dataset.loaded = 'true';
+  }
+
+  async function openWebhookLog(id, url) {
+    webhookLog.id = id;
+    webhookLog.cursor = null;
+    delete $('#webhook-log-area').dataset.loaded;
+    setText($('#webhook-log-of'), `${url}, newest first`);
+    webhookLogBody.replaceChildren();
+    $('#webhook-log-more').hidden = true;
+    $('#webhook-log-empty').hidden = true;
+    $('#webhook-log-area').hidden = false;
+    await loadWebhookLog().catch(report);
+    $('#webhook-log-heading').scrollIntoView({ block: 'nearest' });
+  }
+
+  function closeWebhookLog() {
+    webhookLog.id = null;
+    webhookLog.seq += 1;
+    webhookLogBody.replaceChildren();
+    $('#webhook-log-area').hidden = true;
+  }
+
+  /** Replays a row's delivery: it goes out again with the same `webhook-id`. */
+  async function onAttemptAction(event) {
+    const button = event.target.closest('button[data-action="replay"]');
+    if (!button) return;
+    const delivery = button.closest('tr[data-delivery-id]').getAttribute('data-delivery-id');
+    const path = `/webhooks/${encodeURIComponent(webhookLog.id)}/deliveries/${encodeURIComponent(delivery)}/replay`;
+    await withBusy(button, async () => {
+      try {
+        await api(path, { method: 'POST' });
+        say('The delivery is queued again, with the same message id');
+        await loadWebhookLog();
+      } catch (error) {
+        report(error);
+      }
+    });
+  }
+
   // ---------------------------------------------------------------- start
 
   function wire() {
@@ -1577,6 +1822,13 @@
     $('#tokens-refresh').addEventListener('click', () => loadTokens());
     $('#settings-form').addEventListener('submit', onSaveSettings);
     tokensBody.addEventListener('click', onTokenAction);
+    $('#webhooks-refresh').addEventListener('click', () => loadWebhooks());
+    $('#webhook-form').addEventListener('submit', onAddWebhook);
+    webhooksBody.addEventListener('click', onWebhookAction);
+    webhookLogBody.addEventListener('click', onAttemptAction);
+    $('#webhook-log-refresh').addEventListener('click', (event) => withBusy(event.currentTarget, () => loadWebhookLog().catch(report)));
+    $('#webhook-log-more').addEventListener('click', (event) => withBusy(event.currentTarget, () => loadWebhookLog({ more: true }).catch(report)));
+    $('#webhook-log-close').addEventListener('click', closeWebhookLog);
     $('#template-download').addEventListener('click', onTemplate);
     fileInput.addEventListener('change', () => chooseFile(fileInput.files && fileInput.files[0]));
     dropZone.addEventListener('dragenter', onDrag);
@@ -1594,6 +1846,7 @@
   }
 
   wire();
+  renderEventChoices();
   state.members.filter = $('#status-filter').value;
   state.members.emailFilter = $('#email-status-filter').value;
   renderRemindButton();

@@ -2,7 +2,8 @@
 //! bulk-invites people from a CSV file and follows it through, an invitee accepts through the
 //! emailed link (and, where the workspace has an `accept_redirect_url`, lands on the workspace's
 //! own application, which verifies who they are), the cloud edition tells requested from invited
-//! people, and no page loads anything from outside the service. Every step saves a screenshot under
+//! people, an admin adds a webhook endpoint and follows its deliveries, and no page loads anything
+//! from outside the service. Every step saves a screenshot under
 //! `tests/screenshots/<stack>/<test>/`. Needs `chromedriver` and Chromium: `scripts/test`
 //! installs them.
 
@@ -10,15 +11,16 @@ use std::time::Duration;
 
 use diesel::prelude::*;
 use invite_shared::config::Edition;
-use invite_shared::db::schema::deliveries;
+use invite_shared::db::schema::{deliveries, webhook_endpoints};
 use invite_shared::ids::DeliveryId;
 use invite_shared::on_conn;
 use invite_shared::status::ReportKind;
 use invite_shared::store::bounces::{self, Finding, Named};
-use invite_tests::app::{Stack, TestApp, named_people_csv, people_csv};
+use invite_tests::app::{Stack, TestApp, free_port, named_people_csv, people_csv};
 use invite_tests::browser::Browser;
 use invite_tests::on_both_stacks;
 use invite_tests::smtp::{ReceivedMessage, ReplyPlan, SmtpServer};
+use invite_tests::webhooks::Receiver;
 use serde_json::{Value, json};
 
 on_both_stacks!(
@@ -34,6 +36,7 @@ on_both_stacks!(
     support_finds_one_person_among_ten_thousand_reads_their_history_reminds_and_cancels,
     support_sees_a_bounce_is_refused_a_resend_and_corrects_the_address,
     accepting_hands_over_to_the_workspaces_application_which_verifies_the_member,
+    an_admin_adds_a_webhook_reads_its_secret_once_tests_it_and_replays_it,
 );
 
 /// The README's sample file: twelve people to invite, then six rows a spreadsheet gets wrong
@@ -1167,4 +1170,213 @@ async fn support_sees_a_bounce_is_refused_a_resend_and_corrects_the_address(stac
     assert_eq!(emails_to(&app, "person0@example.com").len(), 1);
     open_emailed_link(&browser, &app, "person0.fixed@example.com").await;
     browser.screenshot("new-link").await;
+}
+
+/// A webhook description with markup that must show as text.
+const HOOK_DESCRIPTION: &str = "<img src=x onerror=alert(1)> CRM sync";
+
+/// The endpoints table's row of endpoint `id`.
+fn hook(id: &str) -> String {
+    format!("#webhooks-table tr[data-webhook-id=\"{id}\"]")
+}
+
+/// Adds an endpoint at `url` from the Webhooks tab, first without an event type (refused in the
+/// API's words); the id and the secret the page shows once.
+async fn add_webhook(browser: &Browser, url: &str) -> (String, String) {
+    browser.click("#tab-webhooks").await;
+    browser.wait_for("#webhooks-empty:not([hidden])").await;
+    browser.fill("#webhook-url", url).await;
+    browser.fill("#webhook-description", HOOK_DESCRIPTION).await;
+    browser.click("#webhook-add").await;
+    browser
+        .wait_for_text("#webhook-error", |t| {
+            t == "Subscribe to at least one event type"
+        })
+        .await;
+    browser.screenshot("no-event-refused").await;
+    browser.click("#webhook-event-import-completed").await;
+    browser.click("#webhook-event-member-accepted").await;
+    browser.click("#webhook-add").await;
+    browser.wait_for("#webhook-secret-area:not([hidden])").await;
+    browser.screenshot("secret-shown-once").await;
+    let secret = browser
+        .execute(
+            "const f = document.querySelector('#webhook-secret'); return [f.value, f.readOnly];",
+            vec![],
+        )
+        .await;
+    assert_eq!(secret[1], true, "the secret's field is read-only");
+    let secret = secret[0].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    let note = browser.text("#webhook-secret-note").await.unwrap();
+    assert!(note.contains("will not be shown again"), "{note}");
+    let id = browser
+        .wait_until("the endpoint listed", async || {
+            let ids = browser
+                .attributes("#webhooks-table tr[data-webhook-id]", "data-webhook-id")
+                .await;
+            ids.into_iter().next()
+        })
+        .await;
+    (id, secret)
+}
+
+/// Clicks the log's Refresh until its newest attempts' `cell` texts satisfy `done`; the texts.
+async fn log_until(browser: &Browser, cell: &str, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let selector = format!("#webhook-log-table tbody tr .{cell}");
+    browser
+        .wait_until(&format!("the delivery log's {cell}"), async || {
+            browser.click("#webhook-log-refresh").await;
+            let texts = browser.texts(&selector).await;
+            done(&texts).then_some(texts)
+        })
+        .await
+}
+
+/// Marks endpoint `id` disabled for failing, as the worker does at the end of the retry window.
+async fn disable(app: &TestApp, id: i64) {
+    let at = chrono::Utc::now().naive_utc();
+    app.db
+        .run(move |conn| {
+            on_conn!(conn, |c| diesel::update(webhook_endpoints::table.find(id))
+                .set((
+                    webhook_endpoints::disabled_at.eq(Some(at)),
+                    webhook_endpoints::disabled_reason.eq(Some("every attempt failed for 3 days")),
+                ))
+                .execute(c))?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+}
+
+/// The Webhooks tab, end to end: an endpoint added with its secret shown once, its description's
+/// markup shown as text; a test event the receiver verifies with the official Standard Webhooks
+/// library; the delivery log showing it delivered, and Replay sending it again with the same
+/// `webhook-id`; a disabled endpoint enabled; the endpoint deleted after a confirmation.
+async fn an_admin_adds_a_webhook_reads_its_secret_once_tests_it_and_replays_it(stack: Stack) {
+    let app = TestApp::spawn(stack).await;
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/hook");
+    let browser = Browser::start(
+        stack,
+        "an_admin_adds_a_webhook_reads_its_secret_once_tests_it_and_replays_it",
+    )
+    .await;
+    sign_in(&browser, &app).await;
+    let (id, secret) = add_webhook(&browser, &url).await;
+    let row = hook(&id);
+    browser
+        .wait_for_exact(&format!("{row} .webhook-description"), HOOK_DESCRIPTION)
+        .await;
+    assert_eq!(
+        browser.count("#panel-webhooks img").await,
+        0,
+        "markup as text"
+    );
+    browser
+        .wait_for_exact(
+            &format!("{row} .webhook-events"),
+            "import.completed, member.accepted",
+        )
+        .await;
+    browser
+        .wait_for_exact(&format!("{row} .webhook-state"), "Enabled")
+        .await;
+    assert_eq!(
+        browser
+            .count(&format!("{row} [data-action=\"enable\"]"))
+            .await,
+        0
+    );
+    let listed = app.get_json("/webhooks").await;
+    assert!(!listed.to_string().contains(&secret[6..]), "{listed}");
+    let mut receiver = Receiver::new(&secret);
+    receiver.start(port, "200").await;
+
+    browser
+        .click(&format!("{row} button[data-action=\"test\"]"))
+        .await;
+    let received = receiver.wait_for("the test event", |r| !r.is_empty()).await;
+    assert_eq!(received[0]["verified"], true, "{received:?}");
+    assert_eq!(received[0]["body"]["type"], "webhook.test");
+    let webhook_id = received[0]["webhook_id"].as_str().unwrap().to_owned();
+    browser
+        .click(&format!("{row} button[data-action=\"log\"]"))
+        .await;
+    browser.wait_for("#webhook-log-area[data-loaded]").await;
+    log_until(&browser, "attempt-state", |s| s == ["Delivered"]).await;
+    browser.screenshot("delivered").await;
+    let attempt = "#webhook-log-table tbody tr";
+    for (cell, text) in [
+        ("attempt-event", "webhook.test"),
+        ("attempt-webhook-id", webhook_id.as_str()),
+        ("attempt-result", "HTTP 200"),
+        ("attempt-response", "answered 200"),
+    ] {
+        browser
+            .wait_for_exact(&format!("{attempt} .{cell}"), text)
+            .await;
+    }
+
+    browser
+        .click(&format!("{attempt} button[data-action=\"replay\"]"))
+        .await;
+    let received = receiver.wait_for("the replay", |r| r.len() == 2).await;
+    assert_eq!(received[1]["verified"], true, "{received:?}");
+    assert_eq!(
+        received[1]["webhook_id"],
+        webhook_id.as_str(),
+        "the same id"
+    );
+    let ids = log_until(&browser, "attempt-webhook-id", |ids| ids.len() == 2).await;
+    assert_eq!(ids, [webhook_id.clone(), webhook_id.clone()]);
+    log_until(&browser, "attempt-state", |s| {
+        s == ["Delivered", "Delivered"]
+    })
+    .await;
+    browser.screenshot("replayed").await;
+
+    disable(&app, id.parse().unwrap()).await;
+    browser.click("#webhooks-refresh").await;
+    browser
+        .wait_for_exact(
+            &format!("{row} .webhook-state"),
+            "Disabled: every attempt failed for 3 days",
+        )
+        .await;
+    browser.screenshot("disabled").await;
+    browser
+        .click(&format!("{row} button[data-action=\"enable\"]"))
+        .await;
+    browser
+        .wait_for_exact(&format!("{row} .webhook-state"), "Enabled")
+        .await;
+    assert_eq!(
+        app.get_json("/webhooks").await["webhooks"][0]["disabled_at"],
+        Value::Null
+    );
+
+    browser
+        .execute(
+            "window.asked = []; window.confirm = (m) => { window.asked.push(m); return window.asked.length > 1; };",
+            vec![],
+        )
+        .await;
+    let delete = format!("{row} button[data-action=\"delete\"]");
+    browser.click(&delete).await;
+    assert_eq!(
+        app.get_json("/webhooks").await["webhooks"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "declined"
+    );
+    browser.click(&delete).await;
+    browser.wait_for("#webhooks-empty:not([hidden])").await;
+    browser.screenshot("deleted").await;
+    let asked = browser.execute("return window.asked;", vec![]).await;
+    assert!(asked[1].as_str().unwrap().contains(&url), "{asked}");
+    assert_eq!(app.get_json("/webhooks").await["webhooks"], json!([]));
 }
