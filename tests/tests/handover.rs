@@ -87,6 +87,19 @@ async fn submit_form(app: &TestApp, token: &str) -> Response {
         .unwrap()
 }
 
+/// The accept answer an API client (asking for JSON) gets.
+async fn accept_as_api_client(app: &TestApp, token: &str) -> Value {
+    app.client
+        .post(format!("{}/invitations/{token}/accept", app.base))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// `GET /api/v1/acceptances/{token}`, with no credentials.
 async fn verify(app: &TestApp, token: &str) -> Response {
     app.client
@@ -198,16 +211,7 @@ async fn an_expired_token_is_gone_and_an_unknown_one_not_found(stack: Stack) {
     // A query of its own: the token goes after it, joined by `&`.
     set_redirect(&app, "http://127.0.0.1:9/done?from=invite").await;
     // An API client gets the same URL as `redirect_url`.
-    let accepted: Value = app
-        .client
-        .post(format!("{}/invitations/{link}/accept", app.base))
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let accepted = accept_as_api_client(&app, &link).await;
     let url = accepted["redirect_url"].as_str().unwrap();
     let token = url
         .strip_prefix("http://127.0.0.1:9/done?from=invite&token=")
@@ -351,16 +355,7 @@ async fn without_the_setting_accepting_shows_the_welcome_page_as_before(stack: S
     let welcome = submit_form(&app, &first).await;
     assert_eq!(welcome.status(), 200);
     assert!(welcome.text().await.unwrap().contains("now a member"));
-    let json: Value = app
-        .client
-        .post(format!("{}/invitations/{second}/accept", app.base))
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let json = accept_as_api_client(&app, &second).await;
     assert_eq!(
         json,
         json!({

@@ -40,11 +40,12 @@ pub async fn handle(db: &Db, paths: &ReturnPaths, raw: Vec<u8>) -> Result<Handle
             _ => Handled::Unmatched,
         });
     };
+    let kind = finding.kind;
     let applied = db
         .run(move |c| Ok(store::apply(c, &named, &finding)?))
         .await
         .step("recording a bounce report")?;
-    count(applied, report_kind(&report));
+    count(applied, kind);
     Ok(match applied {
         Applied::Unmatched => Handled::Unmatched,
         Applied::NotYetSent => Handled::NotYetSent,
@@ -109,14 +110,14 @@ fn worst(dsn: &Dsn) -> (Option<String>, Option<String>) {
 }
 
 /// Counts a recorded report's effect on the email's state in `invites_emails_total`.
-fn count(applied: Applied, kind: Option<ReportKind>) {
+fn count(applied: Applied, kind: ReportKind) {
     let Applied::Recorded { changed: true, .. } = applied else {
         return;
     };
     let result = match kind {
-        Some(ReportKind::Bounced) => "bounced",
-        Some(ReportKind::Complained) => "complained",
-        _ => return,
+        ReportKind::Bounced => "bounced",
+        ReportKind::Complained => "complained",
+        ReportKind::Delayed => return,
     };
     metrics::counter!(m::EMAILS_TOTAL, "result" => result).increment(1);
 }
